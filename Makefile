@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test install lint migrate seed translations chromium clean
+
+run: install .env migrate seed
+	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
+
+test: install chromium
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+install: $(STAMP) translations
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.env:
+	cp .env.example .env
+
+migrate: install .env
+	$(BIN)/alembic upgrade head
+
+seed: install .env
+	$(BIN)/flask --app wsgi demo seed
+
+# Compiled catalogues (.mo) are build output, made from the reviewed .po files.
+translations: $(STAMP)
+	$(BIN)/pybabel compile --statistics -d ledger/translations
+
+# Browser tests drive Debian's chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+
+# Refresh the message catalogues after changing visible strings.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o ledger/translations/messages.pot .
+	$(BIN)/pybabel update -i ledger/translations/messages.pot -d ledger/translations --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,37 @@
+"""Ledger: a prepaid balance for a SaaS. `create_app()` wires config, extensions, blueprints, CLI."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ledger import db
+from ledger.config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
+    from ledger import cli, web
+    from ledger.blueprints import api_billing, auth, console, health, site
+    from ledger.extensions import bootstrap, csrf, login_manager
+
+    settings = settings or load_settings()
+    app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
+    app.config.update(settings.flask_config())
+    if settings.is_production:  # behind one proxy that sets X-Forwarded-For / -Proto
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+
+    db.init_app(
+        app,
+        database or db.Database(db.make_engine(db.resolve_database_url(settings.DATABASE_URL, settings.INSTANCE_PATH))),
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    bootstrap.init_app(app)
+    web.init_i18n(app)
+    web.register_error_handlers(app)
+    web.register_template_helpers(app)
+
+    for module in (site, auth, console, api_billing, health):
+        app.register_blueprint(module.bp)
+    cli.register_commands(app)
+    return app

@@ -1,0 +1,74 @@
+"""`flask --app wsgi ...` commands, each a thin call into services."""
+
+import secrets
+import sys
+from decimal import Decimal
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from ledger.db import get_database
+from ledger.models import User
+from ledger.services.accounts import register_user
+from ledger.services.audit import SYSTEM, Origin
+from ledger.services.billing import adjust_balance
+from ledger.services.errors import LedgerError
+from ledger.services.integrity import find_breaches
+
+ledger_cli = AppGroup("ledger", help="Checks of the books.")
+demo_cli = AppGroup("demo", help="Demo data for development.")
+users_cli = AppGroup("users", help="People and their accounts.")
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
+DEMO_BALANCE = Decimal("100.00")
+
+
+@ledger_cli.command("verify")
+def verify() -> None:
+    """Check invariants 1-3 over all accounts; exit 1 with a report on any breach."""
+    with get_database().session() as session:
+        breaches = list(find_breaches(session, progress=lambda name: click.echo(f"checking: {name}", err=True)))
+    if breaches:
+        click.echo(f"{len(breaches)} breach(es) found:")
+        for b in breaches:
+            click.echo(f"  [{b.invariant}] {b.subject}: {b.detail}")
+        sys.exit(1)
+    click.echo("ledger verified: no breach")
+
+
+@demo_cli.command("seed")
+def seed() -> None:
+    """Create the demo account (demo@example.com / demo-password) with a balance, unless it exists."""
+    with get_database().session() as session:
+        if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)):
+            click.echo(f"{DEMO_EMAIL} exists already: nothing to do")
+            return
+        user = register_user(session, email=DEMO_EMAIL, password=DEMO_PASSWORD, origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=DEMO_BALANCE, memo="demo seed", origin=SYSTEM)
+    click.echo(f"created {DEMO_EMAIL} / {DEMO_PASSWORD} with a balance of {DEMO_BALANCE} CNY")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password", help="Default: a random password, printed once.")
+@click.option("--admin", is_flag=True, help="Give the person the admin role.")
+def create_user(email: str, password: str | None, admin: bool) -> None:
+    """Create a person; print the new user's id."""
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    with get_database().session() as session:
+        try:
+            user = register_user(session, email=email, password=password, origin=Origin("admin"), is_admin=admin)
+        except LedgerError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(str(user.id))
+    if generated:
+        click.echo(f"password: {password}", err=True)
+
+
+def register_commands(app: Flask) -> None:
+    for group in (ledger_cli, demo_cli, users_cli):
+        app.cli.add_command(group)

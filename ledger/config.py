@@ -1,0 +1,138 @@
+"""One Settings object, read from the environment (and `.env`), validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from ledger.money import InvalidAmount, parse_amount
+
+# Development defaults: refused in production so that nobody deploys them by accident.
+DEV_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+DEV_INTERNAL_API_KEY = "dev-internal-api-key-change-me"
+DEV_XORPAY_APP_SECRET = "dev-xorpay-app-secret"  # noqa: S105 - refused in production
+
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run: the message says which variable and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    LEDGER_ENV: str = "development"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    DATABASE_URL: str = ""
+    SITE_URL: str = "http://127.0.0.1:5000"
+    XORPAY_AID: str = "sandbox-aid"
+    XORPAY_APP_SECRET: str = DEV_XORPAY_APP_SECRET
+    XORPAY_NOTIFY_URL: str = "http://127.0.0.1:5000/api/payments/webhook"
+    XORPAY_API_BASE: str = "https://xorpay.com"
+    XORPAY_SANDBOX: bool = False
+    INTERNAL_API_KEY: str = DEV_INTERNAL_API_KEY
+    TOPUP_MIN: Decimal = Decimal("1.00")
+    TOPUP_MAX: Decimal = Decimal("1000.00")
+    INVITE_REWARD_INVITER: Decimal = Decimal("5.00")
+    INVITE_REWARD_INVITEE: Decimal = Decimal("2.00")
+    INVITE_REWARD_ON_FIRST_TOPUP: bool = True
+    DEFAULT_TIMEZONE: str = "Asia/Shanghai"
+    RATELIMIT_LOGIN: str = "10/minute"
+    RATELIMIT_REGISTER: str = "20/hour"
+    RATELIMIT_STORAGE_URI: str = "memory://"
+    # Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.
+    INSTANCE_PATH: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
+
+    @property
+    def is_production(self) -> bool:
+        return self.LEDGER_ENV == "production"
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.DEFAULT_TIMEZONE)
+
+    def flask_config(self) -> dict[str, object]:
+        """The keys Flask and its extensions read, derived from these settings."""
+        return {
+            "SECRET_KEY": self.SECRET_KEY,
+            "LEDGER": self,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.is_production,
+            "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
+            "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+            "BABEL_DEFAULT_LOCALE": "zh",
+            "BABEL_DEFAULT_TIMEZONE": self.DEFAULT_TIMEZONE,
+            "BOOTSTRAP_SERVE_LOCAL": True,  # no CDN: the app works offline and its CSP stays 'self'
+            "TESTING": self.LEDGER_ENV == "testing",
+        }
+
+
+def _to_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _to_amount(name: str, raw: str) -> Decimal:
+    try:
+        return parse_amount(raw, places=2)
+    except InvalidAmount as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+    """Read settings: variables set in the environment win over the `.env` file."""
+    values: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    kwargs: dict[str, object] = {}
+    for f in fields(Settings):
+        if f.name not in values:
+            continue
+        raw = values[f.name]
+        if f.type == "bool":
+            kwargs[f.name] = _to_bool(f.name, raw)
+        elif f.type == "Decimal":
+            kwargs[f.name] = _to_amount(f.name, raw)
+        else:
+            kwargs[f.name] = raw.strip()
+    settings = Settings(**kwargs)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Refuse settings that cannot run, with a message that names the variable."""
+    if settings.LEDGER_ENV not in ENVIRONMENTS:
+        raise ConfigError(f"LEDGER_ENV must be one of {', '.join(ENVIRONMENTS)}, not {settings.LEDGER_ENV!r}")
+    try:
+        ZoneInfo(settings.DEFAULT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DEFAULT_TIMEZONE {settings.DEFAULT_TIMEZONE!r} is not a known time zone") from None
+    if not settings.TOPUP_MIN > 0 or settings.TOPUP_MIN > settings.TOPUP_MAX:
+        raise ConfigError("TOPUP_MIN must be positive and not above TOPUP_MAX")
+    if settings.is_production:
+        for name, dev_value in (
+            ("SECRET_KEY", DEV_SECRET_KEY),
+            ("INTERNAL_API_KEY", DEV_INTERNAL_API_KEY),
+            ("XORPAY_APP_SECRET", DEV_XORPAY_APP_SECRET),
+        ):
+            value = getattr(settings, name)
+            if not value or value == dev_value:
+                raise ConfigError(f"{name} must be set to a secret value in production (LEDGER_ENV=production)")
+        if settings.XORPAY_SANDBOX:
+            raise ConfigError("XORPAY_SANDBOX=1 is refused in production: it would accept fake payments")
+        if not settings.DATABASE_URL:
+            raise ConfigError("DATABASE_URL must point at PostgreSQL in production")

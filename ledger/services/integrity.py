@@ -1,0 +1,67 @@
+"""Checks of the invariants of SPEC 4 (1-3) over all accounts, for `flask ledger verify`.
+
+Each check is one set-based query, so it runs over millions of rows without loading them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class Breach:
+    invariant: str
+    subject: str
+    detail: str
+
+
+CHECKS: dict[str, str] = {
+    "1 balance never negative": """
+        SELECT user_id::text, 'balance ' || balance FROM billing_accounts WHERE balance < 0
+    """,
+    "2 balance equals the sum of the ledger": """
+        SELECT a.user_id::text, 'balance ' || a.balance || ' but ledger sums to ' || coalesce(s.total, 0)
+        FROM billing_accounts a
+        LEFT JOIN (SELECT user_id, sum(amount) AS total FROM ledger_entries GROUP BY user_id) s
+               ON s.user_id = a.user_id
+        WHERE a.balance <> coalesce(s.total, 0)
+    """,
+    "2 balance equals the newest entry's balance_after": """
+        SELECT a.user_id::text, 'balance ' || a.balance || ' but newest entry says ' || e.balance_after
+        FROM billing_accounts a
+        JOIN LATERAL (SELECT balance_after FROM ledger_entries
+                      WHERE user_id = a.user_id ORDER BY id DESC LIMIT 1) e ON true
+        WHERE a.balance <> e.balance_after
+    """,
+    "2 every entry's balance_after follows from the one before": """
+        SELECT 'entry ' || id, 'balance_after ' || balance_after || ' but running sum is ' || running
+        FROM (SELECT id, balance_after,
+                     sum(amount) OVER (PARTITION BY user_id ORDER BY id) AS running
+              FROM ledger_entries) t
+        WHERE balance_after <> running
+    """,
+    "3 every usage log has exactly one ledger entry": """
+        SELECT 'usage ' || u.id, count(e.id) || ' ledger entries, amount ' || u.amount
+        FROM usage_logs u LEFT JOIN ledger_entries e ON e.usage_log_id = u.id
+        GROUP BY u.id, u.amount
+        HAVING count(e.id) <> 1 OR min(-e.amount) <> u.amount OR max(-e.amount) <> u.amount
+    """,
+    "3 a usage entry's user is its usage log's user": """
+        SELECT 'entry ' || e.id, 'user ' || e.user_id || ' but usage log of ' || u.user_id
+        FROM ledger_entries e JOIN usage_logs u ON u.id = e.usage_log_id
+        WHERE e.user_id <> u.user_id
+    """,
+}
+
+
+def find_breaches(session: Session, progress: Callable[[str], None] | None = None) -> Iterator[Breach]:
+    """Yield every breach of invariants 1-3 (nothing when the books are sound)."""
+    for invariant, sql in CHECKS.items():
+        if progress:
+            progress(invariant)
+        for subject, detail in session.execute(text(sql)):
+            yield Breach(invariant=invariant, subject=subject, detail=detail)

@@ -1,0 +1,63 @@
+"""What a person sees first: balance, spending today and over 30 days, recent activity.
+
+The dashboard page and `GET /api/billing/summary` both read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger.models import BillingAccount, UsageLog, User
+
+RECENT = 5
+
+
+@dataclass(frozen=True)
+class Summary:
+    user: User
+    balance: Decimal
+    currency: str
+    spent_today: Decimal
+    spent_30_days: Decimal
+    count_30_days: int
+    recent_usage: list[UsageLog]
+
+
+def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
+    """Midnight in the person's time zone, `days_back` days before `now`'s day, as an aware datetime."""
+    day = now.astimezone(tz).date() - timedelta(days=days_back)
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime) -> Summary:
+    """Balance and spending of one person; days are counted in `tz` (today is the 1st of 30 days)."""
+    account = session.scalars(select(BillingAccount).where(BillingAccount.user_id == user.id)).one()
+    today, month = start_of_day(now, tz), start_of_day(now, tz, days_back=29)
+    spent_today, spent_30, count_30 = session.execute(
+        select(
+            func.coalesce(func.sum(UsageLog.amount).filter(UsageLog.created_at >= today), 0),
+            func.coalesce(func.sum(UsageLog.amount), 0),
+            func.count(),
+        ).where(UsageLog.user_id == user.id, UsageLog.created_at >= month)
+    ).one()
+    recent = session.scalars(
+        select(UsageLog)
+        .where(UsageLog.user_id == user.id)
+        .order_by(UsageLog.created_at.desc(), UsageLog.id.desc())
+        .limit(RECENT)
+    ).all()
+    return Summary(
+        user=user,
+        balance=account.balance,
+        currency=account.currency,
+        spent_today=Decimal(spent_today),
+        spent_30_days=Decimal(spent_30),
+        count_30_days=count_30,
+        recent_usage=list(recent),
+    )

@@ -1,0 +1,164 @@
+"""What every blueprint shares: the request's origin, JSON errors, sign-in state, safe redirects,
+the error handlers and the template filters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import Flask, Response, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from ledger.db import get_session
+from ledger.extensions import babel, login_manager
+from ledger.models import User
+from ledger.money import format_amount, to_api
+from ledger.services.accounts import load_session_user
+from ledger.services.audit import Origin
+from ledger.services.billing import get_balance
+from ledger.services.errors import LedgerError
+
+LANGUAGES = {"zh": "中文", "en": "English"}
+SESSION_ID_KEY = "sid"  # the user_sessions row of this browser's login
+
+
+def settings():  # -> Settings, typed loosely to keep this module free of a config import cycle
+    return current_app.config["LEDGER"]
+
+
+def request_origin(actor: str = "user") -> Origin:
+    return Origin(actor=actor, ip=request.remote_addr, user_agent=request.user_agent.string or None)
+
+
+def user_timezone(user: User | None = None) -> ZoneInfo:
+    user = user if user is not None else (current_user if current_user.is_authenticated else None)
+    return ZoneInfo((user and user.timezone) or settings().DEFAULT_TIMEZONE)
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(code: str, message: str, status: int, **extra: Any) -> tuple[Response, int]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update({k: to_api(v) if isinstance(v, Decimal) else v for k, v in extra.items()})
+    return jsonify(error=body), status
+
+
+def iso(dt: datetime | None, tz: ZoneInfo | None = None) -> str | None:
+    """An API time: ISO-8601 with the offset of the person's time zone."""
+    return None if dt is None else dt.astimezone(tz or user_timezone()).isoformat()
+
+
+def safe_next_url(target: str | None, default: str) -> str:
+    """Follow `next=` only to a path on this site (no open redirect)."""
+    if not target:
+        return default
+    target = target.replace("\\", "/").strip()
+    parts = urlsplit(urljoin(request.host_url, target))
+    host = urlsplit(request.host_url)
+    if (
+        parts.scheme != host.scheme
+        or parts.netloc != host.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+    ):
+        return default
+    return target
+
+
+# --- sign-in state -------------------------------------------------------------------------------
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return load_session_user(get_session(), user_id=user_id, session_id=session.get(SESSION_ID_KEY, ""))
+
+
+@login_manager.unauthorized_handler
+def _unauthorized() -> Any:
+    if wants_json():
+        return json_error("unauthorized", "Sign in to use this API.", 401)
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+# --- locale and time zone ------------------------------------------------------------------------
+
+
+def select_locale() -> str:
+    chosen = request.cookies.get("lang")
+    return chosen if chosen in LANGUAGES else "zh"
+
+
+def select_timezone() -> str:
+    return str(user_timezone())
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _handle_ledger_error(exc: LedgerError) -> Any:
+    if wants_json():
+        return json_error(exc.code, exc.message, exc.status, **exc.extra)
+    return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+
+
+def _handle_csrf_error(exc: CSRFError) -> Any:
+    if wants_json():
+        return json_error("csrf_failed", exc.description, 400)
+    message = _("This form has expired or was not sent from this site. Please try again.")
+    return render_template("errors/error.html", status=400, message=message), 400
+
+
+def _handle_http_error(exc: HTTPException) -> Any:
+    status = exc.code or 500
+    if wants_json():
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return json_error(code, exc.description or exc.name, status)
+    return render_template("errors/error.html", status=status, message=exc.description), status
+
+
+def _handle_unexpected(exc: Exception) -> Any:
+    current_app.logger.exception("unhandled error")
+    if wants_json():
+        return json_error("internal_error", "Something went wrong on our side.", 500)
+    return render_template("errors/error.html", status=500, message=None), 500
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(LedgerError, _handle_ledger_error)
+    app.register_error_handler(CSRFError, _handle_csrf_error)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    if not app.debug:  # in debug, let the debugger show the traceback
+        app.register_error_handler(Exception, _handle_unexpected)
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+def register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
+    app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {
+            "languages": LANGUAGES,
+            "current_locale": str(get_locale()),
+            "new_uuid": lambda: str(uuid.uuid4()),
+            # Called by the header only when someone is signed in.
+            "current_balance": lambda: get_balance(get_session(), current_user.id),
+            "has_endpoint": lambda name: name in current_app.view_functions,
+        }
+
+
+def init_i18n(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)

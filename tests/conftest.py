@@ -1,0 +1,163 @@
+"""Fixtures: a real PostgreSQL per test worker, one rolled-back transaction per test.
+
+Without TEST_DATABASE_URL each xdist worker starts an embedded PostgreSQL in a temporary
+directory; with it, each worker creates its own database on that server. The schema is built by
+Alembic, as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from ledger import create_app
+from ledger.config import Settings
+from ledger.db import Database, embedded_postgres_url, make_engine, normalise_url
+from ledger.models import Base
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERNAL_KEY = "test-internal-key"
+
+
+def alembic_config(connection=None) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        base = embedded_postgres_url(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    base = normalise_url(base)
+    name = f"ledger_test_{worker}"
+    admin = make_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url, pool_size=60, max_overflow=10)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        LEDGER_ENV="testing",
+        SECRET_KEY="test-secret-key",
+        DATABASE_URL=database_url,
+        INTERNAL_API_KEY=INTERNAL_KEY,
+        SITE_URL="http://ledger.test",
+        INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")),
+    )
+
+
+@pytest.fixture(scope="session")
+def database(engine: Engine) -> Database:
+    return Database(engine)
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database) -> Flask:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator:
+    """One connection in a transaction that is rolled back after the test: nothing persists."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        outer.rollback()
+
+
+@pytest.fixture
+def session(connection, database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """The test's session; the app's request sessions join the same rolled-back transaction."""
+
+    def factory() -> Session:
+        return Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+    monkeypatch.setattr(database, "session_factory", factory)
+    session = factory()
+    factories.bind(session)
+    yield session
+    session.close()
+    factories.bind(None)
+
+
+@pytest.fixture
+def committed(engine: Engine, database: Database) -> Iterator[Database]:
+    """For tests across real connections and threads: rows are committed, tables emptied after."""
+    factories.bind(None)
+    yield database
+    with engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def client(app: Flask, session: Session) -> FlaskClient:
+    return app.test_client()
+
+
+class AuthActions:
+    """Sign in and out through the real pages, CSRF token included: `auth.login(user)`."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf_token(self, path: str = "/login") -> str:
+        page = self.client.get(path).get_data(as_text=True)
+        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+        assert match, f"no csrf meta tag on {path}"
+        return match.group(1)
+
+    def login(self, user_or_email, password: str = factories.PASSWORD):
+        email = getattr(user_or_email, "email", user_or_email)
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.csrf_token()})
+
+    def logout(self):
+        return self.client.post("/logout", data={"csrf_token": self.csrf_token("/")})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def internal_headers() -> dict[str, str]:
+    return {"x-internal-token": INTERNAL_KEY}
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"

@@ -1,0 +1,59 @@
+"""factory-boy factories. Balances are given through the ledger core, so `ledger verify` holds."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import factory
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
+
+from ledger.models import BillingAccount, User
+from ledger.services.audit import SYSTEM
+from ledger.services.billing import credit
+
+PASSWORD = "correct-horse-42"
+_PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow on purpose
+_session: Session | None = None
+
+
+def bind(session: Session | None) -> None:
+    """Point the factories at the test's session (None: no session, for committed tests)."""
+    global _session
+    _session = session
+
+
+def current_session() -> Session:
+    assert _session is not None, "factories need the `session` fixture"
+    return _session
+
+
+class UserFactory(factory.alchemy.SQLAlchemyModelFactory):
+    class Meta:
+        model = User
+        sqlalchemy_session_factory = current_session
+        sqlalchemy_session_persistence = "flush"
+
+    id = factory.LazyFunction(uuid.uuid4)
+    email = factory.Sequence(lambda n: f"person{n}-{uuid.uuid4().hex[:6]}@example.com")
+    password_hash = _PASSWORD_HASH
+    invite_code = factory.LazyFunction(lambda: uuid.uuid4().hex[:12])
+
+    @factory.post_generation
+    def balance(user: User, create: bool, extracted: Decimal | str | None, **_kwargs) -> None:
+        """`UserFactory(balance="10.00")`: an account, credited through the ledger as an adjustment."""
+        session = current_session()
+        session.add(BillingAccount(user_id=user.id, balance=Decimal(0)))
+        session.flush()
+        if extracted:
+            credit(
+                session,
+                user_id=user.id,
+                amount=Decimal(extracted),
+                kind="adjustment",
+                origin=SYSTEM,
+                action="balance.adjusted",
+                memo="test factory",
+            )
+            session.flush()

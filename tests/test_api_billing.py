@@ -1,0 +1,216 @@
+"""POST /api/billing/deduct, GET /api/billing/summary, GET /healthz: every status of SPEC 6."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+
+from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
+from tests.factories import UserFactory
+
+
+def deduct(client, headers, user, **overrides):
+    body = {
+        "user_id": str(user.id),
+        "amount": "1.50",
+        "model": "image-studio-v2",
+        "request_id": "req-1",
+        "params": {"images": 1},
+    }
+    body.update(overrides)
+    return client.post("/api/billing/deduct", json=body, headers=headers)
+
+
+def rows(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_deduct_charges_and_answers_the_charge(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    response = deduct(client, internal_headers, user)
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["user_id"] == str(user.id)
+    assert (body["amount"], body["balance"], body["request_id"], body["replayed"]) == ("1.50", "8.50", "req-1", False)
+    usage = session.get(UsageLog, uuid.UUID(body["usage_id"]))
+    assert usage.amount == Decimal("1.50") and usage.params == {"images": 1}
+    assert datetime.fromisoformat(body["created_at"]).utcoffset() == timedelta(hours=8)  # Asia/Shanghai
+
+
+def test_deduct_replay_answers_the_first_charge(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    first = deduct(client, internal_headers, user).get_json()
+    again = deduct(client, internal_headers, user)
+    assert again.status_code == 200
+    assert again.get_json() == {**first, "replayed": True}
+    assert rows(session, UsageLog) == 1
+
+
+def test_deduct_conflicting_replay_is_409(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    deduct(client, internal_headers, user)
+    response = deduct(client, internal_headers, user, amount="2.00")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "request_id_conflict"
+    assert session.scalar(select(BillingAccount.balance).where(BillingAccount.user_id == user.id)) == Decimal("8.50")
+
+
+def test_deduct_insufficient_balance_is_402_with_balance(client, session, internal_headers):
+    user = UserFactory(balance="1.00")
+    response = deduct(client, internal_headers, user, amount="1.01")
+    assert response.status_code == 402
+    assert response.get_json() == {
+        "error": {
+            "code": "insufficient_balance",
+            "balance": "1.00",
+            "message": "The balance is too low for this charge.",
+        }
+    }
+    assert rows(session, UsageLog) == 0
+
+
+def test_deduct_unknown_user_is_404(client, session, internal_headers):
+    UserFactory(balance="1.00")
+    response = deduct(client, internal_headers, type("U", (), {"id": uuid.uuid4()})())
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "user_not_found"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-internal-token": "wrong"}, {"x-internal-token": ""}, {"Authorization": "Bearer test-internal-key"}],
+)
+def test_deduct_without_the_internal_token_is_401(client, session, headers):
+    user = UserFactory(balance="10.00")
+    response = deduct(client, headers, user)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert rows(session, UsageLog) == 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"amount": 1.5},
+        {"amount": 2},
+        {"amount": "0"},
+        {"amount": "-1"},
+        {"amount": "0.00001"},
+        {"amount": "1000000.01"},
+        {"amount": "1e2"},
+        {"amount": "NaN"},
+        {"amount": None},
+        {"amount": ""},
+        {"user_id": "not-a-uuid"},
+        {"user_id": 42},
+        {"user_id": None},
+        {"model": ""},
+        {"model": "x" * 101},
+        {"model": 5},
+        {"request_id": ""},
+        {"request_id": "r" * 129},
+        {"request_id": 7},
+        {"params": [1]},
+        {"params": "x"},
+    ],
+)
+def test_deduct_bad_input_is_422_and_writes_nothing(client, session, internal_headers, overrides):
+    user = UserFactory(balance="10.00")
+    audits = rows(session, AuditLog)
+    response = deduct(client, internal_headers, user, **overrides)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and error["message"]
+    assert (rows(session, UsageLog), rows(session, AuditLog)) == (0, audits)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("not json", "application/json"),
+        ("[1, 2]", "application/json"),
+        ("user_id=1", "application/x-www-form-urlencoded"),
+        ("", None),
+    ],
+)
+def test_deduct_non_json_body_is_422(client, session, internal_headers, data, content_type):
+    response = client.post("/api/billing/deduct", data=data, content_type=content_type, headers=internal_headers)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_deduct_missing_fields_are_422(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    response = client.post("/api/billing/deduct", json={"user_id": str(user.id)}, headers=internal_headers)
+    assert response.status_code == 422
+
+
+def test_summary_needs_a_session(client, session):
+    response = client.get("/api/billing/summary")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_summary_counts_today_and_30_days_in_the_users_time_zone(client, auth, session, internal_headers):
+    user = UserFactory(balance="100.00")
+    for i, amount in enumerate(["1.00", "2.50", "0.0125"]):
+        deduct(client, internal_headers, user, amount=amount, request_id=f"r{i}")
+    # Move one charge to 10 days ago and one to 40 days ago: counted in 30 days, and not at all.
+    now = datetime.now(UTC)
+    session.execute(update(UsageLog).where(UsageLog.request_id == "r0").values(created_at=now - timedelta(days=10)))
+    session.execute(update(UsageLog).where(UsageLog.request_id == "r1").values(created_at=now - timedelta(days=40)))
+    other = UserFactory(balance="5.00")
+    deduct(client, internal_headers, other, amount="3.00", request_id="other")
+
+    auth.login(user)
+    body = client.get("/api/billing/summary").get_json()
+
+    assert body["user_id"] == str(user.id) and body["email"] == user.email
+    assert (body["balance"], body["currency"]) == ("96.4875", "CNY")
+    assert body["usage"] == {"today": "0.0125", "last_30_days": "1.0125", "count_30_days": 2}
+    assert [u["request_id"] for u in body["recent_usage"]] == ["r2", "r0", "r1"]
+    assert body["recent_transactions"] == []
+    assert body["invites"] == {
+        "code": user.invite_code,
+        "link": f"http://ledger.test/register?invite={user.invite_code}",
+        "invited_count": 0,
+        "rewards_total": "0.00",
+    }
+
+
+def test_healthz_answers_ok_when_the_database_answers(client):
+    response = client.get("/healthz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+
+
+def test_healthz_answers_503_when_the_database_does_not(settings, tmp_path):
+    from dataclasses import replace
+
+    from ledger import create_app
+    from ledger.db import Database, make_engine
+
+    dead = make_engine(f"postgresql+psycopg://postgres@/postgres?host={tmp_path}&connect_timeout=1")
+    app = create_app(replace(settings), Database(dead))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+
+
+def test_unknown_api_route_is_a_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_ledger_entries_match_after_api_charges(client, session, internal_headers):
+    user = UserFactory(balance="3.00")
+    for i in range(3):
+        deduct(client, internal_headers, user, amount="1.00", request_id=f"r{i}")
+    assert deduct(client, internal_headers, user, amount="0.01", request_id="r-over").status_code == 402
+    amounts = session.scalars(
+        select(LedgerEntry.balance_after).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)
+    ).all()
+    assert amounts == [Decimal("3.00"), Decimal("2.00"), Decimal("1.00"), Decimal("0.00")]

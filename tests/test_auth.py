@@ -1,0 +1,133 @@
+"""Sign-up, sign-in, sign-out, login sessions and CSRF (SPEC 9, issue 2.4)."""
+
+import re
+
+import pytest
+from sqlalchemy import func, select, update
+
+from ledger.models import AuditLog, BillingAccount, User, UserSession
+from tests.factories import PASSWORD, UserFactory
+
+
+def register(client, auth, email="new@example.com", password="s3cret-password"):
+    return client.post(
+        "/register", data={"email": email, "password": password, "csrf_token": auth.csrf_token("/register")}
+    )
+
+
+def test_register_creates_user_account_invite_code_and_signs_in(client, auth, session):
+    response = register(client, auth, email="  New.Person@Example.COM ")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+    user = session.scalars(select(User).where(User.email == "new.person@example.com")).one()
+    assert user.password_hash.startswith("scrypt:") and "s3cret" not in user.password_hash
+    assert re.fullmatch(r"[2-9a-hjkmnp-z]{8}", user.invite_code)
+    account = session.get(BillingAccount, user.id)
+    assert (account.balance, account.currency) == (0, "CNY")
+    assert session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)) == 1
+    actions = session.scalars(select(AuditLog.action).where(AuditLog.user_id == user.id).order_by(AuditLog.id)).all()
+    assert actions == ["user.registered", "auth.login"]
+    assert client.get("/").status_code == 200
+
+
+def test_register_refuses_an_email_taken_in_any_case(client, auth, session):
+    UserFactory(email="taken@example.com")
+    response = register(client, auth, email="TAKEN@example.com")
+    assert response.status_code == 422
+    assert "该邮箱已注册" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("not-an-email", "long-enough-pw"), ("a@example.com", "short"), ("", "long-enough-pw"), ("a@example.com", "")],
+)
+def test_register_refuses_bad_input_and_writes_nothing(client, auth, session, email, password):
+    response = register(client, auth, email=email, password=password)
+    assert response.status_code == 422
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_login_with_right_password_starts_a_session(client, auth, session):
+    user = UserFactory()
+    response = auth.login(user.email.upper())
+    assert response.status_code == 302
+    login = session.scalars(select(UserSession).where(UserSession.user_id == user.id)).one()
+    assert login.revoked_at is None and login.user_agent
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("email", ["known", "unknown@example.com"])
+def test_login_failure_says_the_same_whether_or_not_the_email_exists(client, auth, session, email):
+    user = UserFactory()
+    response = auth.login(user.email if email == "known" else email, password="wrong-password")
+    assert response.status_code == 422
+    assert "邮箱或密码错误。" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+    failed = session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).one()
+    assert failed.user_id == (user.id if email == "known" else None)
+
+
+def test_logout_revokes_the_session_row(client, auth, session):
+    user = UserFactory()
+    auth.login(user)
+    assert auth.logout().status_code == 302
+    login = session.scalars(select(UserSession).where(UserSession.user_id == user.id)).one()
+    assert login.revoked_at is not None
+    assert client.get("/").status_code == 302
+
+
+def test_revoked_session_is_signed_out_on_its_next_request(client, auth, session):
+    user = UserFactory()
+    auth.login(user)
+    assert client.get("/api/billing/summary").status_code == 200
+    session.execute(update(UserSession).values(revoked_at=func.now()))
+    assert client.get("/api/billing/summary").status_code == 401
+    assert client.get("/").headers["Location"].startswith("/login")
+
+
+def test_each_login_gets_its_own_session_row(app, session):
+    user = UserFactory()
+    from tests.conftest import AuthActions
+
+    for _ in range(2):
+        AuthActions(app.test_client()).login(user)
+    assert session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)) == 2
+
+
+def test_login_form_without_csrf_token_is_refused(client, session):
+    user = UserFactory()
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 400
+    assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
+def test_session_json_post_without_csrf_header_is_refused(client, auth, session):
+    auth.login(UserFactory())
+    response = client.post("/logout")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_login_next_never_leaves_the_site(client, auth, session, target):
+    user = UserFactory()
+    response = client.post(
+        f"/login?next={target}", data={"email": user.email, "password": PASSWORD, "csrf_token": auth.csrf_token()}
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_login_next_follows_a_local_path(client, auth, session):
+    user = UserFactory()
+    response = client.post(
+        "/login?next=/console", data={"email": user.email, "password": PASSWORD, "csrf_token": auth.csrf_token()}
+    )
+    assert response.headers["Location"] == "/console"
+
+
+def test_pages_need_sign_in(client, session):
+    for path in ["/", "/console"]:
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")

@@ -1,0 +1,49 @@
+"""flask ledger verify / demo seed / users create."""
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import select, text
+
+from ledger.models import BillingAccount, User
+from tests.factories import UserFactory
+
+
+def test_verify_passes_on_sound_books(app, session):
+    UserFactory(balance="3.00")
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "no breach" in result.output
+
+
+def test_verify_exits_1_and_reports_a_tampered_balance(app, session):
+    user = UserFactory(balance="3.00")
+    session.execute(text("UPDATE billing_accounts SET balance = 4 WHERE user_id = :u"), {"u": user.id})
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert f"{user.id}: balance 4.0000 but ledger sums to 3.0000" in result.output
+    assert "newest entry says 3.0000" in result.output
+
+
+def test_demo_seed_creates_the_demo_account_once(app, session):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    assert "exists already" in runner.invoke(args=["demo", "seed"]).output
+    demo = session.scalars(select(User).where(User.email == "demo@example.com")).one()
+    assert session.get(BillingAccount, demo.id).balance == Decimal("100.00")
+
+
+def test_users_create_prints_the_new_id(app, session):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "Admin@Example.com", "--password", "pw-123456", "--admin"]
+    )
+    assert result.exit_code == 0, result.output
+    user = session.get(User, uuid.UUID(result.stdout.strip()))
+    assert (user.email, user.is_admin) == ("admin@example.com", True)
+
+
+def test_users_create_refuses_a_taken_email(app, session):
+    UserFactory(email="dup@example.com")
+    result = app.test_cli_runner().invoke(args=["users", "create", "dup@example.com", "--password", "pw-123456"])
+    assert result.exit_code == 1
+    assert "already exists" in result.output

@@ -1,0 +1,125 @@
+"""/console: quotes from the one price list, runs charged through charge_usage, replays on resubmit."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.models import BillingAccount, UsageLog
+from ledger.services.console import quote
+from ledger.services.errors import InvalidRequest, UnknownModel
+from tests.factories import UserFactory
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "amount"),
+    [
+        ("image-studio-v2", {"resolution": "1024", "images": "3"}, "0.60"),
+        ("image-studio-v2", {}, "0.20"),
+        ("motion-video-1", {"quality": "1080p", "seconds": "12"}, "18.00"),
+        ("chat-pro", {"tier": "standard", "tokens": "1234"}, "0.0247"),  # 0.02468 rounded up
+        ("chat-pro", {"tier": "long-context", "tokens": "200000"}, "12.00"),
+    ],
+)
+def test_quote_prices_exactly(model, params, amount):
+    assert quote(model, params).amount == Decimal(amount)
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("image-studio-v2", {"images": "0"}),
+        ("image-studio-v2", {"images": "9"}),
+        ("image-studio-v2", {"resolution": "4096"}),
+        ("motion-video-1", {"seconds": "1.5"}),
+        ("chat-pro", {"tokens": "-5"}),
+    ],
+)
+def test_quote_refuses_parameters_out_of_range(model, params):
+    with pytest.raises(InvalidRequest):
+        quote(model, params)
+
+
+def test_quote_refuses_unknown_model():
+    with pytest.raises(UnknownModel):
+        quote("gpt-99", {})
+
+
+def run_form(auth, model="image-studio-v2", request_id="form-1", **params):
+    return {
+        "csrf_token": auth.csrf_token("/console"),
+        "model": model,
+        "request_id": request_id,
+        "action": "run",
+        **params,
+    }
+
+
+def test_console_shows_prices_and_a_fresh_request_id(client, auth, session):
+    auth.login(UserFactory(balance="10.00"))
+    page = client.get("/console").get_data(as_text=True)
+    assert "¥10.00" in page and "¥0.20" in page and "¥4.00" in page
+    ids = re.findall(r'name="request_id" value="([0-9a-f-]{36})"', page)
+    assert len(ids) == 3 and len(set(ids)) == 3
+
+
+def test_running_a_model_charges_and_shows_result_and_balance(client, auth, session):
+    user = UserFactory(balance="10.00")
+    auth.login(user)
+    response = client.post("/console/run", data=run_form(auth, resolution="2048", images="2"))
+    assert response.status_code == 302 and "result=" in response.headers["Location"]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "运行完成" in page
+    assert "¥1.00" in page and "¥9.00" in page
+    usage = session.scalars(select(UsageLog).where(UsageLog.user_id == user.id)).one()
+    assert (usage.amount, usage.model, usage.params) == (
+        Decimal("1.00"),
+        "image-studio-v2",
+        {"resolution": "2048", "images": 2},
+    )
+
+
+def test_resubmitting_the_same_form_charges_once(client, auth, session):
+    user = UserFactory(balance="10.00")
+    auth.login(user)
+    form = run_form(auth, request_id="double-click")
+    first = client.post("/console/run", data=form)
+    second = client.post("/console/run", data=form)
+    assert first.headers["Location"] == second.headers["Location"]
+    assert session.get(BillingAccount, user.id).balance == Decimal("9.80")
+
+
+def test_insufficient_balance_says_so_and_charges_nothing(client, auth, session):
+    user = UserFactory(balance="0.10")
+    auth.login(user)
+    response = client.post("/console/run", data=run_form(auth), follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "alert-warning" in page and "0.10" in page
+    assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
+
+
+def test_update_price_without_javascript_charges_nothing(client, auth, session):
+    user = UserFactory(balance="10.00")
+    auth.login(user)
+    form = {**run_form(auth, model="motion-video-1", quality="1080p", seconds="4"), "action": "quote"}
+    response = client.post("/console/run", data=form, follow_redirects=True)
+    assert "¥6.00" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
+
+
+def test_quote_api_answers_price_or_422(client, auth, session):
+    auth.login(UserFactory())
+    ok = client.get("/api/console/quote?model=chat-pro&tier=standard&tokens=1500")
+    assert ok.get_json()["amount"] == "0.03"
+    bad = client.get("/api/console/quote?model=chat-pro&tokens=0")
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_another_persons_result_is_not_shown(client, auth, app, session):
+    owner = UserFactory(balance="10.00")
+    auth.login(owner)
+    location = client.post("/console/run", data=run_form(auth)).headers["Location"]
+    auth.logout()
+    auth.login(UserFactory())
+    assert 'data-testid="run-result"' not in client.get(location).get_data(as_text=True)

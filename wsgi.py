@@ -1,0 +1,5 @@
+"""Entry point: `flask --app wsgi ...` and `gunicorn 'wsgi:app'`."""
+
+from ledger import create_app
+
+app = create_app()
