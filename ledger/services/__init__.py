@@ -1,0 +1,1 @@
+"""The business: each function one operation, shared by pages, APIs, commands and tests."""
