@@ -34,14 +34,17 @@ seed: install .env
 translations: $(STAMP)
 	$(BIN)/pybabel compile --statistics -d ledger/translations
 
-# Browser tests drive Debian's chromium (Playwright's own browser download is not used).
+# Browser tests drive Debian's chromium (Playwright's own browser download is not used); a CJK font
+# lets screenshots of the Chinese pages show text instead of boxes.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "installing $(BROWSER_PACKAGES) with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Refresh the message catalogues after changing visible strings.
 messages: install

@@ -1,0 +1,73 @@
+"""A person in a real browser: register, sign in, charge on /console, see the new balance on /."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from ledger.models import User
+from ledger.services.audit import SYSTEM
+from ledger.services.billing import adjust_balance
+
+pytestmark = [pytest.mark.e2e, pytest.mark.committed]
+
+
+def test_register_sign_in_charge_on_console_and_see_balance(page, committed):
+    tab, p = page, page.page
+    email = f"browser-{page.name[-6:]}@example.com"
+
+    tab.goto("/register")
+    tab.shot("register")
+    p.fill("input[name=email]", email)
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+    assert p.inner_text("[data-testid=balance]").strip() == "¥0.00"
+
+    p.click("header button[type=submit]")  # sign out
+    p.wait_for_url(re.compile(r"/login"))
+    p.fill("input[name=email]", email)
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+
+    with committed.session() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", origin=SYSTEM)
+
+    tab.goto("/console")
+    card = p.locator("[data-testid=model-image-studio-v2]")
+    card.locator("select[name=resolution]").select_option("2048")
+    card.locator("input[name=images]").fill("3")
+    p.wait_for_function(
+        "document.querySelector('[data-testid=model-image-studio-v2] [data-price]').textContent.trim() === '¥1.50'"
+    )
+    tab.shot("console")
+    card.locator("button[value=run]").click()
+    p.wait_for_selector("[data-testid=run-result]")
+    assert p.inner_text("[data-testid=run-charged]").strip() == "¥1.50"
+    assert p.inner_text("[data-testid=console-balance]").strip() == "¥8.50"
+    tab.shot("result")
+
+    tab.goto("/")
+    assert p.inner_text("[data-testid=balance]").strip() == "¥8.50"
+    assert p.inner_text("[data-testid=spent-today]").strip() == "¥1.50"
+    assert "image-studio-v2" in p.inner_text("main")
+    tab.shot("dashboard")
+    assert tab.console_errors == []
+
+
+def test_insufficient_balance_on_console_says_so(page, committed):
+    tab, p = page, page.page
+    tab.goto("/register")
+    p.fill("input[name=email]", f"poor-{page.name[-6:]}@example.com")
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+    tab.goto("/console")
+    p.locator("[data-testid=model-motion-video-1] button[value=run]").click()
+    p.wait_for_selector(".alert-warning")
+    assert "¥0.00" in p.inner_text(".alert-warning")
+    tab.shot("insufficient")
+    assert tab.console_errors == []
