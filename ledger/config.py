@@ -66,6 +66,7 @@ class Settings:
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.is_production,
             "PERMANENT_SESSION_LIFETIME": 30 * 24 * 3600,
+            "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # room for a 2 MB avatar; JSON bodies are far smaller
             "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
             "BABEL_DEFAULT_LOCALE": "zh",
             "BABEL_DEFAULT_TIMEZONE": self.DEFAULT_TIMEZONE,
@@ -123,6 +124,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"DEFAULT_TIMEZONE {settings.DEFAULT_TIMEZONE!r} is not a known time zone") from None
     if not settings.TOPUP_MIN > 0 or settings.TOPUP_MIN > settings.TOPUP_MAX:
         raise ConfigError("TOPUP_MIN must be positive and not above TOPUP_MAX")
+    if not settings.INTERNAL_API_KEY or not settings.XORPAY_APP_SECRET or not settings.SECRET_KEY:
+        raise ConfigError("SECRET_KEY, INTERNAL_API_KEY and XORPAY_APP_SECRET must not be empty")
     if settings.is_production:
         for name, dev_value in (
             ("SECRET_KEY", DEV_SECRET_KEY),

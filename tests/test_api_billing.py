@@ -43,10 +43,11 @@ def test_deduct_charges_and_answers_the_charge(client, session, internal_headers
 def test_deduct_replay_answers_the_first_charge(client, session, internal_headers):
     user = UserFactory(balance="10.00")
     first = deduct(client, internal_headers, user).get_json()
+    deduct(client, internal_headers, user, request_id="req-2", amount="5.00")  # the balance moves on
     again = deduct(client, internal_headers, user)
     assert again.status_code == 200
-    assert again.get_json() == {**first, "replayed": True}
-    assert rows(session, UsageLog) == 1
+    assert again.get_json() == {**first, "replayed": True}  # balance "8.50": what the charge left
+    assert rows(session, UsageLog) == 2
 
 
 def test_deduct_conflicting_replay_is_409(client, session, internal_headers):
@@ -115,6 +116,14 @@ def test_deduct_without_the_internal_token_is_401(client, session, headers):
         {"request_id": 7},
         {"params": [1]},
         {"params": "x"},
+        {"params": {"a": float("nan")}},
+        {"params": {"a": float("inf")}},
+        {"params": {"a": "\u0000"}},
+        {"params": {"k\u0000": 1}},
+        {"params": {"a": "x" * 17000}},
+        {"model": "\ud800"},
+        {"request_id": "\udc00"},
+        {"request_id": "a\u0000b"},
     ],
 )
 def test_deduct_bad_input_is_422_and_writes_nothing(client, session, internal_headers, overrides):
@@ -140,6 +149,35 @@ def test_deduct_non_json_body_is_422(client, session, internal_headers, data, co
     response = client.post("/api/billing/deduct", data=data, content_type=content_type, headers=internal_headers)
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_deduct_absurdly_nested_params_are_422(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    nested = "[" * 5000 + "]" * 5000
+    body = f'{{"user_id": "{user.id}", "amount": "1.00", "model": "m", "request_id": "r", "params": {nested}}}'
+    response = client.post("/api/billing/deduct", data=body, content_type="application/json", headers=internal_headers)
+    assert response.status_code == 422
+    assert rows(session, UsageLog) == 0
+
+
+def test_deduct_oversized_body_is_413(client, session, internal_headers):
+    response = client.post(
+        "/api/billing/deduct", data="x" * (5 * 1024 * 1024), content_type="application/json", headers=internal_headers
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_deduct_with_unusable_client_address_still_answers(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    response = client.post(
+        "/api/billing/deduct",
+        headers=internal_headers,
+        environ_base={"REMOTE_ADDR": "not-an-ip"},
+        json={"user_id": str(user.id), "amount": "1.00", "model": "m", "request_id": "r"},
+    )
+    assert response.status_code == 200
+    assert session.scalars(select(AuditLog.ip).where(AuditLog.action == "usage.charged")).one() is None
 
 
 def test_deduct_missing_fields_are_422(client, session, internal_headers):

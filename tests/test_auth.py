@@ -68,6 +68,13 @@ def test_login_failure_says_the_same_whether_or_not_the_email_exists(client, aut
     assert failed.user_id == (user.id if email == "known" else None)
 
 
+@pytest.mark.parametrize("email", ["a\x00@example.com", "x" * 300 + "@example.com"])
+def test_login_with_unstorable_email_is_a_plain_failure(client, auth, session, email):
+    response = client.post("/login", data={"email": email, "password": "whatever-pw", "csrf_token": auth.csrf_token()})
+    assert response.status_code == 422
+    assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
 def test_logout_revokes_the_session_row(client, auth, session):
     user = UserFactory()
     auth.login(user)

@@ -1,6 +1,7 @@
 """/console: quotes from the one price list, runs charged through charge_usage, replays on resubmit."""
 
 import re
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -34,6 +35,9 @@ def test_quote_prices_exactly(model, params, amount):
         ("image-studio-v2", {"resolution": "4096"}),
         ("motion-video-1", {"seconds": "1.5"}),
         ("chat-pro", {"tokens": "-5"}),
+        ("chat-pro", {"tokens": "²"}),
+        ("chat-pro", {"tokens": "١٢٣"}),
+        ("chat-pro", {"tokens": "9" * 5000}),
     ],
 )
 def test_quote_refuses_parameters_out_of_range(model, params):
@@ -46,11 +50,11 @@ def test_quote_refuses_unknown_model():
         quote("gpt-99", {})
 
 
-def run_form(auth, model="image-studio-v2", request_id="form-1", **params):
+def run_form(auth, model="image-studio-v2", request_id=None, **params):
     return {
         "csrf_token": auth.csrf_token("/console"),
         "model": model,
-        "request_id": request_id,
+        "request_id": request_id or str(uuid.uuid4()),
         "action": "run",
         **params,
     }
@@ -83,11 +87,13 @@ def test_running_a_model_charges_and_shows_result_and_balance(client, auth, sess
 def test_resubmitting_the_same_form_charges_once(client, auth, session):
     user = UserFactory(balance="10.00")
     auth.login(user)
-    form = run_form(auth, request_id="double-click")
+    run_id = str(uuid.uuid4())
+    form = run_form(auth, request_id=run_id)
     first = client.post("/console/run", data=form)
     second = client.post("/console/run", data=form)
     assert first.headers["Location"] == second.headers["Location"]
     assert session.get(BillingAccount, user.id).balance == Decimal("9.80")
+    assert session.scalars(select(UsageLog.request_id)).all() == [f"console:{run_id}"]
 
 
 def test_insufficient_balance_says_so_and_charges_nothing(client, auth, session):

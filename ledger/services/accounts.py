@@ -88,7 +88,10 @@ def authenticate(session: Session, *, email: str, password: str, origin: Origin)
 
     The error does not say whether the email exists (no account enumeration).
     """
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    email = email.strip().lower()
+    # Text PostgreSQL cannot hold can match no account; it still costs a hash check.
+    storable = "\x00" not in email and email.isprintable() and len(email) <= 254
+    user = session.scalar(select(User).where(User.email == email)) if storable else None
     if user is None or not check_password_hash(user.password_hash, password):
         if user is None:
             check_password_hash(_DUMMY_HASH, password)
@@ -98,7 +101,7 @@ def authenticate(session: Session, *, email: str, password: str, origin: Origin)
                 "auth.login_failed",
                 origin=origin,
                 user_id=user.id if user else None,
-                details={"email": email.strip().lower()[:254]},
+                details={"email": email if storable else None},
             )
         raise InvalidCredentials()
     return user

@@ -6,6 +6,7 @@ appends the ledger entry, its source row and an audit row in one transaction (SP
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,7 @@ from ledger.services.errors import InsufficientBalance, InvalidRequest, RequestI
 
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
+PARAMS_MAX_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,46 @@ def _post(account: BillingAccount, amount: Decimal, kind: str, session: Session,
     return entry
 
 
+def _storable_text(value: str) -> bool:
+    """Text PostgreSQL can store: valid UTF-8 (no lone surrogates) and no NUL character."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def validate_params(params: object) -> dict[str, Any]:
+    """A charge's params: a JSON object that JSONB can store (no NaN, NUL or lone surrogate), 16 KB at most."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be a JSON object", field="params")
+    try:
+        text = json.dumps(params, allow_nan=False, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidRequest("params must be plain JSON (no NaN or Infinity)", field="params") from None
+    if len(text.encode("utf-8", "surrogatepass")) > PARAMS_MAX_BYTES:
+        raise InvalidRequest(f"params must not exceed {PARAMS_MAX_BYTES // 1024} KB of JSON", field="params")
+    if not _storable_text(text) or "\\u0000" in text:
+        raise InvalidRequest("params must not contain NUL characters or invalid Unicode", field="params")
+    return params
+
+
 def validate_charge(amount: object, model: object, request_id: object) -> tuple[Decimal, str, str]:
     """Check the inputs of a charge; raise InvalidRequest naming the first bad field."""
     try:
         value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
     except InvalidAmount as exc:
         raise InvalidRequest(str(exc), field="amount") from None
-    if not isinstance(model, str) or not 1 <= len(model.strip()) <= MODEL_MAX_LENGTH:
+    if not isinstance(model, str) or not 1 <= len(model.strip()) <= MODEL_MAX_LENGTH or not _storable_text(model):
         raise InvalidRequest(f"model must be text of 1 to {MODEL_MAX_LENGTH} characters", field="model")
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH:
+    if (
+        not isinstance(request_id, str)
+        or not 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH
+        or not _storable_text(request_id)
+    ):
         raise InvalidRequest(f"request_id must be text of 1 to {REQUEST_ID_MAX_LENGTH} characters", field="request_id")
-    if "\x00" in model or "\x00" in request_id:
-        raise InvalidRequest("model and request_id must not contain NUL characters")
     return value, model.strip(), request_id
 
 
@@ -77,7 +107,7 @@ def charge_usage(
     amount: Decimal | object,
     model: object,
     request_id: object,
-    params: dict[str, Any] | None = None,
+    params: object = None,
     origin: Origin,
 ) -> Charge:
     """Charge a user for one use of a paid feature, at most once per (user, request_id).
@@ -89,7 +119,7 @@ def charge_usage(
     """
     raw_amount = format(amount, "f") if isinstance(amount, Decimal) else amount  # JSON numbers are refused
     amount, model, request_id = validate_charge(raw_amount, model, request_id)
-    params = params or {}
+    params = validate_params(params)
     short_of: Decimal | None = None
     with atomic(session):
         account = lock_account(session, user_id)
@@ -99,7 +129,8 @@ def charge_usage(
         if previous is not None:
             if previous.amount != amount or previous.model != model:
                 raise RequestIdConflict(request_id=request_id, amount=to_api(previous.amount), model=previous.model)
-            return Charge(usage=previous, balance=account.balance, replayed=True)
+            # A replay answers exactly what the first call answered.
+            return Charge(usage=previous, balance=previous.balance_after, replayed=True)
 
         if account.balance < amount:
             short_of = account.balance

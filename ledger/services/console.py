@@ -6,6 +6,7 @@ arithmetic in JavaScript.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,15 +14,11 @@ from decimal import ROUND_UP, Decimal
 
 from sqlalchemy.orm import Session
 
+from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
 from ledger.services.billing import Charge, charge_usage
 from ledger.services.errors import InvalidRequest, UnknownModel
-
-
-def N_(text: str) -> str:
-    """Mark a string for the message catalogue; the page translates it when it shows it."""
-    return text
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class Param:
             if text not in self.choices:
                 raise InvalidRequest(f"{self.label} must be one of {', '.join(self.choices)}", field=self.name)
             return text
-        if not text.isdigit() or not self.minimum <= int(text) <= self.maximum:
+        if not re.fullmatch(r"[0-9]{1,9}", text) or not self.minimum <= int(text) <= self.maximum:
             raise InvalidRequest(
                 f"{self.label} must be a whole number from {self.minimum} to {self.maximum}", field=self.name
             )
@@ -126,17 +123,22 @@ def run_model(
     user_id: uuid.UUID,
     model_id: str,
     raw_params: Mapping[str, object],
-    request_id: str,
+    run_id: uuid.UUID,
     origin: Origin,
 ) -> tuple[Quote, Charge]:
-    """Price and charge one (simulated) run. The request_id makes a resubmitted form a replay."""
+    """Price and charge one (simulated) run.
+
+    `run_id` comes with the page's form, so a resubmitted form is a replay. Console runs are charged
+    under request ids of their own ("console:<uuid>"): a person cannot take an id that another
+    service of the SaaS will use.
+    """
     priced = quote(model_id, raw_params)
     charge = charge_usage(
         session,
         user_id=user_id,
         amount=priced.amount,
         model=priced.model.id,
-        request_id=request_id,
+        request_id=f"console:{run_id}",
         params=priced.params,
         origin=origin,
     )
