@@ -48,7 +48,7 @@ lint: install
 
 # Refresh the message catalogues after changing visible strings.
 messages: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o ledger/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o ledger/translations/messages.pot ledger
 	$(BIN)/pybabel update -i ledger/translations/messages.pot -d ledger/translations --no-fuzzy-matching
 
 clean:

@@ -11,8 +11,9 @@ from ledger.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
     from ledger import cli, web
-    from ledger.blueprints import api_billing, auth, console, health, site
+    from ledger.blueprints import api_billing, api_payments, auth, console, health, payments, site
     from ledger.extensions import bootstrap, csrf, login_manager
+    from ledger.services.xorpay import XorPayClient
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -24,6 +25,9 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         app,
         database or db.Database(db.make_engine(db.resolve_database_url(settings.DATABASE_URL, settings.INSTANCE_PATH))),
     )
+    app.extensions["ledger.xorpay"] = XorPayClient(
+        settings.XORPAY_API_BASE, settings.XORPAY_AID, settings.XORPAY_APP_SECRET
+    )
     csrf.init_app(app)
     login_manager.init_app(app)
     bootstrap.init_app(app)
@@ -31,7 +35,11 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     web.register_error_handlers(app)
     web.register_template_helpers(app)
 
-    for module in (site, auth, console, api_billing, health):
+    for module in (site, auth, console, payments, api_billing, api_payments, health):
         app.register_blueprint(module.bp)
+    if settings.XORPAY_SANDBOX:  # a stand-in gateway for development; config refuses it in production
+        from ledger.sandbox import bp as sandbox_bp
+
+        app.register_blueprint(sandbox_bp)
     cli.register_commands(app)
     return app

@@ -5,7 +5,7 @@ import sys
 from decimal import Decimal
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -16,8 +16,10 @@ from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
 from ledger.services.errors import LedgerError
 from ledger.services.integrity import find_breaches
+from ledger.services.payments import reconcile
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
+payments_cli = AppGroup("payments", help="Top-up orders at XorPay.")
 demo_cli = AppGroup("demo", help="Demo data for development.")
 users_cli = AppGroup("users", help="People and their accounts.")
 
@@ -37,6 +39,22 @@ def verify() -> None:
             click.echo(f"  [{b.invariant}] {b.subject}: {b.detail}")
         sys.exit(1)
     click.echo("ledger verified: no breach")
+
+
+@payments_cli.command("reconcile")
+def reconcile_payments() -> None:
+    """Ask XorPay (query2) about pending orders: credit paid ones, expire stale ones."""
+    with get_database().session() as session:
+        report = reconcile(
+            session,
+            current_app.extensions["ledger.xorpay"],
+            progress=lambda order_id, outcome: click.echo(f"  {order_id}: {outcome}", err=True),
+        )
+    click.echo(
+        f"checked {report.checked}, credited {report.credited}, expired {report.expired}, errors {report.errors}"
+    )
+    if report.errors:
+        sys.exit(1)
 
 
 @demo_cli.command("seed")
@@ -70,5 +88,5 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, demo_cli, users_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli):
         app.cli.add_command(group)

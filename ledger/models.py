@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 Money = Numeric(18, 4)
 
 LEDGER_KINDS = ("topup", "usage", "invite_reward", "adjustment", "refund")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "expired")
 AUDIT_ACTORS = ("user", "internal", "xorpay", "system", "admin")
 
 
@@ -133,6 +134,38 @@ class UsageLog(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class PaymentTransaction(Base):
+    """One top-up order. Its id is the order_id XorPay knows; `provider_order_id` is XorPay's aoid.
+
+    Status moves only through services.payments (pending -> succeeded | failed | expired, and a late
+    payment proven by the gateway may still succeed an expired or failed order); succeeded is final.
+    """
+
+    __tablename__ = "payment_transactions"
+    __table_args__ = (
+        CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
+        CheckConstraint(_in("status", PAYMENT_STATUSES), name="status_known"),
+        CheckConstraint("provider = 'xorpay'", name="provider_known"),
+        CheckConstraint("(status = 'succeeded') = (paid_at IS NOT NULL)", name="paid_at_iff_succeeded"),
+        UniqueConstraint("provider_order_id"),
+        Index("ix_payment_transactions_user_id_created_at", "user_id", "created_at"),
+        # Reconciliation scans the pending orders only.
+        Index("ix_payment_transactions_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    provider: Mapped[str] = mapped_column(String(16), default="xorpay", server_default=text("'xorpay'"))
+    pay_type: Mapped[str] = mapped_column(String(16), default="alipay")
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default=text("'pending'"))
+    provider_order_id: Mapped[str | None] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created_at()
+    paid_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+
+
 class LedgerEntry(Base):
     """Append-only: one row per balance change, with the balance it left.
 
@@ -147,7 +180,10 @@ class LedgerEntry(Base):
         CheckConstraint(_in("kind", LEDGER_KINDS), name="kind_known"),
         CheckConstraint("(kind = 'usage') = (usage_log_id IS NOT NULL)", name="usage_has_usage_log"),
         CheckConstraint("kind <> 'usage' OR amount < 0", name="usage_is_debit"),
+        CheckConstraint("(kind = 'topup') = (payment_transaction_id IS NOT NULL)", name="topup_has_payment"),
+        CheckConstraint("kind <> 'topup' OR amount > 0", name="topup_is_credit"),
         UniqueConstraint("usage_log_id"),
+        UniqueConstraint("payment_transaction_id"),
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
     )
 
@@ -157,11 +193,15 @@ class LedgerEntry(Base):
     balance_after: Mapped[Decimal] = mapped_column(Money)
     kind: Mapped[str] = mapped_column(String(20))
     usage_log_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("usage_logs.id", ondelete="RESTRICT"))
+    payment_transaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("payment_transactions.id", ondelete="RESTRICT")
+    )
     memo: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created_at()
 
     # Relationships to source rows let the unit of work insert the source before its entry.
     usage_log: Mapped[UsageLog | None] = relationship()
+    payment_transaction: Mapped[PaymentTransaction | None] = relationship()
 
 
 class AuditLog(Base):

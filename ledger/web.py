@@ -3,6 +3,8 @@ the error handlers and the template filters."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -10,11 +12,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
+import segno
 from flask import Flask, Response, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from ledger.db import get_session
@@ -24,7 +28,8 @@ from ledger.money import format_amount, to_api
 from ledger.services.accounts import load_session_user
 from ledger.services.audit import Origin
 from ledger.services.billing import get_balance
-from ledger.services.errors import LedgerError
+from ledger.services.errors import InvalidRequest, LedgerError, Unauthorized
+from ledger.services.xorpay import XorPayClient
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 SESSION_ID_KEY = "sid"  # the user_sessions row of this browser's login
@@ -35,7 +40,15 @@ def settings():  # -> Settings, typed loosely to keep this module free of a conf
 
 
 def request_origin(actor: str = "user") -> Origin:
-    return Origin(actor=actor, ip=request.remote_addr, user_agent=request.user_agent.string or None)
+    return Origin(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
+
+
+def _valid_ip(raw: str | None) -> str | None:
+    """The client address, if it is one (a forged X-Forwarded-For must not break the INET column)."""
+    try:
+        return str(ipaddress.ip_address(raw or ""))
+    except ValueError:
+        return None
 
 
 def user_timezone(user: User | None = None) -> ZoneInfo:
@@ -73,6 +86,46 @@ def safe_next_url(target: str | None, default: str) -> str:
     ):
         return default
     return target
+
+
+# --- request parsing shared by the APIs ---------------------------------------------------------
+
+
+def require_internal_token() -> None:
+    """Internal routes: header x-internal-token equal to INTERNAL_API_KEY, compared in constant time."""
+    given = request.headers.get("x-internal-token", "").encode()
+    expected = settings().INTERNAL_API_KEY.encode()
+    if not expected or not hmac.compare_digest(given, expected):
+        raise Unauthorized("Missing or wrong x-internal-token header.")
+
+
+def json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
+    return body
+
+
+def parse_uuid(value: object, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else uuid.UUID("invalid")
+    except ValueError:
+        raise InvalidRequest(f"{field} must be a UUID", field=field) from None
+
+
+def gateway() -> XorPayClient:
+    """The XorPay client of this app (the real gateway, or the sandbox: only the base URL differs)."""
+    return current_app.extensions["ledger.xorpay"]
+
+
+def qr_svg(text: str) -> Markup:
+    """A QR code as inline SVG (no image request, nothing from another site)."""
+    svg = segno.make(text, error="m").svg_inline(scale=5, border=2, dark="#111827")
+    return Markup(svg)  # noqa: S704 - segno writes only path data; the text is not embedded
 
 
 # --- sign-in state -------------------------------------------------------------------------------
@@ -113,6 +166,9 @@ def _handle_ledger_error(exc: LedgerError) -> Any:
 
 def _handle_csrf_error(exc: CSRFError) -> Any:
     if wants_json():
+        # CSRF is checked before the view; someone not signed in should first hear that.
+        if not current_user.is_authenticated:
+            return _unauthorized()
         return json_error("csrf_failed", exc.description, 400)
     message = _("This form has expired or was not sent from this site. Please try again.")
     return render_template("errors/error.html", status=400, message=message), 400
@@ -156,7 +212,6 @@ def register_template_helpers(app: Flask) -> None:
             "new_uuid": lambda: str(uuid.uuid4()),
             # Called by the header only when someone is signed in.
             "current_balance": lambda: get_balance(get_session(), current_user.id),
-            "has_endpoint": lambda name: name in current_app.view_functions,
         }
 
 

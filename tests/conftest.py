@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
 
 from ledger import create_app
 from ledger.config import Settings
@@ -30,6 +34,8 @@ from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERNAL_KEY = "test-internal-key"
+XORPAY_AID = "test-aid"
+XORPAY_SECRET = "test-xorpay-secret"
 
 
 def alembic_config(connection=None) -> Config:
@@ -76,6 +82,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         DATABASE_URL=database_url,
         INTERNAL_API_KEY=INTERNAL_KEY,
         SITE_URL="http://ledger.test",
+        XORPAY_AID=XORPAY_AID,
+        XORPAY_APP_SECRET=XORPAY_SECRET,
+        XORPAY_NOTIFY_URL="http://ledger.test/api/payments/webhook",
+        XORPAY_API_BASE="http://127.0.0.1:9/unused",  # tests point the client at a fake XorPay
         INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")),
     )
 
@@ -88,6 +98,38 @@ def database(engine: Engine) -> Database:
 @pytest.fixture(scope="session")
 def app(settings: Settings, database: Database) -> Flask:
     return create_app(settings, database)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings, database: Database) -> Iterator[LiveServer]:
+    """The app served over real HTTP on a free port, with the XorPay sandbox on, as `make run` has it.
+
+    The app calls its own sandbox over HTTP and the sandbox notifies the app's webhook over HTTP.
+    Rows are committed: tests using it take the `committed` fixture.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    live_settings = replace(
+        settings,
+        SITE_URL=url,
+        XORPAY_SANDBOX=True,
+        XORPAY_API_BASE=f"{url}/sandbox/xorpay",
+        XORPAY_NOTIFY_URL=f"{url}/api/payments/webhook",
+    )
+    live_app = create_app(live_settings, database)
+    server = make_server("127.0.0.1", port, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LiveServer(url, live_app)
+    server.shutdown()
 
 
 @pytest.fixture

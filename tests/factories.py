@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import factory
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ledger.models import BillingAccount, User
+from ledger.models import BillingAccount, PaymentTransaction, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
 
@@ -57,3 +58,24 @@ class UserFactory(factory.alchemy.SQLAlchemyModelFactory):
                 memo="test factory",
             )
             session.flush()
+
+
+class PaymentFactory(factory.alchemy.SQLAlchemyModelFactory):
+    """A pending top-up order as create_topup leaves it after XorPay said ok."""
+
+    class Meta:
+        model = PaymentTransaction
+        sqlalchemy_session_factory = current_session
+        sqlalchemy_session_persistence = "flush"
+
+    class Params:
+        user = factory.SubFactory(UserFactory)
+
+    id = factory.LazyFunction(uuid.uuid4)
+    user_id = factory.SelfAttribute("user.id")
+    amount = Decimal("50.00")
+    status = "pending"
+    pay_type = "alipay"
+    provider_order_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+    meta = factory.LazyAttribute(lambda o: {"qr": f"https://qr.alipay.com/{o.provider_order_id}"})
+    expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(minutes=30))

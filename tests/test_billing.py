@@ -134,15 +134,15 @@ def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(sess
             session,
             user_id=user.id,
             amount=Decimal("12.3400"),
-            kind="topup",
+            kind="adjustment",
             origin=SYSTEM,
             action="payment.credited",
             details={"order": "o-1"},
         )
-    assert (entry.amount, entry.balance_after, entry.kind) == (Decimal("12.3400"), Decimal("12.3400"), "topup")
+    assert (entry.amount, entry.balance_after, entry.kind) == (Decimal("12.3400"), Decimal("12.3400"), "adjustment")
     assert balance_of(session, user) == Decimal("12.34")
     audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.credited")).one()
-    assert audit.details == {"amount": "12.34", "kind": "topup", "balance_after": "12.34", "order": "o-1"}
+    assert audit.details == {"amount": "12.34", "kind": "adjustment", "balance_after": "12.34", "order": "o-1"}
 
 
 @pytest.mark.parametrize("amount", [Decimal(0), Decimal("-1"), Decimal("0.00001"), "1.00", 1])

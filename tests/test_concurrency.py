@@ -1,6 +1,7 @@
 """Charging under contention: real threads, one connection each, committed rows (SPEC 4, 5)."""
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.billing import adjust_balance, charge_usage
 from ledger.services.errors import InsufficientBalance
 from ledger.services.integrity import find_breaches
+from ledger.services.xorpay import sign
 
 pytestmark = pytest.mark.committed
 THREADS = 50
@@ -96,4 +98,80 @@ def test_fifty_parallel_api_deducts_leave_the_exact_balance(committed, app, inte
     assert (statuses.count(200), statuses.count(402)) == (20, 30)
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).balance == Decimal("0.0000")
+        assert list(find_breaches(session)) == []
+
+
+def pending_order(database, user, amount="50.00"):
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.models import PaymentTransaction
+
+    with database.session() as session, session.begin():
+        order = PaymentTransaction(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            amount=Decimal(amount),
+            status="pending",
+            provider_order_id=uuid.uuid4().hex,
+            meta={},
+            expires_at=datetime.now(UTC) + timedelta(minutes=30),
+        )
+        session.add(order)
+    return order
+
+
+def signed_notify(order, secret):
+    fields = {
+        "aoid": order.provider_order_id,
+        "order_id": str(order.id),
+        "pay_price": f"{order.amount:.2f}",
+        "pay_time": "2026-11-25 20:00:00",
+        "detail": "{}",
+    }
+    fields["sign"] = sign(fields["aoid"], fields["order_id"], fields["pay_price"], fields["pay_time"], secret)
+    return fields
+
+
+def test_thirty_identical_notifies_credit_once(committed, app, settings):
+    user = funded_user(committed, "1.00")
+    order = pending_order(committed, user)
+    fields = signed_notify(order, settings.XORPAY_APP_SECRET)
+
+    def notify(_i):
+        response = app.test_client().post("/api/payments/webhook", data=fields)
+        return response.status_code, response.get_data(as_text=True)
+
+    answers = run_together(30, notify)
+
+    assert answers == [(200, "ok")] * 30
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("51.0000")
+        assert session.scalar(select(func.count()).where(LedgerEntry.kind == "topup")) == 1
+        assert session.scalar(select(func.count()).where(AuditLog.action == "payment.notify_repeated")) == 29
+        assert list(find_breaches(session)) == []
+
+
+def test_notify_racing_reconcile_credits_once(committed, app, settings, httpserver):
+    from ledger.services.payments import reconcile
+    from ledger.services.xorpay import XorPayClient
+
+    user = funded_user(committed, "0.50")
+    order = pending_order(committed, user, amount="20.00")
+    httpserver.expect_request(f"/api/query2/{settings.XORPAY_AID}").respond_with_json({"status": "payed"})
+    gateway = XorPayClient(httpserver.url_for("/"), settings.XORPAY_AID, settings.XORPAY_APP_SECRET, timeout=(2, 2))
+    fields = signed_notify(order, settings.XORPAY_APP_SECRET)
+
+    def race(i):
+        if i % 2:
+            return app.test_client().post("/api/payments/webhook", data=fields).status_code
+        with committed.session() as session:
+            return reconcile(session, gateway).credited
+
+    results = run_together(12, race)
+
+    assert results[1::2] == [200] * 6
+    assert sum(results[0::2]) <= 1  # a reconcile run credits only if it got there before every notify
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("20.5000")
+        assert session.scalar(select(func.count()).where(LedgerEntry.kind == "topup")) == 1
         assert list(find_breaches(session)) == []

@@ -1,46 +1,20 @@
 """`POST /api/billing/deduct` (internal services) and `GET /api/billing/summary` (the signed-in person)."""
 
-import hmac
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
 from ledger.extensions import csrf
 from ledger.models import UsageLog
 from ledger.money import to_api
-from ledger.services.audit import Origin
 from ledger.services.billing import charge_usage
-from ledger.services.errors import InvalidRequest, Unauthorized
 from ledger.services.summary import account_summary
-from ledger.web import iso, settings, user_timezone
+from ledger.web import iso, json_object, parse_uuid, request_origin, require_internal_token, settings, user_timezone
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
-
-
-def require_internal_token() -> None:
-    """Internal routes: header x-internal-token equal to INTERNAL_API_KEY, compared in constant time."""
-    given = request.headers.get("x-internal-token", "").encode()
-    if not hmac.compare_digest(given, settings().INTERNAL_API_KEY.encode()):
-        raise Unauthorized("Missing or wrong x-internal-token header.")
-
-
-def json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or InvalidRequest."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
-    return body
-
-
-def parse_uuid(value: object, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value) if isinstance(value, str) else uuid.UUID("invalid")
-    except ValueError:
-        raise InvalidRequest(f"{field} must be a UUID", field=field) from None
 
 
 def usage_json(usage: UsageLog) -> dict[str, Any]:
@@ -61,17 +35,14 @@ def deduct() -> Any:
     require_internal_token()
     body = json_object()
     user_id = parse_uuid(body.get("user_id"), "user_id")
-    params = body.get("params", {})
-    if not isinstance(params, dict):
-        raise InvalidRequest("params must be a JSON object", field="params")
     charge = charge_usage(
         get_session(),
         user_id=user_id,
         amount=body.get("amount"),
         model=body.get("model"),
         request_id=body.get("request_id"),
-        params=params,
-        origin=Origin("internal", request.remote_addr),
+        params=body.get("params"),
+        origin=request_origin("internal"),
     )
     usage = charge.usage
     return jsonify(
@@ -101,7 +72,17 @@ def summary() -> Any:
             "count_30_days": s.count_30_days,
         },
         recent_usage=[usage_json(u) for u in s.recent_usage],
-        recent_transactions=[],
+        recent_transactions=[
+            {
+                "transaction_id": str(t.id),
+                "status": t.status,
+                "amount": to_api(t.amount),
+                "provider_order_id": t.provider_order_id,
+                "created_at": iso(t.created_at),
+                "paid_at": iso(t.paid_at),
+            }
+            for t in s.recent_topups
+        ],
         invites={
             "code": current_user.invite_code,
             "link": f"{settings().SITE_URL.rstrip('/')}/register?invite={current_user.invite_code}",

@@ -59,14 +59,17 @@ def run() -> Any:
     model_id = request.form.get("model", "")
     if request.form.get("action") == "quote":  # "update price" without JavaScript: nothing is charged
         return redirect(url_for("console.console", model=model_id, **_params(model_id)))
-    request_id = request.form.get("request_id") or str(uuid.uuid4())
+    try:
+        run_id = uuid.UUID(request.form.get("request_id", ""))
+    except ValueError:
+        run_id = uuid.uuid4()
     try:
         _priced, charge = run_model(
             get_session(),
             user_id=current_user.id,
             model_id=model_id,
             raw_params=request.form,
-            request_id=request_id,
+            run_id=run_id,
             origin=request_origin(),
         )
     except InsufficientBalance as exc:

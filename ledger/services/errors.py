@@ -56,3 +56,21 @@ class InvalidCredentials(LedgerError):
 
 class UnknownModel(LedgerError):
     code, status, message = "unknown_model", 422, "There is no such model."
+
+
+class InvalidTopupAmount(LedgerError):
+    code, status, message = "invalid_amount", 422, "The amount is not valid."
+
+
+class NotFound(LedgerError):
+    code, status, message = "not_found", 404, "Not found."
+
+
+class InvalidNotify(LedgerError):
+    """A gateway notify that is refused: bad sign, missing fields, amount mismatch (answered 400)."""
+
+    code, status, message = "invalid_notify", 400, "sign error"
+
+
+class UnknownOrder(LedgerError):
+    code, status, message = "unknown_order", 404, "unknown order"

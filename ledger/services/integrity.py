@@ -55,6 +55,18 @@ CHECKS: dict[str, str] = {
         FROM ledger_entries e JOIN usage_logs u ON u.id = e.usage_log_id
         WHERE e.user_id <> u.user_id
     """,
+    "3 every succeeded payment has exactly one ledger entry, of its amount": """
+        SELECT 'payment ' || p.id, p.status || ' with ' || count(e.id) || ' ledger entries, amount ' || p.amount
+        FROM payment_transactions p LEFT JOIN ledger_entries e ON e.payment_transaction_id = p.id
+        GROUP BY p.id, p.status, p.amount
+        HAVING (p.status = 'succeeded') <> (count(e.id) = 1) OR count(e.id) > 1
+            OR min(e.amount) <> p.amount OR max(e.amount) <> p.amount
+    """,
+    "3 a top-up entry's user is its payment's user": """
+        SELECT 'entry ' || e.id, 'user ' || e.user_id || ' but payment of ' || p.user_id
+        FROM ledger_entries e JOIN payment_transactions p ON p.id = e.payment_transaction_id
+        WHERE e.user_id <> p.user_id
+    """,
 }
 
 

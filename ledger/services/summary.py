@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.models import BillingAccount, UsageLog, User
+from ledger.models import BillingAccount, PaymentTransaction, UsageLog, User
 
 RECENT = 5
 
@@ -27,6 +27,7 @@ class Summary:
     spent_30_days: Decimal
     count_30_days: int
     recent_usage: list[UsageLog]
+    recent_topups: list[PaymentTransaction]
 
 
 def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
@@ -52,6 +53,12 @@ def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime
         .order_by(UsageLog.created_at.desc(), UsageLog.id.desc())
         .limit(RECENT)
     ).all()
+    topups = session.scalars(
+        select(PaymentTransaction)
+        .where(PaymentTransaction.user_id == user.id)
+        .order_by(PaymentTransaction.created_at.desc(), PaymentTransaction.id.desc())
+        .limit(RECENT)
+    ).all()
     return Summary(
         user=user,
         balance=account.balance,
@@ -60,4 +67,5 @@ def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime
         spent_30_days=Decimal(spent_30),
         count_30_days=count_30,
         recent_usage=list(recent),
+        recent_topups=list(topups),
     )

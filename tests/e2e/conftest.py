@@ -1,30 +1,20 @@
 """A live server on a free port and Debian's chromium driven by Playwright.
 
-The server runs in a thread on the real engine: rows are committed, and the `committed` fixture
-empties the tables after each test. Screenshots go to test-artifacts/ for people to look at.
+The server (`live_server` in tests/conftest.py, sandbox on) runs in a thread on the real engine:
+rows are committed, and the `committed` fixture empties the tables after each test. Screenshots go
+to test-artifacts/ for people to look at.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="session")
-def live_server(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +50,6 @@ class Page:
 def page(request, browser, live_server, committed) -> Iterator[Page]:
     label, width, height = request.param
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-    tab = Page(context.new_page(), live_server, f"{request.node.originalname}-{label}")
+    tab = Page(context.new_page(), live_server.url, f"{request.node.originalname}-{label}")
     yield tab
     context.close()

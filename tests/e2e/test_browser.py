@@ -71,3 +71,44 @@ def test_insufficient_balance_on_console_says_so(page, committed):
     assert "¥0.00" in p.inner_text(".alert-warning")
     tab.shot("insufficient")
     assert tab.console_errors == []
+
+
+def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
+    tab, p = page, page.page
+    tab.goto("/register")
+    p.fill("input[name=email]", f"payer-{page.name[-6:]}@example.com")
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+
+    tab.goto("/recharge")
+    p.click("label[for=preset-100]")
+    assert p.is_checked("#preset-100")
+    tab.shot("recharge")
+    p.click("form[action$='/recharge'] button[type=submit]")
+    p.wait_for_selector("[data-testid=qr] svg")
+    assert p.inner_text("[data-testid=order-amount]").strip() == "¥100.00"
+    tab.shot("qr")
+    order_url = p.url
+
+    # The QR code points at the sandbox's pay page (a phone opens it with the "Open Alipay" button).
+    pay_url = p.get_attribute("[data-testid=open-alipay]", "href")
+    payer = p.context.new_page()
+    payer.goto(pay_url)
+    payer.click("[data-testid=sandbox-pay]")
+    payer.wait_for_selector("[data-testid=sandbox-notify]")
+    assert "HTTP 200 ok" in payer.inner_text("[data-testid=sandbox-notify]")
+    payer.close()
+
+    # The order page polls and turns to succeeded by itself.
+    p.wait_for_selector("[data-testid=new-balance]", timeout=15000)
+    assert p.url == order_url
+    assert p.inner_text("[data-testid=new-balance]").strip() == "¥100.00"
+    assert p.get_attribute("[data-testid=payment-status] .badge", "data-status") == "succeeded"
+    tab.shot("paid")
+
+    tab.goto("/")
+    assert p.inner_text("[data-testid=balance]").strip() == "¥100.00"
+    assert p.inner_text("[data-testid=header-balance]").strip() == "¥100.00"
+    tab.shot("dashboard-after-topup")
+    assert tab.console_errors == []
