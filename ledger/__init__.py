@@ -11,7 +11,17 @@ from ledger.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
     from ledger import cli, web
-    from ledger.blueprints import api_billing, api_payments, auth, console, health, payments, site
+    from ledger.blueprints import (
+        api_billing,
+        api_invites,
+        api_payments,
+        auth,
+        console,
+        health,
+        invites,
+        payments,
+        site,
+    )
     from ledger.extensions import bootstrap, csrf, login_manager
     from ledger.services.xorpay import XorPayClient
 
@@ -35,7 +45,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     web.register_error_handlers(app)
     web.register_template_helpers(app)
 
-    for module in (site, auth, console, payments, api_billing, api_payments, health):
+    for module in (site, auth, console, payments, invites, api_billing, api_payments, api_invites, health):
         app.register_blueprint(module.bp)
     if settings.XORPAY_SANDBOX:  # a stand-in gateway for development; config refuses it in production
         from ledger.sandbox import bp as sandbox_bp

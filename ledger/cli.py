@@ -16,6 +16,7 @@ from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
 from ledger.services.errors import LedgerError
 from ledger.services.integrity import find_breaches
+from ledger.services.invites import Rewards
 from ledger.services.payments import reconcile
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
@@ -49,6 +50,7 @@ def reconcile_payments() -> None:
             session,
             current_app.extensions["ledger.xorpay"],
             progress=lambda order_id, outcome: click.echo(f"  {order_id}: {outcome}", err=True),
+            invite_rewards=Rewards.on_first_topup(current_app.config["LEDGER"]),
         )
     click.echo(
         f"checked {report.checked}, credited {report.credited}, expired {report.expired}, errors {report.errors}"

@@ -85,6 +85,8 @@ def _to_bool(name: str, raw: str) -> bool:
 
 
 def _to_amount(name: str, raw: str) -> Decimal:
+    if name.startswith("INVITE_REWARD_") and raw.strip() in {"0", "0.0", "0.00"}:
+        return Decimal("0.00")  # a reward may be switched off for one side
     try:
         return parse_amount(raw, places=2)
     except InvalidAmount as exc:

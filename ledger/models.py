@@ -166,6 +166,33 @@ class PaymentTransaction(Base):
     expires_at: Mapped[datetime]
 
 
+class InviteRelation(Base):
+    """Who invited whom: one inviter per person (invitee unique), rewarded at most once."""
+
+    __tablename__ = "invite_relations"
+    __table_args__ = (
+        UniqueConstraint("invitee_id"),
+        CheckConstraint("inviter_id <> invitee_id", name="not_self"),
+        CheckConstraint(
+            "(rewarded_at IS NULL) = (inviter_reward IS NULL) AND (rewarded_at IS NULL) = (invitee_reward IS NULL)",
+            name="rewarded_with_amounts",
+        ),
+        CheckConstraint("inviter_reward >= 0 AND invitee_reward >= 0", name="rewards_not_negative"),
+        Index("ix_invite_relations_inviter_id_created_at", "inviter_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    inviter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    invitee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = _created_at()
+    rewarded_at: Mapped[datetime | None]
+    inviter_reward: Mapped[Decimal | None] = mapped_column(Money)
+    invitee_reward: Mapped[Decimal | None] = mapped_column(Money)
+
+    inviter: Mapped[User] = relationship(foreign_keys=[inviter_id])
+    invitee: Mapped[User] = relationship(foreign_keys=[invitee_id])
+
+
 class LedgerEntry(Base):
     """Append-only: one row per balance change, with the balance it left.
 
@@ -182,8 +209,12 @@ class LedgerEntry(Base):
         CheckConstraint("kind <> 'usage' OR amount < 0", name="usage_is_debit"),
         CheckConstraint("(kind = 'topup') = (payment_transaction_id IS NOT NULL)", name="topup_has_payment"),
         CheckConstraint("kind <> 'topup' OR amount > 0", name="topup_is_credit"),
+        CheckConstraint("(kind = 'invite_reward') = (invite_relation_id IS NOT NULL)", name="reward_has_invite"),
+        CheckConstraint("kind <> 'invite_reward' OR amount > 0", name="reward_is_credit"),
         UniqueConstraint("usage_log_id"),
         UniqueConstraint("payment_transaction_id"),
+        # One reward entry per person per invitation: a second reward cannot be written.
+        UniqueConstraint("invite_relation_id", "user_id"),
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
     )
 
@@ -196,12 +227,14 @@ class LedgerEntry(Base):
     payment_transaction_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("payment_transactions.id", ondelete="RESTRICT")
     )
+    invite_relation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invite_relations.id", ondelete="RESTRICT"))
     memo: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created_at()
 
     # Relationships to source rows let the unit of work insert the source before its entry.
     usage_log: Mapped[UsageLog | None] = relationship()
     payment_transaction: Mapped[PaymentTransaction | None] = relationship()
+    invite_relation: Mapped[InviteRelation | None] = relationship()
 
 
 class AuditLog(Base):

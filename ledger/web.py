@@ -122,6 +122,10 @@ def gateway() -> XorPayClient:
     return current_app.extensions["ledger.xorpay"]
 
 
+def invite_link(code: str) -> str:
+    return f"{settings().SITE_URL.rstrip('/')}/register?invite={code}"
+
+
 def qr_svg(text: str) -> Markup:
     """A QR code as inline SVG (no image request, nothing from another site)."""
     svg = segno.make(text, error="m").svg_inline(scale=5, border=2, dark="#111827")

@@ -10,7 +10,7 @@ import factory
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ledger.models import BillingAccount, PaymentTransaction, User
+from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
 
@@ -79,3 +79,16 @@ class PaymentFactory(factory.alchemy.SQLAlchemyModelFactory):
     provider_order_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
     meta = factory.LazyAttribute(lambda o: {"qr": f"https://qr.alipay.com/{o.provider_order_id}"})
     expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(minutes=30))
+
+
+class InviteFactory(factory.alchemy.SQLAlchemyModelFactory):
+    """An invitation, not yet rewarded."""
+
+    class Meta:
+        model = InviteRelation
+        sqlalchemy_session_factory = current_session
+        sqlalchemy_session_persistence = "flush"
+
+    id = factory.LazyFunction(uuid.uuid4)
+    inviter = factory.SubFactory(UserFactory)
+    invitee = factory.SubFactory(UserFactory)

@@ -11,8 +11,9 @@ from ledger.extensions import csrf
 from ledger.models import UsageLog
 from ledger.money import to_api
 from ledger.services.billing import charge_usage
+from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
-from ledger.web import iso, json_object, parse_uuid, request_origin, require_internal_token, settings, user_timezone
+from ledger.web import invite_link, iso, json_object, parse_uuid, request_origin, require_internal_token, user_timezone
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
 
@@ -60,6 +61,7 @@ def deduct() -> Any:
 @login_required
 def summary() -> Any:
     tz = user_timezone()
+    invites = invite_overview(get_session(), current_user, limit=0)
     s = account_summary(get_session(), current_user, tz=tz, now=datetime.now(UTC))
     return jsonify(
         user_id=str(current_user.id),
@@ -84,9 +86,9 @@ def summary() -> Any:
             for t in s.recent_topups
         ],
         invites={
-            "code": current_user.invite_code,
-            "link": f"{settings().SITE_URL.rstrip('/')}/register?invite={current_user.invite_code}",
-            "invited_count": 0,
-            "rewards_total": "0.00",
+            "code": invites.code,
+            "link": invite_link(invites.code),
+            "invited_count": invites.invited_count,
+            "rewards_total": to_api(invites.rewards_total),
         },
     )

@@ -10,6 +10,7 @@ from ledger.extensions import csrf
 from ledger.models import PaymentTransaction
 from ledger.money import to_api
 from ledger.services.errors import InvalidNotify, UnknownOrder
+from ledger.services.invites import Rewards
 from ledger.services.payments import create_topup, get_own_order, handle_notify, parse_topup_amount
 from ledger.web import gateway, iso, json_object, qr_svg, request_origin, settings
 
@@ -65,7 +66,11 @@ def webhook() -> Any:
     """XorPay's notify. Any 200 means "processed" to XorPay, so every refusal is a 4xx (it retries)."""
     try:
         handle_notify(
-            get_session(), request.form, app_secret=settings().XORPAY_APP_SECRET, origin=request_origin("xorpay")
+            get_session(),
+            request.form,
+            app_secret=settings().XORPAY_APP_SECRET,
+            origin=request_origin("xorpay"),
+            invite_rewards=Rewards.on_first_topup(settings()),
         )
     except (InvalidNotify, UnknownOrder) as exc:
         return exc.message, exc.status, {"Content-Type": "text/plain; charset=utf-8"}

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.services.billing import get_balance
 from ledger.services.errors import InvalidTopupAmount
+from ledger.services.invites import Rewards
 from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders, parse_topup_amount
 from ledger.services.xorpay import GatewayError
 from ledger.web import gateway, qr_svg, request_origin, settings
@@ -88,7 +89,12 @@ def order(transaction_id: str) -> Any:
 def check(transaction_id: str) -> Any:
     try:
         topup = check_payment(
-            get_session(), gateway(), user_id=current_user.id, transaction_id=transaction_id, origin=request_origin()
+            get_session(),
+            gateway(),
+            user_id=current_user.id,
+            transaction_id=transaction_id,
+            origin=request_origin(),
+            invite_rewards=Rewards.on_first_topup(settings()),
         )
     except GatewayError as exc:
         flash(_(exc.message), "danger")

@@ -16,6 +16,7 @@ from ledger.db import atomic
 from ledger.models import BillingAccount, User, UserSession
 from ledger.services.audit import Origin, record_audit
 from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest
+from ledger.services.invites import bind_in_transaction
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -47,10 +48,20 @@ def new_invite_code() -> str:
     return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
 
 
-def register_user(session: Session, *, email: str, password: str, origin: Origin, is_admin: bool = False) -> User:
+def register_user(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    origin: Origin,
+    is_admin: bool = False,
+    invite_code: str | None = None,
+) -> User:
     """Create a person with their billing account (balance 0) and invite code, in one transaction.
 
-    Raises InvalidRequest (bad email or password) or EmailTaken; writes an audit row.
+    With `invite_code`, the person is bound to its owner in the same transaction (nothing is
+    created if the code is refused). Raises InvalidRequest (bad email or password), EmailTaken,
+    or the refusals of invites.bind_invite; writes audit rows.
     """
     email = normalise_email(email)
     check_password_rules(password)
@@ -69,6 +80,8 @@ def register_user(session: Session, *, email: str, password: str, origin: Origin
             session.add(user)
             session.flush()  # the account references the user
             session.add(BillingAccount(user_id=user.id, balance=0))
+            if invite_code and invite_code.strip():
+                bind_in_transaction(session, invitee=user, code=invite_code, origin=origin)
             record_audit(
                 session,
                 "user.registered",

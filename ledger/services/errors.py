@@ -74,3 +74,23 @@ class InvalidNotify(LedgerError):
 
 class UnknownOrder(LedgerError):
     code, status, message = "unknown_order", 404, "unknown order"
+
+
+class InviteCodeNotFound(LedgerError):
+    code, status, message = "invite_code_not_found", 404, "No one has this invite code."
+
+
+class AlreadyInvited(LedgerError):
+    code, status, message = "already_invited", 409, "You already have an inviter."
+
+
+class SelfInvite(LedgerError):
+    code, status, message = "self_invite", 422, "You cannot use your own invite code."
+
+
+class InviteCycle(LedgerError):
+    code, status, message = "invite_cycle", 422, "This code belongs to someone you invited (directly or not)."
+
+
+class InviteNotFound(LedgerError):
+    code, status, message = "invite_not_found", 404, "This person was not invited by anyone."

@@ -67,6 +67,22 @@ CHECKS: dict[str, str] = {
         FROM ledger_entries e JOIN payment_transactions p ON p.id = e.payment_transaction_id
         WHERE e.user_id <> p.user_id
     """,
+    "3 every paid invite reward has exactly one ledger entry per rewarded side": """
+        SELECT 'invite ' || r.id, 'rewarded_at ' || coalesce(r.rewarded_at::text, 'null')
+               || ' but entries inviter=' || coalesce(ei.amount::text, 'none') || ' (expected '
+               || coalesce(r.inviter_reward::text, 'none') || '), invitee=' || coalesce(ee.amount::text, 'none')
+               || ' (expected ' || coalesce(r.invitee_reward::text, 'none') || ')'
+        FROM invite_relations r
+        LEFT JOIN ledger_entries ei ON ei.invite_relation_id = r.id AND ei.user_id = r.inviter_id
+        LEFT JOIN ledger_entries ee ON ee.invite_relation_id = r.id AND ee.user_id = r.invitee_id
+        WHERE ei.amount IS DISTINCT FROM nullif(r.inviter_reward, 0)
+           OR ee.amount IS DISTINCT FROM nullif(r.invitee_reward, 0)
+    """,
+    "3 a reward entry goes to one of its invitation's two people": """
+        SELECT 'entry ' || e.id, 'user ' || e.user_id || ' is neither side of invite ' || r.id
+        FROM ledger_entries e JOIN invite_relations r ON r.id = e.invite_relation_id
+        WHERE e.user_id NOT IN (r.inviter_id, r.invitee_id)
+    """,
 }
 
 

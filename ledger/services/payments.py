@@ -24,6 +24,7 @@ from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import credit
 from ledger.services.errors import InvalidNotify, InvalidTopupAmount, LedgerError, NotFound, UnknownOrder
+from ledger.services.invites import Rewards, lock_first_topup_reward, pay_first_topup_reward
 from ledger.services.xorpay import NOTIFY_FIELDS, PAID_STATUSES, GatewayError, XorPayClient, verify_notify_sign
 
 PAY_TYPE = "alipay"
@@ -167,10 +168,22 @@ def list_orders(session: Session, *, user_id: uuid.UUID, limit: int = 20) -> lis
     )
 
 
-def _settle(session: Session, order: PaymentTransaction, *, origin: Origin, evidence: dict[str, Any]) -> bool:
-    """Mark a locked, paid order succeeded and credit its stored amount. False if it already was."""
+def _settle(
+    session: Session,
+    order: PaymentTransaction,
+    *,
+    origin: Origin,
+    evidence: dict[str, Any],
+    invite_rewards: Rewards | None,
+) -> bool:
+    """Mark a locked, paid order succeeded and credit its stored amount. False if it already was.
+
+    With `invite_rewards`, the person's first succeeded top-up also pays their invitation reward,
+    in this same transaction (once, whichever of this and the reward API comes first).
+    """
     if order.status == "succeeded":
         return False
+    reward = lock_first_topup_reward(session, order) if invite_rewards else None
     move(order, "succeeded")
     order.paid_at = datetime.now(UTC)
     order.meta = {**order.meta, **evidence}
@@ -188,6 +201,8 @@ def _settle(session: Session, order: PaymentTransaction, *, origin: Origin, evid
             "source": evidence.get("confirmed_by"),
         },
     )
+    if reward is not None:
+        pay_first_topup_reward(session, reward, rewards=invite_rewards, origin=origin)
     return True
 
 
@@ -206,7 +221,14 @@ def _refuse(
     return exc
 
 
-def handle_notify(session: Session, fields: Mapping[str, str], *, app_secret: str, origin: Origin) -> bool:
+def handle_notify(
+    session: Session,
+    fields: Mapping[str, str],
+    *,
+    app_secret: str,
+    origin: Origin,
+    invite_rewards: Rewards | None = None,
+) -> bool:
     """Process a XorPay notify. True if it credited the order, False for a harmless repeat.
 
     Checks the sign in constant time over the raw fields, finds and locks the order by order_id,
@@ -275,6 +297,7 @@ def handle_notify(session: Session, fields: Mapping[str, str], *, app_secret: st
                     "detail": _json_or_text(raw["detail"]),
                     "notify": logged,
                 },
+                invite_rewards=invite_rewards,
             )
             if order.provider_order_id is None:
                 order.provider_order_id = raw["aoid"]
@@ -292,7 +315,13 @@ def handle_notify(session: Session, fields: Mapping[str, str], *, app_secret: st
 
 
 def check_payment(
-    session: Session, gateway: XorPayClient, *, user_id: uuid.UUID, transaction_id: object, origin: Origin
+    session: Session,
+    gateway: XorPayClient,
+    *,
+    user_id: uuid.UUID,
+    transaction_id: object,
+    origin: Origin,
+    invite_rewards: Rewards | None = None,
 ) -> PaymentTransaction:
     """ "I have paid, check now": ask XorPay (query2) about the person's own order and credit it if paid.
 
@@ -303,12 +332,20 @@ def check_payment(
         return order
     session.commit()  # no transaction stays open while XorPay answers
     status = gateway.query2(str(order.id))
-    order, _outcome = _apply_query(session, order.id, status, origin=origin, now=datetime.now(UTC))
+    order, _outcome = _apply_query(
+        session, order.id, status, origin=origin, now=datetime.now(UTC), invite_rewards=invite_rewards
+    )
     return order
 
 
 def _apply_query(
-    session: Session, order_id: uuid.UUID, status: str, *, origin: Origin, now: datetime
+    session: Session,
+    order_id: uuid.UUID,
+    status: str,
+    *,
+    origin: Origin,
+    now: datetime,
+    invite_rewards: Rewards | None,
 ) -> tuple[PaymentTransaction, str | None]:
     """Act on a query2 answer under the order's lock: paid -> credit, stale -> expired.
 
@@ -318,7 +355,8 @@ def _apply_query(
     with atomic(session):
         order = _lock_order(session, order_id)
         if status in PAID_STATUSES:
-            if _settle(session, order, origin=origin, evidence={"confirmed_by": "query2", "query2_status": status}):
+            evidence = {"confirmed_by": "query2", "query2_status": status}
+            if _settle(session, order, origin=origin, evidence=evidence, invite_rewards=invite_rewards):
                 outcome = "credited"
         elif order.status == "pending" and (
             status == "expire" or (now >= order.expires_at and status in {"new", "not_exist"})
@@ -349,6 +387,7 @@ def reconcile(
     *,
     now: datetime | None = None,
     progress: Callable[[uuid.UUID, str], None] | None = None,
+    invite_rewards: Rewards | None = None,
 ) -> ReconcileReport:
     """Ask XorPay about every pending order: credit the paid ones, expire the stale ones.
 
@@ -372,7 +411,9 @@ def reconcile(
             if progress:
                 progress(order_id, f"error ({exc.gateway_status})")
             continue
-        _order, outcome = _apply_query(session, order_id, status, origin=Origin("system"), now=now)
+        _order, outcome = _apply_query(
+            session, order_id, status, origin=Origin("system"), now=now, invite_rewards=invite_rewards
+        )
         report.credited += outcome == "credited"
         report.expired += outcome == "expired"
         if progress:

@@ -112,3 +112,35 @@ def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
     assert p.inner_text("[data-testid=header-balance]").strip() == "¥100.00"
     tab.shot("dashboard-after-topup")
     assert tab.console_errors == []
+
+
+def test_invite_link_sign_up_shows_on_the_inviters_page(page, committed, browser):
+    tab, p = page, page.page
+    suffix = page.name[-6:]
+    tab.goto("/register")
+    p.fill("input[name=email]", f"host-{suffix}@example.com")
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+    tab.goto("/invites")
+    link = p.input_value("[data-testid=invite-link]")
+    assert "/register?invite=" in link
+    tab.shot("invites-empty")
+
+    # A friend opens the link in a browser of their own.
+    friend = browser.new_context(viewport=p.viewport_size, locale="zh-CN").new_page()
+    friend.goto(link)
+    assert friend.input_value("input[name=invite]") == link.rsplit("=", 1)[1]
+    friend.fill("input[name=email]", f"friend-{suffix}@example.com")
+    friend.fill("input[name=password]", "friend-password")
+    friend.click("button[type=submit]")
+    friend.wait_for_url(re.compile(r"/$"))
+    friend.goto(tab.base + "/invites")
+    assert f"host-{suffix}"[0] + "***@example.com" in friend.inner_text("[data-testid=my-inviter]")
+    friend.context.close()
+
+    tab.goto("/invites")
+    assert p.inner_text("[data-testid=invited-count]").strip() == "1"
+    assert "f***@example.com" in p.inner_text("[data-testid=invitees]")
+    tab.shot("invites")
+    assert tab.console_errors == []

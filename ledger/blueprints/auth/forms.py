@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SubmitField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import EmailField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from ledger.services.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
@@ -23,4 +23,5 @@ class RegisterForm(FlaskForm):
         validators=[DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH)],
         description=_l("At least %(n)d characters.", n=PASSWORD_MIN_LENGTH),
     )
+    invite = StringField(_l("Invite code (optional)"), filters=[_strip], validators=[Optional(), Length(max=16)])
     submit = SubmitField(_l("Create account"))

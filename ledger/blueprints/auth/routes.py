@@ -8,7 +8,7 @@ from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
 from ledger.models import User
 from ledger.services.accounts import authenticate, end_session, register_user, start_session
-from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest
+from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest, InviteCodeNotFound
 from ledger.web import SESSION_ID_KEY, request_origin, safe_next_url
 
 bp = Blueprint("auth", __name__)
@@ -46,11 +46,19 @@ def register() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("site.dashboard"))
     form = RegisterForm()
+    if request.method == "GET" and request.args.get("invite"):
+        form.invite.data = request.args["invite"][:16]  # the invite link: /register?invite=CODE
     if form.validate_on_submit():
         try:
             user = register_user(
-                get_session(), email=form.email.data, password=form.password.data, origin=request_origin()
+                get_session(),
+                email=form.email.data,
+                password=form.password.data,
+                origin=request_origin(),
+                invite_code=form.invite.data,
             )
+        except InviteCodeNotFound:
+            form.invite.errors.append(_("No one has this invite code. Check it, or leave the field empty."))
         except EmailTaken:
             form.email.errors.append(_("An account with this email already exists. Sign in instead?"))
         except InvalidRequest as exc:
