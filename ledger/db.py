@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,30 @@ def _close_request_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def is_storable_text(value: str) -> bool:
+    """Text PostgreSQL can store: valid UTF-8 (no lone surrogate) and no NUL character."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def storable_text(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, with what PostgreSQL cannot store replaced by U+FFFD."""
+    value = value[:limit].replace("\x00", "\ufffd")
+    return value.encode("utf-8", "replace").decode("utf-8") if not is_storable_text(value) else value
+
+
+def is_storable_json(value: object) -> bool:
+    """Can JSONB store `value` as it is (no NaN or Infinity, no NUL, no lone surrogate, not absurdly deep)?"""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return is_storable_text(text) and "\\u0000" not in text
 
 
 @contextmanager

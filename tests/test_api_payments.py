@@ -311,3 +311,73 @@ def test_summary_lists_recent_top_ups(client, auth, session):
     body = client.get("/api/billing/summary").get_json()
     assert [t["transaction_id"] for t in body["recent_transactions"]] == [str(order.id)]
     assert body["recent_transactions"][0]["status"] == "pending"
+
+
+# --- review findings: gateway errors, hostile notifies, late payments ------------------------------
+
+
+def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, session, xorpay):
+    user = UserFactory()
+    order = PaymentFactory(user=user)
+    xorpay.query2_answers("sign_error")
+    report = reconcile(session, xorpay.client)
+    assert (report.checked, report.errors) == (1, 1)
+    auth.login(user)
+    page = client.post(
+        f"/recharge/{order.id}/check", data={"csrf_token": auth.csrf_token("/")}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "签名" in page  # "the payment service rejected our signature"
+    session.refresh(order)
+    assert order.status == "pending"
+
+
+@pytest.mark.parametrize("field", ["aoid", "order_id", "pay_time"])
+def test_forged_notify_with_nul_bytes_is_refused_and_audited(client, session, field):
+    order = PaymentFactory()
+    fields = {**notify_fields(order), field: "x\x00y"}
+    response = post_notify(client, fields)
+    assert response.status_code in (400, 404)
+    audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).one()
+    assert "\x00" not in str(audit.details)
+    assert topup_entries(session) == 0
+
+
+@pytest.mark.parametrize("detail", ['{"a": "\\u0000"}', "NaN", '{"a": 1e999}', "[" * 5000, "not json", "\x00"])
+def test_signed_notify_with_strange_detail_still_credits(client, session, detail):
+    order = PaymentFactory()
+    response = post_notify(client, {**notify_fields(order), "detail": detail, "more": "m\x00"})
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "ok")
+    session.refresh(order)
+    assert order.status == "succeeded" and isinstance(order.meta["detail"], str)
+    assert balance_of(session, order.user_id) == Decimal("50.00")
+
+
+@pytest.mark.parametrize("status", ["expired", "failed"])
+def test_reconcile_finds_a_late_payment_on_an_expired_or_failed_order(session, xorpay, status):
+    order = PaymentFactory(status=status)
+    xorpay.query2_answers("success")
+    report = reconcile(session, xorpay.client)
+    assert (report.checked, report.credited) == (1, 1)
+    session.refresh(order)
+    assert order.status == "succeeded" and balance_of(session, order.user_id) == Decimal("50.00")
+
+
+def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, xorpay):
+    from datetime import UTC, datetime, timedelta
+
+    PaymentFactory(status="expired", created_at=datetime.now(UTC) - timedelta(days=3))
+    PaymentFactory(status="failed", provider_order_id=None)
+    assert reconcile(session, xorpay.client).checked == 0
+
+
+def test_create_sends_two_decimals_and_stores_the_exact_amount(client, auth, session, xorpay):
+    auth.login(UserFactory())
+    xorpay.create_ok(expires_in=600)
+    body = api_create(client, auth, "88.8").get_json()
+    form = xorpay.sent_forms()[0]
+    assert (form["price"], form["expire"]) == ("88.80", "1800")
+    order = session.get(PaymentTransaction, uuid.UUID(body["transaction_id"]))
+    assert order.amount == Decimal("88.80")
+    from datetime import UTC, datetime, timedelta
+
+    assert timedelta(seconds=590) < order.expires_at - datetime.now(UTC) <= timedelta(seconds=600)

@@ -1,12 +1,13 @@
 """Charging under contention: real threads, one connection each, committed rows (SPEC 4, 5)."""
 
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
 from ledger.services.accounts import register_user
@@ -228,3 +229,56 @@ def test_reward_racing_the_first_top_up_pays_once(committed, app, settings, inte
         assert session.scalar(select(func.count()).where(LedgerEntry.kind == "invite_reward")) == 2
         assert session.scalar(select(func.count()).where(LedgerEntry.kind == "topup")) == 1
         assert list(find_breaches(session)) == []
+
+
+class WatchingGateway:
+    """A gateway that, while it 'waits on the network', records transactions left open in the database."""
+
+    def __init__(self, engine, status="new"):
+        from ledger.services.xorpay import CreatedOrder
+
+        self.engine, self.status, self.seen = engine, status, []
+        self.created = CreatedOrder
+
+    def _look(self):
+        with self.engine.connect() as conn:
+            self.seen.append(
+                conn.execute(
+                    text(
+                        "SELECT left(query, 80) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                    )
+                ).all()
+            )
+
+    def create(self, **_kwargs):
+        self._look()
+        return self.created(aoid=uuid.uuid4().hex, qr="https://qr.alipay.com/x", expires_in=1800)
+
+    def query2(self, _order_id):
+        self._look()
+        return self.status
+
+
+def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, monkeypatch):
+    from ledger.services.payments import reconcile
+
+    with committed.session() as session:
+        register_user(session, email="watched@example.com", password="p" * 10, origin=SYSTEM)
+    watcher = WatchingGateway(engine)
+    monkeypatch.setitem(app.extensions, "ledger.xorpay", watcher)
+    client = app.test_client()
+    token = re.search(r'csrf-token" content="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    client.post("/login", data={"email": "watched@example.com", "password": "p" * 10, "csrf_token": token})
+    token = re.search(r'csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+
+    created = client.post("/api/payments/create", json={"amount": "10.00"}, headers={"X-CSRFToken": token})
+    assert created.status_code == 201
+    assert client.post("/recharge", data={"amount": "10", "csrf_token": token}).status_code == 302
+    order_id = created.get_json()["transaction_id"]
+    assert client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code == 302
+    with committed.session() as session:
+        reconcile(session, watcher)
+
+    assert len(watcher.seen) == 5  # two creates, one check, two orders reconciled
+    assert all(rows == [] for rows in watcher.seen)

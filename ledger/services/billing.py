@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.db import atomic
+from ledger.db import atomic, is_storable_json, is_storable_text
 from ledger.models import LEDGER_KINDS, BillingAccount, LedgerEntry, UsageLog
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, InvalidAmount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
@@ -57,29 +57,18 @@ def _post(account: BillingAccount, amount: Decimal, kind: str, session: Session,
     return entry
 
 
-def _storable_text(value: str) -> bool:
-    """Text PostgreSQL can store: valid UTF-8 (no lone surrogates) and no NUL character."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
-
-
 def validate_params(params: object) -> dict[str, Any]:
     """A charge's params: a JSON object that JSONB can store (no NaN, NUL or lone surrogate), 16 KB at most."""
     if params is None:
         return {}
     if not isinstance(params, dict):
         raise InvalidRequest("params must be a JSON object", field="params")
-    try:
-        text = json.dumps(params, allow_nan=False, ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):
-        raise InvalidRequest("params must be plain JSON (no NaN or Infinity)", field="params") from None
-    if len(text.encode("utf-8", "surrogatepass")) > PARAMS_MAX_BYTES:
+    if not is_storable_json(params):
+        raise InvalidRequest(
+            "params must be plain JSON: no NaN or Infinity, NUL characters or invalid Unicode", field="params"
+        )
+    if len(json.dumps(params, ensure_ascii=False).encode("utf-8")) > PARAMS_MAX_BYTES:
         raise InvalidRequest(f"params must not exceed {PARAMS_MAX_BYTES // 1024} KB of JSON", field="params")
-    if not _storable_text(text) or "\\u0000" in text:
-        raise InvalidRequest("params must not contain NUL characters or invalid Unicode", field="params")
     return params
 
 
@@ -89,12 +78,12 @@ def validate_charge(amount: object, model: object, request_id: object) -> tuple[
         value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
     except InvalidAmount as exc:
         raise InvalidRequest(str(exc), field="amount") from None
-    if not isinstance(model, str) or not 1 <= len(model.strip()) <= MODEL_MAX_LENGTH or not _storable_text(model):
+    if not isinstance(model, str) or not 1 <= len(model.strip()) <= MODEL_MAX_LENGTH or not is_storable_text(model):
         raise InvalidRequest(f"model must be text of 1 to {MODEL_MAX_LENGTH} characters", field="model")
     if (
         not isinstance(request_id, str)
         or not 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH
-        or not _storable_text(request_id)
+        or not is_storable_text(request_id)
     ):
         raise InvalidRequest(f"request_id must be text of 1 to {REQUEST_ID_MAX_LENGTH} characters", field="request_id")
     return value, model.strip(), request_id

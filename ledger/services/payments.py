@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.db import atomic
+from ledger.db import atomic, is_storable_json, storable_text
 from ledger.models import PaymentTransaction, User
 from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
@@ -29,6 +29,8 @@ from ledger.services.xorpay import NOTIFY_FIELDS, PAID_STATUSES, GatewayError, X
 
 PAY_TYPE = "alipay"
 ORDER_EXPIRE_SECONDS = 30 * 60
+# How long reconcile keeps asking about expired or failed orders (XorPay retries a notify for ~6.5 h).
+RECHECK_WINDOW = timedelta(hours=48)
 XORPAY = Origin("xorpay")
 
 # The status machine. A late payment that the gateway proves (signed notify or query2) still
@@ -138,7 +140,8 @@ def create_topup(
     with atomic(session):
         order = _lock_order(session, order.id)
         order.provider_order_id = created.aoid
-        order.expires_at = now + timedelta(seconds=min(created.expires_in, ORDER_EXPIRE_SECONDS))
+        # XorPay's window, counted from its answer: our expiry is never before the gateway's.
+        order.expires_at = datetime.now(UTC) + timedelta(seconds=created.expires_in)
         order.meta = {**order.meta, "qr": created.qr, "aoid": created.aoid, "expires_in": created.expires_in}
     return order
 
@@ -237,7 +240,8 @@ def handle_notify(
     raises UnknownOrder (404). Neither credits anything.
     """
     raw = {k: fields.get(k, "") for k in (*NOTIFY_FIELDS, "more", "detail")}
-    logged = {k: v[:200] for k, v in raw.items() if k != "sign"}
+    # What we keep of unverified fields must be storable whatever a forger sends (NUL, bad Unicode).
+    logged = {k: storable_text(v, 200) for k, v in raw.items() if k != "sign"}
     missing = [k for k in NOTIFY_FIELDS if not raw[k]]
     if missing:
         raise _refuse(
@@ -292,15 +296,15 @@ def handle_notify(
                 origin=origin,
                 evidence={
                     "confirmed_by": "notify",
-                    "aoid": raw["aoid"],
-                    "pay_time": raw["pay_time"],
-                    "detail": _json_or_text(raw["detail"]),
+                    "aoid": logged["aoid"],
+                    "pay_time": logged["pay_time"],
+                    "detail": _detail_of(raw["detail"]),
                     "notify": logged,
                 },
                 invite_rewards=invite_rewards,
             )
             if order.provider_order_id is None:
-                order.provider_order_id = raw["aoid"]
+                order.provider_order_id = logged["aoid"][:64]
             if not credited:
                 record_audit(
                     session,
@@ -391,14 +395,21 @@ def reconcile(
 ) -> ReconcileReport:
     """Ask XorPay about every pending order: credit the paid ones, expire the stale ones.
 
-    Safe beside incoming notifies: both settle under the order's row lock, so an order is
-    credited once whichever comes first.
+    Orders that expired or failed in the last RECHECK_WINDOW are asked about again (failed ones
+    only if XorPay knows them): a payment made at the edge of the window whose notify was lost
+    still ends in a credit. Safe beside incoming notifies: both settle under the order's row
+    lock, so an order is credited once whichever comes first.
     """
     now = now or datetime.now(UTC)
     report = ReconcileReport()
+    recent = PaymentTransaction.created_at >= now - RECHECK_WINDOW
     pending = session.scalars(
         select(PaymentTransaction.id)
-        .where(PaymentTransaction.status == "pending")
+        .where(
+            (PaymentTransaction.status == "pending")
+            | ((PaymentTransaction.status == "expired") & recent)
+            | ((PaymentTransaction.status == "failed") & recent & PaymentTransaction.provider_order_id.is_not(None))
+        )
         .order_by(PaymentTransaction.created_at)
     ).all()
     session.commit()
@@ -429,8 +440,12 @@ def _price_of(raw: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _json_or_text(raw: str) -> Any:
+def _detail_of(raw: str) -> Any:
+    """The notify's `detail` (unsigned, informative only): its JSON when storable, else its text."""
+    if not raw:
+        return None
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw[:500]
+        value = json.loads(raw[:4000])
+    except (ValueError, RecursionError):
+        value = None
+    return value if value is not None and is_storable_json(value) else storable_text(raw, 500)

@@ -21,6 +21,7 @@ from ledger.services.errors import LedgerError
 NOTIFY_FIELDS = ("aoid", "order_id", "pay_price", "pay_time", "sign")
 # query2 answers that mean the money was paid ("fee_error": paid, but XorPay could not take its fee).
 PAID_STATUSES = frozenset({"payed", "success", "fee_error"})
+ORDER_STATUSES = PAID_STATUSES | {"not_exist", "new", "expire"}
 TIMEOUT = (3.05, 10)  # seconds: connect, read
 
 # What the person paying is told for each XorPay error status.
@@ -144,6 +145,8 @@ class XorPayClient:
         status = answer.get("status")
         if not isinstance(status, str) or not status:
             raise GatewayError("bad_response", detail=str(answer)[:200])
+        if status not in ORDER_STATUSES:  # sign_error, aid_not_exist...: an answer about us, not the order
+            raise GatewayError(status, detail=_detail(answer))
         return status
 
     def refund(self, aoid: str, price: str) -> None:
