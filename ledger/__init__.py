@@ -15,12 +15,14 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         api_billing,
         api_invites,
         api_payments,
+        api_usage,
         auth,
         console,
         health,
         invites,
         payments,
         site,
+        usage,
     )
     from ledger.extensions import bootstrap, csrf, login_manager
     from ledger.services.xorpay import XorPayClient
@@ -45,7 +47,19 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     web.register_error_handlers(app)
     web.register_template_helpers(app)
 
-    for module in (site, auth, console, payments, invites, api_billing, api_payments, api_invites, health):
+    for module in (
+        site,
+        auth,
+        console,
+        payments,
+        usage,
+        invites,
+        api_billing,
+        api_payments,
+        api_invites,
+        api_usage,
+        health,
+    ):
         app.register_blueprint(module.bp)
     if settings.XORPAY_SANDBOX:  # a stand-in gateway for development; config refuses it in production
         from ledger.sandbox import bp as sandbox_bp

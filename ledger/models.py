@@ -121,7 +121,11 @@ class UsageLog(Base):
         UniqueConstraint("user_id", "request_id"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
-        Index("ix_usage_logs_user_id_created_at", "user_id", "created_at"),
+        # Reports and pages read a person's usage by time; amount and model ride along in the index
+        # so that totals and groups are index-only scans.
+        Index(
+            "ix_usage_logs_user_id_created_at_id", "user_id", "created_at", "id", postgresql_include=["amount", "model"]
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

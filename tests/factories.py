@@ -10,7 +10,7 @@ import factory
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, User
+from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
 
@@ -92,3 +92,23 @@ class InviteFactory(factory.alchemy.SQLAlchemyModelFactory):
     id = factory.LazyFunction(uuid.uuid4)
     inviter = factory.SubFactory(UserFactory)
     invitee = factory.SubFactory(UserFactory)
+
+
+class UsageFactory(factory.alchemy.SQLAlchemyModelFactory):
+    """A usage log row as reports read it (without its ledger entry: for report tests only)."""
+
+    class Meta:
+        model = UsageLog
+        sqlalchemy_session_factory = current_session
+        sqlalchemy_session_persistence = "flush"
+
+    class Params:
+        user = factory.SubFactory(UserFactory)
+
+    id = factory.LazyFunction(uuid.uuid4)
+    user_id = factory.SelfAttribute("user.id")
+    amount = Decimal("1.00")
+    model = "image-studio-v2"
+    params = factory.LazyFunction(dict)
+    request_id = factory.Sequence(lambda n: f"req-{n}")
+    balance_after = Decimal("100.00")
