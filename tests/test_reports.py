@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -221,3 +222,12 @@ def test_csv_streams_in_constant_memory_batches(session, me):
     assert len(chunks) == 3  # header, one full batch, the rest
     assert sum(c.count(b"\r\n") for c in chunks) == CSV_BATCH + 11
     assert uuid.UUID(chunks[2].decode().split(",")[1])
+
+
+def test_csv_quotes_commas_quotes_and_newlines(client, session, me):
+    UsageFactory(user=me, model='a"b,c', request_id="line\nbreak", params={"q": 'say "hi", ok'},
+                 created_at=at("2026-03-01 10:00:00"))
+    raw = report(client, format="csv", **{"from": "2026-03-01", "to": "2026-03-01"}).get_data()
+    row = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))[1]
+    assert (row[2], row[5]) == ('a"b,c', "line\nbreak")
+    assert json.loads(row[6]) == {"q": 'say "hi", ok'}

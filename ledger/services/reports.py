@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -208,39 +206,37 @@ def csv_filename(q: ReportQuery) -> str:
     return f"usage_{q.start:%Y%m%d}_{q.end:%Y%m%d}.csv"
 
 
-def _safe_cell(column: Any) -> Any:
-    """SQL that prefixes a cell with ' when it starts like a spreadsheet formula."""
-    return case((func.left(column, 1).in_(FORMULA_STARTS), literal("'") + column), else_=column)
+def _csv_text(column: Any) -> Any:
+    """SQL for a quoted CSV text cell, prefixed with ' when it starts like a spreadsheet formula."""
+    safe = case((func.left(column, 1).in_(FORMULA_STARTS), literal("'") + column), else_=column)
+    return literal('"') + func.replace(safe, '"', '""') + literal('"')
 
 
 def export_csv(session: Session, q: ReportQuery) -> Iterator[bytes]:
     """The CSV of SPEC 8, oldest first, as UTF-8 chunks (BOM first) streamed from a server-side cursor.
 
-    PostgreSQL formats the cells (local time, decimals, JSON) so that Python only joins them, and
-    rows are fetched and written CSV_BATCH at a time: memory stays flat whatever the range.
+    PostgreSQL writes each row as one CSV line (local time, exact decimals, JSON, quoted text), so
+    that Python only joins lines; rows are fetched CSV_BATCH at a time: memory stays flat whatever
+    the range.
     """
+    line = func.concat_ws(
+        ",",
+        cast(func.date_trunc("second", func.timezone(q.tz.key, UsageLog.created_at)), String),
+        cast(UsageLog.id, String),
+        _csv_text(UsageLog.model),
+        cast(UsageLog.amount, String),
+        cast(UsageLog.balance_after, String),
+        _csv_text(UsageLog.request_id),
+        _csv_text(cast(UsageLog.params, String)),
+    )
     stmt = (
-        select(
-            func.to_char(func.timezone(q.tz.key, UsageLog.created_at), "YYYY-MM-DD HH24:MI:SS"),
-            cast(UsageLog.id, String),
-            _safe_cell(UsageLog.model),
-            cast(UsageLog.amount, String),
-            cast(UsageLog.balance_after, String),
-            _safe_cell(UsageLog.request_id),
-            cast(UsageLog.params, String),
-        )
+        select(line)
         .where(*_in_range(q))
         .order_by(UsageLog.created_at, UsageLog.id)
         .execution_options(stream_results=True, yield_per=CSV_BATCH)
     )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
-    result = session.execute(stmt)
-    for rows in result.partitions():
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(rows)
-        yield buffer.getvalue().encode("utf-8")
+    yield ("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
+    result = session.execute(stmt).scalars()
+    for lines in result.partitions():
+        yield ("\r\n".join(lines) + "\r\n").encode("utf-8")
     result.close()
