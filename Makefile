@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install lint migrate seed translations chromium clean
+.PHONY: run test install lint migrate seed translations chromium clean bench messages
 
 run: install .env migrate seed
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
@@ -50,6 +50,9 @@ lint: install
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o ledger/translations/messages.pot ledger
 	$(BIN)/pybabel update -i ledger/translations/messages.pot -d ledger/translations --no-fuzzy-matching
+
+bench: install
+	$(BIN)/python bench/usage_report.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -65,8 +65,10 @@ def load(database: Database, rows: int, noise: int) -> tuple[str, datetime]:
     """One person with `rows` charges over the last 365 days, and `noise` charges of 50 others."""
     with database.session() as session:
         me = register_user(session, email="bench@example.com", password=PASSWORD, origin=SYSTEM)
-        others = [register_user(session, email=f"noise{i}@example.com", password=PASSWORD, origin=SYSTEM).id
-                  for i in range(50)]
+        others = [
+            register_user(session, email=f"noise{i}@example.com", password=PASSWORD, origin=SYSTEM).id
+            for i in range(50)
+        ]
     now = datetime.now(UTC)
     insert = text("""
         INSERT INTO usage_logs (id, user_id, amount, model, params, request_id, balance_after, created_at)
@@ -81,8 +83,10 @@ def load(database: Database, rows: int, noise: int) -> tuple[str, datetime]:
     with database.engine.begin() as conn:
         conn.execute(insert, {"user_id": str(me.id), "prefix": "bench-", "now": now, "span": year, "rows": rows})
         for i, other in enumerate(others):
-            conn.execute(insert, {"user_id": str(other), "prefix": f"noise{i}-", "now": now, "span": year,
-                                  "rows": noise // len(others)})
+            conn.execute(
+                insert,
+                {"user_id": str(other), "prefix": f"noise{i}-", "now": now, "span": year, "rows": noise // len(others)},
+            )
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE usage_logs"))
     return "bench@example.com", now
@@ -129,10 +133,15 @@ def main() -> None:
     database = Database(make_engine(url))
     started = time.perf_counter()
     email, now = load(database, args.rows, args.noise)
-    print(f"loaded {args.rows:,} rows for one person + {args.noise:,} noise rows in "
-          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"loaded {args.rows:,} rows for one person + {args.noise:,} noise rows in "
+        f"{time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
 
-    settings = Settings(LEDGER_ENV="testing", DATABASE_URL=url, SECRET_KEY="bench", INSTANCE_PATH=tempfile.mkdtemp())
+    settings = Settings(
+        LEDGER_ENV="testing", DATABASE_URL=url, SECRET_KEY=os.urandom(16).hex(), INSTANCE_PATH=tempfile.mkdtemp()
+    )
     app = create_app(settings, database)
     client = signed_in_client(app, email)
     today = now.astimezone(SHANGHAI).date()
@@ -164,8 +173,10 @@ def main() -> None:
     print("|---|---|---|")
     for label, p50, p95 in results:
         print(f"| {label} | {p50:.1f} ms | {p95:.1f} ms |")
-    print(f"\nCSV export: {exported:,} rows in {elapsed:.2f} s = {exported / elapsed:,.0f} rows/s; "
-          f"peak RSS growth while streaming: {rss_growth:.1f} MB")
+    print(
+        f"\nCSV export: {exported:,} rows in {elapsed:.2f} s = {exported / elapsed:,.0f} rows/s; "
+        f"peak RSS growth while streaming: {rss_growth:.1f} MB"
+    )
     assert exported == args.rows, f"exported {exported} rows, expected {args.rows}"
 
 

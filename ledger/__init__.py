@@ -12,6 +12,7 @@ from ledger.config import Settings, load_settings
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
     from ledger import cli, web
     from ledger.blueprints import (
+        account,
         api_billing,
         api_invites,
         api_payments,
@@ -21,10 +22,11 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         health,
         invites,
         payments,
+        security,
         site,
         usage,
     )
-    from ledger.extensions import bootstrap, csrf, login_manager
+    from ledger.extensions import bootstrap, csrf, limiter, login_manager
     from ledger.services.xorpay import XorPayClient
 
     settings = settings or load_settings()
@@ -42,10 +44,12 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     )
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
     bootstrap.init_app(app)
     web.init_i18n(app)
     web.register_error_handlers(app)
     web.register_template_helpers(app)
+    web.register_security_headers(app)
 
     for module in (
         site,
@@ -54,6 +58,8 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         payments,
         usage,
         invites,
+        account,
+        security,
         api_billing,
         api_payments,
         api_invites,

@@ -23,7 +23,7 @@ class BarChart:
     height: int
     top: Decimal  # the value of the top gridline
     bars: list[Bar]
-    labels: list[tuple[float, date]]  # a few dates along the x axis
+    labels: list[tuple[float, date, str]]  # a few dates along the x axis: x, day, text-anchor
     baseline: float
 
 
@@ -51,5 +51,7 @@ def bar_chart(series: list[tuple[date, Decimal]], *, width: int = 720, height: i
         h = max(h, 1.5) if value > 0 else 0.0  # a tiny spend stays visible
         bars.append(Bar(x=i * slot + gap / 2, y=plot_height - h, width=slot - gap, height=h, day=day, value=value))
     every = max(1, round(len(series) / labels))
-    ticks = [(i * slot + slot / 2, day) for i, (day, _) in enumerate(series) if i % every == 0]
+    ticks = [(i * slot + slot / 2, day, "middle") for i, (day, _) in enumerate(series) if i % every == 0]
+    if ticks:  # the first label starts at the left edge instead of being cut in half
+        ticks[0] = (0.0, ticks[0][1], "start")
     return BarChart(width=width, height=height, top=top, bars=bars, labels=ticks, baseline=plot_height)

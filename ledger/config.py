@@ -46,6 +46,7 @@ class Settings:
     RATELIMIT_LOGIN: str = "10/minute"
     RATELIMIT_REGISTER: str = "20/hour"
     RATELIMIT_STORAGE_URI: str = "memory://"
+    RATELIMIT_ENABLED: bool = True
     # Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.
     INSTANCE_PATH: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
 
@@ -72,6 +73,9 @@ class Settings:
             "BABEL_DEFAULT_TIMEZONE": self.DEFAULT_TIMEZONE,
             "BOOTSTRAP_SERVE_LOCAL": True,  # no CDN: the app works offline and its CSP stays 'self'
             "TESTING": self.LEDGER_ENV == "testing",
+            "RATELIMIT_ENABLED": self.RATELIMIT_ENABLED,
+            "RATELIMIT_STORAGE_URI": self.RATELIMIT_STORAGE_URI,
+            "RATELIMIT_HEADERS_ENABLED": True,
         }
 
 

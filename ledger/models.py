@@ -64,12 +64,14 @@ class User(UserMixin, Base):
         # Emails are stored lower-cased, so the unique constraint is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("username IS NULL OR char_length(username) BETWEEN 3 AND 30", name="username_length"),
+        # Usernames are unique whatever their case ("Alice" and "alice" are one name).
+        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    username: Mapped[str | None] = mapped_column(String(30), unique=True)
+    username: Mapped[str | None] = mapped_column(String(30))
     full_name: Mapped[str | None] = mapped_column(String(100))
     website: Mapped[str | None] = mapped_column(String(200))
     avatar: Mapped[str | None] = mapped_column(String(100))

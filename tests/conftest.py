@@ -86,6 +86,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         XORPAY_APP_SECRET=XORPAY_SECRET,
         XORPAY_NOTIFY_URL="http://ledger.test/api/payments/webhook",
         XORPAY_API_BASE="http://127.0.0.1:9/unused",  # tests point the client at a fake XorPay
+        # Tests sign in many times a minute; test_security tightens the limits to check them.
+        RATELIMIT_LOGIN="10000/minute",
+        RATELIMIT_REGISTER="10000/minute",
         INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")),
     )
 

@@ -225,8 +225,13 @@ def test_csv_streams_in_constant_memory_batches(session, me):
 
 
 def test_csv_quotes_commas_quotes_and_newlines(client, session, me):
-    UsageFactory(user=me, model='a"b,c', request_id="line\nbreak", params={"q": 'say "hi", ok'},
-                 created_at=at("2026-03-01 10:00:00"))
+    UsageFactory(
+        user=me,
+        model='a"b,c',
+        request_id="line\nbreak",
+        params={"q": 'say "hi", ok'},
+        created_at=at("2026-03-01 10:00:00"),
+    )
     raw = report(client, format="csv", **{"from": "2026-03-01", "to": "2026-03-01"}).get_data()
     row = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))[1]
     assert (row[2], row[5]) == ('a"b,c', "line\nbreak")

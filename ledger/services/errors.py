@@ -94,3 +94,11 @@ class InviteCycle(LedgerError):
 
 class InviteNotFound(LedgerError):
     code, status, message = "invite_not_found", 404, "This person was not invited by anyone."
+
+
+class UsernameTaken(LedgerError):
+    code, status, message = "username_taken", 409, "This username is taken."
+
+
+class InvalidImage(LedgerError):
+    code, status, message = "invalid_image", 422, "The file is not a PNG, JPEG or WebP image of at most 2 MB."

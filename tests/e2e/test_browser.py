@@ -144,3 +144,49 @@ def test_invite_link_sign_up_shows_on_the_inviters_page(page, committed, browser
     assert "f***@example.com" in p.inner_text("[data-testid=invitees]")
     tab.shot("invites")
     assert tab.console_errors == []
+
+
+def test_sign_the_other_browser_out_from_security(page, committed, browser):
+    tab, p = page, page.page
+    suffix = page.name[-6:]
+    email = f"twice-{suffix}@example.com"
+    tab.goto("/register")
+    p.fill("input[name=email]", email)
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+
+    other = browser.new_context(viewport=p.viewport_size, locale="zh-CN").new_page()
+    other.goto(tab.base + "/login")
+    other.fill("input[name=email]", email)
+    other.fill("input[name=password]", "browser-password")
+    other.click("button[type=submit]")
+    other.wait_for_url(re.compile(r"/$"))
+
+    tab.goto("/security")
+    assert p.locator("[data-testid=sessions] li").count() == 2
+    tab.shot("security-two-sessions")
+    p.click("[data-testid=revoke-others]")
+    p.wait_for_selector(".alert-success")
+    assert p.locator("[data-testid=sessions] li").count() == 1
+
+    other.goto(tab.base + "/")  # the other browser's next request finds its session ended
+    assert "/login" in other.url
+    other.context.close()
+    tab.shot("security")
+    assert tab.console_errors == []
+
+
+def test_every_page_works_under_the_content_security_policy(page, committed):
+    """CSP violations show up as console errors: every page is opened and must have none."""
+    tab, p = page, page.page
+    tab.goto("/register")
+    p.fill("input[name=email]", f"csp-{page.name[-6:]}@example.com")
+    p.fill("input[name=password]", "browser-password")
+    p.click("button[type=submit]")
+    p.wait_for_url(re.compile(r"/$"))
+    for path in ["/", "/console", "/recharge", "/usage", "/invites", "/account", "/security", "/lang/en?next=/"]:
+        tab.goto(path)
+        p.wait_for_load_state("networkidle")
+        tab.shot(path.strip("/").split("?")[0].replace("/", "-") or "dashboard")
+    assert tab.console_errors == []

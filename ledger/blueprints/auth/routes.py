@@ -6,10 +6,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
+from ledger.extensions import limiter
 from ledger.models import User
 from ledger.services.accounts import authenticate, end_session, register_user, start_session
 from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest, InviteCodeNotFound
-from ledger.web import SESSION_ID_KEY, request_origin, safe_next_url
+from ledger.web import SESSION_ID_KEY, request_origin, safe_next_url, settings
 
 bp = Blueprint("auth", __name__)
 
@@ -23,7 +24,14 @@ def _sign_in(user: User) -> None:
     login_user(user)
 
 
+def _login_account_key() -> str:
+    """Rate-limit key of a login attempt's account: guessing one person's password from many IPs is limited too."""
+    return "login-account:" + request.form.get("email", "").strip().lower()[:254]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: settings().RATELIMIT_LOGIN, methods=["POST"])
+@limiter.limit(lambda: settings().RATELIMIT_LOGIN, methods=["POST"], key_func=_login_account_key)
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("site.dashboard"))
@@ -42,6 +50,7 @@ def login() -> Any:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(lambda: settings().RATELIMIT_REGISTER, methods=["POST"])
 def register() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("site.dashboard"))

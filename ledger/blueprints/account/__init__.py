@@ -1,0 +1,3 @@
+from ledger.blueprints.account.routes import bp
+
+__all__ = ["bp"]

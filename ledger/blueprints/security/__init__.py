@@ -1,0 +1,3 @@
+from ledger.blueprints.security.routes import bp
+
+__all__ = ["bp"]
