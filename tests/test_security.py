@@ -367,3 +367,21 @@ def test_user_count_unchanged_by_refused_registrations(client, auth, session):
     )
     assert session.scalar(select(func.count()).select_from(User)) == before
     assert uuid.UUID(int=0)
+
+
+def test_time_zone_choice_moves_day_boundaries(client, auth, session):
+    from datetime import UTC, datetime
+
+    user = UserFactory()
+    auth.login(user)
+    data = {"username": "", "full_name": "", "website": "", "timezone": "America/Los_Angeles"}
+    assert post_form(client, auth, "/account", "/account", **data).status_code == 302
+    session.refresh(user)
+    assert user.timezone == "America/Los_Angeles"
+    # 2026-03-02 03:00 UTC is the 1st in Los Angeles (and the 2nd in Shanghai).
+    UsageFactory(user=user, created_at=datetime(2026, 3, 2, 3, 0, tzinfo=UTC))
+    body = client.get("/api/usage/report?from=2026-03-01&to=2026-03-01").get_json()
+    assert body["totals"]["count"] == 1
+    assert body["items"][0]["created_at"] == "2026-03-01T19:00:00-08:00"
+    bad = post_form(client, auth, "/account", "/account", **{**data, "timezone": "Mars/Olympus"})
+    assert bad.status_code == 422

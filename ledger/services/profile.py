@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import func, select, update
@@ -26,6 +27,8 @@ from ledger.services.accounts import check_password_rules
 from ledger.services.audit import Origin, record_audit
 from ledger.services.errors import InvalidCredentials, InvalidImage, InvalidRequest, NotFound, UsernameTaken
 
+# IANA zones people live in (not the legacy aliases), for the profile's time zone choice.
+TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/")))
 USERNAME = re.compile(r"[\w.-]{3,30}")  # letters (any script), digits, _ . -
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
 AVATAR_FORMATS = {"PNG", "JPEG", "WEBP"}
@@ -38,11 +41,14 @@ class ProfileChange:
     username: str | None
     full_name: str | None
     website: str | None
+    timezone: str | None = None  # None: the site's DEFAULT_TIMEZONE
 
 
-def validate_profile(username: str, full_name: str, website: str) -> ProfileChange:
+def validate_profile(username: str, full_name: str, website: str, timezone: str = "") -> ProfileChange:
     """Check the profile fields; raises InvalidRequest naming the field."""
-    username, full_name, website = username.strip(), full_name.strip(), website.strip()
+    username, full_name, website, timezone = username.strip(), full_name.strip(), website.strip(), timezone.strip()
+    if timezone and timezone not in TIMEZONES:
+        raise InvalidRequest("Time zone: choose one from the list.", field="timezone")
     if username and not USERNAME.fullmatch(username):
         raise InvalidRequest("Username: 3 to 30 letters, digits, '_', '.' or '-'.", field="username")
     if len(full_name) > 100 or not is_storable_text(full_name) or not full_name.isprintable():
@@ -51,7 +57,7 @@ def validate_profile(username: str, full_name: str, website: str) -> ProfileChan
         parts = urlsplit(website)
         if parts.scheme not in ("http", "https") or not parts.netloc or len(website) > 200 or " " in website:
             raise InvalidRequest("Website: an http:// or https:// address of at most 200 characters.", field="website")
-    return ProfileChange(username or None, full_name or None, website or None)
+    return ProfileChange(username or None, full_name or None, website or None, timezone or None)
 
 
 def update_profile(session: Session, user: User, change: ProfileChange, *, origin: Origin) -> User:
@@ -65,7 +71,12 @@ def update_profile(session: Session, user: User, change: ProfileChange, *, origi
             session.execute(
                 update(User)
                 .where(User.id == user.id)
-                .values(username=change.username, full_name=change.full_name, website=change.website)
+                .values(
+                    username=change.username,
+                    full_name=change.full_name,
+                    website=change.website,
+                    timezone=change.timezone,
+                )
             )
             record_audit(
                 session,
@@ -77,6 +88,7 @@ def update_profile(session: Session, user: User, change: ProfileChange, *, origi
     except IntegrityError:  # the same username saved by someone else at the same instant
         raise UsernameTaken() from None
     user.username, user.full_name, user.website = change.username, change.full_name, change.website
+    user.timezone = change.timezone
     return user
 
 

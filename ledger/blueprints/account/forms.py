@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import StringField, URLField
+from wtforms import SelectField, StringField, URLField
 from wtforms.validators import Length, Optional
 
 
@@ -13,6 +13,10 @@ class ProfileForm(FlaskForm):
     )
     full_name = StringField(_l("Full name"), validators=[Optional(), Length(max=100)])
     website = URLField(_l("Website"), validators=[Optional(), Length(max=200)], description=_l("http:// or https://"))
+    # Choices are set by the view (the service owns the list); validated again by the service.
+    timezone = SelectField(
+        _l("Time zone"), validate_choice=False, description=_l("Times and days are shown and counted in this zone.")
+    )
 
 
 class AvatarForm(FlaskForm):

@@ -10,14 +10,20 @@ from flask_login import current_user, login_required
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.services.errors import InvalidImage, InvalidRequest, UsernameTaken
-from ledger.services.profile import recent_ledger, save_avatar, update_profile, validate_profile
-from ledger.web import request_origin
+from ledger.services.profile import TIMEZONES, recent_ledger, save_avatar, update_profile, validate_profile
+from ledger.web import request_origin, settings
 
 bp = Blueprint("account", __name__)
 
 
 def uploads() -> Path:
     return Path(current_app.instance_path) / "uploads" / "avatars"
+
+
+def _with_zones(form: ProfileForm) -> ProfileForm:
+    default = settings().DEFAULT_TIMEZONE
+    form.timezone.choices = [("", _("Site default (%(zone)s)", zone=default))] + [(z, z) for z in TIMEZONES]
+    return form
 
 
 def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, status: int = 200) -> Any:
@@ -27,8 +33,10 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
                 "username": current_user.username,
                 "full_name": current_user.full_name,
                 "website": current_user.website,
+                "timezone": current_user.timezone or "",
             }
         )
+    _with_zones(profile)
     return render_template(
         "account/account.html",
         profile=profile,
@@ -49,7 +57,9 @@ def save_profile() -> Any:
     form = ProfileForm()
     if form.validate_on_submit():
         try:
-            change = validate_profile(form.username.data or "", form.full_name.data or "", form.website.data or "")
+            change = validate_profile(
+                form.username.data or "", form.full_name.data or "", form.website.data or "", form.timezone.data or ""
+            )
             update_profile(get_session(), current_user, change, origin=request_origin())
         except UsernameTaken:
             form.username.errors.append(_("This username is taken."))
