@@ -88,6 +88,23 @@ def get_session() -> Session:
     return g.db_session
 
 
+def take_request_session() -> Session:
+    """Take the request's session away from the request, for a streamed response.
+
+    The app context is torn down before a streamed body is sent, which would close the session
+    and its server-side cursor; the taker closes it instead (see `stream_and_close`).
+    """
+    return g.pop("db_session", None) or get_database().session_factory()
+
+
+def stream_and_close(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
+    """Yield `chunks`, then close `session`, even when the client goes away half-way."""
+    try:
+        yield from chunks
+    finally:
+        session.close()
+
+
 def _close_request_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

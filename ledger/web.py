@@ -17,8 +17,10 @@ from flask import Flask, Response, current_app, jsonify, redirect, render_templa
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
+from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException
 
 from ledger.db import get_session
@@ -130,6 +132,15 @@ def qr_svg(text: str) -> Markup:
     """A QR code as inline SVG (no image request, nothing from another site)."""
     svg = segno.make(text, error="m").svg_inline(border=2, dark="#111827", omitsize=True)  # viewBox: scales
     return Markup(svg)  # noqa: S704 - segno writes only path data; the text is not embedded
+
+
+class TextForm(FlaskForm):
+    """A form of text fields only: a file part sent in a multipart body is never taken as text."""
+
+    class Meta(FlaskForm.Meta):
+        def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+            formdata = super().wrap_formdata(form, formdata)
+            return request.form if isinstance(formdata, CombinedMultiDict) else formdata
 
 
 # --- sign-in state -------------------------------------------------------------------------------

@@ -113,6 +113,11 @@ def test_csv_has_bom_columns_local_times_and_a_filename(client, session, me):
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0] == ["created_at", "usage_id", "model", "amount", "balance_after", "request_id", "params"]
     assert rows[1][:6] == ["2026-03-01 23:30:00", str(usage.id), "图像-v2", "0.0125", "99.9875", "job-1"]
+    UsageFactory(
+        user=me, amount=Decimal("1.1000"), balance_after=Decimal("98.0000"), created_at=at("2026-03-02 09:00:00")
+    )
+    again = report(client, format="csv", **{"from": "2026-03-01", "to": "2026-03-02"}).get_data()
+    assert list(csv.reader(io.StringIO(again.decode("utf-8-sig"))))[2][3:5] == ["1.10", "98.00"]  # as the API writes
     assert rows[1][6] in ('{"n": 2, "prompt": "猫"}', '{"prompt": "猫", "n": 2}')
     assert len(rows) == 2
 
@@ -135,6 +140,9 @@ def test_csv_cells_that_look_like_formulas_are_defused(client, session, me, star
         {"from": "yesterday", "to": "2026-03-01"},
         {"from": "2026-03-01T00:00", "to": "2026-03-02"},
         {"to": "not-a-date"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
+        {"to": "0001-01-01"},
+        {"from": "0001-01-01", "to": "0001-01-02"},
     ],
 )
 def test_bad_ranges_are_422_invalid_range(client, session, me, args):
@@ -155,6 +163,9 @@ def test_a_full_year_of_366_days_is_allowed(client, session, me):
         {"limit": "0"},
         {"limit": "501"},
         {"limit": "ten"},
+        {"limit": "9" * 5000},
+        {"model": "a\x00b"},
+        {"model": "a\x00b", "format": "csv"},
         {"cursor": "garbage"},
         {"format": "xml"},
         {"model": "m" * 101},

@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user, login_required
 
-from ledger.db import get_session
+from ledger.db import get_session, stream_and_close, take_request_session
 from ledger.money import to_api
 from ledger.services.reports import ReportQuery, csv_filename, export_csv, parse_limit, parse_query, usage_report
 from ledger.web import iso, user_timezone
@@ -34,8 +34,14 @@ def report() -> Any:
     q = report_query()
     fmt = request.args.get("format", "json")
     if fmt == "csv":
+        session = take_request_session()
+        try:
+            chunks = export_csv(session, q)  # runs the query now: an error is still an error response
+        except BaseException:
+            session.close()
+            raise
         return Response(
-            stream_with_context(export_csv(get_session(), q)),
+            stream_and_close(chunks, session),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{csv_filename(q)}"', "Cache-Control": "no-store"},
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -33,7 +34,7 @@ USERNAME = re.compile(r"[\w.-]{3,30}")  # letters (any script), digits, _ . -
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
 AVATAR_FORMATS = {"PNG", "JPEG", "WEBP"}
 AVATAR_SIZE = 256  # pixels, square
-MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
+MAX_SIDE = 4096  # pixels: an avatar needs 256; refuse what would cost a lot of memory to decode
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,31 @@ def validate_profile(username: str, full_name: str, website: str, timezone: str 
         raise InvalidRequest("Username: 3 to 30 letters, digits, '_', '.' or '-'.", field="username")
     if len(full_name) > 100 or not is_storable_text(full_name) or not full_name.isprintable():
         raise InvalidRequest("Full name: at most 100 printable characters.", field="full_name")
-    if website:
-        parts = urlsplit(website)
-        if parts.scheme not in ("http", "https") or not parts.netloc or len(website) > 200 or " " in website:
-            raise InvalidRequest("Website: an http:// or https:// address of at most 200 characters.", field="website")
+    if website and not _is_web_address(website):
+        raise InvalidRequest("Website: an http:// or https:// address of at most 200 characters.", field="website")
     return ProfileChange(username or None, full_name or None, website or None, timezone or None)
 
 
+def _is_web_address(text: str) -> bool:
+    """An http(s) address with a host, printable, without spaces, at most 200 characters."""
+    if len(text) > 200 or not text.isprintable() or any(c.isspace() for c in text) or not is_storable_text(text):
+        return False
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:  # "http://[" and other unparsable addresses
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def update_profile(session: Session, user: User, change: ProfileChange, *, origin: Origin) -> User:
-    """Save the person's profile; raises UsernameTaken (usernames are unique, case-insensitively)."""
+    """Save the person's profile; raises UsernameTaken (usernames are unique, case-insensitively)
+    or InvalidRequest when the database does not know the time zone."""
+    if change.timezone and not session.scalar(
+        select(func.count()).select_from(text("pg_timezone_names")).where(text("name = :zone")),
+        {"zone": change.timezone},
+    ):
+        raise InvalidRequest("Time zone: choose one from the list.", field="timezone")
     try:
         with atomic(session):
             if change.username and session.scalar(
@@ -102,13 +119,21 @@ def save_avatar(session: Session, user: User, data: bytes, *, uploads: Path, ori
         raise InvalidImage()
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            if probe.format not in AVATAR_FORMATS or probe.width * probe.height > MAX_PIXELS:
+            if probe.format not in AVATAR_FORMATS or max(probe.width, probe.height) > MAX_SIDE:
                 raise InvalidImage()
             probe.verify()
         with Image.open(io.BytesIO(data)) as image:
             image = ImageOps.exif_transpose(image).convert("RGBA")
             avatar = ImageOps.fit(image, (AVATAR_SIZE, AVATAR_SIZE))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        struct.error,
+        Image.DecompressionBombError,
+    ):  # what Pillow raises for broken files
         raise InvalidImage() from None
     name = f"{uuid.uuid4().hex}.png"
     uploads.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, String, case, cast, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from ledger.db import is_storable_text
 from ledger.models import UsageLog
 from ledger.services.errors import InvalidRequest, LedgerError
 
 MAX_DAYS = 366
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 DEFAULT_DAYS = 30
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -107,7 +109,7 @@ def parse_query(
     """Validate the filters of a report. Raises InvalidRange (bad, reversed or over 366 days) or
     InvalidRequest (unknown group_by, model too long). Without dates: the last 30 days."""
     end = _parse_date(raw_to, "to") if raw_to else today
-    start = _parse_date(raw_from, "from") if raw_from else end - timedelta(days=DEFAULT_DAYS - 1)
+    start = _parse_date(raw_from, "from") if raw_from else max(end - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
     if start > end:
         raise InvalidRange("from must not be after to")
     if (end - start).days + 1 > MAX_DAYS:
@@ -116,8 +118,8 @@ def parse_query(
     if group_by not in GROUPINGS:
         raise InvalidRequest(f"group_by must be one of {', '.join(GROUPINGS)}", field="group_by")
     model = (model or "").strip() or None
-    if model is not None and len(model) > 100:
-        raise InvalidRequest("model must be at most 100 characters", field="model")
+    if model is not None and (len(model) > 100 or not is_storable_text(model)):
+        raise InvalidRequest("model must be text of at most 100 characters", field="model")
     return ReportQuery(user_id=user_id, tz=tz, start=start, end=end, group_by=group_by, model=model)
 
 
@@ -125,15 +127,18 @@ def _parse_date(raw: str, name: str) -> date:
     try:
         if len(raw) != 10:
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise InvalidRange(f"{name} must be a date as YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # room for the day after and the time-zone shift
+        raise InvalidRange(f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if len(raw) > 3 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
     return int(raw)
 
@@ -215,17 +220,18 @@ def _csv_text(column: Any) -> Any:
 def export_csv(session: Session, q: ReportQuery) -> Iterator[bytes]:
     """The CSV of SPEC 8, oldest first, as UTF-8 chunks (BOM first) streamed from a server-side cursor.
 
-    PostgreSQL writes each row as one CSV line (local time, exact decimals, JSON, quoted text), so
-    that Python only joins lines; rows are fetched CSV_BATCH at a time: memory stays flat whatever
-    the range.
+    PostgreSQL writes each row as one CSV line (local time, decimals as the API writes them, JSON,
+    quoted text), so that Python only joins lines; rows are fetched CSV_BATCH at a time: memory
+    stays flat whatever the range. The query runs before this returns, so that an error is still
+    an error response and not a truncated download.
     """
     line = func.concat_ws(
         ",",
         cast(func.date_trunc("second", func.timezone(q.tz.key, UsageLog.created_at)), String),
         cast(UsageLog.id, String),
         _csv_text(UsageLog.model),
-        cast(UsageLog.amount, String),
-        cast(UsageLog.balance_after, String),
+        _csv_money(UsageLog.amount),
+        _csv_money(UsageLog.balance_after),
         _csv_text(UsageLog.request_id),
         _csv_text(cast(UsageLog.params, String)),
     )
@@ -235,8 +241,20 @@ def export_csv(session: Session, q: ReportQuery) -> Iterator[bytes]:
         .order_by(UsageLog.created_at, UsageLog.id)
         .execution_options(stream_results=True, yield_per=CSV_BATCH)
     )
-    yield ("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
     result = session.execute(stmt).scalars()
-    for lines in result.partitions():
-        yield ("\r\n".join(lines) + "\r\n").encode("utf-8")
-    result.close()
+    return _stream_csv(result)
+
+
+def _stream_csv(result: Any) -> Iterator[bytes]:
+    try:
+        yield ("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
+        for lines in result.partitions():
+            yield ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    finally:
+        result.close()
+
+
+def _csv_money(column: Any) -> Any:
+    """SQL for an amount written as the API writes it: exact, at least two decimals ("1.10", "0.0125")."""
+    trimmed = func.trim_scale(column)
+    return cast(case((func.scale(trimmed) < 2, func.round(column, 2)), else_=trimmed), String)

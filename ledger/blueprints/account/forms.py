@@ -4,8 +4,10 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import SelectField, StringField, URLField
 from wtforms.validators import Length, Optional
 
+from ledger.web import TextForm
 
-class ProfileForm(FlaskForm):
+
+class ProfileForm(TextForm):
     username = StringField(
         _l("Username"),
         validators=[Optional(), Length(min=3, max=30)],

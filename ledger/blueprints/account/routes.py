@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
 from ledger.db import get_session
+from ledger.extensions import limiter
 from ledger.services.errors import InvalidImage, InvalidRequest, UsernameTaken
 from ledger.services.profile import TIMEZONES, recent_ledger, save_avatar, update_profile, validate_profile
 from ledger.web import request_origin, settings
@@ -73,6 +74,7 @@ def save_profile() -> Any:
 
 @bp.post("/account/avatar")
 @login_required
+@limiter.limit("20/hour", key_func=lambda: f"avatar:{current_user.id}")  # decoding images costs CPU
 def upload_avatar() -> Any:
     form = AvatarForm()
     if form.validate_on_submit():

@@ -1,22 +1,22 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from ledger.services.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from ledger.web import TextForm
 
 
 def _strip(value: str | None) -> str | None:
     return value.strip() if value else value
 
 
-class LoginForm(FlaskForm):
+class LoginForm(TextForm):
     email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
     submit = SubmitField(_l("Sign in"))
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(TextForm):
     email = EmailField(_l("Email"), filters=[_strip], validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(
         _l("Password"),

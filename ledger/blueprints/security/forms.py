@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from ledger.services.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from ledger.web import TextForm
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(TextForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
     new = PasswordField(
         _l("New password"),

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.db import get_session
+from ledger.extensions import limiter
 from ledger.services.errors import InvalidCredentials, InvalidRequest
 from ledger.services.profile import (
     active_sessions,
@@ -17,7 +18,7 @@ from ledger.services.profile import (
     revoke_other_sessions,
     revoke_session,
 )
-from ledger.web import SESSION_ID_KEY, request_origin
+from ledger.web import SESSION_ID_KEY, request_origin, settings
 
 bp = Blueprint("security", __name__)
 
@@ -60,6 +61,7 @@ def revoke_others() -> Any:
 
 @bp.post("/security/password")
 @login_required
+@limiter.limit(lambda: settings().RATELIMIT_LOGIN, key_func=lambda: f"password:{current_user.id}")
 def password() -> Any:
     form = PasswordForm()
     if form.validate_on_submit():
