@@ -152,12 +152,13 @@ def load_session_user(session: Session, *, user_id: str, session_id: str) -> Use
     return user
 
 
-def end_session(session: Session, *, user_id: uuid.UUID, session_id: str | None, origin: Origin) -> None:
-    """Sign out: revoke this login session (a no-op when it is already revoked)."""
+def revoke_login(session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin, action: str) -> bool:
+    """Revoke one of the person's live login sessions, audited as `action` (it ends on that
+    browser's next request). False when the person has no such live session."""
     try:
         sid = uuid.UUID(str(session_id))
     except ValueError:
-        return
+        return False
     with atomic(session):
         revoked = session.execute(
             update(UserSession)
@@ -165,4 +166,10 @@ def end_session(session: Session, *, user_id: uuid.UUID, session_id: str | None,
             .values(revoked_at=datetime.now(UTC))
         ).rowcount
         if revoked:
-            record_audit(session, "auth.logout", origin=origin, user_id=user_id, details={"session_id": str(sid)})
+            record_audit(session, action, origin=origin, user_id=user_id, details={"session_id": str(sid)})
+    return bool(revoked)
+
+
+def end_session(session: Session, *, user_id: uuid.UUID, session_id: str | None, origin: Origin) -> None:
+    """Sign out: revoke this browser's login session (a no-op when it is already revoked)."""
+    revoke_login(session, user_id=user_id, session_id=session_id, origin=origin, action="auth.logout")

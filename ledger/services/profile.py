@@ -24,7 +24,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ledger.db import atomic, is_storable_text
 from ledger.models import AuditLog, LedgerEntry, User, UserSession
-from ledger.services.accounts import check_password_rules
+from ledger.services.accounts import check_password_rules, revoke_login
 from ledger.services.audit import Origin, record_audit
 from ledger.services.errors import InvalidCredentials, InvalidImage, InvalidRequest, NotFound, UsernameTaken
 
@@ -172,19 +172,8 @@ def active_sessions(session: Session, user_id: uuid.UUID) -> list[UserSession]:
 
 def revoke_session(session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin) -> None:
     """Sign out one of the person's own login sessions (effective on its next request); NotFound otherwise."""
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        raise NotFound("No such session.") from None
-    with atomic(session):
-        revoked = session.execute(
-            update(UserSession)
-            .where(UserSession.id == sid, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        ).rowcount
-        if not revoked:
-            raise NotFound("No such session.")
-        record_audit(session, "auth.session_revoked", origin=origin, user_id=user_id, details={"session_id": str(sid)})
+    if not revoke_login(session, user_id=user_id, session_id=session_id, origin=origin, action="auth.session_revoked"):
+        raise NotFound("No such session.")
 
 
 def revoke_other_sessions(
