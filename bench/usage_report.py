@@ -23,42 +23,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from common import fresh_database
+from sqlalchemy import text
 
-from ledger import create_app  # noqa: E402
-from ledger.config import Settings  # noqa: E402
-from ledger.db import Database, embedded_postgres_url, make_engine, normalise_url  # noqa: E402
-from ledger.services.accounts import register_user  # noqa: E402
-from ledger.services.audit import SYSTEM  # noqa: E402
+from ledger import create_app
+from ledger.config import Settings
+from ledger.db import Database, make_engine
+from ledger.services.accounts import register_user
+from ledger.services.audit import SYSTEM
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PASSWORD = "bench-password"  # noqa: S105 - a throwaway account in a throwaway database
-
-
-def fresh_database() -> str:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        base = embedded_postgres_url(Path(tempfile.mkdtemp(prefix="ledger-bench-")) / "pg", cleanup_mode="delete")
-    base = normalise_url(base)
-    admin = make_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "ledger_bench" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "ledger_bench"'))
-    admin.dispose()
-    url = make_url(base).set(database="ledger_bench").render_as_string(hide_password=False)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        config = Config(str(ROOT / "alembic.ini"))
-        config.attributes.update(connection=conn, configure_logger=False)
-        command.upgrade(config, "head")
-    engine.dispose()
-    return url
+PASSWORD = "bench-password"
 
 
 def load(database: Database, rows: int, noise: int) -> tuple[str, datetime]:
@@ -129,7 +106,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20)
     args = parser.parse_args()
 
-    url = fresh_database()
+    url = fresh_database("ledger_bench")
     database = Database(make_engine(url))
     started = time.perf_counter()
     email, now = load(database, args.rows, args.noise)
