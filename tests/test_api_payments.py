@@ -381,3 +381,20 @@ def test_create_sends_two_decimals_and_stores_the_exact_amount(client, auth, ses
     from datetime import UTC, datetime, timedelta
 
     assert timedelta(seconds=590) < order.expires_at - datetime.now(UTC) <= timedelta(seconds=600)
+
+
+def test_create_when_xorpay_times_out_is_502_and_the_order_failed(app, client, auth, session, monkeypatch):
+    import socket
+
+    auth.login(UserFactory())
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        slow = XorPayClient(f"http://127.0.0.1:{silent.getsockname()[1]}", XORPAY_AID, XORPAY_SECRET, timeout=(1, 0.5))
+        monkeypatch.setitem(app.extensions, "ledger.xorpay", slow)
+        response = api_create(client, auth, "10.00")
+    assert response.status_code == 502
+    assert response.get_json()["error"]["gateway_status"] == "timeout"
+    order = session.scalars(select(PaymentTransaction)).one()
+    assert (order.status, order.meta["error"]["status"]) == ("failed", "timeout")
+    assert topup_entries(session) == 0
