@@ -17,19 +17,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from ledger import create_app
 from ledger.config import Settings
-from ledger.db import Database, embedded_postgres_url, make_engine, normalise_url
+from ledger.db import Database, embedded_postgres_url, make_engine
 from ledger.models import Base
+from ledger.schema import fresh_database
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,33 +36,13 @@ XORPAY_AID = "test-aid"
 XORPAY_SECRET = "test-xorpay-secret"
 
 
-def alembic_config(connection=None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["configure_logger"] = False
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         base = embedded_postgres_url(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
-    base = normalise_url(base)
-    name = f"ledger_test_{worker}"
-    admin = make_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
-    engine.dispose()
-    return url
+    return fresh_database(base, f"ledger_test_{worker}")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from ledger.db import make_engine
 from ledger.models import Base
-from tests.conftest import alembic_config
+from ledger.schema import alembic_config
 
 
 @pytest.fixture
