@@ -23,6 +23,7 @@ from markupsafe import Markup
 from werkzeug.datastructures import CombinedMultiDict
 from werkzeug.exceptions import HTTPException
 
+from ledger.config import Settings
 from ledger.db import get_session
 from ledger.extensions import babel, login_manager
 from ledger.models import User
@@ -37,8 +38,13 @@ LANGUAGES = {"zh": "中文", "en": "English"}
 SESSION_ID_KEY = "sid"  # the user_sessions row of this browser's login
 
 
-def settings():  # -> Settings, typed loosely to keep this module free of a config import cycle
-    return current_app.config["LEDGER"]
+def settings() -> Settings:
+    """The app's validated settings (ledger.config)."""
+    return settings_of(current_app)
+
+
+def settings_of(app: Flask) -> Settings:
+    return app.config["LEDGER"]
 
 
 def request_origin(actor: str = "user") -> Origin:
@@ -265,10 +271,6 @@ def register_security_headers(app: Flask) -> None:
         if current_user and current_user.is_authenticated:
             headers.setdefault("Cache-Control", "private, no-store")  # pages with balances stay out of caches
         return response
-
-
-def settings_of(app: Flask):  # -> Settings
-    return app.config["LEDGER"]
 
 
 def init_i18n(app: Flask) -> None:
