@@ -41,6 +41,14 @@ class Page:
     def goto(self, path: str) -> None:
         self.page.goto(self.base + path)
 
+    def register(self, email: str, password: str = "browser-password") -> None:
+        """Create an account through /register; the new person lands signed in on the dashboard."""
+        self.goto("/register")
+        self.page.fill("input[name=email]", email)
+        self.page.fill("input[name=password]", password)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(f"{self.base}/")
+
     def shot(self, label: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{label}.png"), full_page=True)

@@ -60,11 +60,7 @@ def test_register_sign_in_charge_on_console_and_see_balance(page, committed):
 
 def test_insufficient_balance_on_console_says_so(page, committed):
     tab, p = page, page.page
-    tab.goto("/register")
-    p.fill("input[name=email]", f"poor-{page.name[-6:]}@example.com")
-    p.fill("input[name=password]", "browser-password")
-    p.click("button[type=submit]")
-    p.wait_for_url(re.compile(r"/$"))
+    tab.register(f"poor-{page.name[-6:]}@example.com")
     tab.goto("/console")
     p.locator("[data-testid=model-motion-video-1] button[value=run]").click()
     p.wait_for_selector(".alert-warning")
@@ -75,11 +71,7 @@ def test_insufficient_balance_on_console_says_so(page, committed):
 
 def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
     tab, p = page, page.page
-    tab.goto("/register")
-    p.fill("input[name=email]", f"payer-{page.name[-6:]}@example.com")
-    p.fill("input[name=password]", "browser-password")
-    p.click("button[type=submit]")
-    p.wait_for_url(re.compile(r"/$"))
+    tab.register(f"payer-{page.name[-6:]}@example.com")
 
     tab.goto("/recharge")
     p.click("label[for=preset-100]")
@@ -117,11 +109,7 @@ def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
 def test_invite_link_sign_up_shows_on_the_inviters_page(page, committed, browser):
     tab, p = page, page.page
     suffix = page.name[-6:]
-    tab.goto("/register")
-    p.fill("input[name=email]", f"host-{suffix}@example.com")
-    p.fill("input[name=password]", "browser-password")
-    p.click("button[type=submit]")
-    p.wait_for_url(re.compile(r"/$"))
+    tab.register(f"host-{suffix}@example.com")
     tab.goto("/invites")
     link = p.input_value("[data-testid=invite-link]")
     assert "/register?invite=" in link
@@ -150,11 +138,7 @@ def test_sign_the_other_browser_out_from_security(page, committed, browser):
     tab, p = page, page.page
     suffix = page.name[-6:]
     email = f"twice-{suffix}@example.com"
-    tab.goto("/register")
-    p.fill("input[name=email]", email)
-    p.fill("input[name=password]", "browser-password")
-    p.click("button[type=submit]")
-    p.wait_for_url(re.compile(r"/$"))
+    tab.register(email)
 
     other = browser.new_context(viewport=p.viewport_size, locale="zh-CN").new_page()
     other.goto(tab.base + "/login")
@@ -180,11 +164,7 @@ def test_sign_the_other_browser_out_from_security(page, committed, browser):
 def test_every_page_works_under_the_content_security_policy(page, committed):
     """CSP violations show up as console errors: every page is opened and must have none."""
     tab, p = page, page.page
-    tab.goto("/register")
-    p.fill("input[name=email]", f"csp-{page.name[-6:]}@example.com")
-    p.fill("input[name=password]", "browser-password")
-    p.click("button[type=submit]")
-    p.wait_for_url(re.compile(r"/$"))
+    tab.register(f"csp-{page.name[-6:]}@example.com")
     for path in ["/", "/console", "/recharge", "/usage", "/invites", "/account", "/security", "/lang/en?next=/"]:
         tab.goto(path)
         p.wait_for_load_state("networkidle")
