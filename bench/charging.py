@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import fresh_database
+from sqlalchemy import text
 
 from ledger import create_app
 from ledger.config import Settings
@@ -50,7 +52,7 @@ def balance_of(database: Database, user) -> Decimal:
 
 
 def api_sequential(app, database: Database, charges: int) -> tuple[float, float, float]:
-    user = funded(database, "api", PRICE * charges)
+    user = funded(database, f"api-{uuid.uuid4().hex[:8]}", PRICE * charges)
     client = app.test_client()
     times = []
     started = time.perf_counter()
@@ -91,6 +93,28 @@ def threaded(database: Database, charges: int, threads: int, shared: bool) -> fl
     return done / elapsed
 
 
+def hourly_sums_cost(app, database: Database, rounds: int, charges: int) -> list[tuple[float, float]]:
+    """A/B in one run: deduct latency (median of `charges`) with the usage_hourly trigger on, then off,
+    `rounds` times in turn. The sums are rebuilt afterwards, so that the books still verify."""
+    pairs = []
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for _ in range(rounds):
+            medians = []
+            for state in ("ENABLE", "DISABLE"):
+                conn.execute(text(f"ALTER TABLE usage_logs {state} TRIGGER usage_logs_hourly"))
+                medians.append(api_sequential(app, database, charges)[0])
+            pairs.append((medians[0], medians[1]))
+        conn.execute(text("ALTER TABLE usage_logs ENABLE TRIGGER usage_logs_hourly"))
+        conn.execute(text("DELETE FROM usage_hourly"))
+        conn.execute(
+            text(
+                "INSERT INTO usage_hourly (user_id, hour, model, count, amount) SELECT user_id, "
+                "date_trunc('hour', created_at, 'UTC'), model, count(*), sum(amount) FROM usage_logs GROUP BY 1, 2, 3"
+            )
+        )
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--charges", type=int, default=2000)
@@ -111,6 +135,7 @@ def main() -> None:
     p50, p95, api_rate = api_sequential(app, database, args.charges)
     one = threaded(database, args.charges, args.threads, shared=True)
     many = threaded(database, args.charges, args.threads, shared=False)
+    ab = hourly_sums_cost(app, database, rounds=5, charges=300)
     with database.session() as session:
         breaches = list(find_breaches(session))
     assert breaches == [], breaches[:3]
@@ -120,6 +145,12 @@ def main() -> None:
     print(f"| POST /api/billing/deduct, one after the other | p50 {p50:.2f} ms, p95 {p95:.2f} ms, {api_rate:,.0f}/s |")
     print(f"| charge_usage, {args.threads} threads, one account | {one:,.0f} charges/s |")
     print(f"| charge_usage, {args.threads} threads, one account each | {many:,.0f} charges/s |")
+    ratios = sorted(on / off for on, off in ab)
+    print(
+        f"| deduct p50 with / without the usage_hourly trigger (5 pairs of 300) | "
+        f"{statistics.median(on for on, _ in ab):.2f} / {statistics.median(off for _, off in ab):.2f} ms, "
+        f"ratio median {statistics.median(ratios):.3f} (min {ratios[0]:.3f}, max {ratios[-1]:.3f}) |"
+    )
     print("\nfinal balances exact; ledger verify: no breach")
 
 

@@ -243,6 +243,23 @@ class LedgerEntry(Base):
     invite_relation: Mapped[InviteRelation | None] = relationship()
 
 
+class UsageHourly(Base):
+    """Usage summed per person, hour (UTC) and model, kept by a trigger on usage_logs inserts.
+
+    Reports over long ranges read these sums instead of every charge; `ledger verify` checks that
+    they equal the usage logs. Usage logs are append-only, so inserts are all there is to follow.
+    """
+
+    __tablename__ = "usage_hourly"
+    __table_args__ = (CheckConstraint("count > 0 AND amount > 0", name="positive"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+
 class AuditLog(Base):
     __tablename__ = "audit_logs"
     __table_args__ = (

@@ -1,4 +1,5 @@
-"""Checks of the invariants of SPEC 4 (1-3) over all accounts, for `flask ledger verify`.
+"""Checks of the invariants of SPEC 4 (1-3) over all accounts, for `flask ledger verify`, and of the
+sums derived from them.
 
 Each check is one set-based query, so it runs over millions of rows without loading them.
 """
@@ -82,6 +83,16 @@ CHECKS: dict[str, str] = {
         SELECT 'entry ' || e.id, 'user ' || e.user_id || ' is neither side of invite ' || r.id
         FROM ledger_entries e JOIN invite_relations r ON r.id = e.invite_relation_id
         WHERE e.user_id NOT IN (r.inviter_id, r.invitee_id)
+    """,
+    "derived: hourly usage sums equal the usage logs": """
+        SELECT coalesce(l.user_id, h.user_id)::text || ' ' || coalesce(l.hour, h.hour)
+               || ' ' || coalesce(l.model, h.model),
+               'logs ' || coalesce(l.n, 0) || ' / ' || coalesce(l.total, 0)
+               || ' but sums ' || coalesce(h.count, 0) || ' / ' || coalesce(h.amount, 0)
+        FROM (SELECT user_id, date_trunc('hour', created_at, 'UTC') AS hour, model, count(*) AS n, sum(amount) AS total
+              FROM usage_logs GROUP BY 1, 2, 3) l
+        FULL JOIN usage_hourly h ON (h.user_id, h.hour, h.model) = (l.user_id, l.hour, l.model)
+        WHERE l.n IS DISTINCT FROM h.count OR l.total IS DISTINCT FROM h.amount
     """,
 }
 

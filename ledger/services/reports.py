@@ -22,7 +22,7 @@ from sqlalchemy import Date, String, case, cast, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from ledger.db import is_storable_text
-from ledger.models import UsageLog
+from ledger.models import UsageHourly, UsageLog
 from ledger.services.errors import InvalidRequest, LedgerError
 
 MAX_DAYS = 366
@@ -170,14 +170,50 @@ def _local_day(q: ReportQuery) -> Any:
     return cast(func.timezone(q.tz.key, UsageLog.created_at), Date)
 
 
-def usage_report(session: Session, q: ReportQuery, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> Report:
-    """Totals, groups and one page of items (newest first) of a person's usage in a range."""
+def hour_aligned(q: ReportQuery) -> bool:
+    """Do the range's local midnights fall on whole UTC hours? Then hourly sums add up to its days.
+
+    True for most zones (Asia/Shanghai, Europe/*, America/* ...); not for Asia/Kolkata (+05:30),
+    Asia/Kathmandu (+05:45) and a few others, whose reports read the usage logs themselves.
+    """
+    midnights = [*q.days, q.end + timedelta(days=1)]
+    return all(
+        (datetime.combine(d, time.min, tzinfo=q.tz).utcoffset() or timedelta(0)) % timedelta(hours=1) == timedelta(0)
+        for d in midnights
+    )
+
+
+def _grouped(session: Session, q: ReportQuery, group_by: str, *, use_sums: bool | None = None) -> list[tuple]:
+    """(key, count, amount) per day or model of the range, from the hourly sums when they add up."""
+    if use_sums if use_sums is not None else hour_aligned(q):
+        conditions = [UsageHourly.user_id == q.user_id, UsageHourly.hour >= q.since, UsageHourly.hour < q.until]
+        if q.model:
+            conditions.append(UsageHourly.model == q.model)
+        key = cast(func.timezone(q.tz.key, UsageHourly.hour), Date) if group_by == "day" else UsageHourly.model
+        count, amount = func.sum(UsageHourly.count), func.sum(UsageHourly.amount)
+    else:
+        conditions = _in_range(q)
+        key = _local_day(q) if group_by == "day" else UsageLog.model
+        count, amount = func.count(), func.sum(UsageLog.amount)
+    return session.execute(select(key, count, amount).where(*conditions).group_by(key).order_by(key)).all()
+
+
+def usage_report(
+    session: Session,
+    q: ReportQuery,
+    *,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    use_sums: bool | None = None,
+) -> Report:
+    """Totals, groups and one page of items (newest first) of a person's usage in a range.
+
+    Totals and groups come from the hourly sums when the person's days are whole UTC hours
+    (`use_sums` forces either way, for tests), else from the usage logs; items from the logs.
+    """
     where = _in_range(q)
-    key = _local_day(q) if q.group_by == "day" else UsageLog.model
-    rows = session.execute(
-        select(key, func.count(), func.sum(UsageLog.amount)).where(*where).group_by(key).order_by(key)
-    ).all()
-    groups = [Group(str(k), n, total) for k, n, total in rows]
+    rows = _grouped(session, q, q.group_by, use_sums=use_sums)
+    groups = [Group(str(k), int(n), total) for k, n, total in rows]
     if q.group_by == "model":
         groups.sort(key=lambda g: (-g.amount, g.key))
     if limit == 0:  # totals and groups only
@@ -202,8 +238,7 @@ def usage_report(session: Session, q: ReportQuery, *, cursor: str | None = None,
 
 def daily_series(session: Session, q: ReportQuery) -> list[tuple[date, Decimal]]:
     """Spending per day of the range, days without usage included (for charts)."""
-    day = _local_day(q)
-    totals = dict(session.execute(select(day, func.sum(UsageLog.amount)).where(*_in_range(q)).group_by(day)).all())
+    totals = {day: amount for day, _count, amount in _grouped(session, q, "day")}
     return [(d, totals.get(d, Decimal(0))) for d in q.days]
 
 
