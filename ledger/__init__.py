@@ -72,4 +72,6 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
 
         app.register_blueprint(sandbox_bp)
     cli.register_commands(app)
+    if settings.is_production and settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
+        app.logger.warning("RATELIMIT_STORAGE_URI is memory://: with several processes each counts alone; use Redis")
     return app

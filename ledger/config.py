@@ -143,5 +143,7 @@ def validate(settings: Settings) -> None:
                 raise ConfigError(f"{name} must be set to a secret value in production (LEDGER_ENV=production)")
         if settings.XORPAY_SANDBOX:
             raise ConfigError("XORPAY_SANDBOX=1 is refused in production: it would accept fake payments")
+        if not settings.RATELIMIT_ENABLED:
+            raise ConfigError("RATELIMIT_ENABLED=0 is refused in production: sign-in would have no limit")
         if not settings.DATABASE_URL:
             raise ConfigError("DATABASE_URL must point at PostgreSQL in production")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
@@ -39,7 +40,8 @@ XORPAY_SECRET = "test-xorpay-secret"
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    base = os.environ.get("TEST_DATABASE_URL")
+    # The environment wins over .env, as for the app's own settings.
+    base = os.environ.get("TEST_DATABASE_URL") or dotenv_values(ROOT / ".env").get("TEST_DATABASE_URL")
     if not base:
         base = embedded_postgres_url(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
     return fresh_database(base, f"ledger_test_{worker}")

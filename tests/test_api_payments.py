@@ -398,3 +398,11 @@ def test_create_when_xorpay_times_out_is_502_and_the_order_failed(app, client, a
     order = session.scalars(select(PaymentTransaction)).one()
     assert (order.status, order.meta["error"]["status"]) == ("failed", "timeout")
     assert topup_entries(session) == 0
+
+
+def test_unknown_methods_on_payment_routes_are_405_in_the_error_format(client, auth, session):
+    auth.login(UserFactory())
+    for path in ["/api/payments/create", "/api/payments/webhook"]:
+        response = client.get(path)
+        assert response.status_code == 405
+        assert response.get_json()["error"]["code"] == "method_not_allowed"

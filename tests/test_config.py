@@ -40,3 +40,16 @@ def test_environment_wins_over_env_file(tmp_path):
 def test_settings_that_cannot_run_are_refused_with_the_variable_named(environ, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(environ, env_file=None)
+
+
+def test_production_refuses_rate_limiting_off():
+    environ = {
+        "LEDGER_ENV": "production",
+        "DATABASE_URL": "postgresql://db/x",
+        "SECRET_KEY": "s",
+        "INTERNAL_API_KEY": "i",
+        "XORPAY_APP_SECRET": "x",
+        "RATELIMIT_ENABLED": "0",
+    }
+    with pytest.raises(ConfigError, match="RATELIMIT_ENABLED=0 is refused in production"):
+        load_settings(environ, env_file=None)

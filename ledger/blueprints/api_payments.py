@@ -53,7 +53,7 @@ def create() -> Any:
     ), 201
 
 
-@bp.get("/<transaction_id>")
+@bp.get("/<uuid:transaction_id>")  # so that GET /create is a 405, not an order lookup
 @login_required
 def show(transaction_id: str) -> Any:
     order = get_own_order(get_session(), user_id=current_user.id, transaction_id=transaction_id)

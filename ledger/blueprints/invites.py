@@ -32,6 +32,7 @@ def _page(status: int = 200, error: str | None = None, code: str = "") -> Any:
         error=error,
         code=code,
         rewards=Rewards.from_settings(settings()),
+        rewards_on_first_topup=settings().INVITE_REWARD_ON_FIRST_TOPUP,
     ), status
 
 
