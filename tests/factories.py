@@ -30,11 +30,18 @@ def current_session() -> Session:
     return _session
 
 
-class UserFactory(factory.alchemy.SQLAlchemyModelFactory):
+class ModelFactory(factory.alchemy.SQLAlchemyModelFactory):
+    """Rows written into the test's session, flushed (the test's transaction is rolled back)."""
+
     class Meta:
-        model = User
+        abstract = True
         sqlalchemy_session_factory = current_session
         sqlalchemy_session_persistence = "flush"
+
+
+class UserFactory(ModelFactory):
+    class Meta:
+        model = User
 
     id = factory.LazyFunction(uuid.uuid4)
     email = factory.Sequence(lambda n: f"person{n}-{uuid.uuid4().hex[:6]}@example.com")
@@ -60,13 +67,11 @@ class UserFactory(factory.alchemy.SQLAlchemyModelFactory):
             session.flush()
 
 
-class PaymentFactory(factory.alchemy.SQLAlchemyModelFactory):
+class PaymentFactory(ModelFactory):
     """A pending top-up order as create_topup leaves it after XorPay said ok."""
 
     class Meta:
         model = PaymentTransaction
-        sqlalchemy_session_factory = current_session
-        sqlalchemy_session_persistence = "flush"
 
     class Params:
         user = factory.SubFactory(UserFactory)
@@ -81,26 +86,22 @@ class PaymentFactory(factory.alchemy.SQLAlchemyModelFactory):
     expires_at = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(minutes=30))
 
 
-class InviteFactory(factory.alchemy.SQLAlchemyModelFactory):
+class InviteFactory(ModelFactory):
     """An invitation, not yet rewarded."""
 
     class Meta:
         model = InviteRelation
-        sqlalchemy_session_factory = current_session
-        sqlalchemy_session_persistence = "flush"
 
     id = factory.LazyFunction(uuid.uuid4)
     inviter = factory.SubFactory(UserFactory)
     invitee = factory.SubFactory(UserFactory)
 
 
-class UsageFactory(factory.alchemy.SQLAlchemyModelFactory):
+class UsageFactory(ModelFactory):
     """A usage log row as reports read it (without its ledger entry: for report tests only)."""
 
     class Meta:
         model = UsageLog
-        sqlalchemy_session_factory = current_session
-        sqlalchemy_session_persistence = "flush"
 
     class Params:
         user = factory.SubFactory(UserFactory)

@@ -67,40 +67,24 @@ def test_top_up_through_the_sandbox_credits_the_balance(committed, live_server, 
 
 def test_sandbox_speaks_query2_and_refund(committed, live_server, person):
     gateway = XorPayClient(f"{live_server.url}/sandbox/xorpay", XORPAY_AID, XORPAY_SECRET)
-    created = gateway.create(
-        name="t",
-        pay_type="alipay",
-        price="5.00",
-        order_id="sandbox-order-1",
-        notify_url=f"{live_server.url}/api/payments/webhook",
-        expire=600,
-    )
+    order = {
+        "name": "t",
+        "pay_type": "alipay",
+        "price": "5.00",
+        "order_id": "sandbox-order-1",
+        "notify_url": f"{live_server.url}/api/payments/webhook",
+        "expire": 600,
+    }
+    created = gateway.create(**order)
     assert gateway.query2("sandbox-order-1") == "new"
     assert gateway.query2("no-such-order") == "not_exist"
     # The same order_id with other parameters is order_exist; with the same ones, the same order.
-    assert (
-        gateway.create(
-            name="t",
-            pay_type="alipay",
-            price="5.00",
-            order_id="sandbox-order-1",
-            notify_url=f"{live_server.url}/api/payments/webhook",
-            expire=600,
-        ).aoid
-        == created.aoid
-    )
+    assert gateway.create(**order).aoid == created.aoid
     with pytest.raises(Exception, match="other details"):
-        gateway.create(
-            name="t",
-            pay_type="alipay",
-            price="6.00",
-            order_id="sandbox-order-1",
-            notify_url=f"{live_server.url}/api/payments/webhook",
-            expire=600,
-        )
+        gateway.create(**{**order, "price": "6.00"})
     wrong = XorPayClient(f"{live_server.url}/sandbox/xorpay", XORPAY_AID, "wrong-secret")
     with pytest.raises(Exception, match="signature"):
-        wrong.create(name="t", pay_type="alipay", price="5.00", order_id="x", notify_url="http://x", expire=60)
+        wrong.create(**{**order, "order_id": "x"})
     with pytest.raises(Exception, match="refused"):
         gateway.refund(created.aoid, "1.00")  # not paid yet: order_error
 

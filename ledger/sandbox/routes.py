@@ -154,13 +154,18 @@ def refund(aoid: str) -> Any:
     return answer("ok")
 
 
+def _order_or_404(sandbox: SandboxStore, aoid: str) -> SandboxOrder:
+    order = sandbox.by_aoid.get(aoid)
+    if order is None:
+        abort(404)
+    return order
+
+
 @bp.get("/pay/<aoid>")
 def pay_page(aoid: str) -> Any:
     sandbox = store()
     with sandbox.lock:
-        order = sandbox.by_aoid.get(aoid)
-        if order is None:
-            abort(404)
+        order = _order_or_404(sandbox, aoid)
         status = sandbox.status(order)
     return render_template("sandbox/pay.html", order=order, status=status)
 
@@ -170,9 +175,7 @@ def pay(aoid: str) -> Any:
     """The person pays: mark the order paid, then notify the shop over real HTTP, signed."""
     sandbox = store()
     with sandbox.lock:
-        order = sandbox.by_aoid.get(aoid)
-        if order is None:
-            abort(404)
+        order = _order_or_404(sandbox, aoid)
         status = sandbox.status(order)
         if status != "new":  # expired, or paid already: nothing to pay
             return render_template("sandbox/pay.html", order=order, status=status), 409
