@@ -8,10 +8,8 @@ Alembic, as in production.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,11 +28,9 @@ from ledger.db import Database, embedded_postgres_url, make_engine
 from ledger.models import Base
 from ledger.schema import fresh_database
 from tests import factories
+from tests.helpers import INTERNAL_KEY, XORPAY_AID, XORPAY_SECRET, AuthActions, FakeXorPay
 
 ROOT = Path(__file__).resolve().parent.parent
-INTERNAL_KEY = "test-internal-key"
-XORPAY_AID = "test-aid"
-XORPAY_SECRET = "test-xorpay-secret"
 
 
 @pytest.fixture(scope="session")
@@ -154,26 +150,6 @@ def client(app: Flask, session: Session) -> FlaskClient:
     return app.test_client()
 
 
-class AuthActions:
-    """Sign in and out through the real pages, CSRF token included: `auth.login(user)`."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-
-    def csrf_token(self, path: str = "/login") -> str:
-        page = self.client.get(path).get_data(as_text=True)
-        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-        assert match, f"no csrf meta tag on {path}"
-        return match.group(1)
-
-    def login(self, user_or_email, password: str = factories.PASSWORD):
-        email = getattr(user_or_email, "email", user_or_email)
-        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.csrf_token()})
-
-    def logout(self):
-        return self.client.post("/logout", data={"csrf_token": self.csrf_token("/")})
-
-
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
@@ -184,5 +160,17 @@ def internal_headers() -> dict[str, str]:
     return {"x-internal-token": INTERNAL_KEY}
 
 
-def new_request_id() -> str:
-    return f"req-{uuid.uuid4()}"
+@pytest.fixture
+def me(client: FlaskClient, auth: AuthActions, session: Session):
+    """A person, signed in with `client`."""
+    user = factories.UserFactory()
+    auth.login(user)
+    return user
+
+
+@pytest.fixture
+def xorpay(app: Flask, httpserver, monkeypatch: pytest.MonkeyPatch) -> FakeXorPay:
+    """XorPay answered by a local HTTP server (pytest-httpserver), used by the app for this test."""
+    fake = FakeXorPay(httpserver)
+    monkeypatch.setitem(app.extensions, "ledger.xorpay", fake.client)
+    return fake

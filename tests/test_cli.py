@@ -1,4 +1,4 @@
-"""flask ledger verify / demo seed / users create."""
+"""flask ledger verify / payments reconcile / demo seed / users create."""
 
 import uuid
 from decimal import Decimal
@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from ledger.models import BillingAccount, User
-from tests.factories import UserFactory
+from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import XORPAY_AID
 
 
 def test_verify_passes_on_sound_books(app, session):
@@ -23,6 +24,14 @@ def test_verify_exits_1_and_reports_a_tampered_balance(app, session):
     assert result.exit_code == 1
     assert f"{user.id}: balance 4.0000 but ledger sums to 3.0000" in result.output
     assert "newest entry says 3.0000" in result.output
+
+
+def test_reconcile_command_reports_and_exits_1_on_gateway_errors(app, session, xorpay):
+    PaymentFactory()
+    xorpay.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_data("oops", status=500)
+    result = app.test_cli_runner().invoke(args=["payments", "reconcile"])
+    assert result.exit_code == 1
+    assert "checked 1, credited 0, expired 0, errors 1" in result.output
 
 
 def test_demo_seed_creates_the_demo_account_once(app, session):

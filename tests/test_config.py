@@ -1,5 +1,6 @@
 """Settings: environment over .env, and start-up refusals with a clear message."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -53,3 +54,8 @@ def test_production_refuses_rate_limiting_off():
     }
     with pytest.raises(ConfigError, match="RATELIMIT_ENABLED=0 is refused in production"):
         load_settings(environ, env_file=None)
+
+
+def test_production_cookies_are_secure(settings):
+    config = replace(settings, LEDGER_ENV="production").flask_config()
+    assert config["SESSION_COOKIE_SECURE"] is True

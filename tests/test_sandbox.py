@@ -12,7 +12,7 @@ from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
 from ledger.services.integrity import find_breaches
 from ledger.services.xorpay import XorPayClient
-from tests.conftest import XORPAY_AID, XORPAY_SECRET
+from tests.helpers import XORPAY_AID, XORPAY_SECRET, csrf_token_in
 
 pytestmark = pytest.mark.committed
 
@@ -25,11 +25,10 @@ def person(committed):
 
 def signed_in(live_server, email="sandbox-payer@example.com", password="sandbox-password") -> requests.Session:
     browser = requests.Session()
-    page = browser.get(f"{live_server.url}/login").text
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    token = csrf_token_in(browser.get(f"{live_server.url}/login").text)
     browser.post(f"{live_server.url}/login", data={"email": email, "password": password, "csrf_token": token})
-    page = browser.get(f"{live_server.url}/").text  # signing in starts a new session, with a new token
-    browser.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    # Signing in starts a new session, with a new token.
+    browser.headers["X-CSRFToken"] = csrf_token_in(browser.get(f"{live_server.url}/").text)
     return browser
 
 
@@ -58,7 +57,7 @@ def test_top_up_through_the_sandbox_credits_the_balance(committed, live_server, 
         assert list(find_breaches(session)) == []
 
     # Paying twice is refused by the gateway.
-    token = re.search(r'name="csrf-token" content="([^"]+)"', browser.get(f"{live_server.url}/").text).group(1)
+    token = csrf_token_in(browser.get(f"{live_server.url}/").text)
     again = browser.post(order["qr"], data={"csrf_token": token})
     assert again.status_code == 409 and "Already paid" in again.text
     with committed.session() as session:

@@ -1,14 +1,15 @@
-"""POST /api/billing/deduct, GET /api/billing/summary, GET /healthz: every status of SPEC 6."""
+"""POST /api/billing/deduct and GET /api/billing/summary: every status of SPEC 6."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
-from tests.factories import UserFactory
+from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import count_rows
 
 
 def deduct(client, headers, user, **overrides):
@@ -23,8 +24,7 @@ def deduct(client, headers, user, **overrides):
     return client.post("/api/billing/deduct", json=body, headers=headers)
 
 
-def rows(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model))
+# --- deduct ---------------------------------------------------------------------------------------
 
 
 def test_deduct_charges_and_answers_the_charge(client, session, internal_headers):
@@ -47,7 +47,7 @@ def test_deduct_replay_answers_the_first_charge(client, session, internal_header
     again = deduct(client, internal_headers, user)
     assert again.status_code == 200
     assert again.get_json() == {**first, "replayed": True}  # balance "8.50": what the charge left
-    assert rows(session, UsageLog) == 2
+    assert count_rows(session, UsageLog) == 2
 
 
 def test_deduct_conflicting_replay_is_409(client, session, internal_headers):
@@ -70,7 +70,7 @@ def test_deduct_insufficient_balance_is_402_with_balance(client, session, intern
             "message": "The balance is too low for this charge.",
         }
     }
-    assert rows(session, UsageLog) == 0
+    assert count_rows(session, UsageLog) == 0
 
 
 def test_deduct_unknown_user_is_404(client, session, internal_headers):
@@ -89,7 +89,7 @@ def test_deduct_without_the_internal_token_is_401(client, session, headers):
     response = deduct(client, headers, user)
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
-    assert rows(session, UsageLog) == 0
+    assert count_rows(session, UsageLog) == 0
 
 
 @pytest.mark.parametrize(
@@ -128,12 +128,12 @@ def test_deduct_without_the_internal_token_is_401(client, session, headers):
 )
 def test_deduct_bad_input_is_422_and_writes_nothing(client, session, internal_headers, overrides):
     user = UserFactory(balance="10.00")
-    audits = rows(session, AuditLog)
+    audits = count_rows(session, AuditLog)
     response = deduct(client, internal_headers, user, **overrides)
     assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["code"] == "invalid_request" and error["message"]
-    assert (rows(session, UsageLog), rows(session, AuditLog)) == (0, audits)
+    assert (count_rows(session, UsageLog), count_rows(session, AuditLog)) == (0, audits)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_deduct_absurdly_nested_params_are_422(client, session, internal_headers
     body = f'{{"user_id": "{user.id}", "amount": "1.00", "model": "m", "request_id": "r", "params": {nested}}}'
     response = client.post("/api/billing/deduct", data=body, content_type="application/json", headers=internal_headers)
     assert response.status_code == 422
-    assert rows(session, UsageLog) == 0
+    assert count_rows(session, UsageLog) == 0
 
 
 def test_deduct_oversized_body_is_413(client, session, internal_headers):
@@ -184,6 +184,20 @@ def test_deduct_missing_fields_are_422(client, session, internal_headers):
     user = UserFactory(balance="10.00")
     response = client.post("/api/billing/deduct", json={"user_id": str(user.id)}, headers=internal_headers)
     assert response.status_code == 422
+
+
+def test_ledger_entries_match_after_api_charges(client, session, internal_headers):
+    user = UserFactory(balance="3.00")
+    for i in range(3):
+        deduct(client, internal_headers, user, amount="1.00", request_id=f"r{i}")
+    assert deduct(client, internal_headers, user, amount="0.01", request_id="r-over").status_code == 402
+    amounts = session.scalars(
+        select(LedgerEntry.balance_after).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)
+    ).all()
+    assert amounts == [Decimal("3.00"), Decimal("2.00"), Decimal("1.00"), Decimal("0.00")]
+
+
+# --- summary --------------------------------------------------------------------------------------
 
 
 def test_summary_needs_a_session(client, session):
@@ -219,36 +233,10 @@ def test_summary_counts_today_and_30_days_in_the_users_time_zone(client, auth, s
     }
 
 
-def test_healthz_answers_ok_when_the_database_answers(client):
-    response = client.get("/healthz")
-    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
-
-
-def test_healthz_answers_503_when_the_database_does_not(settings, tmp_path):
-    from dataclasses import replace
-
-    from ledger import create_app
-    from ledger.db import Database, make_engine
-
-    dead = make_engine(f"postgresql+psycopg://postgres@/postgres?host={tmp_path}&connect_timeout=1")
-    app = create_app(replace(settings), Database(dead))
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 503
-    assert response.get_json()["status"] == "unavailable"
-
-
-def test_unknown_api_route_is_a_json_404(client):
-    response = client.get("/api/nothing-here")
-    assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "not_found"
-
-
-def test_ledger_entries_match_after_api_charges(client, session, internal_headers):
-    user = UserFactory(balance="3.00")
-    for i in range(3):
-        deduct(client, internal_headers, user, amount="1.00", request_id=f"r{i}")
-    assert deduct(client, internal_headers, user, amount="0.01", request_id="r-over").status_code == 402
-    amounts = session.scalars(
-        select(LedgerEntry.balance_after).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)
-    ).all()
-    assert amounts == [Decimal("3.00"), Decimal("2.00"), Decimal("1.00"), Decimal("0.00")]
+def test_summary_lists_recent_top_ups(client, auth, session):
+    user = UserFactory()
+    order = PaymentFactory(user=user)
+    auth.login(user)
+    body = client.get("/api/billing/summary").get_json()
+    assert [t["transaction_id"] for t in body["recent_transactions"]] == [str(order.id)]
+    assert body["recent_transactions"][0]["status"] == "pending"

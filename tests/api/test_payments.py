@@ -1,61 +1,17 @@
-"""Top-ups: POST /api/payments/create, GET /api/payments/<id>, the webhook, check-now and reconcile."""
+"""Top-ups through the API: POST /api/payments/create, GET /api/payments/<id> and the XorPay webhook."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from ledger.models import AuditLog, BillingAccount, LedgerEntry, PaymentTransaction
+from ledger.models import AuditLog, LedgerEntry, PaymentTransaction
 from ledger.services.integrity import find_breaches
-from ledger.services.payments import IllegalTransition, move, reconcile
 from ledger.services.xorpay import XorPayClient, sign
-from tests.conftest import XORPAY_AID, XORPAY_SECRET
 from tests.factories import PaymentFactory, UserFactory
-
-
-class FakeXorPay:
-    """XorPay as a real HTTP peer (pytest-httpserver), with the answers a test sets."""
-
-    def __init__(self, httpserver) -> None:
-        self.server = httpserver
-        self.client = XorPayClient(httpserver.url_for("/"), XORPAY_AID, XORPAY_SECRET, timeout=(1, 1))
-
-    def create_answers(self, body: dict) -> None:
-        self.server.expect_request(f"/api/pay/{XORPAY_AID}", method="POST").respond_with_json(body)
-
-    def create_ok(self, aoid: str = "aoid-1", qr: str = "https://qr.alipay.com/bax01", expires_in="1800") -> None:
-        self.create_answers({"status": "ok", "aoid": aoid, "expires_in": expires_in, "info": {"qr": qr}})
-
-    def query2_answers(self, status: str) -> None:
-        self.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_json({"status": status})
-
-    def sent_forms(self) -> list[dict]:
-        return [request.form.to_dict() for request, _ in self.server.log]
-
-
-@pytest.fixture
-def xorpay(app, httpserver, monkeypatch) -> FakeXorPay:
-    fake = FakeXorPay(httpserver)
-    monkeypatch.setitem(app.extensions, "ledger.xorpay", fake.client)
-    return fake
-
-
-def notify_fields(order, *, pay_price=None, aoid="aoid-1", pay_time="2026-11-25 20:00:00", secret=XORPAY_SECRET):
-    fields = {
-        "aoid": aoid,
-        "order_id": str(order.id),
-        "pay_price": pay_price or f"{order.amount:.2f}",
-        "pay_time": pay_time,
-        "more": "",
-        "detail": '{"transaction_id": "2026x", "bank_type": "ALIPAY"}',
-    }
-    fields["sign"] = sign(fields["aoid"], fields["order_id"], fields["pay_price"], fields["pay_time"], secret)
-    return fields
-
-
-def balance_of(session, user_id) -> Decimal:
-    return session.scalar(select(BillingAccount.balance).where(BillingAccount.user_id == user_id))
+from tests.helpers import XORPAY_AID, XORPAY_SECRET, balance_of, signed_notify
 
 
 def topup_entries(session) -> int:
@@ -66,7 +22,7 @@ def api_create(client, auth, amount):
     return client.post("/api/payments/create", json={"amount": amount}, headers={"X-CSRFToken": auth.csrf_token("/")})
 
 
-# --- create -------------------------------------------------------------------------------------
+# --- create ---------------------------------------------------------------------------------------
 
 
 def test_create_opens_a_pending_order_with_the_qr(client, auth, session, xorpay):
@@ -139,7 +95,36 @@ def test_create_needs_sign_in_and_csrf(client, auth, session, xorpay):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "csrf_failed"
 
 
-# --- status -------------------------------------------------------------------------------------
+def test_create_sends_two_decimals_and_stores_the_exact_amount(client, auth, session, xorpay):
+    auth.login(UserFactory())
+    xorpay.create_ok(expires_in=600)
+    body = api_create(client, auth, "88.8").get_json()
+    form = xorpay.sent_forms()[0]
+    assert (form["price"], form["expire"]) == ("88.80", "1800")
+    order = session.get(PaymentTransaction, uuid.UUID(body["transaction_id"]))
+    assert order.amount == Decimal("88.80")
+
+    assert timedelta(seconds=590) < order.expires_at - datetime.now(UTC) <= timedelta(seconds=600)
+
+
+def test_create_when_xorpay_times_out_is_502_and_the_order_failed(app, client, auth, session, monkeypatch):
+    import socket
+
+    auth.login(UserFactory())
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        slow = XorPayClient(f"http://127.0.0.1:{silent.getsockname()[1]}", XORPAY_AID, XORPAY_SECRET, timeout=(1, 0.5))
+        monkeypatch.setitem(app.extensions, "ledger.xorpay", slow)
+        response = api_create(client, auth, "10.00")
+    assert response.status_code == 502
+    assert response.get_json()["error"]["gateway_status"] == "timeout"
+    order = session.scalars(select(PaymentTransaction)).one()
+    assert (order.status, order.meta["error"]["status"]) == ("failed", "timeout")
+    assert topup_entries(session) == 0
+
+
+# --- status ---------------------------------------------------------------------------------------
 
 
 def test_show_answers_own_order_and_404_for_others(client, auth, session):
@@ -155,7 +140,15 @@ def test_show_answers_own_order_and_404_for_others(client, auth, session):
         assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
 
 
-# --- webhook ------------------------------------------------------------------------------------
+def test_unknown_methods_on_payment_routes_are_405_in_the_error_format(client, auth, session):
+    auth.login(UserFactory())
+    for path in ["/api/payments/create", "/api/payments/webhook"]:
+        response = client.get(path)
+        assert response.status_code == 405
+        assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+# --- webhook --------------------------------------------------------------------------------------
 
 
 def post_notify(client, fields):
@@ -164,7 +157,7 @@ def post_notify(client, fields):
 
 def test_valid_notify_credits_the_stored_amount_once(client, session):
     order = PaymentFactory(amount=Decimal("88.80"))
-    response = post_notify(client, notify_fields(order))
+    response = post_notify(client, signed_notify(order))
     assert (response.status_code, response.get_data(as_text=True)) == (200, "ok")
 
     session.refresh(order)
@@ -180,7 +173,7 @@ def test_valid_notify_credits_the_stored_amount_once(client, session):
 
 def test_repeated_notify_answers_ok_and_changes_nothing(client, session):
     order = PaymentFactory()
-    fields = notify_fields(order)
+    fields = signed_notify(order)
     assert post_notify(client, fields).status_code == 200
     for _ in range(3):
         response = post_notify(client, fields)
@@ -205,7 +198,7 @@ def test_repeated_notify_answers_ok_and_changes_nothing(client, session):
 )
 def test_refused_notify_is_audited_and_credits_nothing(client, session, tamper, status, body, reason):
     order = PaymentFactory()
-    fields = notify_fields(order, pay_price=tamper.get("_pay_price"), secret=tamper.get("_secret", XORPAY_SECRET))
+    fields = signed_notify(order, pay_price=tamper.get("_pay_price"), secret=tamper.get("_secret", XORPAY_SECRET))
     if "_order_id" in tamper:
         fields["order_id"] = tamper["_order_id"]
         fields["sign"] = sign(
@@ -225,116 +218,15 @@ def test_refused_notify_is_audited_and_credits_nothing(client, session, tamper, 
 
 def test_notify_for_a_late_payment_still_credits_an_expired_order(client, session):
     order = PaymentFactory(status="expired")
-    assert post_notify(client, notify_fields(order)).status_code == 200
+    assert post_notify(client, signed_notify(order)).status_code == 200
     session.refresh(order)
     assert order.status == "succeeded" and balance_of(session, order.user_id) == Decimal("50.00")
-
-
-def test_status_machine_refuses_moves_out_of_succeeded():
-    order = PaymentTransaction(status="succeeded")
-    for status in ("pending", "failed", "expired", "succeeded"):
-        with pytest.raises(IllegalTransition):
-            move(order, status)
-    with pytest.raises(IllegalTransition):
-        move(PaymentTransaction(status="expired"), "pending")
-
-
-# --- check now and reconcile ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("query2", "status", "credited"),
-    [
-        ("payed", "succeeded", True),
-        ("success", "succeeded", True),
-        ("fee_error", "succeeded", True),
-        ("new", "pending", False),
-        ("expire", "expired", False),
-    ],
-)
-def test_check_now_asks_xorpay_and_credits_if_paid(client, auth, session, xorpay, query2, status, credited):
-    user = UserFactory()
-    order = PaymentFactory(user=user)
-    auth.login(user)
-    xorpay.query2_answers(query2)
-    response = client.post(f"/recharge/{order.id}/check", data={"csrf_token": auth.csrf_token("/")})
-    assert response.status_code == 302
-    session.refresh(order)
-    assert order.status == status
-    assert balance_of(session, user.id) == (Decimal("50.00") if credited else 0)
-    request, _ = xorpay.server.log[0]
-    assert request.args["order_id"] == str(order.id) and request.args["sign"] == sign(str(order.id), XORPAY_SECRET)
-
-
-def test_check_now_on_another_persons_order_is_404(client, auth, session, xorpay):
-    order = PaymentFactory()
-    auth.login(UserFactory())
-    response = client.post(f"/recharge/{order.id}/check", data={"csrf_token": auth.csrf_token("/")})
-    assert response.status_code == 404
-    assert xorpay.server.log == []
-
-
-def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay):
-    from datetime import UTC, datetime, timedelta
-
-    paid = PaymentFactory()
-    stale = PaymentFactory(expires_at=datetime.now(UTC) - timedelta(minutes=1))
-    waiting = PaymentFactory()
-    done = PaymentFactory(status="succeeded", paid_at=datetime.now(UTC))
-    answers = {str(paid.id): "success", str(stale.id): "new", str(waiting.id): "new"}
-    xorpay.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_handler(
-        lambda request: __import__("werkzeug").Response(
-            f'{{"status": "{answers[request.args["order_id"]]}"}}', content_type="application/json"
-        )
-    )
-
-    report = reconcile(session, xorpay.client)
-
-    assert (report.checked, report.credited, report.expired, report.errors) == (3, 1, 1, 0)
-    statuses = {o.id: session.get(PaymentTransaction, o.id).status for o in (paid, stale, waiting, done)}
-    assert statuses == {paid.id: "succeeded", stale.id: "expired", waiting.id: "pending", done.id: "succeeded"}
-    assert balance_of(session, paid.user_id) == Decimal("50.00")
-
-
-def test_reconcile_command_reports_and_exits_1_on_gateway_errors(app, session, xorpay):
-    PaymentFactory()
-    xorpay.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_data("oops", status=500)
-    result = app.test_cli_runner().invoke(args=["payments", "reconcile"])
-    assert result.exit_code == 1
-    assert "checked 1, credited 0, expired 0, errors 1" in result.output
-
-
-def test_summary_lists_recent_top_ups(client, auth, session):
-    user = UserFactory()
-    order = PaymentFactory(user=user)
-    auth.login(user)
-    body = client.get("/api/billing/summary").get_json()
-    assert [t["transaction_id"] for t in body["recent_transactions"]] == [str(order.id)]
-    assert body["recent_transactions"][0]["status"] == "pending"
-
-
-# --- review findings: gateway errors, hostile notifies, late payments ------------------------------
-
-
-def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, session, xorpay):
-    user = UserFactory()
-    order = PaymentFactory(user=user)
-    xorpay.query2_answers("sign_error")
-    report = reconcile(session, xorpay.client)
-    assert (report.checked, report.errors) == (1, 1)
-    auth.login(user)
-    page = client.post(
-        f"/recharge/{order.id}/check", data={"csrf_token": auth.csrf_token("/")}, follow_redirects=True
-    ).get_data(as_text=True)
-    assert "签名" in page  # "the payment service rejected our signature"
-    session.refresh(order)
-    assert order.status == "pending"
 
 
 @pytest.mark.parametrize("field", ["aoid", "order_id", "pay_time"])
 def test_forged_notify_with_nul_bytes_is_refused_and_audited(client, session, field):
     order = PaymentFactory()
-    fields = {**notify_fields(order), field: "x\x00y"}
+    fields = {**signed_notify(order), field: "x\x00y"}
     response = post_notify(client, fields)
     assert response.status_code in (400, 404)
     audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).one()
@@ -345,64 +237,8 @@ def test_forged_notify_with_nul_bytes_is_refused_and_audited(client, session, fi
 @pytest.mark.parametrize("detail", ['{"a": "\\u0000"}', "NaN", '{"a": 1e999}', "[" * 5000, "not json", "\x00"])
 def test_signed_notify_with_strange_detail_still_credits(client, session, detail):
     order = PaymentFactory()
-    response = post_notify(client, {**notify_fields(order), "detail": detail, "more": "m\x00"})
+    response = post_notify(client, {**signed_notify(order), "detail": detail, "more": "m\x00"})
     assert (response.status_code, response.get_data(as_text=True)) == (200, "ok")
     session.refresh(order)
     assert order.status == "succeeded" and isinstance(order.meta["detail"], str)
     assert balance_of(session, order.user_id) == Decimal("50.00")
-
-
-@pytest.mark.parametrize("status", ["expired", "failed"])
-def test_reconcile_finds_a_late_payment_on_an_expired_or_failed_order(session, xorpay, status):
-    order = PaymentFactory(status=status)
-    xorpay.query2_answers("success")
-    report = reconcile(session, xorpay.client)
-    assert (report.checked, report.credited) == (1, 1)
-    session.refresh(order)
-    assert order.status == "succeeded" and balance_of(session, order.user_id) == Decimal("50.00")
-
-
-def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, xorpay):
-    from datetime import UTC, datetime, timedelta
-
-    PaymentFactory(status="expired", created_at=datetime.now(UTC) - timedelta(days=3))
-    PaymentFactory(status="failed", provider_order_id=None)
-    assert reconcile(session, xorpay.client).checked == 0
-
-
-def test_create_sends_two_decimals_and_stores_the_exact_amount(client, auth, session, xorpay):
-    auth.login(UserFactory())
-    xorpay.create_ok(expires_in=600)
-    body = api_create(client, auth, "88.8").get_json()
-    form = xorpay.sent_forms()[0]
-    assert (form["price"], form["expire"]) == ("88.80", "1800")
-    order = session.get(PaymentTransaction, uuid.UUID(body["transaction_id"]))
-    assert order.amount == Decimal("88.80")
-    from datetime import UTC, datetime, timedelta
-
-    assert timedelta(seconds=590) < order.expires_at - datetime.now(UTC) <= timedelta(seconds=600)
-
-
-def test_create_when_xorpay_times_out_is_502_and_the_order_failed(app, client, auth, session, monkeypatch):
-    import socket
-
-    auth.login(UserFactory())
-    with socket.socket() as silent:  # accepts the connection, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        slow = XorPayClient(f"http://127.0.0.1:{silent.getsockname()[1]}", XORPAY_AID, XORPAY_SECRET, timeout=(1, 0.5))
-        monkeypatch.setitem(app.extensions, "ledger.xorpay", slow)
-        response = api_create(client, auth, "10.00")
-    assert response.status_code == 502
-    assert response.get_json()["error"]["gateway_status"] == "timeout"
-    order = session.scalars(select(PaymentTransaction)).one()
-    assert (order.status, order.meta["error"]["status"]) == ("failed", "timeout")
-    assert topup_entries(session) == 0
-
-
-def test_unknown_methods_on_payment_routes_are_405_in_the_error_format(client, auth, session):
-    auth.login(UserFactory())
-    for path in ["/api/payments/create", "/api/payments/webhook"]:
-        response = client.get(path)
-        assert response.status_code == 405
-        assert response.get_json()["error"]["code"] == "method_not_allowed"

@@ -1,18 +1,23 @@
-"""Sign-up, sign-in, sign-out, login sessions and CSRF (SPEC 9, issue 2.4)."""
+"""/register, /login, /logout: sign-up, sign-in, login sessions, CSRF and rate limits (SPEC 9, issue 2.4)."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select, update
 
-from ledger.models import AuditLog, BillingAccount, User, UserSession
+from ledger.models import AuditLog, BillingAccount, InviteRelation, User, UserSession
 from tests.factories import PASSWORD, UserFactory
+from tests.helpers import AuthActions
 
 
 def register(client, auth, email="new@example.com", password="s3cret-password"):
     return client.post(
         "/register", data={"email": email, "password": password, "csrf_token": auth.csrf_token("/register")}
     )
+
+
+# --- register -------------------------------------------------------------------------------------
 
 
 def test_register_creates_user_account_invite_code_and_signs_in(client, auth, session):
@@ -46,6 +51,52 @@ def test_register_refuses_bad_input_and_writes_nothing(client, auth, session, em
     response = register(client, auth, email=email, password=password)
     assert response.status_code == 422
     assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_a_refused_registration_creates_no_user(client, auth, session):
+    before = session.scalar(select(func.count()).select_from(User))
+    client.post(
+        "/register", data={"email": "x@example.com", "password": "short", "csrf_token": auth.csrf_token("/register")}
+    )
+    assert session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_register_with_invite_link_binds_in_the_same_transaction(client, auth, session):
+    inviter = UserFactory()
+    page = client.get(f"/register?invite={inviter.invite_code}").get_data(as_text=True)
+    assert f'value="{inviter.invite_code}"' in page
+    response = client.post(
+        "/register",
+        data={
+            "email": "friend@example.com",
+            "password": "friend-password",
+            "invite": inviter.invite_code,
+            "csrf_token": auth.csrf_token("/register"),
+        },
+    )
+    assert response.status_code == 302
+    friend = session.scalars(select(User).where(User.email == "friend@example.com")).one()
+    assert session.scalars(select(InviteRelation.inviter_id).where(InviteRelation.invitee_id == friend.id)).one() == (
+        inviter.id
+    )
+
+
+def test_register_with_an_unknown_invite_code_creates_nothing(client, auth, session):
+    response = client.post(
+        "/register",
+        data={
+            "email": "friend@example.com",
+            "password": "friend-password",
+            "invite": "nobody42",
+            "csrf_token": auth.csrf_token("/register"),
+        },
+    )
+    assert response.status_code == 422
+    assert "邀请码" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+# --- sign in and out ------------------------------------------------------------------------------
 
 
 def test_login_with_right_password_starts_a_session(client, auth, session):
@@ -95,8 +146,6 @@ def test_revoked_session_is_signed_out_on_its_next_request(client, auth, session
 
 def test_each_login_gets_its_own_session_row(app, session):
     user = UserFactory()
-    from tests.conftest import AuthActions
-
     for _ in range(2):
         AuthActions(app.test_client()).login(user)
     assert session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id)) == 2
@@ -138,3 +187,60 @@ def test_pages_need_sign_in(client, session):
     for path in ["/", "/console"]:
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+def test_session_cookie_is_httponly_and_lax(client, auth, session):
+    response = auth.login(UserFactory())
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# --- rate limits ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited_app(app, settings, monkeypatch):
+    """The app with tight limits (read per request) and empty counters."""
+    from ledger.extensions import limiter
+
+    tight = replace(settings, RATELIMIT_LOGIN="3/minute", RATELIMIT_REGISTER="2/hour")
+    monkeypatch.setitem(app.config, "LEDGER", tight)
+    limiter.reset()
+    yield app
+    limiter.reset()
+
+
+def test_login_is_rate_limited_per_ip(limited_app, session):
+    client = limited_app.test_client()
+    actions = AuthActions(client)
+    statuses = [actions.login(f"nobody{i}@example.com", password="x" * 10).status_code for i in range(4)]
+    assert statuses == [422, 422, 422, 429]
+    page = actions.login("someone@example.com", password="x" * 10)
+    assert page.status_code == 429 and "尝试次数过多" in page.get_data(as_text=True)
+    assert client.get("/login").status_code == 200  # only attempts are limited, not the page
+
+
+def test_login_is_rate_limited_per_account_across_ips(limited_app, session):
+    user = UserFactory()
+    statuses = []
+    for i in range(4):
+        client = limited_app.test_client()
+        token = AuthActions(client).csrf_token()
+        statuses.append(
+            client.post(
+                "/login",
+                data={"email": user.email, "password": "wrong-pass", "csrf_token": token},
+                environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
+            ).status_code
+        )
+    assert statuses == [422, 422, 422, 429]
+
+
+def test_register_is_rate_limited_per_ip(limited_app, session):
+    statuses = []
+    for i in range(3):
+        client = limited_app.test_client()  # a new browser each time, from the same address
+        token = AuthActions(client).csrf_token("/register")
+        data = {"email": f"n{i}@example.com", "password": "long-password", "csrf_token": token}
+        statuses.append(client.post("/register", data=data).status_code)
+    assert statuses == [302, 302, 429]

@@ -1,30 +1,24 @@
 """The ledger core: charge_usage and credit (SPEC 4 and 5)."""
 
+import uuid
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
+from ledger.models import AuditLog, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.billing import charge_usage, credit
 from ledger.services.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
+from tests.helpers import balance_of, count_rows
 
 
 def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", **kw):
     return charge_usage(
         session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **kw
     )
-
-
-def balance_of(session, user) -> Decimal:
-    return session.scalar(select(BillingAccount.balance).where(BillingAccount.user_id == user.id))
-
-
-def count(session, model, user) -> int:
-    return session.scalar(select(func.count()).select_from(model).where(model.user_id == user.id))
 
 
 def test_charge_lowers_balance_and_writes_usage_ledger_and_audit(session):
@@ -62,8 +56,8 @@ def test_replayed_request_id_charges_once(session):
     assert again.usage.id == first.usage.id
     assert again.balance == Decimal("3.7500")
     assert balance_of(session, user) == Decimal("3.7500")
-    assert count(session, UsageLog, user) == 1
-    assert count(session, LedgerEntry, user) == 2  # the factory's credit and one charge
+    assert count_rows(session, UsageLog, user) == 1
+    assert count_rows(session, LedgerEntry, user) == 2  # the factory's credit and one charge
 
 
 @pytest.mark.parametrize(("amount", "model"), [("1.26", "image-studio-v2"), ("1.25", "chat-pro")])
@@ -73,7 +67,7 @@ def test_request_id_reused_for_another_charge_is_a_conflict(session, amount, mod
     with pytest.raises(RequestIdConflict):
         charge(session, user, amount=amount, model=model, request_id="same")
     assert balance_of(session, user) == Decimal("3.7500")
-    assert count(session, UsageLog, user) == 1
+    assert count_rows(session, UsageLog, user) == 1
 
 
 def test_same_request_id_for_two_people_charges_both(session):
@@ -89,8 +83,8 @@ def test_insufficient_balance_writes_only_an_audit_row(session):
         charge(session, user, amount="1.0001")
     assert raised.value.balance == Decimal("1.0000")
     assert balance_of(session, user) == Decimal("1.0000")
-    assert count(session, UsageLog, user) == 0
-    assert count(session, LedgerEntry, user) == 1
+    assert count_rows(session, UsageLog, user) == 0
+    assert count_rows(session, LedgerEntry, user) == 1
     audit = session.scalars(select(AuditLog).where(AuditLog.action == "usage.insufficient_balance")).one()
     assert audit.details == {"amount": "1.0001", "balance": "1.00", "model": "image-studio-v2", "request_id": "r-1"}
 
@@ -116,13 +110,11 @@ def test_bad_input_is_refused_and_writes_nothing(session, kwargs, field):
         charge(session, user, **kwargs)
     assert raised.value.extra["field"] == field
     assert balance_of(session, user) == Decimal("5.00")
-    assert count(session, UsageLog, user) == 0
+    assert count_rows(session, UsageLog, user) == 0
     assert session.scalar(select(func.count()).select_from(AuditLog)) == audits_before
 
 
-def test_charge_for_unknown_user_raises(session):
-    import uuid
-
+def test_charge_for_an_unknown_user_raises_user_not_found(session):
     with pytest.raises(UserNotFound):
         charge_usage(session, user_id=uuid.uuid4(), amount="1.00", model="m", request_id="r", origin=INTERNAL)
 

@@ -47,7 +47,7 @@ def test_notify_sign_does_not_cover_more_or_detail():
     )
 
 
-def test_query2_and_refund_signs():
+def test_query2_signs_the_order_id_and_refund_the_price():
     assert sign(ORDER_ID, SECRET) == "2fc813d1e6ddcbbc4c2d8a7cc9190bbf"
     assert sign("12.50", SECRET) == "1374ae92d836d592eb439a462d8dd8ac"
 
@@ -145,7 +145,7 @@ def test_create_times_out_when_xorpay_accepts_but_never_answers():
     assert raised.value.gateway_status == "timeout"
 
 
-def test_unreachable_gateway():
+def test_unreachable_gateway_is_a_gateway_error():
     client = XorPayClient("http://127.0.0.1:9", "aid", SECRET, timeout=(1, 1))
     with pytest.raises(GatewayError) as raised:
         client.query2("o")

@@ -1,0 +1,219 @@
+"""Helpers shared by the tests: signing in, forms, balances, XorPay stand-ins, threads, images.
+
+Fixtures live in tests/conftest.py; this module holds plain functions and classes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
+from ledger.services.accounts import register_user
+from ledger.services.audit import SYSTEM
+from ledger.services.billing import adjust_balance
+from ledger.services.invites import Rewards
+from ledger.services.payments import handle_notify
+from ledger.services.xorpay import XorPayClient, sign
+from tests import factories
+
+INTERNAL_KEY = "test-internal-key"
+XORPAY_AID = "test-aid"
+XORPAY_SECRET = "test-xorpay-secret"
+INVITE_REWARDS = Rewards(Decimal("5.00"), Decimal("2.00"))
+SHANGHAI = timedelta(hours=8)
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+def at(local: str) -> datetime:
+    """A Shanghai wall-clock time as an aware UTC instant."""
+    return (datetime.fromisoformat(local) - SHANGHAI).replace(tzinfo=UTC)
+
+
+# --- pages, forms, CSRF ---------------------------------------------------------------------------
+
+
+def csrf_token_in(page: str, where: str = "the page") -> str:
+    """The CSRF token of a rendered page (its <meta name="csrf-token">)."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert match, f"no csrf meta tag on {where}"
+    return match.group(1)
+
+
+class AuthActions:
+    """Sign in and out through the real pages, CSRF token included: `auth.login(user)`."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf_token(self, path: str = "/login") -> str:
+        return csrf_token_in(self.client.get(path).get_data(as_text=True), where=path)
+
+    def login(self, user_or_email, password: str = factories.PASSWORD):
+        email = getattr(user_or_email, "email", user_or_email)
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": self.csrf_token()})
+
+    def logout(self):
+        return self.client.post("/logout", data={"csrf_token": self.csrf_token("/")})
+
+
+def post_form(client, auth, path, page, **data):
+    """POST a form to `path` with the CSRF token of `page`, as the browser sends it."""
+    return client.post(path, data={"csrf_token": auth.csrf_token(page), **data})
+
+
+# --- the books ------------------------------------------------------------------------------------
+
+
+def balance_of(session, user) -> Decimal:
+    """A person's balance; `user` is a User or its id."""
+    user_id = getattr(user, "id", user)
+    return session.scalar(select(BillingAccount.balance).where(BillingAccount.user_id == user_id))
+
+
+def count_rows(session, model, user=None) -> int:
+    """Rows of `model`, all of them or one person's."""
+    query = select(func.count()).select_from(model)
+    if user is not None:
+        query = query.where(model.user_id == user.id)
+    return session.scalar(query)
+
+
+def reward_entries(session) -> list[tuple]:
+    """The invite-reward ledger entries as sorted (user id, amount) pairs."""
+    rows = session.execute(select(LedgerEntry.user_id, LedgerEntry.amount).where(LedgerEntry.kind == "invite_reward"))
+    return sorted((str(u), a) for u, a in rows)
+
+
+# --- XorPay -------------------------------------------------------------------------------------
+
+
+def signed_notify(order, *, secret: str = XORPAY_SECRET, **fields: str | None) -> dict[str, str]:
+    """The notify XorPay posts once `order` is paid, signed with `secret`; `fields` replace (None: keep)."""
+    notify = {
+        "aoid": order.provider_order_id,
+        "order_id": str(order.id),
+        "pay_price": f"{order.amount:.2f}",
+        "pay_time": "2026-11-25 20:00:00",
+        "more": "",
+        "detail": '{"transaction_id": "2026x", "bank_type": "ALIPAY"}',
+    }
+    notify.update({k: v for k, v in fields.items() if v is not None})
+    notify["sign"] = sign(notify["aoid"], notify["order_id"], notify["pay_price"], notify["pay_time"], secret)
+    return notify
+
+
+def settle_by_notify(session, order, rewards: Rewards | None) -> bool:
+    """Pay `order` the way a signed notify does, through handle_notify (True: it credited)."""
+    return handle_notify(session, signed_notify(order), app_secret=XORPAY_SECRET, origin=SYSTEM, invite_rewards=rewards)
+
+
+class FakeXorPay:
+    """XorPay as a real HTTP peer (pytest-httpserver), with the answers a test sets."""
+
+    def __init__(self, httpserver) -> None:
+        self.server = httpserver
+        self.client = XorPayClient(httpserver.url_for("/"), XORPAY_AID, XORPAY_SECRET, timeout=(1, 1))
+
+    def create_answers(self, body: dict) -> None:
+        self.server.expect_request(f"/api/pay/{XORPAY_AID}", method="POST").respond_with_json(body)
+
+    def create_ok(self, aoid: str = "aoid-1", qr: str = "https://qr.alipay.com/bax01", expires_in="1800") -> None:
+        self.create_answers({"status": "ok", "aoid": aoid, "expires_in": expires_in, "info": {"qr": qr}})
+
+    def query2_answers(self, status: str) -> None:
+        self.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_json({"status": status})
+
+    def sent_forms(self) -> list[dict]:
+        return [request.form.to_dict() for request, _ in self.server.log]
+
+
+# --- committed rows and threads (tests marked `committed`) ------------------------------------------
+
+
+def run_together(n: int, work):
+    """Run `work(i)` in n threads released at the same instant; return their results or exceptions."""
+    barrier = threading.Barrier(n)
+
+    def task(i):
+        barrier.wait()
+        try:
+            return work(i)
+        except Exception as exc:  # collected and asserted on by the caller
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(task, range(n)))
+
+
+def funded_user(database, balance: str):
+    with database.session() as session:
+        user = register_user(session, email=f"c{threading.get_ident()}@example.com", password="p" * 10, origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal(balance), memo="test", origin=SYSTEM)
+    return user
+
+
+def pending_order(database, user, amount="50.00"):
+    with database.session() as session, session.begin():
+        order = PaymentTransaction(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            amount=Decimal(amount),
+            status="pending",
+            provider_order_id=uuid.uuid4().hex,
+            meta={},
+            expires_at=datetime.now(UTC) + timedelta(minutes=30),
+        )
+        session.add(order)
+    return order
+
+
+def invited_pair(database):
+    with database.session() as session:
+        inviter = register_user(session, email="inviter@example.com", password="p" * 10, origin=SYSTEM)
+        invitee = register_user(
+            session, email="invitee@example.com", password="p" * 10, origin=SYSTEM, invite_code=inviter.invite_code
+        )
+        relation_id = session.scalar(select(InviteRelation.id))
+    return inviter, invitee, relation_id
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+def image_bytes(fmt="PNG", size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def noise_png(min_bytes: int) -> bytes:
+    """A valid PNG of random pixels, at least `min_bytes` long (noise does not compress)."""
+    side = 1024
+    while True:
+        buffer = io.BytesIO()
+        Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, format="PNG", compress_level=0)
+        if len(buffer.getvalue()) >= min_bytes:
+            data = buffer.getvalue()
+            assert len(data) <= 4 * 1024 * 1024 - 1024  # under MAX_CONTENT_LENGTH: the avatar check must refuse it
+            return data
+        side += 64
+
+
+def broken_crc_png() -> bytes:
+    data = bytearray(image_bytes("PNG"))
+    data[data.index(b"IDAT") + 6] ^= 0xFF  # flip bits inside the image data: its CRC no longer matches
+    return bytes(data)

@@ -1,0 +1,128 @@
+"""/account: profile, time zone, avatar upload and the ledger with its running balance."""
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from ledger.models import AuditLog
+from ledger.services.audit import INTERNAL
+from ledger.services.billing import charge_usage
+from tests.factories import UsageFactory, UserFactory
+from tests.helpers import broken_crc_png, image_bytes, noise_png, post_form
+
+
+def test_profile_edit_saves_and_audits(client, auth, session):
+    user = UserFactory()
+    auth.login(user)
+    response = post_form(
+        client, auth, "/account", "/account", username="Alice_01", full_name="爱丽丝", website="https://alice.example"
+    )
+    assert response.status_code == 302
+    session.refresh(user)
+    assert (user.username, user.full_name, user.website) == ("Alice_01", "爱丽丝", "https://alice.example")
+    assert session.scalars(select(AuditLog.action).where(AuditLog.action == "profile.updated")).one()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("username", "ab"),
+        ("username", "x" * 31),
+        ("username", "bad name!"),
+        ("website", "javascript:alert(1)"),
+        ("website", "ftp://x.example"),
+        ("website", "https://" + "x" * 200),
+        ("full_name", "x" * 101),
+    ],
+)
+def test_profile_refuses_bad_fields_and_writes_nothing(client, auth, session, field, value):
+    user = UserFactory()
+    auth.login(user)
+    data = {"username": "", "full_name": "", "website": "", field: value}
+    assert post_form(client, auth, "/account", "/account", **data).status_code == 422
+    session.refresh(user)
+    assert (user.username, user.full_name, user.website) == (None, None, None)
+
+
+def test_username_is_unique_whatever_its_case(client, auth, session):
+    UserFactory(username="Alice")
+    user = UserFactory()
+    auth.login(user)
+    response = post_form(client, auth, "/account", "/account", username="alice", full_name="", website="")
+    assert response.status_code == 422
+    session.refresh(user)
+    assert user.username is None
+
+
+def test_time_zone_choice_moves_day_boundaries(client, auth, session):
+    user = UserFactory()
+    auth.login(user)
+    data = {"username": "", "full_name": "", "website": "", "timezone": "America/Los_Angeles"}
+    assert post_form(client, auth, "/account", "/account", **data).status_code == 302
+    session.refresh(user)
+    assert user.timezone == "America/Los_Angeles"
+    # 2026-03-02 03:00 UTC is the 1st in Los Angeles (and the 2nd in Shanghai).
+    UsageFactory(user=user, created_at=datetime(2026, 3, 2, 3, 0, tzinfo=UTC))
+    body = client.get("/api/usage/report?from=2026-03-01&to=2026-03-01").get_json()
+    assert body["totals"]["count"] == 1
+    assert body["items"][0]["created_at"] == "2026-03-01T19:00:00-08:00"
+    bad = post_form(client, auth, "/account", "/account", **{**data, "timezone": "Mars/Olympus"})
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_avatar_upload_is_reencoded_and_served_with_safe_headers(client, auth, session, fmt):
+    user = UserFactory()
+    auth.login(user)
+    upload = (io.BytesIO(image_bytes(fmt)), f"me.{fmt.lower()}")
+    response = client.post(
+        "/account/avatar",
+        data={"avatar": upload, "csrf_token": auth.csrf_token("/account")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    session.refresh(user)
+    served = client.get("/account/avatar")
+    assert served.status_code == 200 and served.headers["Content-Type"] == "image/png"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert Image.open(io.BytesIO(served.data)).size == (256, 256)
+
+
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [
+        (b"<?php echo 1; ?>", "shell.png"),
+        (b"GIF89a" + b"\x00" * 100, "anim.gif"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.svg"),
+        (image_bytes("PNG")[:40], "truncated.png"),
+        (image_bytes("BMP"), "bitmap.png"),
+        (noise_png(2 * 1024 * 1024 + 1), "huge.png"),  # a real image, one byte too big
+        (image_bytes("PNG", size=(5000, 10)), "wide.png"),  # more pixels on a side than an avatar may cost
+        (broken_crc_png(), "corrupt.png"),
+    ],
+)
+def test_avatar_upload_refuses_non_images_and_oversized_files(client, auth, session, payload, name):
+    user = UserFactory()
+    auth.login(user)
+    response = client.post(
+        "/account/avatar",
+        data={"avatar": (io.BytesIO(payload), name), "csrf_token": auth.csrf_token("/account")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    session.refresh(user)
+    assert user.avatar is None
+
+
+def test_account_lists_ledger_entries_with_running_balance(client, auth, session):
+    user = UserFactory(balance="10.00")
+    charge_usage(session, user_id=user.id, amount="2.50", model="m", request_id="r1", origin=INTERNAL)
+    auth.login(user)
+    page = client.get("/account").get_data(as_text=True)
+    ledger = page[page.index('data-testid="ledger"') :]
+    assert ledger.index("-¥2.50") < ledger.index("+¥10.00")  # newest first
+    assert "¥7.50" in ledger

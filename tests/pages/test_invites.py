@@ -1,0 +1,40 @@
+"""/invites: the link, invitees masked, rewards, and binding a code from the page."""
+
+from sqlalchemy import select
+
+from ledger.models import InviteRelation
+from ledger.services.audit import SYSTEM
+from ledger.services.invites import reward_invite
+from tests.factories import InviteFactory, UserFactory
+from tests.helpers import INVITE_REWARDS
+
+
+def test_invites_page_lists_invitees_masked_and_rewards(client, auth, session):
+    inviter = UserFactory()
+    InviteFactory(inviter=inviter, invitee=UserFactory(email="bob.smith@example.com"))
+    rewarded = InviteFactory(inviter=inviter, invitee=UserFactory(email="carol@example.org"))
+    reward_invite(session, invitee_id=rewarded.invitee_id, rewards=INVITE_REWARDS, origin=SYSTEM)
+    auth.login(inviter)
+    page = client.get("/invites").get_data(as_text=True)
+    assert "b***@example.com" in page and "c***@example.org" in page and "bob.smith" not in page
+    assert f"http://ledger.test/register?invite={inviter.invite_code}" in page
+    assert 'data-testid="invited-count">2<' in page and "¥5.00" in page
+    summary = client.get("/api/billing/summary").get_json()["invites"]
+    assert summary == {
+        "code": inviter.invite_code,
+        "link": f"http://ledger.test/register?invite={inviter.invite_code}",
+        "invited_count": 2,
+        "rewards_total": "5.00",
+    }
+
+
+def test_invites_page_binds_a_code_and_shows_refusals(client, auth, session):
+    me, friend = UserFactory(), UserFactory(email="dave@example.com")
+    auth.login(me)
+    refused = client.post("/invites", data={"code": me.invite_code, "csrf_token": auth.csrf_token("/invites")})
+    assert refused.status_code == 422 and 'data-testid="bind-error"' in refused.get_data(as_text=True)
+    done = client.post(
+        "/invites", data={"code": friend.invite_code, "csrf_token": auth.csrf_token("/invites")}, follow_redirects=True
+    )
+    assert "d***@example.com" in done.get_data(as_text=True)
+    assert session.scalars(select(InviteRelation.inviter_id)).one() == friend.id
