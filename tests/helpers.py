@@ -22,7 +22,6 @@ from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTr
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import adjust_balance
-from ledger.services.invites import Rewards
 from ledger.services.payments import handle_notify
 from ledger.services.xorpay import XorPayClient, sign
 from tests import factories
@@ -30,7 +29,6 @@ from tests import factories
 INTERNAL_KEY = "test-internal-key"
 XORPAY_AID = "test-aid"
 XORPAY_SECRET = "test-xorpay-secret"
-INVITE_REWARDS = Rewards(Decimal("5.00"), Decimal("2.00"))
 SHANGHAI = timedelta(hours=8)
 
 
@@ -116,9 +114,9 @@ def signed_notify(order, *, secret: str = XORPAY_SECRET, **fields: str | None) -
     return notify
 
 
-def settle_by_notify(session, order, rewards: Rewards | None) -> bool:
+def settle_by_notify(session, order, settings) -> bool:
     """Pay `order` the way a signed notify does, through handle_notify (True: it credited)."""
-    return handle_notify(session, signed_notify(order), app_secret=XORPAY_SECRET, origin=SYSTEM, invite_rewards=rewards)
+    return handle_notify(session, signed_notify(order), settings=settings, origin=SYSTEM)
 
 
 class FakeXorPay:

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from ledger.db import atomic
+from ledger.errors import InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerEntry, UsageLog
 from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
 from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.billing import charge_usage, credit
-from ledger.services.errors import InsufficientBalance, RequestIdConflict
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
 

@@ -7,62 +7,48 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.extensions import csrf
-from ledger.models import UsageLog
+from ledger.models import Actor
 from ledger.money import to_api
 from ledger.services.billing import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
-from ledger.web import invite_link, iso, json_object, parse_uuid, request_origin, require_internal_token, user_timezone
+from ledger.web.auth import internal_only
+from ledger.web.context import request_origin, user_timezone
+from ledger.web.parsing import json_body
+from ledger.web.serialisers import order_json, usage_json
+from ledger.web.templating import invite_link
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
 
 
-def usage_json(usage: UsageLog) -> dict[str, Any]:
-    return {
-        "usage_id": str(usage.id),
-        "model": usage.model,
-        "amount": to_api(usage.amount),
-        "balance_after": to_api(usage.balance_after),
-        "request_id": usage.request_id,
-        "params": usage.params,
-        "created_at": iso(usage.created_at),
-    }
-
-
 @bp.post("/deduct")
-@csrf.exempt
+@internal_only
 def deduct() -> Any:
-    require_internal_token()
-    body = json_object()
-    user_id = parse_uuid(body.get("user_id"), "user_id")
+    body = json_body()
     charge = charge_usage(
         get_session(),
-        user_id=user_id,
+        user_id=body.get("user_id"),
         amount=body.get("amount"),
         model=body.get("model"),
         request_id=body.get("request_id"),
         params=body.get("params"),
-        origin=request_origin("internal"),
+        origin=request_origin(Actor.INTERNAL),
     )
-    usage = charge.usage
-    return jsonify(
-        usage_id=str(usage.id),
-        user_id=str(usage.user_id),
-        amount=to_api(usage.amount),
-        balance=to_api(charge.balance),
-        request_id=usage.request_id,
-        created_at=iso(usage.created_at),
-        replayed=charge.replayed,
-    )
+    answer = {
+        **usage_json(charge.usage),
+        "user_id": str(charge.usage.user_id),
+        "balance": to_api(charge.balance),
+        "replayed": charge.replayed,
+    }
+    return jsonify(answer)
 
 
 @bp.get("/summary")
 @login_required
 def summary() -> Any:
-    tz = user_timezone()
-    invites = invite_overview(get_session(), current_user, limit=0)
-    s = account_summary(get_session(), current_user, tz=tz, now=datetime.now(UTC))
+    session = get_session()
+    invites = invite_overview(session, current_user, limit=0)
+    s = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))
     return jsonify(
         user_id=str(current_user.id),
         email=current_user.email,
@@ -74,17 +60,7 @@ def summary() -> Any:
             "count_30_days": s.count_30_days,
         },
         recent_usage=[usage_json(u) for u in s.recent_usage],
-        recent_transactions=[
-            {
-                "transaction_id": str(t.id),
-                "status": t.status,
-                "amount": to_api(t.amount),
-                "provider_order_id": t.provider_order_id,
-                "created_at": iso(t.created_at),
-                "paid_at": iso(t.paid_at),
-            }
-            for t in s.recent_topups
-        ],
+        recent_transactions=[order_json(t) for t in s.recent_topups],
         invites={
             "code": invites.code,
             "link": invite_link(invites.code),

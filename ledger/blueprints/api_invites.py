@@ -6,10 +6,13 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.extensions import csrf
+from ledger.models import Actor
 from ledger.money import to_api
-from ledger.services.invites import Rewards, bind_invite, display_name, reward_invite
-from ledger.web import iso, json_object, parse_uuid, request_origin, require_internal_token, settings
+from ledger.services.invites import bind_invite, display_name, reward_invite
+from ledger.web.auth import internal_only
+from ledger.web.context import request_origin, settings
+from ledger.web.parsing import json_body
+from ledger.web.serialisers import iso
 
 bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 
@@ -18,21 +21,19 @@ bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 @login_required
 def register() -> Any:
     relation, inviter = bind_invite(
-        get_session(), invitee=current_user, code=json_object().get("code"), origin=request_origin()
+        get_session(), invitee=current_user, code=json_body().get("code"), origin=request_origin()
     )
     return jsonify(inviter=display_name(inviter), created_at=iso(relation.created_at)), 201
 
 
 @bp.post("/reward")
-@csrf.exempt
+@internal_only
 def reward() -> Any:
-    require_internal_token()
-    invitee_id = parse_uuid(json_object().get("invitee_id"), "invitee_id")
     outcome = reward_invite(
         get_session(),
-        invitee_id=invitee_id,
-        rewards=Rewards.from_settings(settings()),
-        origin=request_origin("internal"),
+        invitee_id=json_body().get("invitee_id"),
+        settings=settings(),
+        origin=request_origin(Actor.INTERNAL),
     )
     return jsonify(
         rewarded=outcome.rewarded,

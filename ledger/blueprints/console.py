@@ -1,54 +1,40 @@
 """`/console`: pick a model, see its price, run it; the run is charged through `charge_usage`."""
 
-import uuid
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from wtforms import HiddenField
 
 from ledger.db import get_session
-from ledger.models import UsageLog
 from ledger.money import format_amount, to_api
-from ledger.services.billing import get_balance
-from ledger.services.console import MODELS, quote, run_model
-from ledger.services.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UnknownModel
-from ledger.web import request_origin
+from ledger.services.billing import get_balance, own_usage
+from ledger.services.pricing import MODELS, offers, quote, run_model
+from ledger.web.context import request_origin
+from ledger.web.parsing import TextForm, submit
 
 bp = Blueprint("console", __name__)
+
+
+class RunForm(TextForm):
+    """One model's card. Its parameters are read by the price catalogue, which knows them."""
+
+    model = HiddenField()
+    request_id = HiddenField()  # a fresh id per page view: the same form submitted twice charges once
+    action = HiddenField()  # "quote" (update the price without JavaScript) or "run"
 
 
 @bp.get("/console")
 @login_required
 def console() -> Any:
-    session = get_session()
-    selected = request.args.get("model") if request.args.get("model") in MODELS else None
-    quotes, errors = {}, {}
-    for model_id in MODELS:
-        # The model just adjusted (no-JS "update price") keeps its values; the others show defaults.
-        try:
-            quotes[model_id] = quote(model_id, request.args if model_id == selected else {})
-        except InvalidRequest as exc:
-            errors[model_id] = exc.message
-            quotes[model_id] = quote(model_id, {})
-    result = None
-    if request.args.get("result"):
-        try:
-            usage_id = uuid.UUID(request.args["result"])
-        except ValueError:
-            usage_id = None
-        # Ownership is part of the query: another person's usage id finds nothing.
-        result = usage_id and session.scalar(
-            select(UsageLog).where(UsageLog.id == usage_id, UsageLog.user_id == current_user.id)
-        )
+    session, selected = get_session(), request.args.get("model")
+    selected = selected if selected in MODELS else None  # the model whose values the query carries
     return render_template(
         "console/console.html",
-        models=MODELS,
-        quotes=quotes,
-        errors=errors,
+        offers=offers(selected, request.args),
         selected=selected,
-        result=result,
+        result=own_usage(session, user_id=current_user.id, usage_id=request.args.get("result")),
         balance=get_balance(session, current_user.id),
     )
 
@@ -56,45 +42,41 @@ def console() -> Any:
 @bp.post("/console/run")
 @login_required
 def run() -> Any:
-    model_id = request.form.get("model", "")
-    if request.form.get("action") == "quote":  # "update price" without JavaScript: nothing is charged
-        return redirect(url_for("console.console", model=model_id, **_params(model_id)))
-    try:
-        run_id = uuid.UUID(request.form.get("request_id", ""))
-    except ValueError:
-        run_id = uuid.uuid4()
-    try:
-        _priced, charge = run_model(
+    form = RunForm()
+    if form.action.data == "quote":  # "update price" without JavaScript: nothing is charged
+        return redirect(url_for("console.console", model=form.model.data, **_chosen(form.model.data)))
+    outcome = submit(
+        form,
+        lambda: run_model(
             get_session(),
             user_id=current_user.id,
-            model_id=model_id,
+            model_id=form.model.data,
             raw_params=request.form,
-            run_id=run_id,
+            run_id=form.request_id.data,
             origin=request_origin(),
-        )
-    except InsufficientBalance as exc:
-        flash(
-            _("Your balance (¥%(balance)s) is too low for this run.", balance=format_amount(exc.balance)),
-            "insufficient",
-        )
-        return redirect(url_for("console.console", model=model_id, **_params(model_id)))
-    except (InvalidRequest, UnknownModel, RequestIdConflict) as exc:
-        flash(exc.message, "danger")
-        return redirect(url_for("console.console"))
+        ),
+    )
+    if outcome is None:  # said on the console, after a redirect: a reload does not post the run again
+        category = "insufficient" if form.error and form.error.code == "insufficient_balance" else "danger"
+        for messages in form.errors.values():
+            flash(" ".join(messages), category)
+        return redirect(url_for("console.console", model=form.model.data, **_chosen(form.model.data)))
+    _priced, charge = outcome
     if charge.replayed:
         flash(_("This run was already charged; showing its result."), "info")
     return redirect(url_for("console.console", result=str(charge.usage.id)))
 
 
-def _params(model_id: str) -> dict[str, str]:
-    model = MODELS.get(model_id)
+def _chosen(model_id: str | None) -> dict[str, str]:
+    """The parameters of `model_id` as the form sent them, for the page's query string."""
+    model = MODELS.get(model_id or "")
     return {p.name: request.form.get(p.name, "") for p in model.params} if model else {}
 
 
 @bp.get("/api/console/quote")
 @login_required
 def quote_api() -> Any:
-    priced = quote(request.args.get("model", ""), request.args)
+    priced = quote(request.args.get("model"), request.args)
     return jsonify(
         model=priced.model.id,
         amount=to_api(priced.amount),

@@ -3,106 +3,117 @@
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from wtforms import StringField
 
 from ledger.db import get_session
+from ledger.i18n import N_
+from ledger.models import PaymentStatus
+from ledger.money import normalise_typed_amount
 from ledger.services.billing import get_balance
-from ledger.services.errors import InvalidTopupAmount
-from ledger.services.invites import Rewards
-from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders, parse_topup_amount
-from ledger.services.xorpay import GatewayError
-from ledger.web import gateway, qr_svg, request_origin, settings
+from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
+from ledger.web.context import gateway, request_origin, settings
+from ledger.web.parsing import Form, TextForm, submit
+from ledger.web.templating import qr_svg
 
 bp = Blueprint("payments", __name__)
 
 PRESETS = (Decimal(10), Decimal(50), Decimal(100), Decimal(200))
+# What "check now" says for each outcome.
+CHECKED = {
+    PaymentStatus.SUCCEEDED: ("success", N_("Payment received. Your balance has been topped up.")),
+    PaymentStatus.EXPIRED: ("warning", N_("This order has expired. Please start a new top-up.")),
+}
+NOT_YET = ("info", N_("No payment has arrived yet. If you have just paid, wait a few seconds and check again."))
 
 
-def _page(status: int = 200, error: str | None = None, custom: str = "", preset: str = "50") -> Any:
+class RechargeForm(TextForm):
+    amount = StringField(default="50")  # a preset
+    custom_amount = StringField()  # what the person typed: normalised (５０, 50元...) before the exact parse
+
+    def chosen_amount(self) -> object:
+        return (
+            normalise_typed_amount(self.custom_amount.data)
+            if (self.custom_amount.data or "").strip()
+            else self.amount.data
+        )
+
+
+def _recharge_page(form: RechargeForm) -> Any:
     config = settings()
     return render_template(
         "payments/recharge.html",
         presets=PRESETS,
         orders=list_orders(get_session(), user_id=current_user.id),
-        error=error,
-        custom=custom,
-        preset=preset,
+        form=form,
         minimum=config.TOPUP_MIN,
         maximum=config.TOPUP_MAX,
-    ), status
+    ), form.status
 
 
 @bp.get("/recharge")
 @login_required
 def recharge() -> Any:
-    return _page()
+    return _recharge_page(RechargeForm())
 
 
 @bp.post("/recharge")
 @login_required
 def start() -> Any:
-    config = settings()
-    custom = request.form.get("custom_amount", "").strip()
-    preset = request.form.get("amount", "")
-    try:
-        amount = parse_topup_amount(custom or preset, config.TOPUP_MIN, config.TOPUP_MAX)
-    except InvalidTopupAmount:
-        message = _(
-            "Enter an amount from ¥%(min)s to ¥%(max)s with at most 2 decimals.",
-            min=config.TOPUP_MIN,
-            max=config.TOPUP_MAX,
-        )
-        return _page(422, message, custom, preset)
-    try:
-        order = create_topup(
+    form = RechargeForm()
+    order = submit(
+        form,
+        lambda: create_topup(
             get_session(),
             gateway(),
+            settings=settings(),
             user=current_user,
-            amount=amount,
-            notify_url=config.XORPAY_NOTIFY_URL,
+            amount=form.chosen_amount(),
             origin=request_origin(),
-        )
-    except GatewayError as exc:
-        return _page(502, _(exc.message), custom, preset)
+        ),
+        fields={"amount": "custom_amount"},
+    )
+    if order is None:
+        return _recharge_page(form)
     return redirect(url_for("payments.order", transaction_id=order.id))
 
 
 @bp.get("/recharge/<transaction_id>")
 @login_required
-def order(transaction_id: str) -> Any:
+def order(transaction_id: str, form: Form | None = None) -> Any:
     session = get_session()
     topup = get_own_order(session, user_id=current_user.id, transaction_id=transaction_id)
     qr = topup.meta.get("qr")
+    form = form or Form()
     return render_template(
         "payments/order.html",
         order=topup,
         qr=qr,
-        qr_svg=qr_svg(qr) if qr and topup.status == "pending" else None,
+        qr_svg=qr_svg(qr) if qr and topup.status == PaymentStatus.PENDING else None,
         balance=get_balance(session, current_user.id),
-    )
+        form=form,
+    ), form.status
 
 
 @bp.post("/recharge/<transaction_id>/check")
 @login_required
 def check(transaction_id: str) -> Any:
-    try:
-        topup = check_payment(
+    form = Form()
+    topup = submit(
+        form,
+        lambda: check_payment(
             get_session(),
             gateway(),
+            settings=settings(),
             user_id=current_user.id,
             transaction_id=transaction_id,
             origin=request_origin(),
-            invite_rewards=Rewards.on_first_topup(settings()),
-        )
-    except GatewayError as exc:
-        flash(_(exc.message), "danger")
-    else:
-        if topup.status == "succeeded":
-            flash(_("Payment received. Your balance has been topped up."), "success")
-        elif topup.status == "expired":
-            flash(_("This order has expired. Please start a new top-up."), "warning")
-        else:
-            flash(_("No payment has arrived yet. If you have just paid, wait a few seconds and check again."), "info")
+        ),
+    )
+    if topup is None:
+        return order(transaction_id, form)
+    category, message = CHECKED.get(topup.status, NOT_YET)
+    flash(_(message), category)
     return redirect(url_for("payments.order", transaction_id=transaction_id))

@@ -8,9 +8,11 @@ from flask_login import current_user, login_required
 
 from ledger.charts import bar_chart
 from ledger.db import get_session
-from ledger.services.reports import daily_series, parse_query
+from ledger.services.reports import daily_series
 from ledger.services.summary import account_summary
-from ledger.web import LANGUAGES, safe_next_url, user_timezone
+from ledger.web.context import user_timezone
+from ledger.web.i18n import LANGUAGES
+from ledger.web.parsing import report_query, safe_next_url
 
 bp = Blueprint("site", __name__)
 
@@ -18,12 +20,9 @@ bp = Blueprint("site", __name__)
 @bp.get("/")
 @login_required
 def dashboard() -> Any:
-    tz, session = user_timezone(), get_session()
-    summary = account_summary(session, current_user, tz=tz, now=datetime.now(UTC))
-    last_30_days = parse_query(
-        user_id=current_user.id, tz=tz, today=datetime.now(UTC).astimezone(tz).date(), raw_from=None, raw_to=None
-    )
-    chart = bar_chart(daily_series(session, last_30_days))
+    session = get_session()
+    summary = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))
+    chart = bar_chart(daily_series(session, report_query({})))
     return render_template("site/dashboard.html", summary=summary, chart=chart)
 
 

@@ -1,7 +1,8 @@
-"""People: sign-up, sign-in, and the login sessions that a sign-out or a revocation ends."""
+"""People: sign-up, sign-in, the login sessions that a sign-out or a revocation ends, and passwords."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,12 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ledger import validation
 from ledger.db import atomic
+from ledger.errors import EmailTaken, InvalidCredentials, InvalidRequest, NotFound, WrongPassword
+from ledger.i18n import N_
 from ledger.models import BillingAccount, User, UserSession
-from ledger.services.audit import Origin, record_audit
-from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest
+from ledger.services.audit import Origin, record_audit, refusal
 from ledger.services.invites import bind_in_transaction
 
+EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 # No 0/o, 1/l/i: invite codes are read aloud and typed from screenshots.
@@ -29,19 +33,25 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-def normalise_email(raw: str) -> str:
+def normalise_email(raw: object) -> str:
     """The email as stored: validated, lower-cased (emails are unique case-insensitively)."""
+    message = N_("Enter a valid email address, such as name@example.com.")
+    email = validation.text(raw, "email", max_length=EMAIL_MAX_LENGTH, message=message)
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise InvalidRequest(f"Invalid email address: {exc}", field="email") from None
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise InvalidRequest(message, field="email") from None
 
 
-def check_password_rules(password: str) -> None:
-    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
-        raise InvalidRequest(
-            f"Password must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long", field="password"
-        )
+def check_password_rules(password: object, field: str = "password") -> str:
+    return validation.text(
+        password,
+        field,
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        strip=False,
+        message=N_("Choose a password of %(min)d to %(max)d characters."),
+    )
 
 
 def new_invite_code() -> str:
@@ -51,11 +61,11 @@ def new_invite_code() -> str:
 def register_user(
     session: Session,
     *,
-    email: str,
-    password: str,
+    email: object,
+    password: object,
     origin: Origin,
     is_admin: bool = False,
-    invite_code: str | None = None,
+    invite_code: object = None,
 ) -> User:
     """Create a person with their billing account (balance 0) and invite code, in one transaction.
 
@@ -64,12 +74,12 @@ def register_user(
     or the refusals of invites.bind_invite; writes audit rows.
     """
     email = normalise_email(email)
-    check_password_rules(password)
+    password = check_password_rules(password)
     password_hash = generate_password_hash(password)  # slow on purpose: outside the transaction
     try:
         with atomic(session):
             if session.scalar(select(User.id).where(User.email == email)) is not None:
-                raise EmailTaken()
+                raise EmailTaken(field="email")
             user = User(
                 id=uuid.uuid4(),
                 email=email,
@@ -80,8 +90,8 @@ def register_user(
             session.add(user)
             session.flush()  # the account references the user
             session.add(BillingAccount(user_id=user.id, balance=0))
-            if invite_code and invite_code.strip():
-                bind_in_transaction(session, invitee=user, code=invite_code, origin=origin)
+            if isinstance(invite_code, str) and invite_code.strip():
+                bind_in_transaction(session, invitee=user, code=invite_code, origin=origin, field="invite")
             record_audit(
                 session,
                 "user.registered",
@@ -91,33 +101,35 @@ def register_user(
             )
     except IntegrityError as exc:  # a sign-up with the same email won the race
         if "uq_users_email" in str(exc.orig):
-            raise EmailTaken() from None
+            raise EmailTaken(field="email") from None
         raise
     return user
 
 
-def authenticate(session: Session, *, email: str, password: str, origin: Origin) -> User:
+def authenticate(session: Session, *, email: object, password: object, origin: Origin) -> User:
     """Return the person with this email and password, or audit the failure and raise InvalidCredentials.
 
-    The error does not say whether the email exists (no account enumeration).
+    The error does not say whether the email exists (no account enumeration); input that could
+    match no account (not text, NUL, invalid Unicode) is a failed sign-in like any other.
     """
-    email = email.strip().lower()
-    # Text PostgreSQL cannot hold can match no account; it still costs a hash check.
-    storable = "\x00" not in email and email.isprintable() and len(email) <= 254
-    user = session.scalar(select(User).where(User.email == email)) if storable else None
-    if user is None or not check_password_hash(user.password_hash, password):
-        if user is None:
-            check_password_hash(_DUMMY_HASH, password)
-        with atomic(session):
-            record_audit(
-                session,
+    typed = email.strip().lower() if isinstance(email, str) else ""
+    storable = validation.is_storable_text(typed) and typed.isprintable() and len(typed) <= EMAIL_MAX_LENGTH
+    secret = password if isinstance(password, str) and validation.is_storable_text(password) else None
+    with atomic(session):
+        user = session.scalar(select(User).where(User.email == typed)) if storable and typed else None
+        matches = check_password_hash(user.password_hash if user else _DUMMY_HASH, secret or "")
+        if user is None or secret is None or not matches:
+            raise refusal(
+                InvalidCredentials(field="password"),
                 "auth.login_failed",
                 origin=origin,
                 user_id=user.id if user else None,
-                details={"email": email if storable else None},
+                details={"email": typed if storable else None},
             )
-        raise InvalidCredentials()
     return user
+
+
+# --- login sessions -------------------------------------------------------------------------------
 
 
 def start_session(session: Session, user: User, *, origin: Origin) -> UserSession:
@@ -131,11 +143,11 @@ def start_session(session: Session, user: User, *, origin: Origin) -> UserSessio
     return login
 
 
-def load_session_user(session: Session, *, user_id: str, session_id: str) -> User | None:
+def load_session_user(session: Session, *, user_id: str, session_id: object) -> User | None:
     """The person of a live (not revoked) login session, or None; notes when it was last seen."""
     try:
-        uid, sid = uuid.UUID(user_id), uuid.UUID(session_id)
-    except (ValueError, TypeError, AttributeError):
+        uid, sid = validation.uuid_of(user_id, "user_id"), validation.uuid_of(session_id, "session_id")
+    except InvalidRequest:
         return None
     row = session.execute(
         select(User, UserSession.last_seen_at)
@@ -152,24 +164,115 @@ def load_session_user(session: Session, *, user_id: str, session_id: str) -> Use
     return user
 
 
-def revoke_login(session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin, action: str) -> bool:
-    """Revoke one of the person's live login sessions, audited as `action` (it ends on that
-    browser's next request). False when the person has no such live session."""
-    try:
-        sid = uuid.UUID(str(session_id))
-    except ValueError:
-        return False
+def active_sessions(session: Session, user_id: uuid.UUID) -> list[UserSession]:
+    return list(
+        session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            .order_by(UserSession.last_seen_at.desc())
+        )
+    )
+
+
+def _revoke(session: Session, user_id: uuid.UUID, *, only: uuid.UUID | None = None, keep: object = None) -> int:
+    """Revoke the person's live login sessions (`only` that one, or all but `keep`) in the caller's transaction."""
+    where = [UserSession.user_id == user_id, UserSession.revoked_at.is_(None)]
+    if only is not None:
+        where.append(UserSession.id == only)
+    elif (keep_id := _uuid_or_none(keep)) is not None:
+        where.append(UserSession.id != keep_id)
+    return session.execute(update(UserSession).where(*where).values(revoked_at=datetime.now(UTC))).rowcount
+
+
+def revoke_session(
+    session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin, action: str = "auth.session_revoked"
+) -> uuid.UUID:
+    """Sign out one of the person's own live login sessions (effective on that browser's next
+    request), audited as `action`; returns its id. NotFound when the person has no such live session."""
+    missing = NotFound(N_("There is no such session, or it has already ended."))
+    sid = validation.uuid_of(session_id, "session_id", error=missing)
     with atomic(session):
-        revoked = session.execute(
-            update(UserSession)
-            .where(UserSession.id == sid, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        ).rowcount
-        if revoked:
-            record_audit(session, action, origin=origin, user_id=user_id, details={"session_id": str(sid)})
-    return bool(revoked)
+        if not _revoke(session, user_id, only=sid):
+            raise missing
+        record_audit(session, action, origin=origin, user_id=user_id, details={"session_id": str(sid)})
+    return sid
 
 
-def end_session(session: Session, *, user_id: uuid.UUID, session_id: str | None, origin: Origin) -> None:
-    """Sign out: revoke this browser's login session (a no-op when it is already revoked)."""
-    revoke_login(session, user_id=user_id, session_id=session_id, origin=origin, action="auth.logout")
+def end_session(session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin) -> None:
+    """Sign out: revoke this browser's login session (nothing to do when it is already revoked)."""
+    with contextlib.suppress(NotFound):
+        revoke_session(session, user_id=user_id, session_id=session_id, origin=origin, action="auth.logout")
+
+
+def revoke_other_sessions(session: Session, *, user_id: uuid.UUID, keep: object, origin: Origin) -> int:
+    """Sign out every login session of the person but `keep` (this browser's). Returns how many."""
+    with atomic(session):
+        count = _revoke(session, user_id, keep=keep)
+        record_audit(session, "auth.other_sessions_revoked", origin=origin, user_id=user_id, details={"revoked": count})
+    return count
+
+
+def change_password(session: Session, user: User, *, current: object, new: object, keep: object, origin: Origin) -> int:
+    """Change the password (the current one is required) and sign out every other session.
+
+    Raises WrongPassword (audited) or InvalidRequest (new one too short or long). Returns the
+    number of other sessions signed out.
+    """
+    new = check_password_rules(new, field="new")
+    with atomic(session):
+        if (
+            not isinstance(current, str)
+            or not validation.is_storable_text(current)
+            or not check_password_hash(user.password_hash, current)
+        ):
+            raise refusal(WrongPassword(field="current"), "auth.password_change_failed", origin=origin, user_id=user.id)
+    password_hash = generate_password_hash(new)
+    with atomic(session):
+        session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
+        count = _revoke(session, user.id, keep=keep)
+        record_audit(
+            session, "auth.password_changed", origin=origin, user_id=user.id, details={"other_sessions_revoked": count}
+        )
+    user.password_hash = password_hash
+    return count
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return validation.uuid_of(value, "session_id")
+    except InvalidRequest:
+        return None
+
+
+_BROWSERS = (
+    ("MicroMessenger", "WeChat"),
+    ("AlipayClient", "Alipay"),
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+    ("python-requests", "Python"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Macintosh", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def describe_device(user_agent: str | None) -> str | None:
+    """ "Chrome · Windows" from a User-Agent header, for people to recognise their sessions (None: unknown)."""
+    ua = user_agent or ""
+    browser = next((name for marker, name in _BROWSERS if marker in ua), None)
+    system = next((name for marker, name in _SYSTEMS if marker in ua), None)
+    if browser and system:
+        return f"{browser} · {system}"
+    return browser or system

@@ -1,4 +1,5 @@
-"""The audit trail: who did what, from where. Written in the same transaction as the change."""
+"""The audit trail: who did what, from where. Written in the same transaction as the change; a
+refusal's row is kept even though the refused work is rolled back (`refusal`)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,38 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.models import AuditLog
+from ledger.errors import LedgerError
+from ledger.models import Actor, AuditLog
 
 
 @dataclass(frozen=True)
 class Origin:
     """Who acts and from where: the actor of SPEC 3 and, for people, their IP and browser."""
 
-    actor: str = "system"
+    actor: Actor = Actor.SYSTEM
     ip: str | None = None
     user_agent: str | None = None
 
 
-SYSTEM = Origin("system")
-INTERNAL = Origin("internal")
+SYSTEM = Origin(Actor.SYSTEM)
+INTERNAL = Origin(Actor.INTERNAL)
+XORPAY = Origin(Actor.XORPAY)
+
+
+def audit_row(
+    action: str, *, origin: Origin, user_id: uuid.UUID | None = None, details: dict[str, Any] | None = None
+) -> AuditLog:
+    return AuditLog(
+        user_id=user_id,
+        actor=origin.actor,
+        action=action,
+        ip=origin.ip,
+        user_agent=(origin.user_agent or "")[:512] or None,
+        details=details or {},
+    )
 
 
 def record_audit(
@@ -33,13 +50,29 @@ def record_audit(
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Add an audit row to the session's current transaction (the caller commits)."""
-    entry = AuditLog(
-        user_id=user_id,
-        actor=origin.actor,
-        action=action,
-        ip=origin.ip,
-        user_agent=(origin.user_agent or "")[:512] or None,
-        details=details or {},
+    row = audit_row(action, origin=origin, user_id=user_id, details=details)
+    session.add(row)
+    return row
+
+
+def refusal(
+    error: LedgerError,
+    action: str,
+    *,
+    origin: Origin,
+    user_id: uuid.UUID | None = None,
+    details: dict[str, Any] | None = None,
+) -> LedgerError:
+    """`error`, carrying an audit row that `db.atomic` commits after rolling the operation back.
+
+    `raise refusal(InsufficientBalance(...), "usage.insufficient_balance", ...)` inside `atomic`:
+    nothing of the operation is written but its trace.
+    """
+    return error.with_audit(audit_row(action, origin=origin, user_id=user_id, details=details))
+
+
+def recent_audit(session: Session, user_id: uuid.UUID, limit: int = 30) -> list[AuditLog]:
+    """The person's latest audit events, newest first."""
+    return list(
+        session.scalars(select(AuditLog).where(AuditLog.user_id == user_id).order_by(AuditLog.id.desc()).limit(limit))
     )
-    session.add(entry)
-    return entry

@@ -1,4 +1,5 @@
-"""The ledger core: every balance change goes through `_post` (via `charge_usage` or `credit`).
+"""The ledger core: every balance change goes through `_post` (via `charge_usage` or `credit`),
+and the ledger history a person reads.
 
 A balance change locks the billing account row (`SELECT ... FOR UPDATE`), moves the balance, and
 appends the ledger entry, its source row and an audit row in one transaction (SPEC 4.5).
@@ -6,7 +7,6 @@ appends the ledger entry, its source row and an audit row in one transaction (SP
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.db import atomic, is_storable_json, is_storable_text
-from ledger.models import LEDGER_KINDS, BillingAccount, LedgerEntry, UsageLog
-from ledger.money import MAX_CHARGE, STORAGE_PLACES, InvalidAmount, parse_amount, to_api
-from ledger.services.audit import Origin, record_audit
-from ledger.services.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
+from ledger import validation
+from ledger.db import atomic, lock
+from ledger.errors import InsufficientBalance, RequestIdConflict, UserNotFound
+from ledger.models import BillingAccount, LedgerEntry, LedgerKind, UsageLog
+from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
+from ledger.services.audit import Origin, record_audit, refusal
 
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
@@ -35,65 +36,54 @@ class Charge:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class ChargeRequest:
+    """A charge's input, checked: what `charge_usage` acts on."""
+
+    user_id: uuid.UUID
+    amount: Decimal
+    model: str
+    request_id: str
+    params: dict[str, Any]
+
+    @classmethod
+    def parse(cls, user_id: object, amount: object, model: object, request_id: object, params: object) -> ChargeRequest:
+        """Check every field of a charge; raise InvalidRequest naming the first bad one."""
+        if isinstance(amount, Decimal):  # from our own code (the console's quote), written exactly
+            amount = format(amount, "f")
+        return cls(
+            user_id=validation.uuid_of(user_id, "user_id"),
+            amount=parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE),
+            model=validation.text(model, "model", max_length=MODEL_MAX_LENGTH),
+            request_id=validation.text(request_id, "request_id", max_length=REQUEST_ID_MAX_LENGTH, strip=False),
+            params=validation.json_object(params, "params", max_bytes=PARAMS_MAX_BYTES),
+        )
+
+
 def lock_account(session: Session, user_id: uuid.UUID) -> BillingAccount:
     """Lock the user's billing account row for the rest of the transaction; raise UserNotFound."""
-    account = session.scalars(
-        select(BillingAccount)
-        .where(BillingAccount.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # the identity map may hold a stale balance
-    ).one_or_none()
+    account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
     if account is None:
         raise UserNotFound()
     return account
 
 
-def _post(account: BillingAccount, amount: Decimal, kind: str, session: Session, **reference: Any) -> LedgerEntry:
+def _post(
+    account: BillingAccount, amount: Decimal, kind: LedgerKind, session: Session, **reference: Any
+) -> LedgerEntry:
     """Move a locked account's balance by `amount` and append the ledger entry that says so."""
-    assert kind in LEDGER_KINDS
+    assert (amount < 0) == kind.is_debit, f"{kind} moves money the other way"
     account.balance += amount
     entry = LedgerEntry(user_id=account.user_id, amount=amount, balance_after=account.balance, kind=kind, **reference)
     session.add(entry)
     return entry
 
 
-def validate_params(params: object) -> dict[str, Any]:
-    """A charge's params: a JSON object that JSONB can store (no NaN, NUL or lone surrogate), 16 KB at most."""
-    if params is None:
-        return {}
-    if not isinstance(params, dict):
-        raise InvalidRequest("params must be a JSON object", field="params")
-    if not is_storable_json(params):
-        raise InvalidRequest(
-            "params must be plain JSON: no NaN or Infinity, NUL characters or invalid Unicode", field="params"
-        )
-    if len(json.dumps(params, ensure_ascii=False).encode("utf-8")) > PARAMS_MAX_BYTES:
-        raise InvalidRequest(f"params must not exceed {PARAMS_MAX_BYTES // 1024} KB of JSON", field="params")
-    return params
-
-
-def validate_charge(amount: object, model: object, request_id: object) -> tuple[Decimal, str, str]:
-    """Check the inputs of a charge; raise InvalidRequest naming the first bad field."""
-    try:
-        value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
-    except InvalidAmount as exc:
-        raise InvalidRequest(str(exc), field="amount") from None
-    if not isinstance(model, str) or not 1 <= len(model.strip()) <= MODEL_MAX_LENGTH or not is_storable_text(model):
-        raise InvalidRequest(f"model must be text of 1 to {MODEL_MAX_LENGTH} characters", field="model")
-    if (
-        not isinstance(request_id, str)
-        or not 1 <= len(request_id) <= REQUEST_ID_MAX_LENGTH
-        or not is_storable_text(request_id)
-    ):
-        raise InvalidRequest(f"request_id must be text of 1 to {REQUEST_ID_MAX_LENGTH} characters", field="request_id")
-    return value, model.strip(), request_id
-
-
 def charge_usage(
     session: Session,
     *,
-    user_id: uuid.UUID,
-    amount: Decimal | object,
+    user_id: object,
+    amount: object,
     model: object,
     request_id: object,
     params: object = None,
@@ -101,67 +91,60 @@ def charge_usage(
 ) -> Charge:
     """Charge a user for one use of a paid feature, at most once per (user, request_id).
 
-    One transaction: locks the billing account; if request_id was charged before, returns that
-    charge (`replayed=True`) or raises RequestIdConflict when amount or model differ; if the balance
-    is short, writes only an audit row and raises InsufficientBalance; else lowers the balance and
-    writes the usage log, its ledger entry and an audit row. Raises InvalidRequest, UserNotFound.
+    Takes the raw input (ChargeRequest.parse checks it). One transaction: locks the billing
+    account; if request_id was charged before, returns that charge (`replayed=True`) or raises
+    RequestIdConflict when amount or model differ; if the balance is short, raises
+    InsufficientBalance and keeps only its audit row; else lowers the balance and writes the usage
+    log, its ledger entry and an audit row. Raises InvalidRequest, UserNotFound.
     """
-    raw_amount = format(amount, "f") if isinstance(amount, Decimal) else amount  # JSON numbers are refused
-    amount, model, request_id = validate_charge(raw_amount, model, request_id)
-    params = validate_params(params)
-    short_of: Decimal | None = None
+    req = ChargeRequest.parse(user_id, amount, model, request_id, params)
     with atomic(session):
-        account = lock_account(session, user_id)
+        account = lock_account(session, req.user_id)
         previous = session.scalars(
-            select(UsageLog).where(UsageLog.user_id == user_id, UsageLog.request_id == request_id)
+            select(UsageLog).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
         ).one_or_none()
         if previous is not None:
-            if previous.amount != amount or previous.model != model:
-                raise RequestIdConflict(request_id=request_id, amount=to_api(previous.amount), model=previous.model)
+            if previous.amount != req.amount or previous.model != req.model:
+                raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
             # A replay answers exactly what the first call answered.
             return Charge(usage=previous, balance=previous.balance_after, replayed=True)
-
-        if account.balance < amount:
-            short_of = account.balance
-            record_audit(
-                session,
+        if account.balance < req.amount:
+            raise refusal(
+                InsufficientBalance(account.balance),
                 "usage.insufficient_balance",
                 origin=origin,
-                user_id=user_id,
+                user_id=req.user_id,
                 details={
-                    "amount": to_api(amount),
+                    "amount": to_api(req.amount),
                     "balance": to_api(account.balance),
-                    "model": model,
-                    "request_id": request_id,
+                    "model": req.model,
+                    "request_id": req.request_id,
                 },
             )
-        else:
-            usage = UsageLog(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                amount=amount,
-                model=model,
-                params=params,
-                request_id=request_id,
-                balance_after=account.balance - amount,
-            )
-            session.add(usage)
-            _post(account, -amount, "usage", session, usage_log=usage)
-            record_audit(
-                session,
-                "usage.charged",
-                origin=origin,
-                user_id=user_id,
-                details={
-                    "usage_id": str(usage.id),
-                    "amount": to_api(amount),
-                    "model": model,
-                    "request_id": request_id,
-                    "balance_after": to_api(usage.balance_after),
-                },
-            )
-    if short_of is not None:  # raised after the commit, so that the audit row is kept
-        raise InsufficientBalance(short_of)
+        usage = UsageLog(
+            id=uuid.uuid4(),
+            user_id=req.user_id,
+            amount=req.amount,
+            model=req.model,
+            params=req.params,
+            request_id=req.request_id,
+            balance_after=account.balance - req.amount,
+        )
+        session.add(usage)
+        _post(account, -req.amount, LedgerKind.USAGE, session, usage_log=usage)
+        record_audit(
+            session,
+            "usage.charged",
+            origin=origin,
+            user_id=req.user_id,
+            details={
+                "usage_id": str(usage.id),
+                "amount": to_api(req.amount),
+                "model": req.model,
+                "request_id": req.request_id,
+                "balance_after": to_api(usage.balance_after),
+            },
+        )
     return Charge(usage=usage, balance=usage.balance_after, replayed=False)
 
 
@@ -170,7 +153,7 @@ def credit(
     *,
     user_id: uuid.UUID,
     amount: Decimal,
-    kind: str,
+    kind: LedgerKind,
     origin: Origin,
     action: str,
     details: dict[str, Any] | None = None,
@@ -188,10 +171,10 @@ def credit(
         raise RuntimeError("credit() must run inside the caller's transaction")
     if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.0001")):
         raise ValueError(f"credit amount must be a positive Decimal with at most 4 places, not {amount!r}")
-    if kind == "usage":
-        raise ValueError("usage is a debit: use charge_usage")
+    if LedgerKind(kind).is_debit:
+        raise ValueError(f"{kind} is a debit, not a credit")
     account = lock_account(session, user_id)
-    entry = _post(account, amount, kind, session, memo=memo, **reference)
+    entry = _post(account, amount, LedgerKind(kind), session, memo=memo, **reference)
     record_audit(
         session,
         action,
@@ -214,7 +197,7 @@ def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, mem
             session,
             user_id=user_id,
             amount=amount,
-            kind="adjustment",
+            kind=LedgerKind.ADJUSTMENT,
             origin=origin,
             action="balance.adjusted",
             memo=memo,
@@ -226,3 +209,21 @@ def get_balance(session: Session, user_id: uuid.UUID) -> Decimal:
     if balance is None:
         raise UserNotFound()
     return balance
+
+
+def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> UsageLog | None:
+    """One of the person's own charges, or None (another person's id finds nothing, as a bad id does)."""
+    try:
+        wanted = validation.uuid_of(usage_id, "usage_id")
+    except validation.InvalidRequest:
+        return None
+    return session.scalar(select(UsageLog).where(UsageLog.id == wanted, UsageLog.user_id == user_id))
+
+
+def recent_ledger(session: Session, user_id: uuid.UUID, limit: int = 20) -> list[LedgerEntry]:
+    """The person's latest balance changes, newest first, each with the balance it left."""
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc()).limit(limit)
+        )
+    )

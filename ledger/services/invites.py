@@ -17,12 +17,14 @@ from decimal import Decimal
 from sqlalchemy import func, literal, select, text
 from sqlalchemy.orm import Session
 
+from ledger import validation
 from ledger.config import Settings
-from ledger.db import atomic
-from ledger.models import InviteRelation, LedgerEntry, PaymentTransaction, User
+from ledger.db import atomic, lock
+from ledger.errors import AlreadyInvited, InvalidRequest, InviteCodeNotFound, InviteCycle, InviteNotFound, SelfInvite
+from ledger.i18n import N_
+from ledger.models import InviteRelation, LedgerEntry, LedgerKind, PaymentStatus, PaymentTransaction, User
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import credit
-from ledger.services.errors import AlreadyInvited, InviteCodeNotFound, InviteCycle, InviteNotFound, SelfInvite
 
 # Bindings are rare; one transaction-level lock serialises them so that two people binding each
 # other's codes at the same instant cannot both pass the loop check.
@@ -30,18 +32,19 @@ _BIND_LOCK_KEY = 0x1D517E  # any constant shared by every binding
 
 
 @dataclass(frozen=True)
-class Rewards:
+class RewardPolicy:
+    """What an invitation pays each side, and whether a first top-up pays it: the one reading of
+    the INVITE_REWARD_* settings."""
+
     inviter: Decimal
     invitee: Decimal
+    on_first_topup: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Rewards:
-        return cls(settings.INVITE_REWARD_INVITER, settings.INVITE_REWARD_INVITEE)
-
-    @classmethod
-    def on_first_topup(cls, settings: Settings) -> Rewards | None:
-        """The rewards a first top-up pays, or None when INVITE_REWARD_ON_FIRST_TOPUP is off."""
-        return cls.from_settings(settings) if settings.INVITE_REWARD_ON_FIRST_TOPUP else None
+    def of(cls, settings: Settings) -> RewardPolicy:
+        return cls(
+            settings.INVITE_REWARD_INVITER, settings.INVITE_REWARD_INVITEE, settings.INVITE_REWARD_ON_FIRST_TOPUP
+        )
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,16 @@ def display_name(user: User) -> str:
     return user.username or mask_email(user.email)
 
 
-def normalise_code(raw: object) -> str:
-    return raw.strip().lower() if isinstance(raw, str) else ""
-
-
-def _find_inviter(session: Session, code: str) -> User:
-    inviter = session.scalar(select(User).where(User.invite_code == code)) if 0 < len(code) <= 16 else None
+def _find_inviter(session: Session, raw: object, field: str) -> User:
+    """The owner of an invite code as typed (case and surrounding spaces do not matter)."""
+    code = raw.strip().lower() if isinstance(raw, str) else ""
+    if not code:
+        raise InvalidRequest(N_("Enter an invite code."), field=field)
+    # A code is short, plain text: anything else can belong to no one (and never reaches the database).
+    plausible = len(code) <= 16 and validation.is_storable_text(code)
+    inviter = session.scalar(select(User).where(User.invite_code == code)) if plausible else None
     if inviter is None:
-        raise InviteCodeNotFound()
+        raise InviteCodeNotFound(field=field)
     return inviter
 
 
@@ -91,27 +96,27 @@ def _ancestors_include(session: Session, start: uuid.UUID, target: uuid.UUID) ->
 def bind_invite(session: Session, *, invitee: User, code: object, origin: Origin) -> tuple[InviteRelation, User]:
     """Record that the person with invite `code` invited `invitee`, in a transaction of its own.
 
-    Raises InviteCodeNotFound (404), SelfInvite (422), InviteCycle (422) when the code's owner was
-    invited, directly or through others, by `invitee`, AlreadyInvited (409). Writes an audit row.
+    Raises InvalidRequest (no code), InviteCodeNotFound (404), SelfInvite (422), InviteCycle (422)
+    when the code's owner was invited, directly or through others, by `invitee`, AlreadyInvited
+    (409). Writes an audit row.
     """
-    code = normalise_code(code)
     with atomic(session):
         return bind_in_transaction(session, invitee=invitee, code=code, origin=origin)
 
 
 def bind_in_transaction(
-    session: Session, *, invitee: User, code: object, origin: Origin
+    session: Session, *, invitee: User, code: object, origin: Origin, field: str = "code"
 ) -> tuple[InviteRelation, User]:
-    """`bind_invite` inside the caller's transaction (sign-up binds where it creates the person)."""
-    code = normalise_code(code)
-    inviter = _find_inviter(session, code)
+    """`bind_invite` inside the caller's transaction (sign-up binds where it creates the person).
+    `field` names the input that carried the code, for the error."""
+    inviter = _find_inviter(session, code, field)
     if inviter.id == invitee.id:
-        raise SelfInvite()
+        raise SelfInvite(field=field)
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BIND_LOCK_KEY})
     if session.scalar(select(InviteRelation.id).where(InviteRelation.invitee_id == invitee.id)) is not None:
-        raise AlreadyInvited()
+        raise AlreadyInvited(field=field)
     if _ancestors_include(session, inviter.id, invitee.id):
-        raise InviteCycle()
+        raise InviteCycle(field=field)
     relation = InviteRelation(id=uuid.uuid4(), inviter_id=inviter.id, invitee_id=invitee.id)
     session.add(relation)
     session.flush()
@@ -120,7 +125,7 @@ def bind_in_transaction(
         "invite.bound",
         origin=origin,
         user_id=invitee.id,
-        details={"inviter_id": str(inviter.id), "code": code, "relation_id": str(relation.id)},
+        details={"inviter_id": str(inviter.id), "code": inviter.invite_code, "relation_id": str(relation.id)},
     )
     record_audit(
         session,
@@ -132,16 +137,7 @@ def bind_in_transaction(
     return relation, inviter
 
 
-def _lock_relation_of(session: Session, invitee_id: uuid.UUID) -> InviteRelation | None:
-    return session.scalars(
-        select(InviteRelation)
-        .where(InviteRelation.invitee_id == invitee_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-
-
-def _pay(session: Session, relation: InviteRelation, rewards: Rewards, origin: Origin, trigger: str) -> None:
+def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, origin: Origin, trigger: str) -> None:
     """Credit both sides of a locked, unrewarded relation and mark it rewarded."""
     relation.rewarded_at = datetime.now(UTC)
     relation.inviter_reward, relation.invitee_reward = rewards.inviter, rewards.invitee
@@ -154,7 +150,7 @@ def _pay(session: Session, relation: InviteRelation, rewards: Rewards, origin: O
                 session,
                 user_id=user_id,
                 amount=amount,
-                kind="invite_reward",
+                kind=LedgerKind.INVITE_REWARD,
                 origin=origin,
                 action="invite.rewarded",
                 invite_relation=relation,
@@ -162,13 +158,16 @@ def _pay(session: Session, relation: InviteRelation, rewards: Rewards, origin: O
             )
 
 
-def reward_invite(session: Session, *, invitee_id: uuid.UUID, rewards: Rewards, origin: Origin) -> RewardOutcome:
+def reward_invite(session: Session, *, invitee_id: object, settings: Settings, origin: Origin) -> RewardOutcome:
     """Pay the invitation reward of `invitee_id` once (internal API); one transaction of its own.
 
-    Raises InviteNotFound when nobody invited this person. A repeat answers already_rewarded.
+    Raises InvalidRequest (not a UUID), InviteNotFound when nobody invited this person. A repeat
+    answers already_rewarded.
     """
+    invitee = validation.uuid_of(invitee_id, "invitee_id")
+    rewards = RewardPolicy.of(settings)
     with atomic(session):
-        relation = _lock_relation_of(session, invitee_id)
+        relation = lock(session, InviteRelation, InviteRelation.invitee_id == invitee)
         if relation is None:
             raise InviteNotFound()
         if relation.rewarded_at is not None:
@@ -177,30 +176,32 @@ def reward_invite(session: Session, *, invitee_id: uuid.UUID, rewards: Rewards, 
     return RewardOutcome(True, False, rewards.inviter, rewards.invitee)
 
 
-def lock_first_topup_reward(session: Session, payment: PaymentTransaction) -> InviteRelation | None:
+def lock_first_topup_reward(session: Session, payment: PaymentTransaction, settings: Settings) -> InviteRelation | None:
     """Inside a top-up's transaction, before its credit: the invitee's unrewarded relation, locked,
-    if this payment is the person's first succeeded top-up (else None).
+    if the policy pays rewards with a first top-up and this is the person's first (else None).
 
     Taking the relation lock before any account lock keeps the lock order of `reward_invite`.
     """
+    if not RewardPolicy.of(settings).on_first_topup:
+        return None
     earlier = session.scalar(
         select(func.count())
         .select_from(PaymentTransaction)
         .where(
             PaymentTransaction.user_id == payment.user_id,
-            PaymentTransaction.status == "succeeded",
+            PaymentTransaction.status == PaymentStatus.SUCCEEDED,
             PaymentTransaction.id != payment.id,
         )
     )
     if earlier:
         return None
-    relation = _lock_relation_of(session, payment.user_id)
+    relation = lock(session, InviteRelation, InviteRelation.invitee_id == payment.user_id)
     return relation if relation is not None and relation.rewarded_at is None else None
 
 
-def pay_first_topup_reward(session: Session, relation: InviteRelation, *, rewards: Rewards, origin: Origin) -> None:
+def pay_first_topup_reward(session: Session, relation: InviteRelation, *, settings: Settings, origin: Origin) -> None:
     """Pay the reward locked by `lock_first_topup_reward`, in the same transaction as the top-up."""
-    _pay(session, relation, rewards, origin, trigger="first_topup")
+    _pay(session, relation, RewardPolicy.of(settings), origin, trigger="first_topup")
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def invite_overview(session: Session, user: User, *, limit: int = 100) -> Invite
     count = session.scalar(select(func.count()).select_from(InviteRelation).where(InviteRelation.inviter_id == user.id))
     total = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.user_id == user.id, LedgerEntry.kind == "invite_reward"
+            LedgerEntry.user_id == user.id, LedgerEntry.kind == LedgerKind.INVITE_REWARD
         )
     )
     inviter = session.scalar(

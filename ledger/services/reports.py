@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Date, String, case, cast, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from ledger.db import is_storable_text
+from ledger import validation
+from ledger.errors import InvalidRange, InvalidRequest
+from ledger.i18n import N_
 from ledger.models import UsageHourly, UsageLog
-from ledger.services.errors import InvalidRequest, LedgerError
 
 MAX_DAYS = 366
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
@@ -31,14 +32,11 @@ DEFAULT_DAYS = 30
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 GROUPINGS = ("day", "model")
+FORMATS = ("json", "csv")
 CSV_COLUMNS = ("created_at", "usage_id", "model", "amount", "balance_after", "request_id", "params")
 CSV_BATCH = 5000
 # A cell starting with one of these is prefixed with ' so that a spreadsheet does not run it.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class InvalidRange(LedgerError):
-    code, status, message = "invalid_range", 422, "The date range is not valid."
 
 
 @dataclass(frozen=True)
@@ -101,46 +99,44 @@ def parse_query(
     user_id: uuid.UUID,
     tz: ZoneInfo,
     today: date,
-    raw_from: str | None,
-    raw_to: str | None,
-    group_by: str | None = None,
-    model: str | None = None,
+    raw_from: object = None,
+    raw_to: object = None,
+    group_by: object = None,
+    model: object = None,
 ) -> ReportQuery:
     """Validate the filters of a report. Raises InvalidRange (bad, reversed or over 366 days) or
     InvalidRequest (unknown group_by, model too long). Without dates: the last 30 days."""
     end = _parse_date(raw_to, "to") if raw_to else today
     start = _parse_date(raw_from, "from") if raw_from else max(end - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
     if start > end:
-        raise InvalidRange("from must not be after to")
+        raise InvalidRange(N_("The start date must not be after the end date."), field="from")
     if (end - start).days + 1 > MAX_DAYS:
-        raise InvalidRange(f"a range covers at most {MAX_DAYS} days")
+        raise InvalidRange(N_("A range covers at most %(days)d days."), field="from", days=MAX_DAYS)
     group_by = group_by or "day"
     if group_by not in GROUPINGS:
-        raise InvalidRequest(f"group_by must be one of {', '.join(GROUPINGS)}", field="group_by")
-    model = (model or "").strip() or None
-    if model is not None and (len(model) > 100 or not is_storable_text(model)):
-        raise InvalidRequest("model must be text of at most 100 characters", field="model")
-    return ReportQuery(user_id=user_id, tz=tz, start=start, end=end, group_by=group_by, model=model)
+        raise InvalidRequest(N_("Choose one of: %(choices)s."), field="group_by", choices=", ".join(GROUPINGS))
+    model = validation.optional_text(model, "model", max_length=100)
+    return ReportQuery(user_id=user_id, tz=tz, start=start, end=end, group_by=str(group_by), model=model)
 
 
-def _parse_date(raw: str, name: str) -> date:
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidRange(f"{name} must be a date as YYYY-MM-DD") from None
-    if not FIRST_DAY <= day <= LAST_DAY:  # room for the day after and the time-zone shift
-        raise InvalidRange(f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
-    return day
+def _parse_date(raw: object, name: str) -> date:
+    # Room for the day after and the time-zone shift at both ends.
+    return validation.day(raw, name, first=FIRST_DAY, last=LAST_DAY, error=InvalidRange)
 
 
-def parse_limit(raw: str | None) -> int:
+def parse_format(raw: object) -> str:
+    """The report's format: json (the default) or csv."""
+    if raw is None or raw == "":
+        return "json"
+    if raw not in FORMATS:
+        raise InvalidRequest(N_("Choose one of: %(choices)s."), field="format", choices=", ".join(FORMATS))
+    return str(raw)
+
+
+def parse_limit(raw: object) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if len(raw) > 3 or not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", field="limit")
-    return int(raw)
+    return validation.whole_number(raw, "limit", minimum=1, maximum=MAX_LIMIT)
 
 
 def encode_cursor(created_at: datetime, usage_id: uuid.UUID) -> str:
@@ -149,6 +145,8 @@ def encode_cursor(created_at: datetime, usage_id: uuid.UUID) -> str:
 
 def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
     try:
+        if not isinstance(raw, str) or not raw.isascii() or len(raw) > 200:
+            raise ValueError
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         stamp, _, usage_id = text.partition("|")
         created_at = datetime.fromisoformat(stamp)
@@ -156,7 +154,9 @@ def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError
         return created_at, uuid.UUID(usage_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("cursor is not valid: use next_cursor as given", field="cursor") from None
+        raise InvalidRequest(
+            N_("This cursor is not valid: pass next_cursor as it was given."), field="cursor"
+        ) from None
 
 
 def _in_range(q: ReportQuery) -> list[Any]:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import requests
 
+from ledger.errors import InvalidNotify, InvalidRequest, LedgerError
 from ledger.i18n import N_
-from ledger.services.errors import LedgerError
+from ledger.money import parse_amount
+from ledger.validation import is_storable_json, storable_text
 
 NOTIFY_FIELDS = ("aoid", "order_id", "pay_price", "pay_time", "sign")
 # query2 answers that mean the money was paid ("fee_error": paid, but XorPay could not take its fee).
@@ -54,6 +59,58 @@ class GatewayError(LedgerError):
         super().__init__(GATEWAY_MESSAGES.get(gateway_status, DEFAULT_GATEWAY_MESSAGE), gateway_status=gateway_status)
         self.gateway_status = gateway_status
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A notify whose sign is verified: the signed values, typed. `order_id` is None when it is not
+    one of our ids (then no order can match it)."""
+
+    aoid: str
+    order_id: uuid.UUID | None
+    pay_price: Decimal | None  # None: not an exact amount (it can match no order)
+    pay_time: str
+    detail: Any  # unsigned, informative only
+    logged: dict[str, str]  # what is kept of the fields: storable text, cut short
+
+
+def loggable(fields: Mapping[str, str]) -> dict[str, str]:
+    """What we keep of a notify's fields, signed or not: storable whatever a forger sends (NUL, bad Unicode)."""
+    return {k: storable_text(str(fields.get(k, "")), 200) for k in (*NOTIFY_FIELDS, "more", "detail") if k != "sign"}
+
+
+def parse_notify(fields: Mapping[str, str], app_secret: str) -> Notify:
+    """Verify a notify's sign over the raw received strings and type its values.
+
+    Raises InvalidNotify (details: `reason` missing_fields or bad_sign) when it is not XorPay's.
+    """
+    raw = {k: str(fields.get(k, "")) for k in (*NOTIFY_FIELDS, "more", "detail")}
+    missing = [k for k in NOTIFY_FIELDS if not raw[k]]
+    if missing:
+        raise InvalidNotify("missing %(fields)s", reason="missing_fields", fields=", ".join(missing))
+    if not verify_notify_sign(raw, app_secret):
+        raise InvalidNotify("sign error", reason="bad_sign")
+    try:
+        order_id: uuid.UUID | None = uuid.UUID(raw["order_id"])
+    except ValueError:
+        order_id = None
+    try:
+        pay_price: Decimal | None = parse_amount(raw["pay_price"], places=2)  # exact, as SPEC 19 asks
+    except InvalidRequest:
+        pay_price = None
+    logged = loggable(raw)
+    return Notify(logged["aoid"][:64], order_id, pay_price, logged["pay_time"], _detail_of(raw["detail"]), logged)
+
+
+def _detail_of(raw: str) -> Any:
+    """The notify's `detail` (unsigned, informative only): its JSON when storable, else its text."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw[:4000])
+    except (ValueError, RecursionError):
+        value = None
+    return value if value is not None and is_storable_json(value) else storable_text(raw, 500)
 
 
 def sign(*values: str) -> str:

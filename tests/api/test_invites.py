@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ledger.models import AuditLog, BillingAccount, InviteRelation, LedgerEntry, User
 from ledger.services.integrity import find_breaches
 from tests.factories import InviteFactory, PaymentFactory, UserFactory
-from tests.helpers import INVITE_REWARDS, reward_entries, settle_by_notify
+from tests.helpers import reward_entries, settle_by_notify
 
 
 def bind(client, auth, code):
@@ -43,7 +43,7 @@ def test_binding_names_the_inviter_by_username_when_there_is_one(client, auth, s
     [
         ("own", 422, "self_invite"),
         ("unknown", 404, "invite_code_not_found"),
-        ("empty", 404, "invite_code_not_found"),
+        ("empty", 422, "invalid_request"),  # no code at all is bad input, not an unknown code
         ("second", 409, "already_invited"),
         ("direct_loop", 422, "invite_cycle"),
         ("long_loop", 422, "invite_cycle"),
@@ -124,8 +124,8 @@ def test_reward_refuses_a_bad_token_an_uninvited_person_and_a_bad_id(client, ses
     assert session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "invite_reward")) == 0
 
 
-def test_reward_api_after_the_first_top_up_is_already_rewarded(client, session, internal_headers):
+def test_reward_api_after_the_first_top_up_is_already_rewarded(client, session, internal_headers, settings):
     relation = InviteFactory()
-    settle_by_notify(session, PaymentFactory(user=session.get(User, relation.invitee_id)), INVITE_REWARDS)
+    settle_by_notify(session, PaymentFactory(user=session.get(User, relation.invitee_id)), settings)
     assert post_reward(client, internal_headers, relation.invitee_id).get_json()["already_rewarded"] is True
     assert len(reward_entries(session)) == 2

@@ -42,11 +42,11 @@ def test_check_now_on_another_persons_order_is_404(client, auth, session, xorpay
     assert xorpay.server.log == []
 
 
-def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, session, xorpay):
+def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, session, xorpay, settings):
     user = UserFactory()
     order = PaymentFactory(user=user)
     xorpay.query2_answers("sign_error")
-    report = reconcile(session, xorpay.client)
+    report = reconcile(session, xorpay.client, settings=settings)
     assert (report.checked, report.errors) == (1, 1)
     auth.login(user)
     page = client.post(

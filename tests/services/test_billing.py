@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.models import AuditLog, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.billing import charge_usage, credit
-from ledger.services.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
@@ -108,7 +108,7 @@ def test_bad_input_is_refused_and_writes_nothing(session, kwargs, field):
     audits_before = session.scalar(select(func.count()).select_from(AuditLog))
     with pytest.raises(InvalidRequest) as raised:
         charge(session, user, **kwargs)
-    assert raised.value.extra["field"] == field
+    assert raised.value.field == field
     assert balance_of(session, user) == Decimal("5.00")
     assert count_rows(session, UsageLog, user) == 0
     assert session.scalar(select(func.count()).select_from(AuditLog)) == audits_before

@@ -4,22 +4,22 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.models import PaymentTransaction
-from ledger.services.payments import IllegalTransition, move, reconcile
+from ledger.models import IllegalTransition, PaymentStatus, PaymentTransaction
+from ledger.services.payments import reconcile
 from tests.factories import PaymentFactory
 from tests.helpers import XORPAY_AID, balance_of
 
 
 def test_status_machine_refuses_moves_out_of_succeeded():
-    order = PaymentTransaction(status="succeeded")
-    for status in ("pending", "failed", "expired", "succeeded"):
+    order = PaymentTransaction(status=PaymentStatus.SUCCEEDED)
+    for status in PaymentStatus:
         with pytest.raises(IllegalTransition):
-            move(order, status)
+            order.move_to(status)
     with pytest.raises(IllegalTransition):
-        move(PaymentTransaction(status="expired"), "pending")
+        PaymentTransaction(status=PaymentStatus.EXPIRED).move_to(PaymentStatus.PENDING)
 
 
-def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay):
+def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay, settings):
     from datetime import UTC, datetime, timedelta
 
     paid = PaymentFactory()
@@ -33,7 +33,7 @@ def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay):
         )
     )
 
-    report = reconcile(session, xorpay.client)
+    report = reconcile(session, xorpay.client, settings=settings)
 
     assert (report.checked, report.credited, report.expired, report.errors) == (3, 1, 1, 0)
     statuses = {o.id: session.get(PaymentTransaction, o.id).status for o in (paid, stale, waiting, done)}
@@ -42,18 +42,18 @@ def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay):
 
 
 @pytest.mark.parametrize("status", ["expired", "failed"])
-def test_reconcile_finds_a_late_payment_on_an_expired_or_failed_order(session, xorpay, status):
+def test_reconcile_finds_a_late_payment_on_an_expired_or_failed_order(session, xorpay, status, settings):
     order = PaymentFactory(status=status)
     xorpay.query2_answers("success")
-    report = reconcile(session, xorpay.client)
+    report = reconcile(session, xorpay.client, settings=settings)
     assert (report.checked, report.credited) == (1, 1)
     session.refresh(order)
     assert order.status == "succeeded" and balance_of(session, order.user_id) == Decimal("50.00")
 
 
-def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, xorpay):
+def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, xorpay, settings):
     from datetime import UTC, datetime, timedelta
 
     PaymentFactory(status="expired", created_at=datetime.now(UTC) - timedelta(days=3))
     PaymentFactory(status="failed", provider_order_id=None)
-    assert reconcile(session, xorpay.client).checked == 0
+    assert reconcile(session, xorpay.client, settings=settings).checked == 0

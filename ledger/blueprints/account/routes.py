@@ -10,24 +10,20 @@ from flask_login import current_user, login_required
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.errors import InvalidImage, InvalidRequest, UsernameTaken
-from ledger.services.profile import TIMEZONES, recent_ledger, save_avatar, update_profile, validate_profile
-from ledger.web import request_origin, settings
+from ledger.services.billing import recent_ledger
+from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
+from ledger.web.context import request_origin, settings
+from ledger.web.parsing import submit
 
 bp = Blueprint("account", __name__)
+AVATAR_READ_LIMIT = AVATAR_MAX_BYTES + 1  # one byte more than allowed, to tell "too big"
 
 
 def uploads() -> Path:
     return Path(current_app.instance_path) / "uploads" / "avatars"
 
 
-def _with_zones(form: ProfileForm) -> ProfileForm:
-    default = settings().DEFAULT_TIMEZONE
-    form.timezone.choices = [("", _("Site default (%(zone)s)", zone=default))] + [(z, z) for z in TIMEZONES]
-    return form
-
-
-def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, status: int = 200) -> Any:
+def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None) -> Any:
     if profile is None:
         profile = ProfileForm(
             data={
@@ -37,13 +33,15 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
                 "timezone": current_user.timezone or "",
             }
         )
-    _with_zones(profile)
+    default = settings().DEFAULT_TIMEZONE
+    profile.timezone.choices = [("", _("Site default (%(zone)s)", zone=default))] + [(z, z) for z in TIMEZONES]
+    avatar = avatar or AvatarForm()
     return render_template(
         "account/account.html",
         profile=profile,
-        avatar_form=avatar or AvatarForm(),
+        avatar_form=avatar,
         entries=recent_ledger(get_session(), current_user.id),
-    ), status
+    ), max(profile.status, avatar.status)
 
 
 @bp.get("/account")
@@ -56,20 +54,22 @@ def account() -> Any:
 @login_required
 def save_profile() -> Any:
     form = ProfileForm()
-    if form.validate_on_submit():
-        try:
-            change = validate_profile(
-                form.username.data or "", form.full_name.data or "", form.website.data or "", form.timezone.data or ""
-            )
-            update_profile(get_session(), current_user, change, origin=request_origin())
-        except UsernameTaken:
-            form.username.errors.append(_("This username is taken."))
-        except InvalidRequest as exc:
-            getattr(form, exc.extra.get("field", "username")).errors.append(exc.message)
-        else:
-            flash(_("Your profile is saved."), "success")
-            return redirect(url_for("account.account"))
-    return _page(profile=form, status=422)
+    saved = submit(
+        form,
+        lambda: update_profile(
+            get_session(),
+            current_user,
+            username=form.username.data,
+            full_name=form.full_name.data,
+            website=form.website.data,
+            timezone=form.timezone.data,
+            origin=request_origin(),
+        ),
+    )
+    if saved is None:
+        return _page(profile=form)
+    flash(_("Your profile is saved."), "success")
+    return redirect(url_for("account.account"))
 
 
 @bp.post("/account/avatar")
@@ -77,24 +77,20 @@ def save_profile() -> Any:
 @limiter.limit("20/hour", key_func=lambda: f"avatar:{current_user.id}")  # decoding images costs CPU
 def upload_avatar() -> Any:
     form = AvatarForm()
-    if form.validate_on_submit():
-        try:
-            save_avatar(
-                get_session(),
-                current_user,
-                form.avatar.data.read(AVATAR_READ_LIMIT),
-                uploads=uploads(),
-                origin=request_origin(),
-            )
-        except InvalidImage:
-            form.avatar.errors.append(_("Choose a PNG, JPEG or WebP image of at most 2 MB."))
-        else:
-            flash(_("Your avatar is updated."), "success")
-            return redirect(url_for("account.account"))
-    return _page(avatar=form, status=422)
-
-
-AVATAR_READ_LIMIT = 2 * 1024 * 1024 + 1  # one byte more than allowed, to tell "too big"
+    saved = submit(
+        form,
+        lambda: save_avatar(
+            get_session(),
+            current_user,
+            form.avatar.data.read(AVATAR_READ_LIMIT),
+            uploads=uploads(),
+            origin=request_origin(),
+        ),
+    )
+    if saved is None:
+        return _page(avatar=form)
+    flash(_("Your avatar is updated."), "success")
+    return redirect(url_for("account.account"))
 
 
 @bp.get("/account/avatar")

@@ -1,27 +1,20 @@
+"""`/login`, `/register`, `/logout`."""
+
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.models import User
-from ledger.services.accounts import authenticate, end_session, register_user, start_session
-from ledger.services.errors import EmailTaken, InvalidCredentials, InvalidRequest, InviteCodeNotFound
-from ledger.web import SESSION_ID_KEY, request_origin, safe_next_url, settings
+from ledger.services.accounts import authenticate, end_session, register_user
+from ledger.web.auth import current_session_id, sign_in
+from ledger.web.context import request_origin, settings
+from ledger.web.parsing import safe_next_url, submit
 
 bp = Blueprint("auth", __name__)
-
-
-def _sign_in(user: User) -> None:
-    """A fresh login session: a new user_sessions row and a cleared cookie (no session fixation)."""
-    login = start_session(get_session(), user, origin=request_origin())
-    session.clear()
-    session.permanent = True
-    session[SESSION_ID_KEY] = str(login.id)
-    login_user(user)
 
 
 def _login_account_key() -> str:
@@ -36,17 +29,16 @@ def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("site.dashboard"))
     form = LoginForm()
-    if form.validate_on_submit():
-        try:
-            user = authenticate(
-                get_session(), email=form.email.data, password=form.password.data, origin=request_origin()
-            )
-        except InvalidCredentials:
-            form.password.errors.append(_("Email or password is incorrect."))
-        else:
-            _sign_in(user)
-            return redirect(safe_next_url(request.args.get("next"), url_for("site.dashboard")))
-    return render_template("auth/login.html", form=form), 200 if not form.errors else 422
+    user = submit(
+        form,
+        lambda: authenticate(
+            get_session(), email=form.email.data, password=form.password.data, origin=request_origin()
+        ),
+    )
+    if user is None:
+        return render_template("auth/login.html", form=form), form.status
+    sign_in(user)
+    return redirect(safe_next_url(request.args.get("next"), url_for("site.dashboard")))
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -57,32 +49,27 @@ def register() -> Any:
     form = RegisterForm()
     if request.method == "GET" and request.args.get("invite"):
         form.invite.data = request.args["invite"][:16]  # the invite link: /register?invite=CODE
-    if form.validate_on_submit():
-        try:
-            user = register_user(
-                get_session(),
-                email=form.email.data,
-                password=form.password.data,
-                origin=request_origin(),
-                invite_code=form.invite.data,
-            )
-        except InviteCodeNotFound:
-            form.invite.errors.append(_("No one has this invite code. Check it, or leave the field empty."))
-        except EmailTaken:
-            form.email.errors.append(_("An account with this email already exists. Sign in instead?"))
-        except InvalidRequest as exc:
-            getattr(form, exc.extra.get("field", "email")).errors.append(exc.message)
-        else:
-            _sign_in(user)
-            flash(_("Welcome! Your account is ready."), "success")
-            return redirect(url_for("site.dashboard"))
-    return render_template("auth/register.html", form=form), 200 if not form.errors else 422
+    user = submit(
+        form,
+        lambda: register_user(
+            get_session(),
+            email=form.email.data,
+            password=form.password.data,
+            origin=request_origin(),
+            invite_code=form.invite.data,
+        ),
+    )
+    if user is None:
+        return render_template("auth/register.html", form=form), form.status
+    sign_in(user)
+    flash(_("Welcome! Your account is ready."), "success")
+    return redirect(url_for("site.dashboard"))
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    end_session(get_session(), user_id=current_user.id, session_id=session.get(SESSION_ID_KEY), origin=request_origin())
+    end_session(get_session(), user_id=current_user.id, session_id=current_session_id(), origin=request_origin())
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")

@@ -1,19 +1,29 @@
 from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo
 
-from ledger.services.accounts import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from ledger.web import TextForm
+from ledger.services.accounts import PASSWORD_MIN_LENGTH
+from ledger.web.parsing import Form, TextForm
 
 
 class PasswordForm(TextForm):
-    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=PASSWORD_MAX_LENGTH)])
+    # The new password's rules are the service's (accounts.change_password): checked there once.
+    current = PasswordField(
+        _l("Current password"), validators=[DataRequired(message=_l("Enter your current password."))]
+    )
     new = PasswordField(
         _l("New password"),
-        validators=[DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH)],
+        validators=[DataRequired(message=_l("Enter a new password."))],
         description=_l("At least %(n)d characters.", n=PASSWORD_MIN_LENGTH),
     )
     confirm = PasswordField(
         _l("Repeat the new password"),
-        validators=[DataRequired(), EqualTo("new", message=_l("The two passwords differ."))],
+        validators=[
+            DataRequired(message=_l("Repeat the new password.")),
+            EqualTo("new", message=_l("The two passwords differ.")),
+        ],
     )
+
+
+class SessionsForm(Form):
+    """Sign-out buttons: a CSRF token and nothing else."""

@@ -2,37 +2,34 @@
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
-from ledger.blueprints.security.forms import PasswordForm
+from ledger.blueprints.security.forms import PasswordForm, SessionsForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.errors import InvalidCredentials, InvalidRequest
-from ledger.services.profile import (
-    active_sessions,
-    change_password,
-    describe_device,
-    recent_audit,
-    revoke_other_sessions,
-    revoke_session,
-)
-from ledger.web import SESSION_ID_KEY, request_origin, settings
+from ledger.services.accounts import active_sessions, change_password, revoke_other_sessions, revoke_session
+from ledger.services.audit import recent_audit
+from ledger.web.auth import current_session_id
+from ledger.web.context import request_origin, settings
+from ledger.web.parsing import submit
 
 bp = Blueprint("security", __name__)
 
 
-def _page(form: PasswordForm | None = None, status: int = 200) -> Any:
+def _page(form: PasswordForm | None = None, sessions_form: SessionsForm | None = None) -> Any:
     db = get_session()
+    form, sessions_form = form or PasswordForm(), sessions_form or SessionsForm()
     return render_template(
         "security/security.html",
         sessions=active_sessions(db, current_user.id),
-        this_session=session.get(SESSION_ID_KEY),
+        this_session=current_session_id(),
         events=recent_audit(db, current_user.id),
-        form=form or PasswordForm(),
-        describe_device=describe_device,
-    ), status
+        form=form,
+        sessions_form=sessions_form,
+    ), max(form.status, sessions_form.status)
 
 
 @bp.get("/security")
@@ -44,7 +41,13 @@ def security() -> Any:
 @bp.post("/security/sessions/<session_id>/revoke")
 @login_required
 def revoke(session_id: str) -> Any:
-    revoke_session(get_session(), user_id=current_user.id, session_id=session_id, origin=request_origin())
+    form = SessionsForm()
+    done = submit(
+        form,
+        lambda: revoke_session(get_session(), user_id=current_user.id, session_id=session_id, origin=request_origin()),
+    )
+    if done is None:
+        return _page(sessions_form=form)
     flash(_("That session is signed out."), "success")
     return redirect(url_for("security.security"))
 
@@ -52,10 +55,16 @@ def revoke(session_id: str) -> Any:
 @bp.post("/security/sessions/revoke-others")
 @login_required
 def revoke_others() -> Any:
-    count = revoke_other_sessions(
-        get_session(), user_id=current_user.id, keep=session.get(SESSION_ID_KEY), origin=request_origin()
+    form = SessionsForm()
+    count = submit(
+        form,
+        lambda: revoke_other_sessions(
+            get_session(), user_id=current_user.id, keep=current_session_id(), origin=request_origin()
+        ),
     )
-    flash(_("Signed out %(n)d other session(s).", n=count), "success")
+    if count is None:
+        return _page(sessions_form=form)
+    flash(ngettext("Signed out %(num)d other session.", "Signed out %(num)d other sessions.", count), "success")
     return redirect(url_for("security.security"))
 
 
@@ -64,21 +73,25 @@ def revoke_others() -> Any:
 @limiter.limit(lambda: settings().RATELIMIT_LOGIN, key_func=lambda: f"password:{current_user.id}")
 def password() -> Any:
     form = PasswordForm()
-    if form.validate_on_submit():
-        try:
-            count = change_password(
-                get_session(),
-                current_user,
-                current=form.current.data,
-                new=form.new.data,
-                keep=session.get(SESSION_ID_KEY),
-                origin=request_origin(),
-            )
-        except InvalidCredentials:
-            form.current.errors.append(_("The current password is not right."))
-        except InvalidRequest as exc:
-            form.new.errors.append(exc.message)
-        else:
-            flash(_("Your password is changed; %(n)d other session(s) were signed out.", n=count), "success")
-            return redirect(url_for("security.security"))
-    return _page(form, status=422)
+    count = submit(
+        form,
+        lambda: change_password(
+            get_session(),
+            current_user,
+            current=form.current.data,
+            new=form.new.data,
+            keep=current_session_id(),
+            origin=request_origin(),
+        ),
+    )
+    if count is None:
+        return _page(form)
+    flash(
+        ngettext(
+            "Your password is changed; %(num)d other session was signed out.",
+            "Your password is changed; %(num)d other sessions were signed out.",
+            count,
+        ),
+        "success",
+    )
+    return redirect(url_for("security.security"))

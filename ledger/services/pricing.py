@@ -1,4 +1,5 @@
-"""The console's sample models: their parameters, their prices, and a simulated run that is charged.
+"""The price catalogue: the console's sample models, their parameters and prices, quotes, and a
+simulated run that is charged through the ledger core.
 
 Prices are computed here only; the page asks the server for a quote instead of repeating the
 arithmetic in JavaScript.
@@ -6,7 +7,6 @@ arithmetic in JavaScript.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,11 +14,12 @@ from decimal import ROUND_UP, Decimal
 
 from sqlalchemy.orm import Session
 
+from ledger import validation
+from ledger.errors import InvalidRequest, UnknownModel
 from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
 from ledger.services.billing import Charge, charge_usage
-from ledger.services.errors import InvalidRequest, UnknownModel
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,15 @@ class Param:
     maximum: int = 1
 
     def parse(self, raw: object) -> str | int:
-        text = str(raw if raw is not None else self.default).strip()
+        """The parameter's value from a form or a query (missing: the default); InvalidRequest otherwise."""
+        raw = self.default if raw is None else raw
         if self.choices:
-            if text not in self.choices:
-                raise InvalidRequest(f"{self.label} must be one of {', '.join(self.choices)}", field=self.name)
-            return text
-        if not re.fullmatch(r"[0-9]{1,9}", text) or not self.minimum <= int(text) <= self.maximum:
-            raise InvalidRequest(
-                f"{self.label} must be a whole number from {self.minimum} to {self.maximum}", field=self.name
-            )
-        return int(text)
+            if raw not in self.choices:
+                raise InvalidRequest(
+                    N_("Choose one of: %(choices)s."), field=self.name, choices=", ".join(self.choices)
+                )
+            return str(raw)
+        return validation.whole_number(raw, self.name, minimum=self.minimum, maximum=self.maximum)
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,11 @@ class Quote:
     amount: Decimal
 
 
-def quote(model_id: str, raw_params: Mapping[str, object]) -> Quote:
+def quote(model_id: object, raw_params: Mapping[str, object]) -> Quote:
     """Price one run of a model; raises UnknownModel or InvalidRequest naming the bad parameter."""
-    model = MODELS.get(model_id)
+    model = MODELS.get(model_id) if isinstance(model_id, str) else None
     if model is None:
-        raise UnknownModel(model_id=model_id)
+        raise UnknownModel(field="model")
     params = {p.name: p.parse(raw_params.get(p.name)) for p in model.params}
     tier, count = (params[p.name] for p in model.params)
     unit_price = model.unit_prices[str(tier)]
@@ -117,21 +117,43 @@ def quote(model_id: str, raw_params: Mapping[str, object]) -> Quote:
     return Quote(model=model, params=params, unit_price=unit_price, quantity=quantity, amount=amount)
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A model as the console shows it: priced with the person's values, or with its defaults and
+    the reason when those values cannot be priced."""
+
+    model: Model
+    quote: Quote
+    error: InvalidRequest | None = None
+
+
+def offers(selected: object, raw_params: Mapping[str, object]) -> dict[str, Offer]:
+    """Every model priced: `selected` with `raw_params` (the values a person chose), the others with defaults."""
+    priced = {}
+    for model_id, model in MODELS.items():
+        try:
+            priced[model_id] = Offer(model, quote(model_id, raw_params if model_id == selected else {}))
+        except InvalidRequest as exc:
+            priced[model_id] = Offer(model, quote(model_id, {}), exc)
+    return priced
+
+
 def run_model(
     session: Session,
     *,
     user_id: uuid.UUID,
-    model_id: str,
+    model_id: object,
     raw_params: Mapping[str, object],
-    run_id: uuid.UUID,
+    run_id: object,
     origin: Origin,
 ) -> tuple[Quote, Charge]:
     """Price and charge one (simulated) run.
 
-    `run_id` comes with the page's form, so a resubmitted form is a replay. Console runs are charged
-    under request ids of their own ("console:<uuid>"): a person cannot take an id that another
-    service of the SaaS will use.
+    `run_id` (a UUID) comes with the page's form, so a resubmitted form is a replay; a malformed
+    one is InvalidRequest, never silently a new run. Console runs are charged under request ids of
+    their own ("console:<uuid>"): a person cannot take an id that another service of the SaaS will use.
     """
+    run_id = validation.uuid_of(run_id, "request_id")
     priced = quote(model_id, raw_params)
     charge = charge_usage(
         session,

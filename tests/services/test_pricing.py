@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.services.console import quote
-from ledger.services.errors import InvalidRequest, UnknownModel
+from ledger.errors import InvalidRequest, UnknownModel
+from ledger.services.pricing import quote
 
 
 @pytest.mark.parametrize(

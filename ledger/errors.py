@@ -1,0 +1,184 @@
+"""LedgerError: how every operation says no.
+
+Each error carries the machine `code` and HTTP `status` of SPEC 6 and a message marked for
+translation, with parameters (`details`) that also travel in the JSON error body. One handler
+(ledger.web.errors) turns an error into `{"error": {...}}` for APIs and into a translated form error
+or error page for pages, so that a failure reads the same wherever it happens.
+
+An error may carry an audit row to keep: `db.atomic` rolls the operation back, then commits that
+row on its own (a refused charge or notify leaves a trace and nothing else).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from flask_babel import gettext
+
+from ledger.i18n import N_
+
+if TYPE_CHECKING:
+    from ledger.models import AuditLog
+
+
+class LedgerError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    message: str = N_("This request could not be completed.")
+
+    def __init__(self, message: str | None = None, *, field: str | None = None, **details: Any) -> None:
+        if message is not None:
+            self.message = message
+        self.field = field
+        self.details = details
+        self.audit_row: AuditLog | None = None
+        super().__init__(self.message % _display(details) if details else self.message)
+
+    def translated(self) -> str:
+        """The message in the person's language (English outside a request), parameters filled in."""
+        return gettext(self.message, **_display(self.details))
+
+    def with_audit(self, row: AuditLog) -> LedgerError:
+        """Keep `row` (committed on its own after the operation is rolled back), then raise self."""
+        self.audit_row = row
+        return self
+
+
+def _display(details: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as a message shows them: money as "1,234.50"."""
+    from ledger.money import format_amount  # money's parsing raises these errors: imported late
+
+    return {k: format_amount(v) if isinstance(v, Decimal) else v for k, v in details.items()}
+
+
+# --- 4xx of every route ---------------------------------------------------------------------------
+
+
+class InvalidRequest(LedgerError):
+    code, status = "invalid_request", 422
+    message = N_("The request is not valid.")
+
+
+class Unauthorized(LedgerError):
+    code, status = "unauthorized", 401
+    message = N_("Sign in, or send the right x-internal-token header.")
+
+
+class NotFound(LedgerError):
+    code, status = "not_found", 404
+    message = N_("This does not exist, or it is not yours.")
+
+
+class UnsupportedMediaType(LedgerError):
+    code, status = "unsupported_media_type", 415
+    message = N_("Send this form as a web form (application/x-www-form-urlencoded or multipart/form-data).")
+
+
+# --- people --------------------------------------------------------------------------------------
+
+
+class EmailTaken(LedgerError):
+    code, status = "email_taken", 409
+    message = N_("An account with this email already exists. Sign in instead?")
+
+
+class InvalidCredentials(LedgerError):
+    code, status = "invalid_credentials", 401
+    message = N_("Email or password is incorrect.")
+
+
+class WrongPassword(LedgerError):
+    code, status = "invalid_credentials", 401
+    message = N_("The current password is not right.")
+
+
+class UsernameTaken(LedgerError):
+    code, status = "username_taken", 409
+    message = N_("This username is taken.")
+
+
+class InvalidImage(LedgerError):
+    code, status = "invalid_image", 422
+    message = N_("Choose a PNG, JPEG or WebP image of at most 2 MB.")
+
+
+# --- money ---------------------------------------------------------------------------------------
+
+
+class UserNotFound(LedgerError):
+    code, status = "user_not_found", 404
+    message = N_("No user has this id.")
+
+
+class InsufficientBalance(LedgerError):
+    code, status = "insufficient_balance", 402
+    message = N_("The balance (¥%(balance)s) is too low for this charge.")
+
+    def __init__(self, balance: Decimal) -> None:
+        super().__init__(balance=balance)
+        self.balance = balance
+
+
+class RequestIdConflict(LedgerError):
+    code, status = "request_id_conflict", 409
+    message = N_("This request_id was already charged with another amount or model.")
+
+
+class UnknownModel(LedgerError):
+    code, status = "unknown_model", 422
+    message = N_("There is no such model.")
+
+
+class InvalidTopupAmount(LedgerError):
+    code, status = "invalid_amount", 422
+    message = N_("Enter an amount from ¥%(minimum)s to ¥%(maximum)s with at most 2 decimals.")
+
+
+class InvalidNotify(LedgerError):
+    """A gateway notify that is refused: bad sign, missing fields, amount or aoid mismatch (400).
+
+    Its messages are XorPay's to read (the webhook answers them as plain text), not a person's:
+    they are not translated.
+    """
+
+    code, status = "invalid_notify", 400
+    message = "sign error"
+
+
+class UnknownOrder(LedgerError):
+    code, status = "unknown_order", 404
+    message = "unknown order"
+
+
+class InvalidRange(LedgerError):
+    code, status = "invalid_range", 422
+    message = N_("The date range is not valid.")
+
+
+# --- invitations ---------------------------------------------------------------------------------
+
+
+class InviteCodeNotFound(LedgerError):
+    code, status = "invite_code_not_found", 404
+    message = N_("No one has this invite code. Check it and try again.")
+
+
+class AlreadyInvited(LedgerError):
+    code, status = "already_invited", 409
+    message = N_("You already have an inviter.")
+
+
+class SelfInvite(LedgerError):
+    code, status = "self_invite", 422
+    message = N_("This is your own invite code: share it with friends instead.")
+
+
+class InviteCycle(LedgerError):
+    code, status = "invite_cycle", 422
+    message = N_("This code belongs to someone you invited, so it cannot be your inviter.")
+
+
+class InviteNotFound(LedgerError):
+    code, status = "invite_not_found", 404
+    message = N_("This person was not invited by anyone.")

@@ -1,0 +1,70 @@
+"""Who is asking: the signed-in person (Flask-Login, backed by a user_sessions row) or another
+service of the SaaS (the internal token)."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, redirect, request, session, url_for
+from flask_login import login_user
+
+from ledger.db import get_session
+from ledger.errors import Unauthorized
+from ledger.extensions import csrf, login_manager
+from ledger.i18n import N_
+from ledger.models import User
+from ledger.services.accounts import load_session_user, start_session
+from ledger.web.context import request_origin, settings
+from ledger.web.errors import SIGN_IN_FIRST, render_error
+
+F = TypeVar("F", bound=Callable[..., Any])
+SESSION_ID_KEY = "sid"  # the user_sessions row of this browser's login
+
+
+def current_session_id() -> str | None:
+    """The id of this browser's login session (its user_sessions row)."""
+    return session.get(SESSION_ID_KEY)
+
+
+def sign_in(user: User) -> None:
+    """A fresh login session: a new user_sessions row and a cleared cookie (no session fixation)."""
+    login = start_session(get_session(), user, origin=request_origin())
+    session.clear()
+    session.permanent = True
+    session[SESSION_ID_KEY] = str(login.id)
+    login_user(user)
+
+
+def internal_only(view: F) -> F:
+    """A route for other services of the SaaS: header x-internal-token equal to INTERNAL_API_KEY
+    (compared in constant time), no CSRF token (no browser session is involved)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        given = request.headers.get("x-internal-token", "").encode("utf-8", "replace")
+        expected = settings().INTERNAL_API_KEY.encode()
+        if not expected or not hmac.compare_digest(given, expected):
+            raise Unauthorized(N_("Missing or wrong x-internal-token header."))
+        return view(*args, **kwargs)
+
+    return csrf.exempt(checked)  # type: ignore[return-value]
+
+
+def _load_user(user_id: str) -> User | None:
+    return load_session_user(get_session(), user_id=user_id, session_id=current_session_id())
+
+
+def unauthorized() -> Any:
+    """Not signed in: 401 on the API, the sign-in page (coming back here after) elsewhere."""
+    if request.path.startswith("/api/"):
+        return render_error(Unauthorized(SIGN_IN_FIRST))
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(unauthorized)

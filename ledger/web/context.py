@@ -1,0 +1,43 @@
+"""What a request knows about the app and the person: settings, the gateway, the time zone, the origin."""
+
+from __future__ import annotations
+
+import ipaddress
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+
+from ledger.config import Settings
+from ledger.models import Actor, User
+from ledger.services.audit import Origin
+from ledger.services.xorpay import XorPayClient
+
+
+def settings(app: Flask | None = None) -> Settings:
+    """The app's validated settings (ledger.config)."""
+    return (app or current_app).config["LEDGER"]
+
+
+def gateway() -> XorPayClient:
+    """The XorPay client of this app (the real gateway, or the sandbox: only the base URL differs)."""
+    return current_app.extensions["ledger.xorpay"]
+
+
+def user_timezone(user: User | None = None) -> ZoneInfo:
+    """The person's time zone (the signed-in person by default), else the site's DEFAULT_TIMEZONE."""
+    user = user if user is not None else (current_user if current_user.is_authenticated else None)
+    return ZoneInfo((user and user.timezone) or settings().DEFAULT_TIMEZONE)
+
+
+def request_origin(actor: Actor = Actor.USER) -> Origin:
+    """Who acts in this request, from where: for the audit trail."""
+    return Origin(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
+
+
+def _valid_ip(raw: str | None) -> str | None:
+    """The client address, if it is one (a forged X-Forwarded-For must not break the INET column)."""
+    try:
+        return str(ipaddress.ip_address(raw or ""))
+    except ValueError:
+        return None

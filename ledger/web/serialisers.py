@@ -1,0 +1,49 @@
+"""One JSON shape per resource, used by every route that returns it. Money as exact strings,
+times as ISO-8601 with the offset of the person's time zone (SPEC 6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger.models import PaymentTransaction, UsageLog
+from ledger.money import to_api
+from ledger.services.reports import Group, Item
+from ledger.web.context import user_timezone
+
+
+def iso(dt: datetime | None, tz: ZoneInfo | None = None) -> str | None:
+    """An API time: ISO-8601 with the offset of the person's time zone."""
+    return None if dt is None else dt.astimezone(tz or user_timezone()).isoformat()
+
+
+def usage_json(usage: UsageLog | Item, tz: ZoneInfo | None = None) -> dict[str, Any]:
+    """A charge (a usage log, or a report's item)."""
+    return {
+        "usage_id": str(usage.id),
+        "model": usage.model,
+        "amount": to_api(usage.amount),
+        "balance_after": to_api(usage.balance_after),
+        "request_id": usage.request_id,
+        "params": usage.params,
+        "created_at": iso(usage.created_at, tz),
+    }
+
+
+def order_json(order: PaymentTransaction) -> dict[str, Any]:
+    """A top-up order."""
+    return {
+        "transaction_id": str(order.id),
+        "status": order.status.value,
+        "amount": to_api(order.amount),
+        "provider_order_id": order.provider_order_id,
+        "created_at": iso(order.created_at),
+        "paid_at": iso(order.paid_at),
+        "expires_at": iso(order.expires_at),
+    }
+
+
+def group_json(group: Group) -> dict[str, Any]:
+    """A report's group: a day or a model, with its count and amount."""
+    return {"key": group.key, "count": group.count, "amount": to_api(group.amount)}

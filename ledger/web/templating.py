@@ -1,0 +1,46 @@
+"""What templates share: filters (money, local time), globals (languages, balance), QR codes, links."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import segno
+from flask import Flask
+from flask_babel import format_datetime, get_locale
+from flask_login import current_user
+from markupsafe import Markup
+
+from ledger.db import get_session
+from ledger.money import format_amount
+from ledger.services.accounts import describe_device
+from ledger.services.billing import get_balance
+from ledger.web.context import settings
+from ledger.web.i18n import LANGUAGES
+
+
+def invite_link(code: str) -> str:
+    return f"{settings().SITE_URL.rstrip('/')}/register?invite={code}"
+
+
+def qr_svg(text: str) -> Markup:
+    """A QR code as inline SVG (no image request, nothing from another site)."""
+    svg = segno.make(text, error="m").svg_inline(border=2, dark="#111827", omitsize=True)  # viewBox: scales
+    return Markup(svg)  # noqa: S704 - segno writes only path data; the text is not embedded
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
+    app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
+    app.jinja_env.filters["device"] = describe_device
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {
+            "languages": LANGUAGES,
+            "current_locale": str(get_locale()),
+            "new_uuid": lambda: str(uuid.uuid4()),
+            # Called by the header only when someone is signed in.
+            "current_balance": lambda: get_balance(get_session(), current_user.id),
+        }
