@@ -12,26 +12,10 @@ from ledger.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
     from ledger import cli
-    from ledger.blueprints import (
-        account,
-        api_billing,
-        api_invites,
-        api_payments,
-        api_usage,
-        auth,
-        console,
-        health,
-        invites,
-        payments,
-        security,
-        site,
-        usage,
-    )
+    from ledger.blueprints import register_blueprints
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.services.xorpay import XorPayClient
-    from ledger.web import auth as web_auth
-    from ledger.web import errors, i18n, parsing, templating
-    from ledger.web import security as web_security
+    from ledger.web import auth, errors, i18n, parsing, security, templating
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -46,32 +30,11 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     app.extensions["ledger.xorpay"] = XorPayClient(
         settings.XORPAY_API_BASE, settings.XORPAY_AID, settings.XORPAY_APP_SECRET
     )
-    csrf.init_app(app)
-    limiter.init_app(app)
-    bootstrap.init_app(app)
-    for web_support in (errors, web_auth, i18n, parsing, templating, web_security):
+    for extension in (csrf, limiter, bootstrap):
+        extension.init_app(app)
+    for web_support in (errors, auth, i18n, parsing, templating, security):
         web_support.init_app(app)
-
-    for module in (
-        site,
-        auth,
-        console,
-        payments,
-        usage,
-        invites,
-        account,
-        security,
-        api_billing,
-        api_payments,
-        api_invites,
-        api_usage,
-        health,
-    ):
-        app.register_blueprint(module.bp)
-    if settings.XORPAY_SANDBOX:  # a stand-in gateway for development; config refuses it in production
-        from ledger.sandbox import bp as sandbox_bp
-
-        app.register_blueprint(sandbox_bp)
+    register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)
     if settings.is_production and settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
         app.logger.warning("RATELIMIT_STORAGE_URI is memory://: with several processes each counts alone; use Redis")

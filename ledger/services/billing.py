@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic, lock
-from ledger.errors import InsufficientBalance, RequestIdConflict, UserNotFound
+from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.models import BillingAccount, LedgerEntry, LedgerKind, UsageLog
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit, refusal
@@ -58,6 +58,10 @@ class ChargeRequest:
             request_id=validation.text(request_id, "request_id", max_length=REQUEST_ID_MAX_LENGTH, strip=False),
             params=validation.json_object(params, "params", max_bytes=PARAMS_MAX_BYTES),
         )
+
+    def described(self) -> dict[str, str]:
+        """The charge as its audit rows tell it."""
+        return {"amount": to_api(self.amount), "model": self.model, "request_id": self.request_id}
 
 
 def lock_account(session: Session, user_id: uuid.UUID) -> BillingAccount:
@@ -114,38 +118,28 @@ def charge_usage(
                 "usage.insufficient_balance",
                 origin=origin,
                 user_id=req.user_id,
-                details={
-                    "amount": to_api(req.amount),
-                    "balance": to_api(account.balance),
-                    "model": req.model,
-                    "request_id": req.request_id,
-                },
+                details={**req.described(), "balance": to_api(account.balance)},
             )
-        usage = UsageLog(
-            id=uuid.uuid4(),
-            user_id=req.user_id,
-            amount=req.amount,
-            model=req.model,
-            params=req.params,
-            request_id=req.request_id,
-            balance_after=account.balance - req.amount,
-        )
-        session.add(usage)
-        _post(account, -req.amount, LedgerKind.USAGE, session, usage_log=usage)
-        record_audit(
-            session,
-            "usage.charged",
-            origin=origin,
-            user_id=req.user_id,
-            details={
-                "usage_id": str(usage.id),
-                "amount": to_api(req.amount),
-                "model": req.model,
-                "request_id": req.request_id,
-                "balance_after": to_api(usage.balance_after),
-            },
-        )
+        usage = _write_charge(session, account, req, origin)
     return Charge(usage=usage, balance=usage.balance_after, replayed=False)
+
+
+def _write_charge(session: Session, account: BillingAccount, req: ChargeRequest, origin: Origin) -> UsageLog:
+    """Lower a locked account's balance by the charge: its usage log, ledger entry and audit row."""
+    usage = UsageLog(
+        id=uuid.uuid4(),
+        user_id=req.user_id,
+        amount=req.amount,
+        model=req.model,
+        params=req.params,
+        request_id=req.request_id,
+        balance_after=account.balance - req.amount,
+    )
+    session.add(usage)
+    _post(account, -req.amount, LedgerKind.USAGE, session, usage_log=usage)
+    details = {**req.described(), "usage_id": str(usage.id), "balance_after": to_api(usage.balance_after)}
+    record_audit(session, "usage.charged", origin=origin, user_id=req.user_id, details=details)
+    return usage
 
 
 def credit(
@@ -215,7 +209,7 @@ def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> Usag
     """One of the person's own charges, or None (another person's id finds nothing, as a bad id does)."""
     try:
         wanted = validation.uuid_of(usage_id, "usage_id")
-    except validation.InvalidRequest:
+    except InvalidRequest:
         return None
     return session.scalar(select(UsageLog).where(UsageLog.id == wanted, UsageLog.user_id == user_id))
 

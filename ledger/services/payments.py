@@ -97,18 +97,7 @@ def create_topup(
             order_uid=user.email,
         )
     except GatewayError as exc:
-        with atomic(session):
-            order = _lock_order(session, order.id)
-            if order.status == PaymentStatus.PENDING:
-                order.move_to(PaymentStatus.FAILED)
-                order.meta = {**order.meta, "error": {"status": exc.gateway_status, "detail": exc.detail}}
-            record_audit(
-                session,
-                "payment.create_failed",
-                origin=origin,
-                user_id=user.id,
-                details={"transaction_id": str(order.id), "gateway_status": exc.gateway_status, "detail": exc.detail},
-            )
+        _mark_refused(session, order.id, exc, origin)
         raise
     with atomic(session):
         order = _lock_order(session, order.id)
@@ -117,6 +106,22 @@ def create_topup(
         order.expires_at = datetime.now(UTC) + timedelta(seconds=created.expires_in)
         order.meta = {**order.meta, "qr": created.qr, "aoid": created.aoid, "expires_in": created.expires_in}
     return order
+
+
+def _mark_refused(session: Session, order_id: uuid.UUID, exc: GatewayError, origin: Origin) -> None:
+    """XorPay would not create the order: it is failed (nothing can be paid on it), and audited."""
+    with atomic(session):
+        order = _lock_order(session, order_id)
+        if order.status == PaymentStatus.PENDING:
+            order.move_to(PaymentStatus.FAILED)
+            order.meta = {**order.meta, "error": {"status": exc.gateway_status, "detail": exc.detail}}
+        record_audit(
+            session,
+            "payment.create_failed",
+            origin=origin,
+            user_id=order.user_id,
+            details={"transaction_id": str(order.id), "gateway_status": exc.gateway_status, "detail": exc.detail},
+        )
 
 
 def get_own_order(session: Session, *, user_id: uuid.UUID, transaction_id: object) -> PaymentTransaction:
