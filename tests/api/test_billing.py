@@ -107,6 +107,13 @@ def test_deduct_without_the_internal_token_is_401(client, session, headers):
         {"amount": "NaN"},
         {"amount": None},
         {"amount": ""},
+        # SPEC 19: money strings are exact; no spaces, signs, exponents or other digit forms.
+        {"amount": " 1.00"},
+        {"amount": "1.00 "},
+        {"amount": "+1.00"},
+        {"amount": "１.00"},
+        {"amount": "1."},
+        {"amount": ".5"},
         {"user_id": "not-a-uuid"},
         {"user_id": 42},
         {"user_id": None},

@@ -76,6 +76,19 @@ def _chain_from(first, length):
     return person
 
 
+@pytest.mark.parametrize("code", ["ab\x00cd", "\ud800", "\udfff" * 3, "x" * 10_000, 42, ["a"], {"a": 1}])
+def test_binding_a_code_that_can_belong_to_no_one_is_a_4xx_and_writes_nothing(client, auth, session, code):
+    auth.login(UserFactory())
+    audits = session.scalar(select(func.count()).select_from(AuditLog))
+    response = bind(client, auth, code)
+    assert (response.status_code, response.get_json()["error"]["code"]) in {
+        (404, "invite_code_not_found"),
+        (422, "invalid_request"),
+    }
+    assert session.scalar(select(func.count()).select_from(InviteRelation)) == 0
+    assert session.scalar(select(func.count()).select_from(AuditLog)) == audits
+
+
 def test_binding_needs_a_session_and_csrf(client, auth, session):
     assert client.post("/api/invites/register", json={"code": "x"}).status_code == 401
     auth.login(UserFactory())

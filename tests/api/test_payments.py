@@ -190,6 +190,13 @@ def test_repeated_notify_answers_ok_and_changes_nothing(client, session):
         ({"_secret": "not-the-secret"}, 400, "sign error", "bad_sign"),
         ({"_pay_price": "49.99"}, 400, "amount mismatch", "amount_mismatch"),  # signed, but not our amount
         ({"_pay_price": "abc"}, 400, "amount mismatch", "amount_mismatch"),
+        # SPEC 19: a signed pay_price must be the exact amount, not a number that equals it.
+        ({"_pay_price": "5e1"}, 400, "amount mismatch", "amount_mismatch"),
+        ({"_pay_price": "５０.00"}, 400, "amount mismatch", "amount_mismatch"),
+        ({"_pay_price": "+50.00"}, 400, "amount mismatch", "amount_mismatch"),
+        ({"_pay_price": " 50.00"}, 400, "amount mismatch", "amount_mismatch"),
+        ({"_pay_price": "50.00\n"}, 400, "amount mismatch", "amount_mismatch"),
+        ({"_aoid": "someone-elses-aoid"}, 400, "aoid mismatch", "aoid_mismatch"),
         ({"_order_id": str(uuid.uuid4())}, 404, "unknown order", "unknown_order"),
         ({"_order_id": "not-a-uuid"}, 404, "unknown order", "unknown_order"),
         ({"aoid": ""}, 400, "missing aoid", "missing_fields"),
@@ -198,7 +205,9 @@ def test_repeated_notify_answers_ok_and_changes_nothing(client, session):
 )
 def test_refused_notify_is_audited_and_credits_nothing(client, session, tamper, status, body, reason):
     order = PaymentFactory()
-    fields = signed_notify(order, pay_price=tamper.get("_pay_price"), secret=tamper.get("_secret", XORPAY_SECRET))
+    fields = signed_notify(
+        order, pay_price=tamper.get("_pay_price"), aoid=tamper.get("_aoid"), secret=tamper.get("_secret", XORPAY_SECRET)
+    )
     if "_order_id" in tamper:
         fields["order_id"] = tamper["_order_id"]
         fields["sign"] = sign(
@@ -214,6 +223,20 @@ def test_refused_notify_is_audited_and_credits_nothing(client, session, tamper, 
     audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).one()
     assert audit.details["reason"] == reason and audit.actor == "xorpay"
     assert "sign" not in audit.details
+
+
+@pytest.mark.parametrize("pay_price", ["50", "50.0", "50.00"])
+def test_notify_with_the_amount_in_any_exact_form_credits(client, session, pay_price):
+    order = PaymentFactory()
+    assert post_notify(client, signed_notify(order, pay_price=pay_price)).status_code == 200
+    assert balance_of(session, order.user_id) == Decimal("50.00")
+
+
+def test_notify_records_the_aoid_when_none_was_recorded(client, session):
+    order = PaymentFactory(provider_order_id=None)
+    assert post_notify(client, signed_notify(order, aoid="aoid-from-notify")).status_code == 200
+    session.refresh(order)
+    assert (order.status, order.provider_order_id) == ("succeeded", "aoid-from-notify")
 
 
 def test_notify_for_a_late_payment_still_credits_an_expired_order(client, session):

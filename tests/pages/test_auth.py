@@ -96,6 +96,15 @@ def test_register_with_an_unknown_invite_code_creates_nothing(client, auth, sess
     assert session.scalar(select(func.count()).select_from(User)) == 0
 
 
+@pytest.mark.parametrize("invite", ["ab\x00cd", "\x00", "code\r\n"])
+def test_register_with_an_invite_code_no_one_can_have_creates_nothing(client, auth, session, invite):
+    data = {"email": "friend@example.com", "password": "friend-password", "invite": invite}
+    response = client.post("/register", data={**data, "csrf_token": auth.csrf_token("/register")})
+    assert response.status_code == 422
+    assert "没有人使用这个邀请码" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
 # --- sign in and out ------------------------------------------------------------------------------
 
 
@@ -123,6 +132,17 @@ def test_login_failure_says_the_same_whether_or_not_the_email_exists(client, aut
 def test_login_with_unstorable_email_is_a_plain_failure(client, auth, session, email):
     response = client.post("/login", data={"email": email, "password": "whatever-pw", "csrf_token": auth.csrf_token()})
     assert response.status_code == 422
+    assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
+@pytest.mark.parametrize("password", ["pass\x00word", "\x00"])
+def test_login_with_an_unstorable_password_is_a_failed_sign_in_that_is_audited(client, auth, session, password):
+    user = UserFactory()
+    response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": auth.csrf_token()})
+    assert response.status_code == 422
+    assert "邮箱或密码错误" in response.get_data(as_text=True)
+    failed = session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).one()
+    assert failed.user_id == user.id
     assert session.scalar(select(func.count()).select_from(UserSession)) == 0
 
 

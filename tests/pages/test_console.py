@@ -65,6 +65,13 @@ def test_insufficient_balance_says_so_and_charges_nothing(client, auth, session)
     assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
 
 
+def test_a_malformed_run_id_is_refused_not_run_under_a_new_one(client, auth, session):
+    auth.login(UserFactory(balance="10.00"))
+    response = client.post("/console/run", data=run_form(auth, request_id="not-a-uuid"), follow_redirects=True)
+    assert "请提供形如" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
+
+
 def test_update_price_without_javascript_charges_nothing(client, auth, session):
     user = UserFactory(balance="10.00")
     auth.login(user)

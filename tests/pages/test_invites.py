@@ -1,6 +1,7 @@
 """/invites: the link, invitees masked, rewards, and binding a code from the page."""
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from ledger.models import InviteRelation
 from ledger.services.audit import SYSTEM
@@ -37,3 +38,15 @@ def test_invites_page_binds_a_code_and_shows_refusals(client, auth, session):
     )
     assert "d***@example.com" in done.get_data(as_text=True)
     assert session.scalars(select(InviteRelation.inviter_id)).one() == friend.id
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("", "请输入邀请码。"), ("ab\x00cd", "没有人使用这个邀请码"), ("x" * 500, "没有人使用这个邀请码")],
+)
+def test_invites_page_says_why_a_code_is_refused(client, auth, session, code, message):
+    auth.login(UserFactory())
+    response = client.post("/invites", data={"code": code, "csrf_token": auth.csrf_token("/invites")})
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(InviteRelation)) == 0
