@@ -6,10 +6,10 @@ from typing import Any
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ledger.charts import bar_chart
 from ledger.db import get_session
 from ledger.services.reports import daily_series
 from ledger.services.summary import account_summary
+from ledger.web.charts import bar_chart
 from ledger.web.context import user_timezone
 from ledger.web.i18n import LANGUAGES
 from ledger.web.parsing import report_query, safe_next_url

@@ -6,9 +6,9 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from flask_login import login_required
 
-from ledger.charts import bar_chart
 from ledger.db import get_session
 from ledger.services.reports import usage_report
+from ledger.web.charts import bar_chart
 from ledger.web.parsing import report_filters
 
 bp = Blueprint("usage", __name__)
