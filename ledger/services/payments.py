@@ -23,7 +23,7 @@ from ledger.db import atomic, lock
 from ledger.errors import InvalidNotify, InvalidTopupAmount, NotFound, UnknownOrder
 from ledger.i18n import N_
 from ledger.models import LedgerKind, PaymentStatus, PaymentTransaction, User
-from ledger.money import parse_amount, to_api
+from ledger.money import InvalidAmount, parse_amount, to_api
 from ledger.services.audit import SYSTEM, XORPAY, Origin, record_audit, refusal
 from ledger.services.billing import credit
 from ledger.services.invites import lock_first_topup_reward, pay_first_topup_reward
@@ -37,10 +37,15 @@ RECHECK_WINDOW = timedelta(hours=48)
 
 def parse_topup_amount(raw: object, settings: Settings) -> Decimal:
     """A top-up amount: an exact decimal string with at most 2 places within TOPUP_MIN..TOPUP_MAX."""
-    bounds = {"minimum": settings.TOPUP_MIN, "maximum": settings.TOPUP_MAX}
-    amount = parse_amount(raw, places=2, error=InvalidTopupAmount)
-    if not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
-        raise InvalidTopupAmount(field="amount", **bounds)
+    if not isinstance(raw, str):  # a JSON number: refused, saying that money is a string
+        return parse_amount(raw, places=2, error=InvalidTopupAmount)
+    try:
+        amount: Decimal | None = parse_amount(raw, places=2)
+    except InvalidAmount:
+        amount = None
+    if amount is None or not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
+        # The range and the two decimals: all a person typing an amount needs to hear.
+        raise InvalidTopupAmount(field="amount", minimum=settings.TOPUP_MIN, maximum=settings.TOPUP_MAX)
     return amount
 
 

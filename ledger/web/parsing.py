@@ -76,7 +76,7 @@ def safe_next_url(target: str | None, default: str) -> str:
 def _pages_take_web_forms() -> None:
     """A page's POST carries a web form: any other body (JSON...) is 415, before a view reads it."""
     page_post = request.method == "POST" and not request.path.startswith("/api/")
-    if page_post and request.content_length and request.mimetype not in FORM_TYPES:
+    if page_post and request.mimetype and request.mimetype not in FORM_TYPES:  # "" : no body at all
         raise UnsupportedMediaType()
 
 
@@ -87,11 +87,16 @@ class Form(FlaskForm):
     status: int = 200
     error: LedgerError | None = None
 
+    class Meta(FlaskForm.Meta):
+        def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+            # Never a JSON body (Flask-WTF would take one): pages already answer it 415, this stays safe.
+            return request.form if request.is_json else super().wrap_formdata(form, formdata)
+
 
 class TextForm(Form):
     """A form of text fields only: a file part sent in a multipart body is never taken as text."""
 
-    class Meta(FlaskForm.Meta):
+    class Meta(Form.Meta):
         def wrap_formdata(self, form: Any, formdata: Any) -> Any:
             formdata = super().wrap_formdata(form, formdata)
             return request.form if isinstance(formdata, CombinedMultiDict) else formdata

@@ -1,9 +1,12 @@
-"""/recharge pages: "check now" asks XorPay and credits a paid order; others' orders are 404."""
+"""/recharge pages: amounts as people type them, "check now" asks XorPay and credits a paid order;
+others' orders are 404."""
 
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
+from ledger.models import PaymentTransaction
 from ledger.services.payments import reconcile
 from ledger.services.xorpay import sign
 from tests.factories import PaymentFactory, UserFactory
@@ -55,3 +58,31 @@ def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, s
     assert "签名" in page  # "the payment service rejected our signature"
     session.refresh(order)
     assert order.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("preset", "typed", "price"),
+    [
+        ("50", "", "50.00"),
+        ("50", "５０", "50.00"),  # full-width digits, as a Chinese keyboard types them
+        ("50", "50元", "50.00"),
+        ("50", " ¥30 ", "30.00"),
+        ("10", "１２．３４", "12.34"),
+    ],
+)
+def test_recharge_takes_a_preset_or_what_a_person_typed(client, auth, session, xorpay, preset, typed, price):
+    auth.login(UserFactory())
+    xorpay.create_ok()
+    response = post_form(client, auth, "/recharge", "/recharge", amount=preset, custom_amount=typed)
+    assert response.status_code == 302
+    assert xorpay.sent_forms()[-1]["price"] == price
+    assert session.scalars(select(PaymentTransaction.amount)).one() == Decimal(price)
+
+
+@pytest.mark.parametrize("typed", ["abc", "0.50", "1000.01", "1.005", "-5", "5e1", "1 000"])
+def test_recharge_refuses_an_amount_saying_what_is_allowed(client, auth, session, xorpay, typed):
+    auth.login(UserFactory())
+    response = post_form(client, auth, "/recharge", "/recharge", amount="50", custom_amount=typed)
+    assert response.status_code == 422
+    assert "请输入 ¥1.00 到 ¥1,000.00 之间的金额，最多两位小数。" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
