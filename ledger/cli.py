@@ -15,7 +15,7 @@ from ledger.models import Actor, User
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
-from ledger.services.integrity import find_breaches
+from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.payments import reconcile
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
@@ -30,9 +30,12 @@ DEMO_BALANCE = Decimal("100.00")
 
 @ledger_cli.command("verify")
 def verify() -> None:
-    """Check invariants 1-3 over all accounts; exit 1 with a report on any breach."""
+    """Check invariants 1-3 and 7-8 over all accounts; exit 1 with a report on any breach."""
     with get_database().session() as session:
         breaches = list(find_breaches(session, progress=lambda name: click.echo(f"checking: {name}", err=True)))
+        warnings = list(find_warnings(session))
+    for w in warnings:
+        click.echo(f"warning: [{w.invariant}] {w.subject}: {w.detail}")
     if breaches:
         click.echo(f"{len(breaches)} breach(es) found:")
         for b in breaches:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -136,25 +137,47 @@ def lock(session: Session, model: type[T], *where: Any) -> T | None:
     ).one_or_none()
 
 
+UNIT_OF_WORK = "ledger.unit_of_work"  # session.info key: an atomic() block is open
+
+
 @contextmanager
 def atomic(session: Session) -> Iterator[Session]:
-    """One unit of work: commit when the block ends, roll back if it raises.
+    """One unit of work: commit when the block ends, roll back if it raises. Not nestable: a
+    service that works inside its caller's transaction says so (see `in_unit_of_work`).
 
-    A LedgerError raised inside may carry an audit row (`LedgerError.with_audit`): it is committed
-    in a transaction of its own after the rollback, then the error goes on ("audit, commit, raise").
+    A LedgerError raised inside may carry an audit row (`audit.refusal`): it is committed in a
+    transaction of its own after the rollback, then the error goes on ("audit, commit, raise").
 
     Reads made earlier in the request (loading the signed-in user, say) leave a read-only
     transaction open; it is ended first so that the unit of work starts a transaction of its own.
     """
+    if in_unit_of_work(session):
+        raise RuntimeError("atomic() inside another atomic(): one transaction per operation")
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("atomic() entered with unsaved changes in the session")
         session.commit()
+    session.info[UNIT_OF_WORK] = True
     try:
         with session.begin():
             yield session
     except LedgerError as refusal:
         if refusal.audit_row is not None:  # the refusal's trace outlives the rolled-back work
-            with session.begin():
-                session.add(refusal.audit_row)
+            _keep(session, refusal)
         raise
+    finally:
+        session.info.pop(UNIT_OF_WORK, None)
+
+
+def in_unit_of_work(session: Session) -> bool:
+    """Is an atomic() block open on this session (so that a service may write inside it)?"""
+    return bool(session.info.get(UNIT_OF_WORK))
+
+
+def _keep(session: Session, refusal: LedgerError) -> None:
+    """Commit a refusal's audit row. Should that fail, the refusal is still what the caller hears."""
+    try:
+        with session.begin():
+            session.add(refusal.audit_row)
+    except Exception:
+        logging.getLogger(__name__).exception("the audit row of a %s refusal could not be kept", refusal.code)

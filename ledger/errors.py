@@ -5,8 +5,9 @@ translation, with parameters (`details`) that also travel in the JSON error body
 (ledger.web.errors) turns an error into `{"error": {...}}` for APIs and into a translated form error
 or error page for pages, so that a failure reads the same wherever it happens.
 
-An error may carry an audit row to keep: `db.atomic` rolls the operation back, then commits that
-row on its own (a refused charge or notify leaves a trace and nothing else).
+An error may carry an audit row to keep (`audit_row`, set by services.audit.refusal): `db.atomic`
+rolls the operation back, then commits that row on its own (a refused charge or notify leaves a
+trace and nothing else).
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class LedgerError(Exception):
     def translated(self) -> str:
         """The message in the person's language (English outside a request), parameters filled in."""
         return gettext(self.message, **_display(self.details))
-
-    def with_audit(self, row: AuditLog) -> LedgerError:
-        """Keep `row` (committed on its own after the operation is rolled back), then raise self."""
-        self.audit_row = row
-        return self
 
 
 def _display(details: dict[str, Any]) -> dict[str, Any]:
@@ -112,17 +108,34 @@ class UserNotFound(LedgerError):
 
 
 class InsufficientBalance(LedgerError):
-    code, status = "insufficient_balance", 402
-    message = N_("The balance (¥%(balance)s) is too low for this charge.")
+    """The available amount (balance - held) is short: SPEC 6 and 11 carry both figures."""
 
-    def __init__(self, balance: Decimal) -> None:
-        super().__init__(balance=balance)
-        self.balance = balance
+    code, status = "insufficient_balance", 402
+    message = N_("The available balance (¥%(available)s) is too low for this charge.")
+
+    def __init__(self, balance: Decimal, available: Decimal) -> None:
+        super().__init__(balance=balance, available=available)
+        self.balance, self.available = balance, available
 
 
 class RequestIdConflict(LedgerError):
     code, status = "request_id_conflict", 409
     message = N_("This request_id was already charged with another amount or model.")
+
+
+class HoldNotFound(LedgerError):
+    code, status = "hold_not_found", 404
+    message = N_("There is no such hold.")
+
+
+class HoldSettled(LedgerError):
+    code, status = "hold_settled", 409
+    message = N_("This hold is already settled (captured, released or expired).")
+
+
+class CaptureExceedsHold(LedgerError):
+    code, status = "capture_exceeds_hold", 422
+    message = N_("The capture (¥%(amount)s) is more than the hold (¥%(held)s).")
 
 
 class UnknownModel(LedgerError):

@@ -61,6 +61,18 @@ class IllegalTransition(RuntimeError):
     """A status move the machine does not allow: a bug, never a person's mistake."""
 
 
+class HoldStatus(StrEnum):
+    """A hold's status (SPEC 11): active until it is settled, once, by a capture, a release or its expiry."""
+
+    ACTIVE = "active"
+    CAPTURED = "captured"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+    def can_become(self, new: HoldStatus) -> bool:
+        return self is HoldStatus.ACTIVE and new is not HoldStatus.ACTIVE
+
+
 class LedgerKind(StrEnum):
     """Why a balance changed. Each kind is a credit or a debit and names the row that caused it."""
 
@@ -156,18 +168,27 @@ class UserSession(Base):
 
 
 class BillingAccount(Base):
+    """A person's money: `balance`, of which `held` is set aside by active holds (SPEC 11).
+    What can be spent is the available amount, balance - held."""
+
     __tablename__ = "billing_accounts"
     __table_args__ = (
         CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("held >= 0 AND held <= balance", name="held_within_balance"),
         CheckConstraint("currency = 'CNY'", name="currency_cny"),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default=text("0"))
+    held: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default=text("0"))
     currency: Mapped[str] = mapped_column(String(3), default="CNY", server_default=text("'CNY'"))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
     user: Mapped[User] = relationship(back_populates="account")
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
 
 
 class UsageLog(Base):
@@ -193,6 +214,62 @@ class UsageLog(Base):
     request_id: Mapped[str] = mapped_column(String(128))
     balance_after: Mapped[Decimal] = mapped_column(Money)
     created_at: Mapped[datetime] = _created_at()
+
+
+class Hold(Base):
+    """Money set aside for a long job (SPEC 11): captured (what the job cost, as a usage log),
+    released, or expired, exactly once. While active its amount counts in the account's `held`.
+    Its request_id shares the person's namespace with the deducts (one charge per request)."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        UniqueConstraint("user_id", "request_id"),
+        UniqueConstraint("usage_log_id"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(_in("status", HoldStatus), name="status_known"),
+        CheckConstraint("(status = 'active') = (settled_at IS NULL)", name="settled_iff_not_active"),
+        CheckConstraint("(status = 'captured') = (captured_amount IS NOT NULL)", name="captured_has_amount"),
+        CheckConstraint("(status = 'captured') = (usage_log_id IS NOT NULL)", name="captured_has_usage"),
+        CheckConstraint("captured_amount > 0 AND captured_amount <= amount", name="captured_within_amount"),
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        Index("ix_holds_user_id_created_at", "user_id", "created_at"),
+        # The expiry job and each account's own expiry read the active holds by their expiry.
+        Index("ix_holds_active_expires_at", "expires_at", postgresql_where=text("status = 'active'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[HoldStatus] = mapped_column(
+        _stored(HoldStatus, 16), default=HoldStatus.ACTIVE, server_default=text("'active'")
+    )
+    request_id: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]
+    captured_amount: Mapped[Decimal | None] = mapped_column(Money)
+    usage_log_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("usage_logs.id", ondelete="RESTRICT"))
+    # The account as the settlement left it, so that a repeated capture or release answers the same.
+    settled_balance: Mapped[Decimal | None] = mapped_column(Money)
+    settled_available: Mapped[Decimal | None] = mapped_column(Money)
+
+    # Lets the unit of work insert the usage log before the hold that names it.
+    usage_log: Mapped[UsageLog | None] = relationship()
+
+    @property
+    def released_amount(self) -> Decimal | None:
+        """What went back to the available amount: all of it unless captured, then the rest."""
+        if self.status is HoldStatus.ACTIVE:
+            return None
+        return self.amount - (self.captured_amount or 0)
+
+    def settle(self, status: HoldStatus, at: datetime) -> None:
+        """Settle an active hold, refusing any second settlement."""
+        if not self.status.can_become(status):
+            raise IllegalTransition(f"hold {self.id}: {self.status} -> {status} is not allowed")
+        self.status, self.settled_at = status, at
 
 
 class PaymentTransaction(Base):

@@ -10,6 +10,7 @@ import factory
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from ledger.db import atomic
 from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
@@ -55,16 +56,16 @@ class UserFactory(ModelFactory):
         session.add(BillingAccount(user_id=user.id, balance=Decimal(0)))
         session.flush()
         if extracted:
-            credit(
-                session,
-                user_id=user.id,
-                amount=Decimal(extracted),
-                kind="adjustment",
-                origin=SYSTEM,
-                action="balance.adjusted",
-                memo="test factory",
-            )
-            session.flush()
+            with atomic(session):
+                credit(
+                    session,
+                    user_id=user.id,
+                    amount=Decimal(extracted),
+                    kind="adjustment",
+                    origin=SYSTEM,
+                    action="balance.adjusted",
+                    memo="test factory",
+                )
 
 
 class PaymentFactory(ModelFactory):

@@ -10,6 +10,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     from ledger.blueprints import (
         account,
         api_billing,
+        api_holds,
         api_invites,
         api_payments,
         api_usage,
@@ -24,7 +25,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     )
 
     pages = (site, auth, console, payments, usage, invites, account, security)
-    apis = (api_billing, api_payments, api_invites, api_usage, health)
+    apis = (api_billing, api_holds, api_payments, api_invites, api_usage, health)
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)
     if sandbox:

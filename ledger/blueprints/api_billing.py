@@ -53,6 +53,8 @@ def summary() -> Any:
         user_id=str(current_user.id),
         email=current_user.email,
         balance=to_api(s.balance),
+        held=to_api(s.on_hold.held),
+        available=to_api(s.available),
         currency=s.currency,
         usage={
             "today": to_api(s.spent_today),

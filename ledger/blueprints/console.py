@@ -12,7 +12,7 @@ from ledger.money import format_amount, to_api
 from ledger.services.billing import get_balance, own_usage
 from ledger.services.pricing import MODELS, offers, quote, run_model
 from ledger.web.context import request_origin
-from ledger.web.parsing import TextForm, submit
+from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
 
@@ -57,9 +57,7 @@ def run() -> Any:
         ),
     )
     if outcome is None:  # said on the console, after a redirect: a reload does not post the run again
-        category = "insufficient" if form.error and form.error.code == "insufficient_balance" else "danger"
-        for messages in form.errors.values():
-            flash(" ".join(messages), category)
+        flash_errors(form, "insufficient" if form.error and form.error.code == "insufficient_balance" else "danger")
         return redirect(url_for("console.console", model=form.model.data, **_chosen(form.model.data)))
     _priced, charge = outcome
     if charge.replayed:

@@ -15,7 +15,7 @@ from ledger.money import normalise_typed_amount
 from ledger.services.billing import get_balance
 from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
 from ledger.web.context import gateway, request_origin, settings
-from ledger.web.parsing import Form, TextForm, submit
+from ledger.web.parsing import Form, TextForm, flash_errors, submit
 from ledger.web.templating import qr_svg
 
 bp = Blueprint("payments", __name__)
@@ -82,19 +82,17 @@ def start() -> Any:
 
 @bp.get("/recharge/<transaction_id>")
 @login_required
-def order(transaction_id: str, form: Form | None = None) -> Any:
+def order(transaction_id: str) -> Any:
     session = get_session()
     topup = get_own_order(session, user_id=current_user.id, transaction_id=transaction_id)
     qr = topup.meta.get("qr")
-    form = form or Form()
     return render_template(
         "payments/order.html",
         order=topup,
         qr=qr,
         qr_svg=qr_svg(qr) if qr and topup.status == PaymentStatus.PENDING else None,
         balance=get_balance(session, current_user.id),
-        form=form,
-    ), form.status
+    )
 
 
 @bp.post("/recharge/<transaction_id>/check")
@@ -112,8 +110,9 @@ def check(transaction_id: str) -> Any:
             origin=request_origin(),
         ),
     )
-    if topup is None:
-        return order(transaction_id, form)
-    category, message = CHECKED.get(topup.status, NOT_YET)
-    flash(_(message), category)
+    if topup is None:  # XorPay could not be asked
+        flash_errors(form)
+    else:
+        category, message = CHECKED.get(topup.status, NOT_YET)
+        flash(_(message), category)
     return redirect(url_for("payments.order", transaction_id=transaction_id))

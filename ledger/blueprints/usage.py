@@ -4,9 +4,10 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, render_template, request
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.services.holds import money_on_hold
 from ledger.services.reports import usage_report
 from ledger.web.charts import bar_chart
 from ledger.web.parsing import report_filters
@@ -31,5 +32,6 @@ def usage() -> Any:
         models=by_model.groups,
         chart=bar_chart(by_day.daily()),
         filters=filters,
+        on_hold=money_on_hold(session, current_user.id),
         error=refused.translated() if refused else None,
     ), refused.status if refused else 200

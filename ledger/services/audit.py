@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.errors import LedgerError
 from ledger.models import Actor, AuditLog
+
+E = TypeVar("E", bound=LedgerError)
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,20 @@ def record_audit(
 
 
 def refusal(
-    error: LedgerError,
+    error: E,
     action: str,
     *,
     origin: Origin,
     user_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
-) -> LedgerError:
+) -> E:
     """`error`, carrying an audit row that `db.atomic` commits after rolling the operation back.
 
     `raise refusal(InsufficientBalance(...), "usage.insufficient_balance", ...)` inside `atomic`:
     nothing of the operation is written but its trace.
     """
-    return error.with_audit(audit_row(action, origin=origin, user_id=user_id, details=details))
+    error.audit_row = audit_row(action, origin=origin, user_id=user_id, details=details)
+    return error
 
 
 def recent_audit(session: Session, user_id: uuid.UUID, limit: int = 30) -> list[AuditLog]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import validation
-from ledger.db import atomic, lock
+from ledger.db import atomic, in_unit_of_work, lock
 from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
-from ledger.models import BillingAccount, LedgerEntry, LedgerKind, UsageLog
+from ledger.models import BillingAccount, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
-from ledger.services.audit import Origin, record_audit, refusal
+from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
 
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
@@ -64,12 +65,51 @@ class ChargeRequest:
         return {"amount": to_api(self.amount), "model": self.model, "request_id": self.request_id}
 
 
-def lock_account(session: Session, user_id: uuid.UUID) -> BillingAccount:
-    """Lock the user's billing account row for the rest of the transaction; raise UserNotFound."""
+def lock_account(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> BillingAccount:
+    """Lock the user's billing account row for the rest of the transaction; raise UserNotFound.
+
+    The account's holds past their expiry are expired first (SPEC 11: a hold is expired from that
+    instant, everywhere), so that `held` and the available amount never count them.
+    """
     account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
     if account is None:
         raise UserNotFound()
+    if account.held:
+        expire_due_holds(session, account, now or datetime.now(UTC))
     return account
+
+
+def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -> list[Hold]:
+    """Expire the locked account's active holds past their expiry: their money is available again.
+
+    In the caller's transaction, under the account lock (the lock every hold change takes first).
+    """
+    due = list(
+        session.scalars(
+            select(Hold)
+            .where(Hold.user_id == account.user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
+            .order_by(Hold.expires_at)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+    for hold in due:
+        account.held -= hold.amount
+        hold.settle(HoldStatus.EXPIRED, now)
+        hold.settled_balance, hold.settled_available = account.balance, account.available
+        record_audit(
+            session,
+            "hold.expired",
+            origin=SYSTEM,
+            user_id=account.user_id,
+            details={"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id},
+        )
+    return due
+
+
+def request_id_taken_by_hold(session: Session, user_id: uuid.UUID, request_id: str) -> bool:
+    """Deducts and holds share one namespace of request ids per person (SPEC 11)."""
+    return session.scalar(select(Hold.id).where(Hold.user_id == user_id, Hold.request_id == request_id)) is not None
 
 
 def _post(
@@ -97,9 +137,10 @@ def charge_usage(
 
     Takes the raw input (ChargeRequest.parse checks it). One transaction: locks the billing
     account; if request_id was charged before, returns that charge (`replayed=True`) or raises
-    RequestIdConflict when amount or model differ; if the balance is short, raises
-    InsufficientBalance and keeps only its audit row; else lowers the balance and writes the usage
-    log, its ledger entry and an audit row. Raises InvalidRequest, UserNotFound.
+    RequestIdConflict when amount or model differ (or a hold has that request id); if the available
+    amount (balance - held) is short, raises InsufficientBalance and keeps only its audit row; else
+    lowers the balance and writes the usage log, its ledger entry and an audit row. Raises
+    InvalidRequest, UserNotFound.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
     with atomic(session):
@@ -107,25 +148,35 @@ def charge_usage(
         previous = session.scalars(
             select(UsageLog).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
         ).one_or_none()
+        if request_id_taken_by_hold(session, req.user_id, req.request_id):
+            raise RequestIdConflict(request_id=req.request_id)
         if previous is not None:
             if previous.amount != req.amount or previous.model != req.model:
                 raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
             # A replay answers exactly what the first call answered.
             return Charge(usage=previous, balance=previous.balance_after, replayed=True)
-        if account.balance < req.amount:
-            raise refusal(
-                InsufficientBalance(account.balance),
-                "usage.insufficient_balance",
-                origin=origin,
-                user_id=req.user_id,
-                details={**req.described(), "balance": to_api(account.balance)},
-            )
-        usage = _write_charge(session, account, req, origin)
+        if account.available < req.amount:
+            raise short_of(account, req, "usage.insufficient_balance", origin)
+        usage = write_usage(session, account, req, origin)
     return Charge(usage=usage, balance=usage.balance_after, replayed=False)
 
 
-def _write_charge(session: Session, account: BillingAccount, req: ChargeRequest, origin: Origin) -> UsageLog:
-    """Lower a locked account's balance by the charge: its usage log, ledger entry and audit row."""
+def short_of(account: BillingAccount, req: ChargeRequest, action: str, origin: Origin) -> InsufficientBalance:
+    """The refusal of a charge or hold that the available amount cannot cover, with its audit row."""
+    details = {**req.described(), "balance": to_api(account.balance), "available": to_api(account.available)}
+    refused = InsufficientBalance(account.balance, account.available)
+    return refusal(refused, action, origin=origin, user_id=account.user_id, details=details)
+
+
+def write_usage(
+    session: Session,
+    account: BillingAccount,
+    req: ChargeRequest,
+    origin: Origin,
+    action: str = "usage.charged",
+    details: dict[str, Any] | None = None,
+) -> UsageLog:
+    """Lower a locked account's balance by a charge: its usage log, ledger entry and audit row."""
     usage = UsageLog(
         id=uuid.uuid4(),
         user_id=req.user_id,
@@ -137,8 +188,13 @@ def _write_charge(session: Session, account: BillingAccount, req: ChargeRequest,
     )
     session.add(usage)
     _post(account, -req.amount, LedgerKind.USAGE, session, usage_log=usage)
-    details = {**req.described(), "usage_id": str(usage.id), "balance_after": to_api(usage.balance_after)}
-    record_audit(session, "usage.charged", origin=origin, user_id=req.user_id, details=details)
+    told = {
+        **req.described(),
+        "usage_id": str(usage.id),
+        "balance_after": to_api(usage.balance_after),
+        **(details or {}),
+    }
+    record_audit(session, action, origin=origin, user_id=req.user_id, details=told)
     return usage
 
 
@@ -161,8 +217,8 @@ def credit(
     entry (`kind`, `reference` naming its source row) and an audit row `action`. Raises
     UserNotFound; refuses a non-positive amount.
     """
-    if not session.in_transaction():
-        raise RuntimeError("credit() must run inside the caller's transaction")
+    if not in_unit_of_work(session):
+        raise RuntimeError("credit() must run inside the caller's atomic() block")
     if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.0001")):
         raise ValueError(f"credit amount must be a positive Decimal with at most 4 places, not {amount!r}")
     if LedgerKind(kind).is_debit:

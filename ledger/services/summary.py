@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.models import BillingAccount, PaymentTransaction, UsageLog, User
+from ledger.services.holds import OnHold, money_on_hold
 
 RECENT = 5
 
@@ -22,12 +23,17 @@ RECENT = 5
 class Summary:
     user: User
     balance: Decimal
+    on_hold: OnHold  # money set aside by active holds
     currency: str
     spent_today: Decimal
     spent_30_days: Decimal
     count_30_days: int
     recent_usage: list[UsageLog]
     recent_topups: list[PaymentTransaction]
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.on_hold.held
 
 
 def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
@@ -37,7 +43,7 @@ def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
 
 
 def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime) -> Summary:
-    """Balance and spending of one person; days are counted in `tz` (today is the 1st of 30 days)."""
+    """Balance, money on hold and spending of one person; days are counted in `tz` (today is the 1st of 30 days)."""
     account = session.scalars(select(BillingAccount).where(BillingAccount.user_id == user.id)).one()
     today, month = start_of_day(now, tz), start_of_day(now, tz, days_back=29)
     spent_today, spent_30, count_30 = session.execute(
@@ -62,6 +68,7 @@ def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime
     return Summary(
         user=user,
         balance=account.balance,
+        on_hold=money_on_hold(session, user.id, now=now),
         currency=account.currency,
         spent_today=Decimal(spent_today),
         spent_30_days=Decimal(spent_30),

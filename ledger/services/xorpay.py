@@ -57,8 +57,8 @@ class GatewayError(LedgerError):
 
     def __init__(self, gateway_status: str, detail: str | None = None) -> None:
         super().__init__(GATEWAY_MESSAGES.get(gateway_status, DEFAULT_GATEWAY_MESSAGE), gateway_status=gateway_status)
-        self.gateway_status = gateway_status
-        self.detail = detail
+        self.gateway_status = storable_text(gateway_status, 64)
+        self.detail = storable_text(detail, 500) if detail else None  # the gateway's words, kept in JSONB
 
 
 @dataclass(frozen=True)

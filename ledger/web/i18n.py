@@ -12,11 +12,13 @@ DEFAULT_LANGUAGE = "zh"
 
 
 def select_locale() -> str:
-    """The `lang` cookie (set by /lang/<code>); for API callers without it, Accept-Language; else Chinese."""
+    """The `lang` cookie (set by /lang/<code>), else Chinese: what a browser's pages and their API
+    calls speak alike. Another service of the SaaS (it sends x-internal-token) may ask with
+    Accept-Language instead."""
     chosen = request.cookies.get("lang")
     if chosen in LANGUAGES:
         return chosen
-    if request.path.startswith("/api/"):
+    if "x-internal-token" in request.headers:
         return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
     return DEFAULT_LANGUAGE
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from flask import Flask, request
+from flask import Flask, flash, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import CombinedMultiDict
@@ -123,6 +123,15 @@ def submit(form: Form, operation: Callable[[], T], *, fields: Mapping[str, str] 
             form.status = exc.status
         form.error = exc
         return None
+
+
+def flash_errors(form: Form, category: str = "danger") -> None:
+    """Say a form's refusal on the next page (after a redirect, so that a reload posts nothing).
+    A refusal that is not found (another person's order...) stays a 404 page."""
+    if form.error is not None and form.error.status == 404:
+        raise form.error
+    for messages in form.errors.values():
+        flash(" ".join(messages), category)
 
 
 def init_app(app: Flask) -> None:

@@ -3,12 +3,13 @@ times as ISO-8601 with the offset of the person's time zone (SPEC 6)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ledger.models import PaymentTransaction, UsageLog
 from ledger.money import to_api
+from ledger.services.holds import HoldAnswer, HoldView
 from ledger.services.reports import Group, Item
 from ledger.web.context import user_timezone
 
@@ -47,3 +48,33 @@ def order_json(order: PaymentTransaction) -> dict[str, Any]:
 def group_json(group: Group) -> dict[str, Any]:
     """A report's group: a day or a model, with its count and amount."""
     return {"key": group.key, "count": group.count, "amount": to_api(group.amount)}
+
+
+def hold_json(view: HoldView) -> dict[str, Any]:
+    """A hold as it is now (SPEC 11): what placed it, its status and how it was settled."""
+    hold = view.hold
+    return {
+        "hold_id": str(hold.id),
+        "user_id": str(hold.user_id),
+        "amount": to_api(hold.amount),
+        "request_id": hold.request_id,
+        "model": hold.model,
+        "params": hold.params,
+        "status": view.status.value,
+        "created_at": iso(hold.created_at),
+        "expires_at": iso(hold.expires_at),
+        "settled_at": iso(view.settled_at),
+        "captured_amount": None if view.captured_amount is None else to_api(view.captured_amount),
+        "released_amount": None if view.released_amount is None else to_api(view.released_amount),
+        "usage_id": str(hold.usage_log_id) if hold.usage_log_id else None,
+    }
+
+
+def hold_answer_json(answer: HoldAnswer) -> dict[str, Any]:
+    """What placing, capturing or releasing a hold answers: the hold, the account's figures, replayed."""
+    return {
+        **hold_json(HoldView.of(answer.hold, datetime.now(UTC))),
+        "balance": to_api(answer.balance),
+        "available": to_api(answer.available),
+        "replayed": answer.replayed,
+    }

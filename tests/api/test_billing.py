@@ -67,11 +67,12 @@ def test_deduct_insufficient_balance_is_402_with_balance(client, session, intern
         "error": {
             "code": "insufficient_balance",
             "balance": "1.00",
-            "message": "余额（¥1.00）不足以支付这笔扣费。",  # Chinese unless the caller asks otherwise
+            "available": "1.00",
+            "message": "可用余额（¥1.00）不足以支付这笔扣费。",  # Chinese unless the caller asks otherwise
         }
     }
     english = deduct(client, {**internal_headers, "Accept-Language": "en"}, user, amount="1.01")
-    assert english.get_json()["error"]["message"] == "The balance (¥1.00) is too low for this charge."
+    assert english.get_json()["error"]["message"] == "The available balance (¥1.00) is too low for this charge."
     assert count_rows(session, UsageLog) == 0
 
 

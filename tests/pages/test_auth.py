@@ -264,3 +264,12 @@ def test_register_is_rate_limited_per_ip(limited_app, session):
         data = {"email": f"n{i}@example.com", "password": "long-password", "csrf_token": token}
         statuses.append(client.post("/register", data=data).status_code)
     assert statuses == [302, 302, 429]
+
+
+def test_a_failed_sign_in_from_a_browser_with_a_nul_in_its_user_agent_is_still_audited(client, auth, session):
+    user = UserFactory()
+    data = {"email": user.email, "password": "wrong-password", "csrf_token": auth.csrf_token()}
+    response = client.post("/login", data=data, headers={"User-Agent": "Evil\x00Agent/1.0"})
+    assert response.status_code == 422
+    failed = session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).one()
+    assert failed.user_agent == "Evil\ufffdAgent/1.0"

@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from ledger.db import atomic
 from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
-from ledger.models import AuditLog, LedgerEntry, UsageLog
+from ledger.models import AuditLog, LedgerEntry, UsageLog, User
 from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.billing import charge_usage, credit
 from ledger.services.integrity import find_breaches
@@ -81,12 +82,18 @@ def test_insufficient_balance_writes_only_an_audit_row(session):
     user = UserFactory(balance="1.00")
     with pytest.raises(InsufficientBalance) as raised:
         charge(session, user, amount="1.0001")
-    assert raised.value.balance == Decimal("1.0000")
+    assert (raised.value.balance, raised.value.available) == (Decimal("1.0000"), Decimal("1.0000"))
     assert balance_of(session, user) == Decimal("1.0000")
     assert count_rows(session, UsageLog, user) == 0
     assert count_rows(session, LedgerEntry, user) == 1
     audit = session.scalars(select(AuditLog).where(AuditLog.action == "usage.insufficient_balance")).one()
-    assert audit.details == {"amount": "1.0001", "balance": "1.00", "model": "image-studio-v2", "request_id": "r-1"}
+    assert audit.details == {
+        "amount": "1.0001",
+        "balance": "1.00",
+        "available": "1.00",
+        "model": "image-studio-v2",
+        "request_id": "r-1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -121,7 +128,7 @@ def test_charge_for_an_unknown_user_raises_user_not_found(session):
 
 def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(session):
     user = UserFactory()
-    with session.begin_nested():
+    with atomic(session):
         entry = credit(
             session,
             user_id=user.id,
@@ -140,5 +147,23 @@ def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(sess
 @pytest.mark.parametrize("amount", [Decimal(0), Decimal("-1"), Decimal("0.00001"), "1.00", 1])
 def test_credit_refuses_non_positive_or_imprecise_amounts(session, amount):
     user = UserFactory()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError), atomic(session):
         credit(session, user_id=user.id, amount=amount, kind="adjustment", origin=SYSTEM, action="x")
+
+
+def test_credit_outside_a_unit_of_work_is_a_programming_error(session):
+    user = UserFactory()
+    session.get(User, user.id)  # a read: a transaction is open, but no unit of work
+    with pytest.raises(RuntimeError, match="atomic"):
+        credit(session, user_id=user.id, amount=Decimal("1.00"), kind="adjustment", origin=SYSTEM, action="x")
+
+
+def test_a_unit_of_work_inside_another_refuses_before_committing_anything(session):
+    user = UserFactory(balance="1.00")
+    with pytest.raises(RuntimeError, match="inside another"), atomic(session):
+        session.add(AuditLog(actor="system", action="outer", details={}))
+        session.flush()
+        with atomic(session):
+            pass
+    assert session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "outer")) == 0
+    assert balance_of(session, user) == Decimal("1.00")

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ledger.db import atomic
 from ledger.models import AuditLog, BillingAccount, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
@@ -19,7 +20,7 @@ from tests.helpers import reward_entries, settle_by_notify
 def test_the_database_refuses_a_second_reward_entry(session, settings):
     relation = InviteFactory()
     reward_invite(session, invitee_id=relation.invitee_id, settings=settings, origin=SYSTEM)
-    with pytest.raises(IntegrityError, match="uq_ledger_entries_invite_relation_id_user_id"), session.begin_nested():
+    with pytest.raises(IntegrityError, match="uq_ledger_entries_invite_relation_id_user_id"), atomic(session):
         credit(
             session,
             user_id=relation.inviter_id,

@@ -90,7 +90,15 @@ def test_every_error_code_answers_in_the_persons_language(client, auth, session,
     assert messages["zh"] != messages["en"]
 
 
-def test_api_callers_without_a_language_cookie_may_ask_with_accept_language(client, session, internal_headers):
+def test_browser_api_calls_speak_the_pages_language_whatever_accept_language_says(client, auth, session):
+    auth.login(UserFactory())
+    asked = {"Accept-Language": "en-US,en;q=0.9"}
+    assert 'lang="zh-CN"' in client.get("/console", headers=asked).get_data(as_text=True)
+    quote = client.get("/api/console/quote?model=chat-pro&tier=standard&tokens=0", headers=asked)
+    assert quote.get_json()["error"]["message"] == "请输入 1 到 200000 之间的整数。"
+
+
+def test_services_without_a_language_cookie_may_ask_with_accept_language(client, session, internal_headers):
     body = {"user_id": str(uuid.uuid4()), "amount": "1.00", "model": "m", "request_id": "r"}
     chinese = client.post("/api/billing/deduct", json=body, headers=internal_headers)
     english = client.post("/api/billing/deduct", json=body, headers={**internal_headers, "Accept-Language": "en-US"})
@@ -162,11 +170,11 @@ def test_unknown_api_route_is_a_json_404(client):
     assert response.get_json()["error"]["code"] == "not_found"
 
 
-def test_a_refused_check_now_shows_the_gateway_error_on_the_order_page(client, auth, session, xorpay):
+def test_a_refused_check_now_says_why_on_the_order_page_after_a_redirect(client, auth, session, xorpay):
     me = UserFactory()
     auth.login(me)
     order = PaymentFactory(user=me)
     xorpay.query2_answers("sign_error")
     response = post_form(client, auth, f"/recharge/{order.id}/check", f"/recharge/{order.id}")
-    assert response.status_code == 502
-    assert "支付服务拒绝了签名，请联系客服。" in response.get_data(as_text=True)
+    assert (response.status_code, response.headers["Location"]) == (302, f"/recharge/{order.id}")
+    assert "支付服务拒绝了签名，请联系客服。" in client.get(response.headers["Location"]).get_data(as_text=True)

@@ -53,6 +53,8 @@ from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
 from ledger.services import accounts, profile
+from ledger.services.audit import INTERNAL
+from ledger.services.holds import place_hold
 from ledger.services.pricing import MODELS
 from ledger.services.xorpay import CreatedOrder, sign
 from ledger.web.auth import SESSION_ID_KEY
@@ -103,6 +105,7 @@ class World:
     invitee: Any  # invited by `other`, not rewarded: the subject of POST /api/invites/reward
     order: Any  # the person's pending top-up
     other_session: str  # the person's other login (revocable)
+    hold: Any  # an active hold on the person's balance
 
 
 Baseline = Any  # a value, MISSING, SIGNED, Same(...), or a function of the World
@@ -171,6 +174,10 @@ def other_code(w: World) -> str:
 
 def order_id(w: World) -> str:
     return str(w.order.id)
+
+
+def hold_id(w: World) -> str:
+    return str(w.hold.id)
 
 
 def order_aoid(w: World) -> str:
@@ -278,6 +285,23 @@ CASES = [
     ),
     Case("POST", "api_invites.register", "user", "json", fields={"code": other_code}),
     Case("POST", "api_invites.reward", "internal", "json", fields={"invitee_id": lambda w: str(w.invitee.id)}),
+    Case(
+        "POST",
+        "api_holds.place",
+        "internal",
+        "json",
+        fields={
+            "user_id": lambda w: str(w.user.id),
+            "amount": "1.00",
+            "model": MODEL,
+            "request_id": "fuzz-hold-2",
+            "params": dict(PARAMS),
+            "ttl_seconds": 600,
+        },
+    ),
+    Case("POST", "api_holds.capture", "internal", "json", fields={"amount": "0.50"}, path={"hold_id": hold_id}),
+    Case("POST", "api_holds.release", "internal", "json", path={"hold_id": hold_id}),
+    Case("GET", "api_holds.show", "internal", path={"hold_id": hold_id}),
     Case(
         "GET",
         "api_usage.report",
@@ -723,6 +747,7 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     invitee = UserFactory()
     InviteFactory(inviter=other, invitee=invitee)
     order = PaymentFactory(user=user)
+    hold = place_hold(session, user_id=user.id, amount="2.00", model=MODEL, request_id="fuzz-hold-1", origin=INTERNAL)
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 
     assert auth.login(user).status_code == 302
@@ -742,7 +767,7 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     logger = logging.Logger(app.logger.name)
     logger.addHandler(log)
     monkeypatch.setattr(app, "logger", logger)
-    yield Fuzzer(app, connection, World(user, other, invitee, order, other_session), cookies, tokens, log)
+    yield Fuzzer(app, connection, World(user, other, invitee, order, other_session, hold.hold), cookies, tokens, log)
     limiter.reset()
 
 

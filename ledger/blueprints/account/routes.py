@@ -11,6 +11,7 @@ from ledger.blueprints.account.forms import AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.billing import recent_ledger
+from ledger.services.holds import money_on_hold
 from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import submit
@@ -41,6 +42,7 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None) 
         profile=profile,
         avatar_form=avatar,
         entries=recent_ledger(get_session(), current_user.id),
+        on_hold=money_on_hold(get_session(), current_user.id),
     ), max(profile.status, avatar.status)
 
 

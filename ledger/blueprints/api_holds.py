@@ -1,0 +1,56 @@
+"""Holds for long jobs (SPEC 11), for other services of the SaaS: place, capture, release, read."""
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from ledger.db import get_session
+from ledger.models import Actor
+from ledger.services.holds import capture_hold, place_hold, release_hold, view_hold
+from ledger.web.auth import internal_only
+from ledger.web.context import request_origin
+from ledger.web.parsing import json_body
+from ledger.web.serialisers import hold_answer_json, hold_json
+
+bp = Blueprint("api_holds", __name__, url_prefix="/api/billing/holds")
+
+
+@bp.post("")
+@internal_only
+def place() -> Any:
+    body = json_body()
+    answer = place_hold(
+        get_session(),
+        user_id=body.get("user_id"),
+        amount=body.get("amount"),
+        model=body.get("model"),
+        request_id=body.get("request_id"),
+        params=body.get("params"),
+        ttl_seconds=body.get("ttl_seconds"),
+        origin=request_origin(Actor.INTERNAL),
+    )
+    return jsonify(hold_answer_json(answer)), 200 if answer.replayed else 201
+
+
+@bp.post("/<hold_id>/capture")
+@internal_only
+def capture(hold_id: str) -> Any:
+    answer = capture_hold(
+        get_session(), hold_id=hold_id, amount=json_body().get("amount"), origin=request_origin(Actor.INTERNAL)
+    )
+    return jsonify(hold_answer_json(answer))
+
+
+@bp.post("/<hold_id>/release")
+@internal_only
+def release(hold_id: str) -> Any:
+    if request.get_data():  # no body is needed; an empty JSON object is fine, anything else is a mistake
+        json_body()
+    answer = release_hold(get_session(), hold_id=hold_id, origin=request_origin(Actor.INTERNAL))
+    return jsonify(hold_answer_json(answer))
+
+
+@bp.get("/<hold_id>")
+@internal_only
+def show(hold_id: str) -> Any:
+    return jsonify(hold_json(view_hold(get_session(), hold_id=hold_id)))

@@ -1,0 +1,233 @@
+"""Holds for long jobs (SPEC 11): money set aside before a job runs, then captured (what the job
+cost) or released (it failed), or expired (nobody said): exactly once.
+
+Every operation is one transaction that locks the billing account first (which expires the
+account's past-due holds, `billing.lock_account`), then the hold row. `held` on the account is the
+sum of its active holds (invariant 7); a capture writes one usage log of the captured amount with
+its ledger entry, like a deduct (invariant 8). Replays answer what the first call answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger import validation
+from ledger.db import atomic, lock
+from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
+from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
+from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
+from ledger.services.audit import Origin, record_audit
+from ledger.services.billing import ChargeRequest, expire_due_holds, lock_account, short_of, write_usage
+
+TTL_DEFAULT = 3600
+TTL_MIN, TTL_MAX = 60, 86_400
+EXPIRY_BATCH = 500  # accounts per run of the expiry job
+
+
+@dataclass(frozen=True)
+class HoldAnswer:
+    """A hold as an operation leaves it, with the account's balance and available amount then."""
+
+    hold: Hold
+    balance: Decimal
+    available: Decimal
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """A hold as it is at `now`: an active hold past its expiry is expired from that instant,
+    even before the expiry job writes it."""
+
+    hold: Hold
+    status: HoldStatus
+    captured_amount: Decimal | None
+    released_amount: Decimal | None
+    settled_at: datetime | None
+
+    @classmethod
+    def of(cls, hold: Hold, now: datetime) -> HoldView:
+        if hold.status is HoldStatus.ACTIVE and hold.expires_at <= now:
+            return cls(hold, HoldStatus.EXPIRED, None, hold.amount, hold.expires_at)
+        return cls(hold, hold.status, hold.captured_amount, hold.released_amount, hold.settled_at)
+
+
+@dataclass(frozen=True)
+class OnHold:
+    """A person's money on hold now: the total and each active hold (not yet past its expiry)."""
+
+    held: Decimal
+    holds: list[Hold]
+
+
+def money_on_hold(session: Session, user_id: uuid.UUID, *, now: datetime | None = None, limit: int = 20) -> OnHold:
+    """What the person's active holds set aside at `now` (read only: a hold past its expiry counts
+    no more, even before the expiry job writes it)."""
+    live = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > (now or datetime.now(UTC)))
+    holds = list(session.scalars(select(Hold).where(*live).order_by(Hold.created_at.desc(), Hold.id).limit(limit)))
+    held = session.scalar(select(func.coalesce(func.sum(Hold.amount), 0)).where(*live))
+    return OnHold(Decimal(held), holds)
+
+
+def place_hold(
+    session: Session,
+    *,
+    user_id: object,
+    amount: object,
+    model: object,
+    request_id: object,
+    params: object = None,
+    ttl_seconds: object = None,
+    origin: Origin,
+    now: datetime | None = None,
+) -> HoldAnswer:
+    """Set `amount` aside for a job of `request_id`, for `ttl_seconds` (60-86400, default 3600).
+
+    Raises InvalidRequest, UserNotFound, RequestIdConflict (the request id names a charge, or
+    another hold), InsufficientBalance (the available amount is short; audited). A repeat with the
+    same request id, amount and model answers the hold as it is now, `replayed=True`.
+    """
+    req = ChargeRequest.parse(user_id, amount, model, request_id, params)
+    ttl = (
+        TTL_DEFAULT
+        if ttl_seconds is None
+        else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
+    )
+    now = now or datetime.now(UTC)
+    with atomic(session):
+        account = lock_account(session, req.user_id, now)
+        previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
+        if previous is not None:
+            if previous.amount != req.amount or previous.model != req.model:
+                raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
+            return HoldAnswer(previous, account.balance, account.available, replayed=True)
+        charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
+        if session.scalar(charged) is not None:
+            raise RequestIdConflict(request_id=req.request_id)
+        if account.available < req.amount:
+            raise short_of(account, req, "hold.insufficient_balance", origin)
+        hold = Hold(
+            id=uuid.uuid4(),
+            user_id=req.user_id,
+            amount=req.amount,
+            status=HoldStatus.ACTIVE,
+            request_id=req.request_id,
+            model=req.model,
+            params=req.params,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+        session.add(hold)
+        account.held += req.amount
+        details = {
+            **req.described(),
+            "hold_id": str(hold.id),
+            "ttl_seconds": ttl,
+            "available": to_api(account.available),
+        }
+        record_audit(session, "hold.placed", origin=origin, user_id=req.user_id, details=details)
+    return HoldAnswer(hold, account.balance, account.available)
+
+
+def capture_hold(
+    session: Session, *, hold_id: object, amount: object, origin: Origin, now: datetime | None = None
+) -> HoldAnswer:
+    """Settle an active hold by charging `amount` of it (0 < amount <= the hold); the rest is released.
+
+    Writes the usage log (the hold's request id, model and params) and its ledger entry. The same
+    capture again answers the same, `replayed=True`. Raises HoldNotFound, HoldSettled (released,
+    expired, or captured with another amount), InvalidRequest, CaptureExceedsHold.
+    """
+    value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
+    now = now or datetime.now(UTC)
+    with atomic(session):
+        account, hold = _lock(session, hold_id, now)
+        if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
+            return _settled_answer(hold, replayed=True)
+        if hold.status is not HoldStatus.ACTIVE:
+            raise HoldSettled(hold_status=hold.status.value)
+        if value > hold.amount:
+            raise CaptureExceedsHold(field="amount", amount=value, held=hold.amount)
+        account.held -= hold.amount
+        charge = ChargeRequest(hold.user_id, value, hold.model, hold.request_id, hold.params)
+        released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
+        usage = write_usage(session, account, charge, origin, action="hold.captured", details=released)
+        hold.settle(HoldStatus.CAPTURED, now)
+        hold.captured_amount, hold.usage_log = value, usage
+        _note_settlement(hold, account)
+    return _settled_answer(hold)
+
+
+def release_hold(session: Session, *, hold_id: object, origin: Origin, now: datetime | None = None) -> HoldAnswer:
+    """Settle an active hold by giving all of it back (the job failed). Again: the same answer,
+    `replayed=True`. Raises HoldNotFound, HoldSettled (captured or expired)."""
+    now = now or datetime.now(UTC)
+    with atomic(session):
+        account, hold = _lock(session, hold_id, now)
+        if hold.status is HoldStatus.RELEASED:
+            return _settled_answer(hold, replayed=True)
+        if hold.status is not HoldStatus.ACTIVE:
+            raise HoldSettled(hold_status=hold.status.value)
+        account.held -= hold.amount
+        hold.settle(HoldStatus.RELEASED, now)
+        _note_settlement(hold, account)
+        details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
+        record_audit(session, "hold.released", origin=origin, user_id=hold.user_id, details=details)
+    return _settled_answer(hold)
+
+
+def expire_holds(session: Session, *, now: datetime | None = None) -> int:
+    """The expiry job: expire every active hold past its expiry, one account (one transaction) at
+    a time. Returns how many holds it expired."""
+    now = now or datetime.now(UTC)
+    expired = 0
+    while True:
+        due = session.scalars(
+            select(Hold.user_id)
+            .where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
+            .distinct()
+            .limit(EXPIRY_BATCH)
+        ).all()
+        session.commit()
+        for user_id in due:
+            with atomic(session):
+                account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
+                expired += len(expire_due_holds(session, account, now)) if account else 0
+        if len(due) < EXPIRY_BATCH:
+            return expired
+
+
+def view_hold(session: Session, *, hold_id: object, now: datetime | None = None) -> HoldView:
+    """A hold as it is at `now` (read only); HoldNotFound for an unknown or malformed id."""
+    hold = session.get(Hold, validation.uuid_of(hold_id, "hold_id", error=HoldNotFound()))
+    if hold is None:
+        raise HoldNotFound()
+    return HoldView.of(hold, now or datetime.now(UTC))
+
+
+def _lock(session: Session, hold_id: object, now: datetime) -> tuple[BillingAccount, Hold]:
+    """The hold's account, then the hold, locked in that order (the order every hold change takes)."""
+    wanted = validation.uuid_of(hold_id, "hold_id", error=HoldNotFound())
+    user_id = session.scalar(select(Hold.user_id).where(Hold.id == wanted))
+    if user_id is None:
+        raise HoldNotFound()
+    account = lock_account(session, user_id, now)
+    hold = lock(session, Hold, Hold.id == wanted)
+    assert hold is not None  # holds are never deleted
+    return account, hold
+
+
+def _note_settlement(hold: Hold, account: BillingAccount) -> None:
+    """Keep the account's figures on the hold, so that a repeated capture or release answers the same."""
+    hold.settled_balance, hold.settled_available = account.balance, account.available
+
+
+def _settled_answer(hold: Hold, replayed: bool = False) -> HoldAnswer:
+    assert hold.settled_balance is not None and hold.settled_available is not None
+    return HoldAnswer(hold, hold.settled_balance, hold.settled_available, replayed)

@@ -1,0 +1,89 @@
+"""Holds under contention: real threads, one connection each, committed rows (SPEC 11, invariants 7-8)."""
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.errors import HoldSettled, InsufficientBalance
+from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
+from ledger.services.audit import INTERNAL
+from ledger.services.billing import charge_usage
+from ledger.services.holds import capture_hold, place_hold, release_hold
+from ledger.services.integrity import find_breaches
+from tests.helpers import funded_user, run_together
+
+pytestmark = pytest.mark.committed
+
+
+def test_twenty_concurrent_captures_and_releases_settle_a_hold_once(committed):
+    user = funded_user(committed, "10.00")
+    with committed.session() as session:
+        hold_id = place_hold(
+            session, user_id=user.id, amount="5.00", model="m", request_id="job", origin=INTERNAL
+        ).hold.id
+
+    def settle(i):
+        with committed.session() as session:
+            if i % 2:
+                return capture_hold(session, hold_id=hold_id, amount="2.00", origin=INTERNAL)
+            return release_hold(session, hold_id=hold_id, origin=INTERNAL)
+
+    results = run_together(20, settle)
+
+    unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, HoldSettled)]
+    assert unexpected == []
+    answers = [r for r in results if not isinstance(r, Exception)]
+    assert len([a for a in answers if not a.replayed]) == 1  # one settlement; the rest repeat it or are refused
+    winner = answers[0].hold.status
+    assert all(a.hold.status == winner for a in answers)
+    assert len([r for r in results if isinstance(r, HoldSettled)]) == 20 - len(answers)
+    with committed.session() as session:
+        hold = session.get(Hold, hold_id)
+        account = session.get(BillingAccount, user.id)
+        usages = session.scalar(select(func.count()).select_from(UsageLog))
+        if winner == HoldStatus.CAPTURED:
+            assert (account.balance, account.held, usages) == (Decimal("8.0000"), Decimal("0.0000"), 1)
+        else:
+            assert (account.balance, account.held, usages) == (Decimal("10.0000"), Decimal("0.0000"), 0)
+        assert hold.status == winner
+        assert list(find_breaches(session)) == []
+
+
+def test_thirty_concurrent_holds_never_set_aside_more_than_the_balance(committed):
+    user = funded_user(committed, "10.00")
+
+    def place(i):
+        with committed.session() as session:
+            return place_hold(session, user_id=user.id, amount="1.00", model="m", request_id=f"j{i}", origin=INTERNAL)
+
+    results = run_together(30, place)
+
+    refused = [r for r in results if isinstance(r, InsufficientBalance)]
+    placed = [r for r in results if not isinstance(r, Exception)]
+    assert (len(placed), len(refused)) == (10, 20), [r for r in results if isinstance(r, Exception)][:3]
+    with committed.session() as session:
+        account = session.get(BillingAccount, user.id)
+        assert (account.balance, account.held) == (Decimal("10.0000"), Decimal("10.0000"))
+        assert list(find_breaches(session)) == []
+
+
+def test_holds_and_deducts_racing_for_one_balance_spend_it_exactly(committed):
+    user = funded_user(committed, "15.00")
+
+    def spend(i):
+        with committed.session() as session:
+            if i % 2:
+                return place_hold(
+                    session, user_id=user.id, amount="1.00", model="m", request_id=f"h{i}", origin=INTERNAL
+                )
+            return charge_usage(session, user_id=user.id, amount="1.00", model="m", request_id=f"d{i}", origin=INTERNAL)
+
+    results = run_together(40, spend)
+
+    assert len([r for r in results if not isinstance(r, Exception)]) == 15
+    assert len([r for r in results if isinstance(r, InsufficientBalance)]) == 25
+    with committed.session() as session:
+        account = session.get(BillingAccount, user.id)
+        assert account.balance - account.held == Decimal("0.0000")
+        assert list(find_breaches(session)) == []
