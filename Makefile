@@ -7,8 +7,9 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test install lint migrate seed translations chromium clean bench messages
 
+# The web server and one job worker (hold expiry, reconcile, video jobs); Ctrl-C stops both.
 run: install .env migrate seed
-	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
+	$(BIN)/python -m ledger.devserver
 
 test: install chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile

@@ -8,6 +8,7 @@ from sqlalchemy import pool
 from ledger.config import load_settings
 from ledger.db import make_engine, resolve_database_url
 from ledger.models import Base
+from ledger.schema import described_by_models
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -33,7 +34,12 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        include_name=described_by_models,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,5 +1,6 @@
 """`flask --app wsgi ...` commands, each a thin call into services."""
 
+import logging
 import secrets
 import sys
 from decimal import Decimal
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from ledger.db import get_database
 from ledger.errors import LedgerError
+from ledger.jobs import job_queue
 from ledger.models import Actor, User
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM, Origin
@@ -22,6 +24,7 @@ ledger_cli = AppGroup("ledger", help="Checks of the books.")
 payments_cli = AppGroup("payments", help="Top-up orders at XorPay.")
 demo_cli = AppGroup("demo", help="Demo data for development.")
 users_cli = AppGroup("users", help="People and their accounts.")
+jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate).")
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
@@ -91,6 +94,16 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
         click.echo(f"password: {password}", err=True)
 
 
+@jobs_cli.command("worker")
+@click.option("--concurrency", default=4, show_default=True, help="Jobs run at the same time by this worker.")
+def run_worker(concurrency: int) -> None:
+    """Run jobs and periodic jobs until stopped (Ctrl-C or SIGTERM finishes the running jobs first)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    click.echo(f"worker: {concurrency} at a time; periodic jobs: hold expiry every minute, reconcile every 5", err=True)
+    job_queue(app).run_worker(app, concurrency=concurrency)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, payments_cli, demo_cli, users_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli):
         app.cli.add_command(group)

@@ -16,6 +16,12 @@ from ledger.db import make_engine, normalise_url
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
+def described_by_models(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Objects that ledger.models describes; the task queue's own tables (procrastinate_*),
+    created by a migration from procrastinate's schema, are left out of comparisons."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def alembic_config(connection: Any = None) -> Config:
     """Alembic's configuration; with `connection`, migrations run on it (inside its transaction)."""
     config = Config(str(ALEMBIC_INI))

@@ -33,6 +33,10 @@ from tests.helpers import INTERNAL_KEY, XORPAY_AID, XORPAY_SECRET, AuthActions, 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The task queue's tables (procrastinate): emptied with ours after tests that commit.
+QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers", "procrastinate_workers")
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -141,7 +145,7 @@ def committed(engine: Engine, database: Database) -> Iterator[Database]:
     factories.bind(None)
     yield database
     with engine.begin() as conn:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        tables = ", ".join([*(t.name for t in Base.metadata.sorted_tables), *QUEUE_TABLES])
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 

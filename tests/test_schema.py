@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from ledger.db import make_engine
 from ledger.models import Base
-from ledger.schema import alembic_config
+from ledger.schema import alembic_config, described_by_models
 
 
 @pytest.fixture
@@ -30,7 +30,8 @@ def scratch_engine(database_url):
 
 def test_models_and_migrations_agree(engine):
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        opts = {"compare_type": True, "include_name": described_by_models}
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
     assert diff == []
 
 

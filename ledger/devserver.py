@@ -1,0 +1,38 @@
+"""`make run`: the development server and one job worker, started together and stopped together
+(Ctrl-C). Development only: production runs gunicorn and `flask --app wsgi jobs worker` apart."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from ledger import create_app
+
+HOST, PORT = "127.0.0.1", 5000
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # Ctrl-C and SIGTERM end both alike
+
+
+def main() -> None:
+    app = create_app()  # starts (or joins) the embedded PostgreSQL before the worker joins it too
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"])  # noqa: S603
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started where SIGINT is ignored (in background)
+        signal.signal(stop, _stop)
+    try:
+        app.run(host=HOST, port=PORT, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.terminate()  # the worker finishes its running jobs, then exits
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+if __name__ == "__main__":
+    main()

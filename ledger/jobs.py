@@ -1,0 +1,95 @@
+"""Background and periodic work (SPEC 17) on procrastinate: a task queue in the app's own
+PostgreSQL (the embedded one too), no broker to add. Each job is a thin call into services.
+
+Workers: `flask --app wsgi jobs worker` (any number, on any hosts). Periodic jobs are deferred by
+every worker and run once per period: procrastinate keeps one job per (task, period) in the
+database. The web process defers jobs through `JobQueue.defer`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import procrastinate
+from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from ledger.db import get_database
+from ledger.services.holds import expire_holds
+from ledger.services.payments import reconcile
+
+tasks = procrastinate.Blueprint()
+NAMESPACE = "ledger"
+
+
+@contextmanager
+def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session]]:
+    """The worker's Flask app (its settings, gateway and database) and a session for one job."""
+    app: Flask = context.additional_context["flask_app"]
+    with app.app_context(), get_database(app).session() as session:
+        yield app, session
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="every-minute")
+@tasks.task(name="expire_holds", pass_context=True, queueing_lock="expire_holds")
+def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Every minute: write the expiry of the holds past due, freeing their money (SPEC 11)."""
+    with _session(context) as (_app, session):
+        return expire_holds(session)
+
+
+@tasks.periodic(cron="*/5 * * * *", periodic_id="every-5-minutes")
+@tasks.task(name="reconcile_payments", pass_context=True, queueing_lock="reconcile_payments")
+def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
+    """Every 5 minutes: ask XorPay about pending orders, as `flask payments reconcile` does (SPEC 7)."""
+    with _session(context) as (app, session):
+        report = reconcile(session, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
+    return {"checked": report.checked, "credited": report.credited, "expired": report.expired}
+
+
+def conninfo(database_url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL (procrastinate speaks psycopg directly)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class JobQueue:
+    """The app's procrastinate App. Deferring opens it on first use in each process (after a
+    fork, say) and keeps it open; a worker opens it (asynchronously) and closes it itself."""
+
+    def __init__(self, database_url: str) -> None:
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
+        self.app.add_tasks_from(tasks, namespace=NAMESPACE)
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def defer(self, task: str, *, queueing_lock: str | None = None, **kwargs: Any) -> int:
+        """Queue a job of `task` (its name in this module); returns the job's id."""
+        with self._lock:
+            if not self._opened:
+                self.app.open()
+                self._opened = True
+        configured = self.app.configure_task(f"{NAMESPACE}:{task}", queueing_lock=queueing_lock)
+        return configured.defer(**kwargs)
+
+    def run_worker(self, flask_app: Flask, **options: Any) -> None:
+        """Run a worker until it is stopped (or, with wait=False, until the queue is empty)."""
+        self.close()  # jobs that defer jobs use the worker's own opening of the app
+        self.app.run_worker(additional_context={"flask_app": flask_app}, **options)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened:
+                self.app.close()
+                self._opened = False
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["ledger.jobs"] = JobQueue(get_database(app).engine.url.render_as_string(hide_password=False))
+
+
+def job_queue(app: Flask) -> JobQueue:
+    return app.extensions["ledger.jobs"]

@@ -1,0 +1,77 @@
+"""Background and periodic work on procrastinate (SPEC 17): periodic jobs once per period however many
+workers defer them, each job a thin call into services, run by a real worker on committed rows."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from procrastinate.periodic import PeriodicDeferrer
+from sqlalchemy import text
+
+from ledger.jobs import job_queue
+from ledger.models import BillingAccount, Hold, PaymentTransaction
+from ledger.services.audit import INTERNAL
+from ledger.services.holds import place_hold
+from tests.helpers import funded_user, pending_order
+
+pytestmark = pytest.mark.committed
+
+
+def jobs_in_queue(committed) -> list[tuple[str, str]]:
+    with committed.session() as session:
+        return [tuple(r) for r in session.execute(text("SELECT task_name, status FROM procrastinate_jobs ORDER BY id"))]
+
+
+def test_periodic_jobs_are_hold_expiry_every_minute_and_reconcile_every_5_minutes(app):
+    periodic = {p.task.name: p.cron for p in job_queue(app).app.periodic_registry.periodic_tasks.values()}
+    assert periodic == {"ledger:expire_holds": "* * * * *", "ledger:reconcile_payments": "*/5 * * * *"}
+
+
+def test_two_workers_defer_each_periodic_job_once_per_period(app, committed):
+    registry = job_queue(app).app.periodic_registry
+    queue = job_queue(app).app
+
+    async def two_workers_at_the_same_tick():
+        now = time.time()
+        deferrers = [PeriodicDeferrer(registry=registry) for _ in range(2)]  # what each worker runs
+        async with queue.open_async():
+            await asyncio.gather(*(d.defer_jobs(list(d.get_previous_tasks(at=now))) for d in deferrers))
+
+    asyncio.run(two_workers_at_the_same_tick())
+    assert sorted(jobs_in_queue(committed)) == [("ledger:expire_holds", "todo"), ("ledger:reconcile_payments", "todo")]
+
+
+def test_the_expiry_job_run_by_a_worker_frees_the_money_of_holds_past_due(app, committed):
+    user = funded_user(committed, "10.00")
+    with committed.session() as session:
+        past = datetime.now(UTC) - timedelta(hours=1)
+        place_hold(
+            session,
+            user_id=user.id,
+            amount="6.00",
+            model="m",
+            request_id="job",
+            ttl_seconds=60,
+            origin=INTERNAL,
+            now=past,
+        )
+    job_queue(app).defer("expire_holds", timestamp=int(time.time()))
+    job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    assert ("ledger:expire_holds", "succeeded") in jobs_in_queue(committed)
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).held == Decimal("0.0000")
+        assert session.query(Hold).one().status == "expired"
+
+
+def test_the_reconcile_job_run_by_a_worker_credits_a_paid_order(app, committed, xorpay):
+    user = funded_user(committed, "1.00")
+    order = pending_order(committed, user, amount="25.00")
+    xorpay.query2_answers("payed")
+    job_queue(app).defer("reconcile_payments", timestamp=int(time.time()))
+    job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    assert ("ledger:reconcile_payments", "succeeded") in jobs_in_queue(committed)
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("26.0000")
+        assert session.get(PaymentTransaction, order.id).status == "succeeded"
