@@ -19,7 +19,7 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
 
 def main() -> None:
     app = create_app()  # starts (or joins) the embedded PostgreSQL before the worker joins it too
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"])  # noqa: S603
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"])
     for stop in (signal.SIGINT, signal.SIGTERM):  # also when started where SIGINT is ignored (in background)
         signal.signal(stop, _stop)
     try:

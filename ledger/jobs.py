@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from ledger.db import get_database
+from ledger.services import video
+from ledger.services.audit import SYSTEM
 from ledger.services.holds import expire_holds
 from ledger.services.payments import reconcile
 
@@ -36,10 +38,25 @@ def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session
 
 @tasks.periodic(cron="* * * * *", periodic_id="every-minute")
 @tasks.task(name="expire_holds", pass_context=True, queueing_lock="expire_holds")
-def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> int:
-    """Every minute: write the expiry of the holds past due, freeing their money (SPEC 11)."""
-    with _session(context) as (_app, session):
-        return expire_holds(session)
+def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
+    """Every minute: write the expiry of the holds past due, freeing their money (SPEC 11), and
+    fail the video jobs whose worker died (their hold expired)."""
+    with _session(context) as (app, session):
+        expired = expire_holds(session)
+        reaped = video.reap_stalled(session, handoff=video_handoff(app))
+    return {"expired": expired, "reaped": reaped}
+
+
+@tasks.task(name="run_video_job", pass_context=True)
+def run_video_job(context: procrastinate.JobContext, job_id: str) -> None:
+    """A console video job (services.video): render, then capture what it produced or release."""
+    with _session(context) as (app, session):
+        video.run_video_job(session, job_id=job_id, origin=SYSTEM, handoff=video_handoff(app))
+
+
+def video_handoff(app: Flask) -> video.Handoff:
+    """How the video service gives a job to the queue: once, whoever asks (a queueing lock)."""
+    return lambda job_id: job_queue(app).defer("run_video_job", queueing_lock=f"video:{job_id}", job_id=str(job_id))
 
 
 @tasks.periodic(cron="*/5 * * * *", periodic_id="every-5-minutes")
@@ -63,22 +80,31 @@ class JobQueue:
     def __init__(self, database_url: str) -> None:
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
         self.app.add_tasks_from(tasks, namespace=NAMESPACE)
-        self._opened = False
+        self._opened = self._working = False
         self._lock = threading.Lock()
 
-    def defer(self, task: str, *, queueing_lock: str | None = None, **kwargs: Any) -> int:
-        """Queue a job of `task` (its name in this module); returns the job's id."""
+    def defer(self, task: str, *, queueing_lock: str | None = None, **kwargs: Any) -> int | None:
+        """Queue a job of `task` (its name in this module); returns the job's id, or None when a
+        job with the same queueing lock is already waiting."""
         with self._lock:
-            if not self._opened:
+            if not self._opened and not self._working:
                 self.app.open()
                 self._opened = True
         configured = self.app.configure_task(f"{NAMESPACE}:{task}", queueing_lock=queueing_lock)
-        return configured.defer(**kwargs)
+        try:
+            return configured.defer(**kwargs)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            return None
 
     def run_worker(self, flask_app: Flask, **options: Any) -> None:
-        """Run a worker until it is stopped (or, with wait=False, until the queue is empty)."""
-        self.close()  # jobs that defer jobs use the worker's own opening of the app
-        self.app.run_worker(additional_context={"flask_app": flask_app}, **options)
+        """Run a worker until it is stopped (or, with wait=False, until the queue is empty).
+        Jobs that defer jobs do it through the worker's own opening of the app."""
+        self.close()
+        self._working = True
+        try:
+            self.app.run_worker(additional_context={"flask_app": flask_app}, **options)
+        finally:
+            self._working = False
 
     def close(self) -> None:
         with self._lock:

@@ -73,6 +73,20 @@ class HoldStatus(StrEnum):
         return self is HoldStatus.ACTIVE and new is not HoldStatus.ACTIVE
 
 
+class VideoJobStatus(StrEnum):
+    """A console video job (SPEC 11): in line, handed to a worker, running, then done or failed."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (VideoJobStatus.QUEUED, VideoJobStatus.STARTING, VideoJobStatus.RUNNING)
+
+
 class LedgerKind(StrEnum):
     """Why a balance changed. Each kind is a credit or a debit and names the row that caused it."""
 
@@ -270,6 +284,45 @@ class Hold(Base):
         if not self.status.can_become(status):
             raise IllegalTransition(f"hold {self.id}: {self.status} -> {status} is not allowed")
         self.status, self.settled_at = status, at
+
+
+class VideoJob(Base):
+    """A video generated on /console as a job: its hold sets the quoted maximum aside, the worker
+    runs it, and what it produced is captured (or all released when it fails). At most
+    VIDEO_JOBS_AT_ONCE of a person's jobs run at a time; the others wait in line, oldest first."""
+
+    __tablename__ = "video_jobs"
+    __table_args__ = (
+        UniqueConstraint("hold_id"),
+        CheckConstraint(_in("status", VideoJobStatus), name="status_known"),
+        CheckConstraint("outcome IN ('complete', 'short', 'fail')", name="outcome_known"),
+        CheckConstraint("seconds > 0 AND (seconds_produced IS NULL OR seconds_produced <= seconds)", name="seconds"),
+        Index("ix_video_jobs_user_id_created_at", "user_id", "created_at"),
+        # The line of each person, and the jobs a stalled worker left behind.
+        Index(
+            "ix_video_jobs_active",
+            "user_id",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'starting', 'running')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    hold_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("holds.id", ondelete="RESTRICT"))
+    quality: Mapped[str] = mapped_column(String(16))
+    seconds: Mapped[int]
+    outcome: Mapped[str] = mapped_column(String(16))  # what the simulation does: complete, short, fail
+    status: Mapped[VideoJobStatus] = mapped_column(
+        _stored(VideoJobStatus, 16), default=VideoJobStatus.QUEUED, server_default=text("'queued'")
+    )
+    seconds_produced: Mapped[int | None]
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    failure: Mapped[str | None] = mapped_column(String(32))  # why it failed: simulated, interrupted, expired
+
+    hold: Mapped[Hold] = relationship()
 
 
 class PaymentTransaction(Base):

@@ -3,6 +3,7 @@ workers defer them, each job a thin call into services, run by a real worker on 
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,10 +11,11 @@ import pytest
 from procrastinate.periodic import PeriodicDeferrer
 from sqlalchemy import text
 
-from ledger.jobs import job_queue
-from ledger.models import BillingAccount, Hold, PaymentTransaction
+from ledger.jobs import job_queue, video_handoff
+from ledger.models import BillingAccount, Hold, PaymentTransaction, VideoJob
 from ledger.services.audit import INTERNAL
 from ledger.services.holds import place_hold
+from ledger.services.video import start_video_job
 from tests.helpers import funded_user, pending_order
 
 pytestmark = pytest.mark.committed
@@ -75,3 +77,29 @@ def test_the_reconcile_job_run_by_a_worker_credits_a_paid_order(app, committed, 
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).balance == Decimal("26.0000")
         assert session.get(PaymentTransaction, order.id).status == "succeeded"
+
+
+def test_video_jobs_run_by_a_worker_settle_their_holds_and_start_the_next_in_line(app, committed):
+    user = funded_user(committed, "20.00")
+    handoff = video_handoff(app)
+    with committed.session() as session:
+        jobs = [
+            start_video_job(
+                session,
+                user_id=user.id,
+                raw_params={"quality": "720p", "seconds": "1"},
+                outcome=outcome,
+                run_id=str(uuid.uuid4()),
+                origin=INTERNAL,
+                handoff=handoff,
+            ).id
+            for outcome in ("complete", "fail", "short")
+        ]
+    assert [task for task, _status in jobs_in_queue(committed)] == ["ledger:run_video_job"] * 2  # 2 at a time
+    job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    with committed.session() as session:
+        done = {j.id: (j.status, j.seconds_produced) for j in session.query(VideoJob)}
+        assert [done[j] for j in jobs] == [("done", 1), ("failed", 0), ("done", 1)]
+        account = session.get(BillingAccount, user.id)
+        assert (account.balance, account.held) == (Decimal("18.4000"), Decimal("0.0000"))  # two seconds at 0.80
+    assert ("ledger:run_video_job", "succeeded") in jobs_in_queue(committed)

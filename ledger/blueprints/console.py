@@ -1,20 +1,38 @@
-"""`/console`: pick a model, see its price, run it; the run is charged through `charge_usage`."""
+"""`/console`: pick a model, see its price, run it; a run is charged through `charge_usage`, a
+video is a job (a hold for its quoted maximum, a line, a worker: services.video)."""
 
 from typing import Any
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import HiddenField
 
 from ledger.db import get_session
+from ledger.i18n import N_
+from ledger.jobs import video_handoff
 from ledger.money import format_amount, to_api
 from ledger.services.billing import get_balance, own_usage
 from ledger.services.pricing import MODELS, offers, quote, run_model
+from ledger.services.video import MODEL as VIDEO_MODEL
+from ledger.services.video import line_of, start_video_job
 from ledger.web.context import request_origin
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
+# What the video form offers to simulate (services.video.OUTCOMES).
+OUTCOME_LABELS = {
+    "complete": N_("Completes"),
+    "short": N_("Stops halfway (half is charged)"),
+    "fail": N_("Fails (nothing is charged)"),
+}
+
+
+class VideoForm(TextForm):
+    """Motion Video 1 as a job. Its parameters are read by the price catalogue, which knows them."""
+
+    request_id = HiddenField()  # a fresh id per page view: the same form submitted twice starts one job
+    outcome = HiddenField()  # what the simulation does: complete, short or fail
 
 
 class RunForm(TextForm):
@@ -36,7 +54,38 @@ def console() -> Any:
         selected=selected,
         result=own_usage(session, user_id=current_user.id, usage_id=request.args.get("result")),
         balance=get_balance(session, current_user.id),
+        line=line_of(session, current_user.id),
+        outcomes=OUTCOME_LABELS,
     )
+
+
+@bp.get("/console/jobs")
+@login_required
+def video_jobs() -> Any:
+    """The video jobs panel alone: what the page's script fetches to show their progress live."""
+    return render_template("console/_video_jobs.html", line=line_of(get_session(), current_user.id))
+
+
+@bp.post("/console/video")
+@login_required
+def start_video() -> Any:
+    form = VideoForm()
+    job = submit(
+        form,
+        lambda: start_video_job(
+            get_session(),
+            user_id=current_user.id,
+            raw_params=request.form,
+            outcome=form.outcome.data,
+            run_id=form.request_id.data,
+            origin=request_origin(),
+            handoff=video_handoff(current_app._get_current_object()),  # type: ignore[attr-defined]
+        ),
+    )
+    if job is None:
+        flash_errors(form, "insufficient" if form.error and form.error.code == "insufficient_balance" else "danger")
+        return redirect(url_for("console.console", model=VIDEO_MODEL, **_chosen(VIDEO_MODEL)))
+    return redirect(url_for("console.console", _anchor="jobs"))
 
 
 @bp.post("/console/run")

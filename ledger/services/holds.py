@@ -99,39 +99,39 @@ def place_hold(
         if ttl_seconds is None
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
-    now = now or datetime.now(UTC)
     with atomic(session):
-        account = lock_account(session, req.user_id, now)
-        previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
-        if previous is not None:
-            if previous.amount != req.amount or previous.model != req.model:
-                raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
-            return HoldAnswer(previous, account.balance, account.available, replayed=True)
-        charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
-        if session.scalar(charged) is not None:
-            raise RequestIdConflict(request_id=req.request_id)
-        if account.available < req.amount:
-            raise short_of(account, req, "hold.insufficient_balance", origin)
-        hold = Hold(
-            id=uuid.uuid4(),
-            user_id=req.user_id,
-            amount=req.amount,
-            status=HoldStatus.ACTIVE,
-            request_id=req.request_id,
-            model=req.model,
-            params=req.params,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
-        session.add(hold)
-        account.held += req.amount
-        details = {
-            **req.described(),
-            "hold_id": str(hold.id),
-            "ttl_seconds": ttl,
-            "available": to_api(account.available),
-        }
-        record_audit(session, "hold.placed", origin=origin, user_id=req.user_id, details=details)
+        return set_aside(session, req, ttl=ttl, origin=origin, now=now or datetime.now(UTC))
+
+
+def set_aside(session: Session, req: ChargeRequest, *, ttl: int, origin: Origin, now: datetime) -> HoldAnswer:
+    """`place_hold` inside the caller's unit of work, for a checked request (the console's video
+    jobs place a hold and queue the job in one transaction)."""
+    account = lock_account(session, req.user_id, now)
+    previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
+    if previous is not None:
+        if previous.amount != req.amount or previous.model != req.model:
+            raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
+        return HoldAnswer(previous, account.balance, account.available, replayed=True)
+    charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
+    if session.scalar(charged) is not None:
+        raise RequestIdConflict(request_id=req.request_id)
+    if account.available < req.amount:
+        raise short_of(account, req, "hold.insufficient_balance", origin)
+    hold = Hold(
+        id=uuid.uuid4(),
+        user_id=req.user_id,
+        amount=req.amount,
+        status=HoldStatus.ACTIVE,
+        request_id=req.request_id,
+        model=req.model,
+        params=req.params,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    session.add(hold)
+    account.held += req.amount
+    details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
+    record_audit(session, "hold.placed", origin=origin, user_id=req.user_id, details=details)
     return HoldAnswer(hold, account.balance, account.available)
 
 
@@ -145,40 +145,48 @@ def capture_hold(
     expired, or captured with another amount), InvalidRequest, CaptureExceedsHold.
     """
     value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
-    now = now or datetime.now(UTC)
     with atomic(session):
-        account, hold = _lock(session, hold_id, now)
-        if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
-            return _settled_answer(hold, replayed=True)
-        if hold.status is not HoldStatus.ACTIVE:
-            raise HoldSettled(hold_status=hold.status.value)
-        if value > hold.amount:
-            raise CaptureExceedsHold(field="amount", amount=value, held=hold.amount)
-        account.held -= hold.amount
-        charge = ChargeRequest(hold.user_id, value, hold.model, hold.request_id, hold.params)
-        released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
-        usage = write_usage(session, account, charge, origin, action="hold.captured", details=released)
-        hold.settle(HoldStatus.CAPTURED, now)
-        hold.captured_amount, hold.usage_log = value, usage
-        _note_settlement(hold, account)
+        return capture(session, hold_id, value, origin=origin, now=now or datetime.now(UTC))
+
+
+def capture(session: Session, hold_id: object, value: Decimal, *, origin: Origin, now: datetime) -> HoldAnswer:
+    """`capture_hold` inside the caller's unit of work, for a checked amount."""
+    account, hold = _lock(session, hold_id, now)
+    if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
+        return _settled_answer(hold, replayed=True)
+    if hold.status is not HoldStatus.ACTIVE:
+        raise HoldSettled(hold_status=hold.status.value)
+    if value > hold.amount:
+        raise CaptureExceedsHold(field="amount", amount=value, held=hold.amount)
+    account.held -= hold.amount
+    charge = ChargeRequest(hold.user_id, value, hold.model, hold.request_id, hold.params)
+    released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
+    usage = write_usage(session, account, charge, origin, action="hold.captured", details=released)
+    hold.settle(HoldStatus.CAPTURED, now)
+    hold.captured_amount, hold.usage_log = value, usage
+    _note_settlement(hold, account)
     return _settled_answer(hold)
 
 
 def release_hold(session: Session, *, hold_id: object, origin: Origin, now: datetime | None = None) -> HoldAnswer:
     """Settle an active hold by giving all of it back (the job failed). Again: the same answer,
     `replayed=True`. Raises HoldNotFound, HoldSettled (captured or expired)."""
-    now = now or datetime.now(UTC)
     with atomic(session):
-        account, hold = _lock(session, hold_id, now)
-        if hold.status is HoldStatus.RELEASED:
-            return _settled_answer(hold, replayed=True)
-        if hold.status is not HoldStatus.ACTIVE:
-            raise HoldSettled(hold_status=hold.status.value)
-        account.held -= hold.amount
-        hold.settle(HoldStatus.RELEASED, now)
-        _note_settlement(hold, account)
-        details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
-        record_audit(session, "hold.released", origin=origin, user_id=hold.user_id, details=details)
+        return release(session, hold_id, origin=origin, now=now or datetime.now(UTC))
+
+
+def release(session: Session, hold_id: object, *, origin: Origin, now: datetime) -> HoldAnswer:
+    """`release_hold` inside the caller's unit of work."""
+    account, hold = _lock(session, hold_id, now)
+    if hold.status is HoldStatus.RELEASED:
+        return _settled_answer(hold, replayed=True)
+    if hold.status is not HoldStatus.ACTIVE:
+        raise HoldSettled(hold_status=hold.status.value)
+    account.held -= hold.amount
+    hold.settle(HoldStatus.RELEASED, now)
+    _note_settlement(hold, account)
+    details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
+    record_audit(session, "hold.released", origin=origin, user_id=hold.user_id, details=details)
     return _settled_answer(hold)
 
 

@@ -88,3 +88,42 @@ def test_another_persons_result_is_not_shown(client, auth, app, session):
     auth.logout()
     auth.login(UserFactory())
     assert 'data-testid="run-result"' not in client.get(location).get_data(as_text=True)
+
+
+# --- video jobs -----------------------------------------------------------------------------------
+
+
+def video_form(auth, **fields):
+    return {
+        "csrf_token": auth.csrf_token("/console"),
+        "model": "motion-video-1",
+        "quality": "720p",
+        "seconds": "5",
+        "outcome": "complete",
+        "request_id": str(uuid.uuid4()),
+        **fields,
+    }
+
+
+def test_a_video_starts_as_a_job_and_the_console_shows_its_line(client, auth, session, monkeypatch):
+    handed = []
+    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: handed.append)
+    auth.login(UserFactory(balance="10.00"))
+    response = client.post("/console/video", data=video_form(auth))
+    assert (response.status_code, response.headers["Location"]) == (302, "/console#jobs")
+    page = client.get("/console").get_data(as_text=True)
+    assert 'data-testid="video-job" data-status="starting"' in page and "¥4.00" in page
+    assert '<meta http-equiv="refresh" content="5">' in page  # without JavaScript, a reload shows progress
+    panel = client.get("/console/jobs").get_data(as_text=True)
+    assert 'id="jobs"' in panel and "<html" not in panel  # the panel alone, for the page's script
+    assert 'data-active="true"' in panel and len(handed) == 1
+
+
+def test_a_video_the_balance_cannot_hold_says_so_with_a_link_to_top_up(client, auth, session, monkeypatch):
+    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job: None)
+    auth.login(UserFactory(balance="1.00"))
+    response = client.post("/console/video", data=video_form(auth), follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "可用余额（¥1.00）不足以支付这笔扣费。" in page and 'href="/recharge"' in page
+    assert "alert-warning" in page
+    assert session.scalar(select(func.count()).select_from(UsageLog)) == 0

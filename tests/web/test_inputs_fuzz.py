@@ -221,6 +221,14 @@ CASES = [
     ),
     Case("POST", "console.run", "user", "form", fields={"model": MODEL, "action": "quote", **PARAMS}, variant="quote"),
     Case("GET", "console.quote_api", "user", query={"model": MODEL, **PARAMS}),
+    Case("GET", "console.video_jobs", "user"),
+    Case(
+        "POST",
+        "console.start_video",
+        "user",
+        "form",
+        fields={"quality": "720p", "seconds": "2", "outcome": "complete", "request_id": RUN_ID},
+    ),
     Case("GET", "payments.recharge", "user"),
     Case("POST", "payments.start", "user", "form", fields={"custom_amount": "", "amount": "50"}),
     Case("GET", "payments.order", "user", path={"transaction_id": order_id}),
@@ -741,6 +749,8 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     monkeypatch.setattr(profile, "generate_password_hash", fast_hash, raising=False)
     monkeypatch.setattr(accounts, "_DUMMY_HASH", fast_hash("not-a-real-password"), raising=False)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", FakeGateway())
+    # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
+    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job_id: None)
 
     user = UserFactory(balance="10.00", password_hash=fast_hash(PASSWORD))
     other = UserFactory(password_hash=fast_hash(PASSWORD))
