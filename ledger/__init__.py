@@ -1,5 +1,5 @@
 """Ledger: a prepaid balance for a SaaS. `create_app()` wires config, extensions, web support,
-blueprints and commands. Nothing else."""
+blueprints and commands. Nothing else (the task queue, ledger.jobs, is made on first use)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ledger.config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None, database: db.Database | None = None) -> Flask:
-    from ledger import cli, jobs
+    from ledger import cli
     from ledger.blueprints import register_blueprints
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.services.xorpay import XorPayClient
@@ -35,7 +35,6 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     for web_support in (errors, auth, i18n, parsing, templating, security):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
-    jobs.init_app(app)
     cli.register_commands(app)
     if settings.is_production and settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
         app.logger.warning("RATELIMIT_STORAGE_URI is memory://: with several processes each counts alone; use Redis")

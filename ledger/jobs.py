@@ -74,14 +74,30 @@ def conninfo(database_url: str) -> str:
 
 
 class JobQueue:
-    """The app's procrastinate App. Deferring opens it on first use in each process (after a
-    fork, say) and keeps it open; a worker opens it (asynchronously) and closes it itself."""
+    """The process's procrastinate App: procrastinate binds tasks to one App, so there is one per
+    process, on one database (every Flask app of the process shares it; tests make several).
+    Deferring opens it on first use in each process (after a fork, say) and keeps it open; a
+    worker opens it (asynchronously) and closes it itself."""
 
-    def __init__(self, database_url: str) -> None:
-        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
+    _process: JobQueue | None = None
+    _guard = threading.Lock()
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
         self.app.add_tasks_from(tasks, namespace=NAMESPACE)
         self._opened = self._working = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def of_process(cls, database_url: str) -> JobQueue:
+        with cls._guard:
+            info = conninfo(database_url)
+            if cls._process is None:
+                cls._process = cls(info)
+            elif cls._process.conninfo != info:
+                raise RuntimeError("one task-queue database per process: this one already uses another")
+            return cls._process
 
     def defer(self, task: str, *, queueing_lock: str | None = None, **kwargs: Any) -> int | None:
         """Queue a job of `task` (its name in this module); returns the job's id, or None when a
@@ -113,9 +129,9 @@ class JobQueue:
                 self._opened = False
 
 
-def init_app(app: Flask) -> None:
-    app.extensions["ledger.jobs"] = JobQueue(get_database(app).engine.url.render_as_string(hide_password=False))
-
-
 def job_queue(app: Flask) -> JobQueue:
+    """The task queue of `app`'s database (made on first use: an app that defers nothing needs none)."""
+    if "ledger.jobs" not in app.extensions:
+        url = get_database(app).engine.url.render_as_string(hide_password=False)
+        app.extensions["ledger.jobs"] = JobQueue.of_process(url)
     return app.extensions["ledger.jobs"]

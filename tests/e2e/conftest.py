@@ -7,12 +7,16 @@ to test-artifacts/ for people to look at.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
@@ -61,3 +65,19 @@ def page(request, browser, live_server, committed) -> Iterator[Page]:
     tab = Page(context.new_page(), live_server.url, f"{request.node.originalname}-{label}")
     yield tab
     context.close()
+
+
+@pytest.fixture
+def job_worker(database_url: str) -> Iterator[None]:
+    """A job worker process beside the live server, on the same database, as `make run` has one."""
+    env = {**os.environ, "DATABASE_URL": database_url, "LEDGER_ENV": "testing"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield
+    worker.terminate()  # finishes its running jobs, then exits
+    worker.wait(timeout=30)

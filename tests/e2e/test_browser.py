@@ -170,3 +170,32 @@ def test_every_page_works_under_the_content_security_policy(page, committed):
         p.wait_for_load_state("networkidle")
         tab.shot(path.strip("/").split("?")[0].replace("/", "-") or "dashboard")
     assert tab.console_errors == []
+
+
+def test_a_video_job_queues_runs_and_settles_live_on_the_console(page, committed, job_worker):
+    tab, p = page, page.page
+    email = f"video-{page.name[-6:]}@example.com"
+    tab.register(email)
+    with committed.session() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", origin=SYSTEM)
+
+    tab.goto("/console")
+    card = p.locator("[data-testid=model-motion-video-1]")
+    card.locator("input[name=seconds]").fill("4")
+    expect(card.locator("[data-price]")).to_have_text("¥3.20")  # the most it can cost: 4 s at 0.80
+    card.locator("select[name=outcome]").select_option("short")
+    card.locator("button[value=run]").click()
+    p.wait_for_url(re.compile(r"/console#jobs$"))
+    job = p.locator("[data-testid=video-job]").first
+    # The panel follows the job by itself: starting or rendering, then done with what it cost.
+    expect(job).to_have_attribute("data-status", "done", timeout=15_000)
+    expect(job.locator("[data-testid=captured]")).to_have_text(re.compile(r"¥1\.60$"))  # 2 s produced
+    expect(job.locator("[data-testid=released]")).to_have_text(re.compile(r"¥1\.60$"))
+    expect(p.locator("[data-testid=header-balance]")).to_have_text("¥8.40")
+    tab.shot("video-done")
+
+    tab.goto("/")
+    assert p.inner_text("[data-testid=balance]").strip() == "¥8.40"
+    assert p.locator("[data-testid=on-hold]").count() == 0  # nothing left on hold
+    assert tab.console_errors == []
