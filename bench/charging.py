@@ -32,7 +32,8 @@ from ledger.db import Database, make_engine
 from ledger.models import BillingAccount
 from ledger.services.accounts import register_user
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import adjust_balance, charge_usage
+from ledger.services.billing import adjust_balance
+from ledger.services.charges import charge_usage
 from ledger.services.integrity import find_breaches
 
 KEY = "bench-internal-key"

@@ -12,7 +12,8 @@ from ledger.errors import InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerEntry, UsageLog
 from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import charge_usage, credit
+from ledger.services.billing import credit
+from ledger.services.charges import charge_usage
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
 

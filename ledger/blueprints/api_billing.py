@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.money import to_api
-from ledger.services.billing import charge_usage
+from ledger.services.charges import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
 from ledger.web.auth import internal_only

@@ -1,5 +1,6 @@
-"""The ledger core: every balance change goes through `_post` (via `charge_usage` or `credit`),
-and the ledger history a person reads.
+"""The ledger core: accounts, credits, holds' bookkeeping of `held`, and the ledger history a person
+reads. The hot single charge is services.charges (Core statements); every other balance change
+goes through `_post`.
 
 A balance change locks the billing account row (`SELECT ... FOR UPDATE`), moves the balance, and
 appends the ledger entry, its source row and an audit row in one transaction (SPEC 4.5).
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic, in_unit_of_work, lock
-from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
+from ledger.errors import InsufficientBalance, InvalidRequest, UserNotFound
 from ledger.models import BillingAccount, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
@@ -26,15 +27,6 @@ from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
 PARAMS_MAX_BYTES = 16 * 1024
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The outcome of `charge_usage`: the usage log, and whether it was charged before."""
-
-    usage: UsageLog
-    balance: Decimal
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -123,49 +115,19 @@ def _post(
     return entry
 
 
-def charge_usage(
-    session: Session,
-    *,
-    user_id: object,
-    amount: object,
-    model: object,
-    request_id: object,
-    params: object = None,
-    origin: Origin,
-) -> Charge:
-    """Charge a user for one use of a paid feature, at most once per (user, request_id).
-
-    Takes the raw input (ChargeRequest.parse checks it). One transaction: locks the billing
-    account; if request_id was charged before, returns that charge (`replayed=True`) or raises
-    RequestIdConflict when amount or model differ (or a hold has that request id); if the available
-    amount (balance - held) is short, raises InsufficientBalance and keeps only its audit row; else
-    lowers the balance and writes the usage log, its ledger entry and an audit row. Raises
-    InvalidRequest, UserNotFound.
-    """
-    req = ChargeRequest.parse(user_id, amount, model, request_id, params)
-    with atomic(session):
-        account = lock_account(session, req.user_id)
-        previous = session.scalars(
-            select(UsageLog).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
-        ).one_or_none()
-        if request_id_taken_by_hold(session, req.user_id, req.request_id):
-            raise RequestIdConflict(request_id=req.request_id)
-        if previous is not None:
-            if previous.amount != req.amount or previous.model != req.model:
-                raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
-            # A replay answers exactly what the first call answered.
-            return Charge(usage=previous, balance=previous.balance_after, replayed=True)
-        if account.available < req.amount:
-            raise short_of(account, req, "usage.insufficient_balance", origin)
-        usage = write_usage(session, account, req, origin)
-    return Charge(usage=usage, balance=usage.balance_after, replayed=False)
-
-
 def short_of(account: BillingAccount, req: ChargeRequest, action: str, origin: Origin) -> InsufficientBalance:
-    """The refusal of a charge or hold that the available amount cannot cover, with its audit row."""
-    details = {**req.described(), "balance": to_api(account.balance), "available": to_api(account.available)}
-    refused = InsufficientBalance(account.balance, account.available)
-    return refusal(refused, action, origin=origin, user_id=account.user_id, details=details)
+    """The refusal of a charge or hold that the locked account's available amount cannot cover."""
+    return insufficient(req, account.balance, account.available, action, origin)
+
+
+def insufficient(
+    req: ChargeRequest, balance: Decimal, available: Decimal, action: str, origin: Origin
+) -> InsufficientBalance:
+    """The refusal of a charge or hold short of the available amount, with its audit row (kept
+    when the transaction is rolled back, by db.atomic)."""
+    details = {**req.described(), "balance": to_api(balance), "available": to_api(available)}
+    refused = InsufficientBalance(balance, available)
+    return refusal(refused, action, origin=origin, user_id=req.user_id, details=details)
 
 
 def write_usage(

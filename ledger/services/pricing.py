@@ -19,7 +19,7 @@ from ledger.errors import InvalidRequest, UnknownModel
 from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
-from ledger.services.billing import Charge, charge_usage
+from ledger.services.charges import Charge, charge_usage
 
 
 @dataclass(frozen=True)

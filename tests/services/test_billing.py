@@ -10,7 +10,8 @@ from ledger.db import atomic
 from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.models import AuditLog, LedgerEntry, UsageLog, User
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import charge_usage, credit
+from ledger.services.billing import credit
+from ledger.services.charges import charge_usage
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from ledger.errors import InsufficientBalance
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.billing import charge_usage
+from ledger.services.charges import charge_usage
 from ledger.services.integrity import find_breaches
 from tests.helpers import funded_user, run_together
 

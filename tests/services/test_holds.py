@@ -16,7 +16,7 @@ from ledger.errors import (
 )
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.billing import charge_usage
+from ledger.services.charges import charge_usage
 from ledger.services.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
 from ledger.services.integrity import find_breaches, find_warnings
 from tests.factories import UserFactory

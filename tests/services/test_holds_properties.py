@@ -14,7 +14,8 @@ from ledger.db import atomic
 from ledger.errors import CaptureExceedsHold, HoldSettled, InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerKind
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import charge_usage, credit
+from ledger.services.billing import credit
+from ledger.services.charges import charge_usage
 from ledger.services.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
