@@ -60,8 +60,9 @@ class ChargeRequest:
 def lock_account(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> BillingAccount:
     """Lock the user's billing account row for the rest of the transaction; raise UserNotFound.
 
-    The account's holds past their expiry are expired first (SPEC 11: a hold is expired from that
-    instant, everywhere), so that `held` and the available amount never count them.
+    The account's holds past their expiry (at `now`, else the clock once the lock is ours) are
+    expired first (SPEC 11: a hold is expired from that instant, everywhere), so that `held` and
+    the available amount never count them.
     """
     account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
     if account is None:
@@ -87,7 +88,7 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
     )
     for hold in due:
         account.held -= hold.amount
-        hold.settle(HoldStatus.EXPIRED, now)
+        hold.settle(HoldStatus.EXPIRED, hold.expires_at)  # expired at that instant, whoever writes it
         hold.settled_balance, hold.settled_available = account.balance, account.available
         record_audit(
             session,

@@ -3,8 +3,9 @@
 Still one `SELECT ... FOR UPDATE` transaction in Python, but in SQLAlchemy Core, two statements and
 a commit: the first locks the billing account and, in the same round trip, finds a replay of the
 request id (a usage log) or a hold that took it; the second writes the usage log, the balance,
-the ledger entry and the audit row together (data-modifying CTEs, one round trip). The ORM models
-stay the schema's description; nothing here is flushed by a unit of work.
+the ledger entry and the audit row together (data-modifying CTEs, one round trip). Both are built
+once, with bound parameters, and run on the session's connection. The ORM models stay the
+schema's description; nothing here is flushed by a unit of work.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -63,17 +64,15 @@ def charge_usage(
     InvalidRequest, UserNotFound.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
+    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
     with atomic(session):
-        found = session.execute(_lock_and_look(req)).one_or_none()
+        connection = session.connection()
+        found = connection.execute(LOCK_AND_LOOK, asked).one_or_none()
         if found is None:
             raise UserNotFound()
         balance, held = found.balance, found.held
         if held:  # rare: the account has holds, some may be past due (billing.lock_account)
-            account = lock(session, BillingAccount, BillingAccount.user_id == req.user_id)
-            assert account is not None
-            expire_due_holds(session, account, datetime.now(UTC))
-            session.flush()
-            balance, held = account.balance, account.held
+            balance, held = _expire_due_holds(session, req.user_id)
         if found.hold_taken:
             raise RequestIdConflict(request_id=req.request_id)
         if found.usage_id is not None:
@@ -81,42 +80,21 @@ def charge_usage(
         if balance - held < req.amount:
             raise insufficient(req, balance, balance - held, "usage.insufficient_balance", origin)
         usage = _usage_of(req, balance - req.amount)
-        usage.created_at = session.execute(_write(usage, origin)).scalar()
+        usage.created_at = connection.execute(WRITE, _write_parameters(usage, origin)).scalar()
         if usage.created_at is None:  # taken while we waited for the lock: look again (a new snapshot)
-            again = session.execute(_lock_and_look(req)).one()
+            again = connection.execute(LOCK_AND_LOOK, asked).one()
             if again.hold_taken:
                 raise RequestIdConflict(request_id=req.request_id)
             return _replay(req, again)
     return Charge(usage=usage, balance=usage.balance_after, replayed=False)
 
 
-def _lock_and_look(req: ChargeRequest) -> Any:
-    """The account locked, with the usage log of this request id if any, and whether a hold has it.
-
-    Under READ COMMITTED the locked row is read as the last lock holder left it, but the joined
-    rows as the statement's snapshot saw them: a usage log or hold committed by the transaction we
-    waited for is not seen here. The write (`_write`) guards against that in a statement of its own.
-    """
-    return (
-        select(
-            ACCOUNTS.c.balance,
-            ACCOUNTS.c.held,
-            USAGE.c.id.label("usage_id"),
-            USAGE.c.amount,
-            USAGE.c.model,
-            USAGE.c.params,
-            USAGE.c.balance_after,
-            USAGE.c.created_at,
-            exists()
-            .where(HOLDS.c.user_id == ACCOUNTS.c.user_id, HOLDS.c.request_id == req.request_id)
-            .label("hold_taken"),
-        )
-        .select_from(
-            ACCOUNTS.outerjoin(USAGE, and_(USAGE.c.user_id == ACCOUNTS.c.user_id, USAGE.c.request_id == req.request_id))
-        )
-        .where(ACCOUNTS.c.user_id == req.user_id)
-        .with_for_update(of=ACCOUNTS)
-    )
+def _expire_due_holds(session: Session, user_id: uuid.UUID) -> tuple[Decimal, Decimal]:
+    account = lock(session, BillingAccount, BillingAccount.user_id == user_id)  # already ours: no wait
+    assert account is not None
+    expire_due_holds(session, account, datetime.now(UTC))
+    session.flush()
+    return account.balance, account.held
 
 
 def _replay(req: ChargeRequest, found: Row[Any]) -> Charge:
@@ -149,72 +127,105 @@ def _usage_of(req: ChargeRequest, balance_after: Decimal) -> UsageLog:
     )
 
 
-def _write(usage: UsageLog, origin: Origin) -> Any:
+def _write_parameters(usage: UsageLog, origin: Origin) -> dict[str, Any]:
+    return {
+        "p_usage_id": usage.id,
+        "p_user_id": usage.user_id,
+        "p_amount": usage.amount,
+        "p_debit": -usage.amount,
+        "p_model": usage.model,
+        "p_params": usage.params,
+        "p_request_id": usage.request_id,
+        "p_balance_after": usage.balance_after,
+        "p_actor": origin.actor.value,
+        "p_ip": origin.ip,
+        "p_user_agent": (origin.user_agent or "")[:512] or None,
+        "p_details": {
+            "amount": to_api(usage.amount),
+            "model": usage.model,
+            "request_id": usage.request_id,
+            "usage_id": str(usage.id),
+            "balance_after": to_api(usage.balance_after),
+        },
+    }
+
+
+# --- the two statements, built once ---------------------------------------------------------------
+
+
+def _param(name: str, column: Any) -> Any:
+    """A bound parameter typed like `column`. Its key never names a column: SQLAlchemy would take an
+    execution parameter named like a column of an INSERT or UPDATE as a value for it."""
+    return bindparam(f"p_{name}", type_=column.type)
+
+
+def _lock_and_look() -> Any:
+    """The account locked, with the usage log of this request id if any, and whether a hold has it.
+
+    Under READ COMMITTED the locked row is read as the last lock holder left it, but the joined
+    rows as the statement's snapshot saw them: a usage log or hold committed by the transaction we
+    waited for is not seen here. The write guards against that in a statement of its own.
+    """
+    user_id, request_id = _param("user_id", ACCOUNTS.c.user_id), _param("request_id", USAGE.c.request_id)
+    taken = exists().where(HOLDS.c.user_id == ACCOUNTS.c.user_id, HOLDS.c.request_id == request_id)
+    joined = ACCOUNTS.outerjoin(USAGE, and_(USAGE.c.user_id == ACCOUNTS.c.user_id, USAGE.c.request_id == request_id))
+    return (
+        select(
+            ACCOUNTS.c.balance,
+            ACCOUNTS.c.held,
+            USAGE.c.id.label("usage_id"),
+            USAGE.c.amount,
+            USAGE.c.model,
+            USAGE.c.params,
+            USAGE.c.balance_after,
+            USAGE.c.created_at,
+            taken.label("hold_taken"),
+        )
+        .select_from(joined)
+        .where(ACCOUNTS.c.user_id == user_id)
+        .with_for_update(of=ACCOUNTS)
+    )
+
+
+def _write() -> Any:
     """One statement for the whole charge: the usage log, the balance, its ledger entry and the
     audit row. Returns the usage log's created_at, or nothing when the request id turned out to be
     taken (a charge or a hold committed while we waited for the lock): then nothing is written.
     Being a statement of its own, it sees everything committed before the lock was ours."""
-    taken_by_hold = exists().where(HOLDS.c.user_id == usage.user_id, HOLDS.c.request_id == usage.request_id)
-    values = {
-        "id": usage.id,
-        "user_id": usage.user_id,
-        "amount": usage.amount,
-        "model": usage.model,
-        "params": usage.params,
-        "request_id": usage.request_id,
-        "balance_after": usage.balance_after,
-    }
+    p = {c.name: _param(c.name, c) for c in USAGE.c if c.name not in ("id", "created_at")}
+    usage_id, user_id = _param("usage_id", USAGE.c.id), p["user_id"]
+    taken_by_hold = exists().where(HOLDS.c.user_id == user_id, HOLDS.c.request_id == p["request_id"])
     written = (
         pg_insert(USAGE)
-        .from_select(
-            list(values), select(*(literal(v, USAGE.c[k].type) for k, v in values.items())).where(~taken_by_hold)
-        )
+        .from_select(["id", *p], select(usage_id, *p.values()).where(~taken_by_hold))
         .on_conflict_do_nothing(index_elements=[USAGE.c.user_id, USAGE.c.request_id])
         .returning(USAGE.c.id, USAGE.c.created_at)
         .cte("usage")
     )
+    did_write = exists(select(written.c.id))
     account = (
         update(ACCOUNTS)
-        .where(ACCOUNTS.c.user_id == usage.user_id, exists(select(written.c.id)))
-        .values(balance=usage.balance_after, updated_at=func.now())
+        .where(ACCOUNTS.c.user_id == user_id, did_write)
+        .values(balance=p["balance_after"], updated_at=func.now())
         .returning(ACCOUNTS.c.user_id)
         .cte("account")
     )
+    kind = bindparam("p_kind", LedgerKind.USAGE.value, type_=ENTRIES.c.kind.type)
+    entry_columns = ["user_id", "amount", "balance_after", "kind", "usage_log_id"]
+    debit = _param("debit", ENTRIES.c.amount)
     entry = (
         insert(ENTRIES)
-        .from_select(
-            ["user_id", "amount", "balance_after", "kind", "usage_log_id"],
-            select(
-                literal(usage.user_id, ENTRIES.c.user_id.type),
-                literal(-usage.amount, ENTRIES.c.amount.type),
-                literal(usage.balance_after, ENTRIES.c.balance_after.type),
-                literal(LedgerKind.USAGE.value, ENTRIES.c.kind.type),
-                written.c.id,
-            ),
-        )
+        .from_select(entry_columns, select(user_id, debit, p["balance_after"], kind, written.c.id))
         .returning(ENTRIES.c.id)
         .cte("entry")
     )
-    details = {
-        "amount": to_api(usage.amount),
-        "model": usage.model,
-        "request_id": usage.request_id,
-        "usage_id": str(usage.id),
-        "balance_after": to_api(usage.balance_after),
-    }
-    audit_values = {
-        "user_id": usage.user_id,
-        "actor": origin.actor.value,
-        "action": "usage.charged",
-        "ip": origin.ip,
-        "user_agent": (origin.user_agent or "")[:512] or None,
-        "details": details,
-    }
+    action = bindparam("p_action", "usage.charged", type_=AUDIT.c.action.type)
+    audit_values = [user_id, _param("actor", AUDIT.c.actor), action]
+    audit_values += [_param(name, AUDIT.c[name]) for name in ("ip", "user_agent", "details")]
     audit = (
         insert(AUDIT)
         .from_select(
-            list(audit_values),
-            _row(AUDIT, audit_values).where(exists(select(written.c.id))),
+            ["user_id", "actor", "action", "ip", "user_agent", "details"], select(*audit_values).where(did_write)
         )
         .returning(AUDIT.c.id)
         .cte("audit")
@@ -222,6 +233,5 @@ def _write(usage: UsageLog, origin: Origin) -> Any:
     return select(written.c.created_at).add_cte(account, entry, audit)
 
 
-def _row(table: Any, values: dict[str, Any]) -> Any:
-    """SELECT of `values` as typed literals (bound parameters), for an INSERT ... SELECT."""
-    return select(*(literal(value, table.c[name].type) for name, value in values.items()))
+LOCK_AND_LOOK = _lock_and_look()
+WRITE = _write()

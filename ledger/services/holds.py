@@ -100,13 +100,17 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        return set_aside(session, req, ttl=ttl, origin=origin, now=now or datetime.now(UTC))
+        return set_aside(session, req, ttl=ttl, origin=origin, now=now)
 
 
-def set_aside(session: Session, req: ChargeRequest, *, ttl: int, origin: Origin, now: datetime) -> HoldAnswer:
+def set_aside(
+    session: Session, req: ChargeRequest, *, ttl: int, origin: Origin, now: datetime | None = None
+) -> HoldAnswer:
     """`place_hold` inside the caller's unit of work, for a checked request (the console's video
-    jobs place a hold and queue the job in one transaction)."""
+    jobs place a hold and queue the job in one transaction). The clock is read once the account is
+    locked (`now` replaces it in tests), as in every hold operation."""
     account = lock_account(session, req.user_id, now)
+    now = now or datetime.now(UTC)
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
     if previous is not None:
         if previous.amount != req.amount or previous.model != req.model:
@@ -146,12 +150,14 @@ def capture_hold(
     """
     value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
     with atomic(session):
-        return capture(session, hold_id, value, origin=origin, now=now or datetime.now(UTC))
+        return capture(session, hold_id, value, origin=origin, now=now)
 
 
-def capture(session: Session, hold_id: object, value: Decimal, *, origin: Origin, now: datetime) -> HoldAnswer:
+def capture(
+    session: Session, hold_id: object, value: Decimal, *, origin: Origin, now: datetime | None = None
+) -> HoldAnswer:
     """`capture_hold` inside the caller's unit of work, for a checked amount."""
-    account, hold = _lock(session, hold_id, now)
+    account, hold, now = _lock(session, hold_id, now)
     if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
         return _settled_answer(hold, replayed=True)
     if hold.status is not HoldStatus.ACTIVE:
@@ -172,12 +178,12 @@ def release_hold(session: Session, *, hold_id: object, origin: Origin, now: date
     """Settle an active hold by giving all of it back (the job failed). Again: the same answer,
     `replayed=True`. Raises HoldNotFound, HoldSettled (captured or expired)."""
     with atomic(session):
-        return release(session, hold_id, origin=origin, now=now or datetime.now(UTC))
+        return release(session, hold_id, origin=origin, now=now)
 
 
-def release(session: Session, hold_id: object, *, origin: Origin, now: datetime) -> HoldAnswer:
+def release(session: Session, hold_id: object, *, origin: Origin, now: datetime | None = None) -> HoldAnswer:
     """`release_hold` inside the caller's unit of work."""
-    account, hold = _lock(session, hold_id, now)
+    account, hold, now = _lock(session, hold_id, now)
     if hold.status is HoldStatus.RELEASED:
         return _settled_answer(hold, replayed=True)
     if hold.status is not HoldStatus.ACTIVE:
@@ -219,8 +225,10 @@ def view_hold(session: Session, *, hold_id: object, now: datetime | None = None)
     return HoldView.of(hold, now or datetime.now(UTC))
 
 
-def _lock(session: Session, hold_id: object, now: datetime) -> tuple[BillingAccount, Hold]:
-    """The hold's account, then the hold, locked in that order (the order every hold change takes)."""
+def _lock(session: Session, hold_id: object, now: datetime | None) -> tuple[BillingAccount, Hold, datetime]:
+    """The hold's account, then the hold, locked in that order (the order every hold change takes),
+    and the time of the operation: read once the locks are ours, so that a capture that waited for
+    the account cannot settle a hold that expired meanwhile."""
     wanted = validation.uuid_of(hold_id, "hold_id", error=HoldNotFound())
     user_id = session.scalar(select(Hold.user_id).where(Hold.id == wanted))
     if user_id is None:
@@ -228,7 +236,7 @@ def _lock(session: Session, hold_id: object, now: datetime) -> tuple[BillingAcco
     account = lock_account(session, user_id, now)
     hold = lock(session, Hold, Hold.id == wanted)
     assert hold is not None  # holds are never deleted
-    return account, hold
+    return account, hold, now or datetime.now(UTC)
 
 
 def _note_settlement(hold: Hold, account: BillingAccount) -> None:

@@ -11,6 +11,7 @@ A job whose worker died is reaped once its hold has expired (`reap_stalled`); no
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ AT_ONCE = 2  # a person's jobs running at the same time; the others wait in line
 HOLD_TTL = 15 * 60  # seconds: far longer than a job runs; a dead worker's hold expires after it
 WORK_PER_VIDEO_SECOND = 0.2  # seconds of (simulated) work per second of video: a 5 s video takes 1 s
 RESTART_AFTER = timedelta(minutes=2)  # a job handed over that long ago and not started is handed over again
+RENDER_MARGIN = timedelta(minutes=1)  # a job starts only if its hold outlasts the render by this much
 OUTCOMES = ("complete", "short", "fail")  # the simulation: all the seconds, half of them, or a failure
 RECENT = 10
 
@@ -72,7 +74,6 @@ def start_video_job(
     if outcome not in OUTCOMES:
         raise InvalidRequest(N_("Choose one of: %(choices)s."), field="outcome", choices=", ".join(OUTCOMES))
     priced = quote(MODEL, raw_params)
-    now = now or datetime.now(UTC)
     request = ChargeRequest(user_id, priced.amount, MODEL, f"console:{run}", dict(priced.params))
     with atomic(session):
         held = set_aside(session, request, ttl=HOLD_TTL, origin=origin, now=now)
@@ -86,7 +87,7 @@ def start_video_job(
                 seconds=int(priced.params["seconds"]),
                 outcome=str(outcome),
                 status=VideoJobStatus.QUEUED,
-                created_at=now,
+                created_at=held.hold.created_at,
             )
             session.add(job)
     dispatch(session, user_id, handoff=handoff)
@@ -136,7 +137,13 @@ def run_video_job(
         job = lock(session, VideoJob, VideoJob.id == wanted)
         if job is None or job.status is not VideoJobStatus.STARTING:
             return job
-        job.status, job.started_at = VideoJobStatus.RUNNING, datetime.now(UTC)
+        if not _outlasts_the_render(job):  # it waited in line too long: its money goes back, unrendered
+            _give_back(session, job, origin)
+        else:
+            job.status, job.started_at = VideoJobStatus.RUNNING, datetime.now(UTC)
+    if job.status is not VideoJobStatus.RUNNING:
+        dispatch(session, job.user_id, handoff=handoff)
+        return job
     pause(job.seconds * WORK_PER_VIDEO_SECOND)  # no transaction is open while the video "renders"
     produced = {"complete": job.seconds, "short": max(1, job.seconds // 2), "fail": 0}[job.outcome]
     with atomic(session):
@@ -148,20 +155,32 @@ def run_video_job(
     return job
 
 
+def _outlasts_the_render(job: VideoJob) -> bool:
+    """Will the job's hold still be active when the render is done (with a minute to spare)? Then
+    a running job's hold expires only if its worker died, and the reaper can tell."""
+    render = timedelta(seconds=job.seconds * WORK_PER_VIDEO_SECOND) + RENDER_MARGIN
+    return job.hold.status is HoldStatus.ACTIVE and job.hold.expires_at > datetime.now(UTC) + render
+
+
+def _give_back(session: Session, job: VideoJob, origin: Origin) -> None:
+    """Fail a job that will not run (its hold is expiring or gone): whatever is still held returns."""
+    with contextlib.suppress(HoldSettled):  # already expired: the money is back already
+        release(session, job.hold_id, origin=origin)
+    job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, "expired", datetime.now(UTC)
+
+
 def _settle(session: Session, job: VideoJob, produced: int, origin: Origin) -> None:
-    now = datetime.now(UTC)
     try:
         if produced:
-            cost = price_of(job, produced).amount
-            capture(session, job.hold_id, cost, origin=origin, now=now)
+            capture(session, job.hold_id, price_of(job, produced).amount, origin=origin)
         else:
-            release(session, job.hold_id, origin=origin, now=now)
-    except HoldSettled:  # its hold expired first (a worker far too slow): nothing is charged
+            release(session, job.hold_id, origin=origin)
+    except HoldSettled:  # its hold expired first (the worker hung past the margin): nothing is charged
         job.status, job.failure = VideoJobStatus.FAILED, "expired"
     else:
         job.status = VideoJobStatus.DONE if produced else VideoJobStatus.FAILED
         job.seconds_produced, job.failure = produced, None if produced else "simulated"
-    job.finished_at = now
+    job.finished_at = datetime.now(UTC)
 
 
 def price_of(job: VideoJob, seconds: int) -> Quote:
@@ -170,9 +189,10 @@ def price_of(job: VideoJob, seconds: int) -> Quote:
 
 
 def reap_stalled(session: Session, *, handoff: Handoff, now: datetime | None = None) -> int:
-    """For the periodic job: jobs whose worker died (their hold is no longer active: it expired)
-    fail as interrupted; jobs handed over but never started are handed over again; then each
-    person concerned gets their next jobs started. Returns how many jobs it reaped."""
+    """For the periodic job: jobs whose hold is gone (expired: the worker died while it ran, or the
+    job waited in line longer than its hold lasts) fail, interrupted or expired; jobs handed over
+    but never started are handed over again; then each person concerned gets their next jobs
+    started. Returns how many jobs it failed."""
     now = now or datetime.now(UTC)
     with atomic(session):
         stalled = list(
@@ -180,14 +200,15 @@ def reap_stalled(session: Session, *, handoff: Handoff, now: datetime | None = N
                 select(VideoJob)
                 .join(Hold, Hold.id == VideoJob.hold_id)
                 .where(
-                    VideoJob.status.in_([VideoJobStatus.STARTING, VideoJobStatus.RUNNING]),
+                    VideoJob.status.in_([VideoJobStatus.QUEUED, VideoJobStatus.STARTING, VideoJobStatus.RUNNING]),
                     (Hold.status != HoldStatus.ACTIVE) | (Hold.expires_at <= now),
                 )
                 .with_for_update(of=VideoJob, skip_locked=True)
             )
         )
         for job in stalled:
-            job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, "interrupted", now
+            failure = "interrupted" if job.status is VideoJobStatus.RUNNING else "expired"
+            job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, failure, now
         forgotten = list(
             session.scalars(
                 select(VideoJob.id).where(

@@ -208,6 +208,8 @@ def test_the_expiry_job_expires_every_past_due_hold_once(session):
     assert [w.subject.split()[0] for w in find_warnings(session)] == ["hold", "hold", "hold"]
     assert expire_holds(session) == 3
     assert expire_holds(session) == 0
+    written = session.scalars(select(Hold).where(Hold.status == "expired")).all()
+    assert all(h.settled_at == h.expires_at for h in written)  # expired at that instant, not when written
     assert [account(session, u)[1] for u in users] == [Decimal("1.0000"), Decimal("0.0000"), Decimal("0.0000")]
     assert actions(session).count("hold.expired") == 3
     assert list(find_breaches(session)) == [] and list(find_warnings(session)) == []

@@ -1,5 +1,8 @@
 """Holds under contention: real threads, one connection each, committed rows (SPEC 11, invariants 7-8)."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,7 +12,7 @@ from ledger.errors import HoldSettled, InsufficientBalance
 from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
 from ledger.services.audit import INTERNAL
 from ledger.services.charges import charge_usage
-from ledger.services.holds import capture_hold, place_hold, release_hold
+from ledger.services.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
 from ledger.services.integrity import find_breaches
 from tests.helpers import funded_user, run_together
 
@@ -87,3 +90,36 @@ def test_holds_and_deducts_racing_for_one_balance_spend_it_exactly(committed):
         account = session.get(BillingAccount, user.id)
         assert account.balance - account.held == Decimal("0.0000")
         assert list(find_breaches(session)) == []
+
+
+def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(committed, engine):
+    user = funded_user(committed, "10.00")
+    with committed.session() as session:
+        soon = datetime.now(UTC) - timedelta(seconds=59)  # a 60 s hold: due in one second
+        hold_id = place_hold(
+            session,
+            user_id=user.id,
+            amount="5.00",
+            model="m",
+            request_id="job",
+            ttl_seconds=60,
+            origin=INTERNAL,
+            now=soon,
+        ).hold.id
+    with engine.connect() as blocker:  # another transaction keeps the account a little longer
+        blocker.execute(select(BillingAccount).where(BillingAccount.user_id == user.id).with_for_update())
+
+        def capture():
+            with committed.session() as session:
+                return capture_hold(session, hold_id=hold_id, amount="1.00", origin=INTERNAL)
+
+        pending = ThreadPoolExecutor(1).submit(capture)
+        time.sleep(1.5)  # the capture waits; the hold's expiry passes
+        blocker.rollback()
+        outcome = pending.exception(timeout=10)
+    assert isinstance(outcome, HoldSettled)
+    with committed.session() as session:
+        assert view_hold(session, hold_id=hold_id).status == "expired"
+        assert expire_holds(session) == 1  # the refusal wrote nothing; the expiry job writes the expiry
+        assert session.get(BillingAccount, user.id).held == Decimal("0.0000")
+        assert session.scalar(select(func.count()).select_from(UsageLog)) == 0

@@ -140,3 +140,27 @@ def test_a_worker_that_dies_mid_job_leaves_nothing_stuck(session):
     assert figures(session, user) == (Decimal("10.0000"), Decimal("4.0000"))  # only `later` is held
     assert session.scalars(select(Hold.status).where(Hold.id == later.hold_id)).one() == "active"
     assert list(find_breaches(session)) == []
+
+
+def test_a_job_whose_hold_expired_while_it_waited_in_line_is_not_rendered(session):
+    user, queue = UserFactory(balance="10.00"), Queue()
+    job = start(session, user, queue)
+    soon = datetime.now(UTC) + timedelta(seconds=30)  # less than the render plus its margin
+    session.execute(update(Hold).where(Hold.id == job.hold_id).values(expires_at=soon))
+    rendered = []
+    ended = run_video_job(session, job_id=job.id, origin=SYSTEM, handoff=queue, pause=rendered.append)
+    assert (ended.status, ended.failure, rendered) == ("failed", "expired", [])
+    assert figures(session, user) == (Decimal("10.0000"), Decimal("0.0000"))  # its money went back
+    assert list(find_breaches(session)) == []
+
+
+def test_queued_jobs_whose_hold_expired_leave_the_line(session):
+    user, queue = UserFactory(balance="20.00"), Queue()
+    jobs = [start(session, user, queue, seconds="2") for _ in range(3)]
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    due = {"created_at": past - timedelta(hours=1), "expires_at": past}
+    session.execute(update(Hold).where(Hold.id == jobs[2].hold_id).values(**due))
+    assert reap_stalled(session, handoff=queue) == 1
+    session.refresh(jobs[2])
+    assert (jobs[2].status, jobs[2].failure) == ("failed", "expired")
+    assert line_of(session, user.id).places == {}
