@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.errors import LedgerError
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _embedded_servers: dict[str, Any] = {}
 
@@ -67,8 +72,42 @@ def resolve_database_url(database_url: str, instance_path: str | Path) -> str:
     return embedded_postgres_url(Path(instance_path) / "pgdata")
 
 
+# Pooled connections are not pinged at each checkout (a round trip per request): they are recycled
+# after half an hour, and a dropped one (PostgreSQL restarted) fails one statement, which makes the
+# pool replace all it holds; idempotent operations retry once (`retry_on_disconnect`), the rest
+# answer 503 database_unavailable (web.errors) and the next request finds fresh connections.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS, **kwargs)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Did PostgreSQL go away (restarted, unreachable), rather than refuse a statement?"""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | PoolTimeout)  # psycopg's OperationalError: the connection failed
+
+
+def retry_on_disconnect(operation: Callable[P, R]) -> Callable[P, R]:
+    """Run an idempotent operation again, once, when its connection turns out to be dead: after a
+    restart of PostgreSQL the first statement on each pooled connection fails, and a repeat on a
+    fresh one answers as if nothing happened (a repeated request id replays, it is never charged twice)."""
+
+    @functools.wraps(operation)
+    def once_more(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return operation(*args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            session = kwargs.get("session") or (args[0] if args else None)
+            if isinstance(session, Session):
+                session.rollback()
+            return operation(*args, **kwargs)
+
+    return once_more
 
 
 class Database:

@@ -13,7 +13,7 @@ from ledger.services.charges import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, user_timezone
+from ledger.web.context import request_origin, site_timezone, user_timezone
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import order_json, usage_json
 from ledger.web.templating import invite_link
@@ -35,7 +35,7 @@ def deduct() -> Any:
         origin=request_origin(Actor.INTERNAL),
     )
     answer = {
-        **usage_json(charge.usage),
+        **usage_json(charge.usage, site_timezone()),
         "user_id": str(charge.usage.user_id),
         "balance": to_api(charge.balance),
         "replayed": charge.replayed,

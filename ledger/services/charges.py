@@ -20,7 +20,7 @@ from sqlalchemy import Row, and_, bindparam, exists, func, insert, select, updat
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from ledger.db import atomic, lock
+from ledger.db import atomic, lock, retry_on_disconnect
 from ledger.errors import RequestIdConflict, UserNotFound
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog
 from ledger.money import to_api
@@ -44,6 +44,7 @@ class Charge:
     replayed: bool
 
 
+@retry_on_disconnect
 def charge_usage(
     session: Session,
     *,

@@ -13,7 +13,7 @@ from flask_login import login_user
 
 from ledger.db import get_session
 from ledger.errors import Unauthorized
-from ledger.extensions import csrf, login_manager
+from ledger.extensions import csrf, limiter, login_manager
 from ledger.i18n import N_
 from ledger.models import User
 from ledger.services.accounts import load_session_user, start_session
@@ -40,7 +40,8 @@ def sign_in(user: User) -> None:
 
 def internal_only(view: F) -> F:
     """A route for other services of the SaaS: header x-internal-token equal to INTERNAL_API_KEY
-    (compared in constant time), no CSRF token (no browser session is involved)."""
+    (compared in constant time); no CSRF token and no per-IP rate limit (no browser is involved:
+    the token is the credential, and these are the hot paths)."""
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -50,7 +51,7 @@ def internal_only(view: F) -> F:
             raise Unauthorized(N_("Missing or wrong x-internal-token header."))
         return view(*args, **kwargs)
 
-    return csrf.exempt(checked)  # type: ignore[return-value]
+    return limiter.exempt(csrf.exempt(checked))  # type: ignore[return-value]
 
 
 def _load_user(user_id: str) -> User | None:

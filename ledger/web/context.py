@@ -27,6 +27,11 @@ def gateway() -> XorPayClient:
     return current_app.extensions["ledger.xorpay"]
 
 
+def site_timezone() -> ZoneInfo:
+    """DEFAULT_TIMEZONE: the zone of answers to other services (no person is signed in)."""
+    return settings().timezone
+
+
 def user_timezone(user: User | None = None) -> ZoneInfo:
     """The person's time zone (the signed-in person by default), else the site's DEFAULT_TIMEZONE."""
     user = user if user is not None else (current_user if current_user.is_authenticated else None)

@@ -17,6 +17,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from ledger.db import is_disconnect
 from ledger.errors import LedgerError, Unauthorized
 from ledger.i18n import N_
 from ledger.money import to_api
@@ -51,6 +52,11 @@ class HttpError(LedgerError):
 class CsrfFailed(LedgerError):
     code, status = "csrf_failed", 400
     message = CSRF_FAILED
+
+
+class DatabaseUnavailable(LedgerError):
+    code, status = "database_unavailable", 503
+    message = N_("The service is briefly unavailable. Please try again in a moment.")
 
 
 class InternalError(LedgerError):
@@ -102,7 +108,12 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _unexpected(_exc: Exception) -> Response:
+def _unexpected(exc: Exception) -> Response:
+    if is_disconnect(exc):  # PostgreSQL restarting or unreachable: the pool replaces its connections
+        current_app.logger.warning("database unavailable: %s", exc.__class__.__name__)
+        response = render_error(DatabaseUnavailable())
+        response.headers["Retry-After"] = "1"
+        return response
     current_app.logger.exception("unhandled error")
     return render_error(InternalError())
 

@@ -11,7 +11,7 @@ from ledger.models import PaymentTransaction, UsageLog
 from ledger.money import to_api
 from ledger.services.holds import HoldAnswer, HoldView
 from ledger.services.reports import Group, Item
-from ledger.web.context import user_timezone
+from ledger.web.context import site_timezone, user_timezone
 
 
 def iso(dt: datetime | None, tz: ZoneInfo | None = None) -> str | None:
@@ -51,8 +51,9 @@ def group_json(group: Group) -> dict[str, Any]:
 
 
 def hold_json(view: HoldView) -> dict[str, Any]:
-    """A hold as it is now (SPEC 11): what placed it, its status and how it was settled."""
-    hold = view.hold
+    """A hold as it is now (SPEC 11): what placed it, its status and how it was settled. For other
+    services of the SaaS: times in the site's zone."""
+    hold, tz = view.hold, site_timezone()
     return {
         "hold_id": str(hold.id),
         "user_id": str(hold.user_id),
@@ -61,9 +62,9 @@ def hold_json(view: HoldView) -> dict[str, Any]:
         "model": hold.model,
         "params": hold.params,
         "status": view.status.value,
-        "created_at": iso(hold.created_at),
-        "expires_at": iso(hold.expires_at),
-        "settled_at": iso(view.settled_at),
+        "created_at": iso(hold.created_at, tz),
+        "expires_at": iso(hold.expires_at, tz),
+        "settled_at": iso(view.settled_at, tz),
         "captured_amount": None if view.captured_amount is None else to_api(view.captured_amount),
         "released_amount": None if view.released_amount is None else to_api(view.released_amount),
         "usage_id": str(hold.usage_log_id) if hold.usage_log_id else None,
