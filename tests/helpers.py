@@ -159,7 +159,7 @@ def run_together(n: int, work):
 
 def funded_user(database, balance: str):
     with database.session() as session:
-        user = register_user(session, email=f"c{threading.get_ident()}@example.com", password="p" * 10, origin=SYSTEM)
+        user = register_user(session, email=f"c{uuid.uuid4().hex[:12]}@example.com", password="p" * 10, origin=SYSTEM)
         adjust_balance(session, user_id=user.id, amount=Decimal(balance), memo="test", origin=SYSTEM)
     return user
 

@@ -9,13 +9,14 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.money import to_api
+from ledger.services.batches import charge_batch
 from ledger.services.charges import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, site_timezone, user_timezone
+from ledger.web.context import request_origin, user_timezone
 from ledger.web.parsing import json_body
-from ledger.web.serialisers import order_json, usage_json
+from ledger.web.serialisers import batch_item_json, charge_json, order_json, usage_json
 from ledger.web.templating import invite_link
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
@@ -34,13 +35,14 @@ def deduct() -> Any:
         params=body.get("params"),
         origin=request_origin(Actor.INTERNAL),
     )
-    answer = {
-        **usage_json(charge.usage, site_timezone()),
-        "user_id": str(charge.usage.user_id),
-        "balance": to_api(charge.balance),
-        "replayed": charge.replayed,
-    }
-    return jsonify(answer)
+    return jsonify(charge_json(charge.usage, charge.balance, replayed=charge.replayed))
+
+
+@bp.post("/deduct/batch")
+@internal_only
+def deduct_batch() -> Any:
+    results = charge_batch(get_session(), charges=json_body().get("charges"), origin=request_origin(Actor.INTERNAL))
+    return jsonify(results=[batch_item_json(r) for r in results])
 
 
 @bp.get("/summary")

@@ -4,14 +4,17 @@ times as ISO-8601 with the offset of the person's time zone (SPEC 6)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ledger.models import PaymentTransaction, UsageLog
 from ledger.money import to_api
+from ledger.services.batches import ItemResult
 from ledger.services.holds import HoldAnswer, HoldView
 from ledger.services.reports import Group, Item
 from ledger.web.context import site_timezone, user_timezone
+from ledger.web.errors import error_body
 
 
 def iso(dt: datetime | None, tz: ZoneInfo | None = None) -> str | None:
@@ -79,3 +82,23 @@ def hold_answer_json(answer: HoldAnswer) -> dict[str, Any]:
         "available": to_api(answer.available),
         "replayed": answer.replayed,
     }
+
+
+def charge_json(usage: UsageLog, balance: Decimal, *, replayed: bool) -> dict[str, Any]:
+    """What a deduct answers (SPEC 6), for other services: the charge, the balance it left, replayed."""
+    return {
+        **usage_json(usage, site_timezone()),
+        "user_id": str(usage.user_id),
+        "balance": to_api(balance),
+        "replayed": replayed,
+    }
+
+
+def batch_item_json(result: ItemResult) -> dict[str, Any]:
+    """One item of a batch (SPEC 12): charged and replayed items carry a deduct's answer, the others
+    the error a deduct would have answered."""
+    if result.usage is not None and result.balance is not None:
+        answer = charge_json(result.usage, result.balance, replayed=result.status == "replayed")
+        return {"index": result.index, "status": result.status, **answer}
+    assert result.error is not None
+    return {"index": result.index, "status": result.status, "error": error_body(result.error)}

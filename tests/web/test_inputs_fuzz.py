@@ -273,6 +273,18 @@ CASES = [
             "params": dict(PARAMS),
         },
     ),
+    Case(
+        "POST",
+        "api_billing.deduct_batch",
+        "internal",
+        "json",
+        fields={
+            "charges": lambda w: [
+                {"user_id": str(w.user.id), "amount": "0.10", "model": MODEL, "request_id": "fuzz-batch-1"},
+                {"user_id": str(w.other.id), "amount": "0.10", "model": MODEL, "request_id": "fuzz-batch-2"},
+            ]
+        },
+    ),
     Case("GET", "api_billing.summary", "user"),
     Case("POST", "api_payments.create", "user", "json", fields={"amount": "10.00"}),
     Case("GET", "api_payments.show", "user", path={"transaction_id": order_id}),
