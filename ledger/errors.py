@@ -102,6 +102,11 @@ class InvalidImage(LedgerError):
 # --- money ---------------------------------------------------------------------------------------
 
 
+class AccountDisabled(LedgerError):
+    code, status = "account_disabled", 403
+    message = N_("This account is disabled.")
+
+
 class UserNotFound(LedgerError):
     code, status = "user_not_found", 404
     message = N_("No user has this id.")
@@ -167,6 +172,41 @@ class UnknownOrder(LedgerError):
 class InvalidRange(LedgerError):
     code, status = "invalid_range", 422
     message = N_("The date range is not valid.")
+
+
+# --- redemption codes and refunds ------------------------------------------------------------------
+
+
+class CodeNotFound(LedgerError):
+    code, status = "code_not_found", 404
+    message = N_("There is no such code. Check it and try again.")
+
+
+class CodeUsed(LedgerError):
+    code, status = "code_used", 409
+    message = N_("This code has already been used.")
+
+
+class CodeExpired(LedgerError):
+    code, status = "code_expired", 410
+    message = N_("This code has expired.")
+
+
+class CodeDisabled(LedgerError):
+    code, status = "code_disabled", 410
+    message = N_("This code is no longer valid.")
+
+
+class TooManyCodeTries(LedgerError):
+    code, status = "too_many_requests", 429
+    message = N_("Too many unknown codes. Please wait an hour and try again.")
+
+
+class RefundRefused(LedgerError):
+    """A refund the books do not allow: more than refundable or available, the 51st, a pending one."""
+
+    code, status = "refund_refused", 409
+    message = N_("This refund is not possible.")
 
 
 # --- invitations ---------------------------------------------------------------------------------

@@ -88,17 +88,30 @@ class VideoJobStatus(StrEnum):
 
 
 class LedgerKind(StrEnum):
-    """Why a balance changed. Each kind is a credit or a debit and names the row that caused it."""
+    """Why a balance changed. Each kind names the row that caused it and moves money one way (an
+    adjustment either way: an admin credits or debits by hand)."""
 
     TOPUP = "topup"
     USAGE = "usage"
     INVITE_REWARD = "invite_reward"
     ADJUSTMENT = "adjustment"
     REFUND = "refund"
+    REDEMPTION = "redemption"
 
-    @property
-    def is_debit(self) -> bool:
-        return self in (LedgerKind.USAGE, LedgerKind.REFUND)
+    def allows(self, amount: Decimal) -> bool:
+        """Does this kind move money by `amount` (negative: a debit)?"""
+        if self is LedgerKind.ADJUSTMENT:
+            return amount != 0
+        return (amount < 0) == (self in (LedgerKind.USAGE, LedgerKind.REFUND))
+
+
+class RefundStatus(StrEnum):
+    """A refund (SPEC 15): pending from before XorPay is asked until its answer is known, then once
+    succeeded (the money left) or failed (it did not)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Actor(StrEnum):
@@ -159,6 +172,7 @@ class User(UserMixin, Base):
     invite_code: Mapped[str] = mapped_column(String(16), unique=True)
     timezone: Mapped[str | None] = mapped_column(String(64))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    disabled_at: Mapped[datetime | None]  # by an admin: cannot sign in, cannot be charged; the money stays
     created_at: Mapped[datetime] = _created_at()
 
     account: Mapped[BillingAccount] = relationship(back_populates="user", uselist=False)
@@ -325,6 +339,83 @@ class VideoJob(Base):
     hold: Mapped[Hold] = relationship()
 
 
+class Refund(Base):
+    """Money of a paid order given back through XorPay (SPEC 15). Committed pending, its amount held,
+    before XorPay is asked (its refund carries no idempotency key): a timeout leaves it pending, and
+    the order blocked, until an admin resolves it."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
+        CheckConstraint(_in("status", RefundStatus), name="status_known"),
+        CheckConstraint("(status = 'pending') = (settled_at IS NULL)", name="settled_iff_not_pending"),
+        Index("ix_refunds_payment_transaction_id_created_at", "payment_transaction_id", "created_at"),
+        Index("ix_refunds_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    payment_transaction_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("payment_transactions.id", ondelete="RESTRICT")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[RefundStatus] = mapped_column(
+        _stored(RefundStatus, 16), default=RefundStatus.PENDING, server_default=text("'pending'")
+    )
+    admin_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = _created_at()
+    settled_at: Mapped[datetime | None]
+    gateway_answer: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
+
+    def settle(self, status: RefundStatus, at: datetime) -> None:
+        if self.status is not RefundStatus.PENDING or status is RefundStatus.PENDING:
+            raise IllegalTransition(f"refund {self.id}: {self.status} -> {status} is not allowed")
+        self.status, self.settled_at = status, at
+
+
+class CodeBatch(Base):
+    """Redemption codes made together (SPEC 14): one amount, one expiry, a note; disabled together."""
+
+    __tablename__ = "code_batches"
+    __table_args__ = (
+        CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
+        CheckConstraint("count BETWEEN 1 AND 10000", name="count_range"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    count: Mapped[int]
+    note: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = _created_at()
+    disabled_at: Mapped[datetime | None]
+
+
+class RedemptionCode(Base):
+    """A code worth `amount`, redeemed once (SPEC 14). Stored as 16 characters without dashes."""
+
+    __tablename__ = "redemption_codes"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[A-HJ-NP-Z2-9]{16}$'", name="code_alphabet"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(redeemed_by IS NULL) = (redeemed_at IS NULL)", name="redeemed_together"),
+        Index("ix_redemption_codes_batch_id", "batch_id"),
+        Index("ix_redemption_codes_redeemed_by", "redeemed_by", postgresql_where=text("redeemed_by IS NOT NULL")),
+    )
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("code_batches.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    expires_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = _created_at()
+    redeemed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    redeemed_at: Mapped[datetime | None]
+
+
 class PaymentTransaction(Base):
     """One top-up order. Its id is the order_id XorPay knows; `provider_order_id` is XorPay's aoid.
 
@@ -409,6 +500,12 @@ class LedgerEntry(Base):
         CheckConstraint("kind <> 'topup' OR amount > 0", name="topup_is_credit"),
         CheckConstraint("(kind = 'invite_reward') = (invite_relation_id IS NOT NULL)", name="reward_has_invite"),
         CheckConstraint("kind <> 'invite_reward' OR amount > 0", name="reward_is_credit"),
+        CheckConstraint("(kind = 'refund') = (refund_id IS NOT NULL)", name="refund_has_refund"),
+        CheckConstraint("kind <> 'refund' OR amount < 0", name="refund_is_debit"),
+        CheckConstraint("(kind = 'redemption') = (redemption_code IS NOT NULL)", name="redemption_has_code"),
+        CheckConstraint("kind <> 'redemption' OR amount > 0", name="redemption_is_credit"),
+        UniqueConstraint("refund_id"),
+        UniqueConstraint("redemption_code"),
         UniqueConstraint("usage_log_id"),
         UniqueConstraint("payment_transaction_id"),
         # One reward entry per person per invitation: a second reward cannot be written.
@@ -426,6 +523,8 @@ class LedgerEntry(Base):
         ForeignKey("payment_transactions.id", ondelete="RESTRICT")
     )
     invite_relation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invite_relations.id", ondelete="RESTRICT"))
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("refunds.id", ondelete="RESTRICT"))
+    redemption_code: Mapped[str | None] = mapped_column(ForeignKey("redemption_codes.code", ondelete="RESTRICT"))
     memo: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created_at()
 

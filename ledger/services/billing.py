@@ -109,7 +109,7 @@ def _post(
     account: BillingAccount, amount: Decimal, kind: LedgerKind, session: Session, **reference: Any
 ) -> LedgerEntry:
     """Move a locked account's balance by `amount` and append the ledger entry that says so."""
-    assert (amount < 0) == kind.is_debit, f"{kind} moves money the other way"
+    assert kind.allows(amount), f"{kind} does not move money by {amount}"
     account.balance += amount
     entry = LedgerEntry(user_id=account.user_id, amount=amount, balance_after=account.balance, kind=kind, **reference)
     session.add(entry)
@@ -184,7 +184,7 @@ def credit(
         raise RuntimeError("credit() must run inside the caller's atomic() block")
     if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.0001")):
         raise ValueError(f"credit amount must be a positive Decimal with at most 4 places, not {amount!r}")
-    if LedgerKind(kind).is_debit:
+    if not LedgerKind(kind).allows(amount):
         raise ValueError(f"{kind} is a debit, not a credit")
     account = lock_account(session, user_id)
     entry = _post(account, amount, LedgerKind(kind), session, memo=memo, **reference)

@@ -84,10 +84,14 @@ CHECKS: dict[str, str] = {
         FROM ledger_entries e JOIN invite_relations r ON r.id = e.invite_relation_id
         WHERE e.user_id NOT IN (r.inviter_id, r.invitee_id)
     """,
-    "7 held equals the sum of the active holds": """
-        SELECT a.user_id::text, 'held ' || a.held || ' but active holds sum to ' || coalesce(h.total, 0)
+    "7 held equals the active holds and the pending refunds": """
+        SELECT a.user_id::text, 'held ' || a.held || ' but active holds and pending refunds sum to '
+               || coalesce(h.total, 0)
         FROM billing_accounts a
-        LEFT JOIN (SELECT user_id, sum(amount) AS total FROM holds WHERE status = 'active' GROUP BY user_id) h
+        LEFT JOIN (SELECT user_id, sum(amount) AS total
+                   FROM (SELECT user_id, amount FROM holds WHERE status = 'active'
+                         UNION ALL SELECT user_id, amount FROM refunds WHERE status = 'pending') s
+                   GROUP BY user_id) h
                ON h.user_id = a.user_id
         WHERE a.held <> coalesce(h.total, 0)
     """,
@@ -106,6 +110,32 @@ CHECKS: dict[str, str] = {
     "8 a hold that is not captured has no usage log": """
         SELECT 'hold ' || id, status || ' with usage ' || usage_log_id
         FROM holds WHERE status <> 'captured' AND usage_log_id IS NOT NULL
+    """,
+    "9 an order's refunds never exceed its amount": """
+        SELECT 'payment ' || p.id, 'amount ' || p.amount || ' but refunded or pending ' || sum(r.amount)
+        FROM payment_transactions p JOIN refunds r ON r.payment_transaction_id = p.id
+        WHERE r.status IN ('pending', 'succeeded')
+        GROUP BY p.id, p.amount
+        HAVING sum(r.amount) > p.amount
+    """,
+    "9 only a succeeded order is refunded, and each refund is its order's person's": """
+        SELECT 'refund ' || r.id, 'of a ' || p.status || ' order of another person: ' || (r.user_id <> p.user_id)
+        FROM refunds r JOIN payment_transactions p ON p.id = r.payment_transaction_id
+        WHERE p.status <> 'succeeded' OR r.user_id <> p.user_id
+    """,
+    "9 a succeeded refund has exactly one ledger entry, of its amount; the others none": """
+        SELECT 'refund ' || r.id, r.status || ' with ' || count(e.id) || ' entries'
+        FROM refunds r LEFT JOIN ledger_entries e ON e.refund_id = r.id
+        GROUP BY r.id, r.status, r.amount, r.user_id
+        HAVING count(e.id) <> (r.status = 'succeeded')::int
+            OR min(-e.amount) <> r.amount OR max(-e.amount) <> r.amount OR min(e.user_id::text) <> r.user_id::text
+    """,
+    "9 a code credits at most once: a redeemed code has one entry, of its amount, to whoever redeemed it": """
+        SELECT 'code ' || c.code, coalesce(c.redeemed_by::text, 'not redeemed') || ' with ' || count(e.id) || ' entries'
+        FROM redemption_codes c LEFT JOIN ledger_entries e ON e.redemption_code = c.code
+        GROUP BY c.code, c.redeemed_by, c.amount
+        HAVING count(e.id) <> (c.redeemed_by IS NOT NULL)::int
+            OR min(e.amount) <> c.amount OR min(e.user_id::text) <> c.redeemed_by::text
     """,
     "derived: hourly usage sums equal the usage logs": """
         SELECT coalesce(l.user_id, h.user_id)::text || ' ' || coalesce(l.hour, h.hour)
