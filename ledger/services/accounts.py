@@ -15,7 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ledger import validation
 from ledger.db import atomic
-from ledger.errors import EmailTaken, InvalidCredentials, InvalidRequest, NotFound, WrongPassword
+from ledger.errors import AccountDisabled, EmailTaken, InvalidCredentials, InvalidRequest, NotFound, WrongPassword
 from ledger.i18n import N_
 from ledger.models import BillingAccount, User, UserSession
 from ledger.services.audit import Origin, record_audit, refusal
@@ -126,6 +126,8 @@ def authenticate(session: Session, *, email: object, password: object, origin: O
                 user_id=user.id if user else None,
                 details={"email": typed if storable else None},
             )
+        if user.disabled_at is not None:  # said only to whoever knows the password
+            raise refusal(AccountDisabled(field="email"), "auth.login_refused", origin=origin, user_id=user.id)
     return user
 
 
@@ -152,7 +154,7 @@ def load_session_user(session: Session, *, user_id: str, session_id: object) -> 
     row = session.execute(
         select(User, UserSession.last_seen_at)
         .join(UserSession, UserSession.user_id == User.id)
-        .where(User.id == uid, UserSession.id == sid, UserSession.revoked_at.is_(None))
+        .where(User.id == uid, UserSession.id == sid, UserSession.revoked_at.is_(None), User.disabled_at.is_(None))
     ).one_or_none()
     if row is None:
         return None

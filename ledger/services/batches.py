@@ -21,13 +21,20 @@ from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ledger.db import atomic, lock, retry_on_disconnect
-from ledger.errors import InsufficientBalance, InvalidRequest, LedgerError, RequestIdConflict, UserNotFound
+from ledger.errors import (
+    AccountDisabled,
+    InsufficientBalance,
+    InvalidRequest,
+    LedgerError,
+    RequestIdConflict,
+    UserNotFound,
+)
 from ledger.i18n import N_
 from ledger.models import BillingAccount, LedgerKind, UsageLog
 from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
 from ledger.services.billing import ChargeRequest, expire_due_holds
-from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE
+from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS
 
 MAX_ITEMS = 1000
 
@@ -48,6 +55,7 @@ class ItemResult:
 class _Account:
     balance: Decimal
     held: Decimal
+    disabled: bool
     charged: dict[str, UsageLog] = field(default_factory=dict)  # this batch's charges, by request id
 
     @property
@@ -102,12 +110,13 @@ def _lock_accounts(session: Session, user_ids: list[uuid.UUID]) -> dict[uuid.UUI
     if not user_ids:
         return {}
     rows = session.connection().execute(
-        select(ACCOUNTS.c.user_id, ACCOUNTS.c.balance, ACCOUNTS.c.held)
+        select(ACCOUNTS.c.user_id, ACCOUNTS.c.balance, ACCOUNTS.c.held, USERS.c.disabled_at.is_not(None))
+        .join(USERS, USERS.c.id == ACCOUNTS.c.user_id)
         .where(ACCOUNTS.c.user_id.in_(user_ids))
         .order_by(ACCOUNTS.c.user_id)
-        .with_for_update()
+        .with_for_update(of=ACCOUNTS)
     )
-    accounts = {row.user_id: _Account(row.balance, row.held) for row in rows}
+    accounts = {user_id: _Account(balance, held, disabled) for user_id, balance, held, disabled in rows}
     for user_id, account in accounts.items():
         if account.held:  # rare: some holds may be past due (billing.lock_account)
             row = lock(session, BillingAccount, BillingAccount.user_id == user_id)  # ours already
@@ -143,6 +152,8 @@ def _decide(
     account = accounts.get(item.user_id)
     if account is None:
         return ItemResult(index, "user_not_found", error=UserNotFound())
+    if account.disabled:
+        return ItemResult(index, "account_disabled", error=AccountDisabled())
     if (item.user_id, item.request_id) in taken:
         return ItemResult(index, "request_id_conflict", error=RequestIdConflict(request_id=item.request_id))
     first = account.charged.get(item.request_id) or before.get((item.user_id, item.request_id))

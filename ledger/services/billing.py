@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic, in_unit_of_work, lock
-from ledger.errors import InsufficientBalance, InvalidRequest, UserNotFound
-from ledger.models import BillingAccount, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog
+from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
+from ledger.models import BillingAccount, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
 
@@ -100,9 +100,10 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
     return due
 
 
-def request_id_taken_by_hold(session: Session, user_id: uuid.UUID, request_id: str) -> bool:
-    """Deducts and holds share one namespace of request ids per person (SPEC 11)."""
-    return session.scalar(select(Hold.id).where(Hold.user_id == user_id, Hold.request_id == request_id)) is not None
+def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:
+    """Charges and holds of a disabled person answer 403 account_disabled (SPEC 13)."""
+    if session.scalar(select(User.disabled_at).where(User.id == user_id)) is not None:
+        raise AccountDisabled()
 
 
 def _post(
@@ -173,20 +174,52 @@ def credit(
     memo: str | None = None,
     **reference: Any,
 ) -> LedgerEntry:
-    """Add money to a user's balance inside the caller's transaction (top-up, reward, adjustment).
+    """Add money to a user's balance inside the caller's transaction (top-up, reward, adjustment,
+    redemption): `post` of a positive amount."""
+    if not isinstance(amount, Decimal) or amount <= 0:
+        raise ValueError(f"credit amount must be a positive Decimal, not {amount!r}")
+    return post(
+        session,
+        user_id=user_id,
+        amount=amount,
+        kind=kind,
+        origin=origin,
+        action=action,
+        details=details,
+        memo=memo,
+        **reference,
+    )
 
-    The caller holds the transaction so that the source row (the paid order, the invite relation)
-    is locked and updated in the same unit of work. Locks the billing account, appends the ledger
-    entry (`kind`, `reference` naming its source row) and an audit row `action`. Raises
-    UserNotFound; refuses a non-positive amount.
+
+def post(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    amount: Decimal,
+    kind: LedgerKind,
+    origin: Origin,
+    action: str,
+    details: dict[str, Any] | None = None,
+    memo: str | None = None,
+    **reference: Any,
+) -> LedgerEntry:
+    """Move a user's balance by `amount` (negative: a debit, never beyond the available amount)
+    inside the caller's transaction.
+
+    The caller holds the transaction so that the source row (the paid order, the invite relation,
+    the refund) is locked and updated in the same unit of work. Locks the billing account, appends
+    the ledger entry (`kind`, `reference` naming its source row) and an audit row `action`.
+    Raises UserNotFound, InsufficientBalance; refuses an amount the kind does not move.
     """
     if not in_unit_of_work(session):
-        raise RuntimeError("credit() must run inside the caller's atomic() block")
-    if not isinstance(amount, Decimal) or amount <= 0 or amount != amount.quantize(Decimal("0.0001")):
-        raise ValueError(f"credit amount must be a positive Decimal with at most 4 places, not {amount!r}")
+        raise RuntimeError("post() must run inside the caller's atomic() block")
+    if not isinstance(amount, Decimal) or amount != amount.quantize(Decimal("0.0001")):
+        raise ValueError(f"amount must be a Decimal with at most 4 places, not {amount!r}")
     if not LedgerKind(kind).allows(amount):
-        raise ValueError(f"{kind} is a debit, not a credit")
+        raise ValueError(f"{kind} does not move money by {amount}")
     account = lock_account(session, user_id)
+    if -amount > account.available:
+        raise InsufficientBalance(account.balance, account.available)
     entry = _post(account, amount, LedgerKind(kind), session, memo=memo, **reference)
     record_audit(
         session,

@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ledger.db import atomic, lock, retry_on_disconnect
-from ledger.errors import RequestIdConflict, UserNotFound
-from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog
+from ledger.errors import AccountDisabled, RequestIdConflict, UserNotFound
+from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import to_api
 from ledger.services.audit import Origin
 from ledger.services.billing import ChargeRequest, expire_due_holds, insufficient
@@ -32,6 +32,7 @@ USAGE = UsageLog.__table__
 ENTRIES = LedgerEntry.__table__
 AUDIT = AuditLog.__table__
 HOLDS = Hold.__table__
+USERS = User.__table__
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ def charge_usage(
         found = connection.execute(LOCK_AND_LOOK, asked).one_or_none()
         if found is None:
             raise UserNotFound()
+        if found.disabled:
+            raise AccountDisabled()
         balance, held = found.balance, found.held
         if held:  # rare: the account has holds, some may be past due (billing.lock_account)
             balance, held = _expire_due_holds(session, req.user_id)
@@ -169,11 +172,14 @@ def _lock_and_look() -> Any:
     """
     user_id, request_id = _param("user_id", ACCOUNTS.c.user_id), _param("request_id", USAGE.c.request_id)
     taken = exists().where(HOLDS.c.user_id == ACCOUNTS.c.user_id, HOLDS.c.request_id == request_id)
-    joined = ACCOUNTS.outerjoin(USAGE, and_(USAGE.c.user_id == ACCOUNTS.c.user_id, USAGE.c.request_id == request_id))
+    joined = ACCOUNTS.join(USERS, USERS.c.id == ACCOUNTS.c.user_id).outerjoin(
+        USAGE, and_(USAGE.c.user_id == ACCOUNTS.c.user_id, USAGE.c.request_id == request_id)
+    )
     return (
         select(
             ACCOUNTS.c.balance,
             ACCOUNTS.c.held,
+            USERS.c.disabled_at.is_not(None).label("disabled"),
             USAGE.c.id.label("usage_id"),
             USAGE.c.amount,
             USAGE.c.model,

@@ -23,7 +23,14 @@ from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled, Request
 from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import ChargeRequest, expire_due_holds, lock_account, short_of, write_usage
+from ledger.services.billing import (
+    ChargeRequest,
+    expire_due_holds,
+    lock_account,
+    refuse_if_disabled,
+    short_of,
+    write_usage,
+)
 
 TTL_DEFAULT = 3600
 TTL_MIN, TTL_MAX = 60, 86_400
@@ -110,6 +117,7 @@ def set_aside(
     jobs place a hold and queue the job in one transaction). The clock is read once the account is
     locked (`now` replaces it in tests), as in every hold operation."""
     account = lock_account(session, req.user_id, now)
+    refuse_if_disabled(session, req.user_id)
     now = now or datetime.now(UTC)
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
     if previous is not None:
@@ -158,6 +166,7 @@ def capture(
 ) -> HoldAnswer:
     """`capture_hold` inside the caller's unit of work, for a checked amount."""
     account, hold, now = _lock(session, hold_id, now)
+    refuse_if_disabled(session, hold.user_id)  # a capture is a charge; a release stays possible
     if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
         return _settled_answer(hold, replayed=True)
     if hold.status is not HoldStatus.ACTIVE:

@@ -1,0 +1,198 @@
+"""The back office's operations on people (SPEC 13): find them, see their whole picture, adjust
+their balance, sign them out everywhere, disable and enable them.
+
+Every action takes the admin and a reason, previews its effect for the confirmation step, acts in
+one transaction, and writes an audit row with actor `admin`, the admin's id and the reason on the
+person concerned (their own history shows what happened, not who: pages show the action only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from ledger import validation
+from ledger.db import atomic
+from ledger.errors import InsufficientBalance, InvalidRequest, NotFound
+from ledger.i18n import N_
+from ledger.models import Actor, BillingAccount, LedgerKind, User, UserSession
+from ledger.money import MAX_CHARGE, parse_amount
+from ledger.services.audit import Origin, record_audit
+from ledger.services.billing import post
+
+REASON_MAX = 500
+PAGE = 25
+
+
+@dataclass(frozen=True)
+class Admin:
+    """Who acts in the back office: the admin, and from where (a page, or `cli`)."""
+
+    user_id: uuid.UUID | None  # None: a command run on the server
+    origin: Origin
+    via: str = "web"
+
+    def details(self, reason: str, **more: object) -> dict[str, object]:
+        return {"admin_id": str(self.user_id) if self.user_id else None, "via": self.via, "reason": reason, **more}
+
+
+def reason_of(raw: object) -> str:
+    """An admin action's reason: required, 1 to 500 characters."""
+    return validation.text(raw, "reason", max_length=REASON_MAX, message=N_("Say why (1 to 500 characters)."))
+
+
+def admin_origin(origin: Origin) -> Origin:
+    return Origin(Actor.ADMIN, origin.ip, origin.user_agent)
+
+
+def person(session: Session, user_id: object) -> User:
+    """The person of an admin page; NotFound for an unknown or malformed id."""
+    missing = NotFound(N_("There is no such person."))
+    user = session.get(User, validation.uuid_of(user_id, "user_id", error=missing))
+    if user is None:
+        raise missing
+    return user
+
+
+def search_people(session: Session, query: object, *, page: int = 1) -> tuple[list[User], int]:
+    """People whose email, username, id or invite code matches `query` (all of them without one),
+    newest first, PAGE at a time; and how many match."""
+    text = query.strip() if isinstance(query, str) else ""
+    wanted = select(User)
+    if text and validation.is_storable_text(text):
+        needle = text.lower()
+        matches = [
+            func.lower(User.email).contains(needle, autoescape=True),
+            func.lower(User.username).contains(needle, autoescape=True),
+            User.invite_code == needle,
+        ]
+        with contextlib.suppress(ValueError):
+            matches.append(User.id == uuid.UUID(text))
+        wanted = wanted.where(or_(*matches))
+    elif text:
+        return [], 0
+    total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
+    people = session.scalars(
+        wanted.order_by(User.created_at.desc(), User.id).limit(PAGE).offset((max(page, 1) - 1) * PAGE)
+    ).all()
+    return list(people), total
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """An adjustment as the confirmation step shows it: the balance before and after."""
+
+    person: User
+    amount: Decimal  # signed: negative takes money away
+    balance: Decimal
+    available: Decimal
+
+    @property
+    def balance_after(self) -> Decimal:
+        return self.balance + self.amount
+
+
+def preview_adjustment(session: Session, user_id: object, amount: object, *, debit: bool) -> Adjustment:
+    """Check an adjustment (a positive exact amount; a debit at most the available amount)."""
+    someone = person(session, user_id)
+    value = parse_amount(amount, places=2, maximum=MAX_CHARGE)
+    account = session.get(BillingAccount, someone.id, populate_existing=True)
+    assert account is not None
+    if debit and value > account.available:
+        raise InsufficientBalance(account.balance, account.available)
+    return Adjustment(someone, -value if debit else value, account.balance, account.available)
+
+
+def adjust(
+    session: Session, admin: Admin, user_id: object, amount: object, *, debit: bool, reason: object
+) -> Adjustment:
+    """Credit or debit a person by hand (ledger kind `adjustment`), audited `balance.adjusted` with
+    the admin and the reason. A debit never takes more than the available amount (holds stay covered)."""
+    why = reason_of(reason)
+    planned = preview_adjustment(session, user_id, amount, debit=debit)
+    with atomic(session):
+        entry = post(  # a debit is checked again against the available amount, under the lock
+            session,
+            user_id=planned.person.id,
+            amount=planned.amount,
+            kind=LedgerKind.ADJUSTMENT,
+            origin=admin_origin(admin.origin),
+            action="balance.adjusted",
+            memo=why[:200],
+            details=admin.details(why),
+        )
+    before = entry.balance_after - planned.amount
+    return Adjustment(planned.person, planned.amount, before, planned.available)
+
+
+def sign_out_everywhere(session: Session, admin: Admin, user_id: object, *, reason: object) -> int:
+    """End every login session of a person (each browser is signed out on its next request)."""
+    why = reason_of(reason)
+    someone = person(session, user_id)
+    with atomic(session):
+        count = _end_sessions(session, someone.id)
+        record_audit(
+            session,
+            "auth.signed_out_everywhere",
+            origin=admin_origin(admin.origin),
+            user_id=someone.id,
+            details=admin.details(why, revoked=count),
+        )
+    return count
+
+
+def live_sessions(session: Session, user_id: uuid.UUID) -> int:
+    return (
+        session.scalar(select(func.count()).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None)))
+        or 0
+    )
+
+
+def set_disabled(session: Session, admin: Admin, user_id: object, *, disabled: bool, reason: object) -> User:
+    """Disable a person (they cannot sign in, charges and holds answer 403; their sessions end;
+    their money stays) or enable them again."""
+    why = reason_of(reason)
+    someone = person(session, user_id)
+    if (someone.disabled_at is not None) == disabled:
+        raise InvalidRequest(N_("Nothing to change: the account is already so."), field="reason")
+    with atomic(session):
+        when = datetime.now(UTC) if disabled else None
+        session.execute(update(User).where(User.id == someone.id).values(disabled_at=when))
+        ended = _end_sessions(session, someone.id) if disabled else 0
+        record_audit(
+            session,
+            "user.disabled" if disabled else "user.enabled",
+            origin=admin_origin(admin.origin),
+            user_id=someone.id,
+            details=admin.details(why, sessions_ended=ended),
+        )
+    someone.disabled_at = when
+    return someone
+
+
+def set_admin(session: Session, admin: Admin, email: object, *, on: bool) -> User:
+    """Give or take the admin role (`flask users set-admin`)."""
+    address = validation.text(email, "email", max_length=254).lower()
+    someone = session.scalar(select(User).where(User.email == address))
+    if someone is None:
+        raise NotFound(N_("There is no such person."))
+    with atomic(session):
+        session.execute(update(User).where(User.id == someone.id).values(is_admin=on))
+        details = admin.details("set-admin", is_admin=on)
+        record_audit(session, "user.admin_role", origin=admin_origin(admin.origin), user_id=someone.id, details=details)
+    someone.is_admin = on
+    return someone
+
+
+def _end_sessions(session: Session, user_id: uuid.UUID) -> int:
+    return session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    ).rowcount
