@@ -3,6 +3,8 @@
 import logging
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import click
@@ -15,16 +17,20 @@ from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.models import Actor, User
 from ledger.services.accounts import register_user
+from ledger.services.admin import Admin, adjust, set_admin
 from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
 from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.payments import reconcile
+from ledger.services.refunds import refund_order
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
 payments_cli = AppGroup("payments", help="Top-up orders at XorPay.")
 demo_cli = AppGroup("demo", help="Demo data for development.")
 users_cli = AppGroup("users", help="People and their accounts.")
 jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate).")
+admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
+CLI = Admin(None, Origin(Actor.ADMIN), via="cli")  # an admin at the server's console
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
@@ -104,6 +110,52 @@ def run_worker(concurrency: int) -> None:
     job_queue(app).run_worker(app, concurrency=concurrency)
 
 
+@contextmanager
+def refusals_exit_1() -> Iterator[None]:
+    """A refusal ends the command with exit 1 and its reason on stderr."""
+    try:
+        yield
+    except LedgerError as refused:
+        click.echo(f"refused: {refused}", err=True)
+        sys.exit(1)
+
+
+@users_cli.command("set-admin")
+@click.argument("email")
+@click.option("--off", is_flag=True, help="Take the admin role away.")
+def set_admin_role(email: str, off: bool) -> None:
+    """Give a person the admin role (or take it away)."""
+    with get_database().session() as session, refusals_exit_1():
+        person = set_admin(session, CLI, email, on=not off)
+    click.echo(f"{person.email}: admin {'off' if off else 'on'}")
+
+
+@admin_cli.command("adjust")
+@click.argument("email")
+@click.argument("amount")
+@click.option("--debit", is_flag=True, help="Take AMOUNT away (at most the available amount).")
+@click.option("--reason", required=True, help="Why: kept in the audit trail.")
+def adjust_command(email: str, amount: str, debit: bool, reason: str) -> None:
+    """Credit (or, with --debit, debit) a person's balance by AMOUNT, a positive amount such as 10.00."""
+    with get_database().session() as session, refusals_exit_1():
+        person = session.scalar(select(User).where(User.email == email.strip().lower()))
+        done = adjust(session, CLI, person.id if person else None, amount, debit=debit, reason=reason)
+    click.echo(f"{done.person.email}: balance {done.balance} -> {done.balance_after}")
+
+
+@payments_cli.command("refund")
+@click.argument("order_id")
+@click.argument("amount")
+@click.option("--reason", required=True, help="Why: kept in the audit trail.")
+def refund_command(order_id: str, amount: str, reason: str) -> None:
+    """Refund AMOUNT of a paid order through XorPay (SPEC 15)."""
+    with get_database().session() as session, refusals_exit_1():
+        done = refund_order(session, current_app.extensions["ledger.xorpay"], CLI, order_id, amount, reason=reason)
+    click.echo(f"refund {done.id}: {done.status.value}")
+    if done.status.value != "succeeded":
+        sys.exit(1)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli):
         app.cli.add_command(group)

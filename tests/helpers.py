@@ -9,6 +9,7 @@ import io
 import os
 import re
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -17,12 +18,13 @@ from decimal import Decimal
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select
+from werkzeug import Response
 
 from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import adjust_balance
-from ledger.services.payments import handle_notify
+from ledger.services.notify import handle_notify
 from ledger.services.xorpay import XorPayClient, sign
 from tests import factories
 
@@ -134,6 +136,18 @@ class FakeXorPay:
 
     def query2_answers(self, status: str) -> None:
         self.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_json({"status": status})
+
+    def refund_answers(self, status: str) -> None:
+        self.server.expect_request(re.compile(r"/api/refund/.*"), method="POST").respond_with_json({"status": status})
+
+    def refund_times_out(self) -> None:
+        """XorPay takes longer than the client waits: the outcome of the refund is unknown."""
+
+        def slow(_request):
+            time.sleep(1.5)
+            return Response('{"status": "ok"}', content_type="application/json")
+
+        self.server.expect_request(re.compile(r"/api/refund/.*"), method="POST").respond_with_handler(slow)
 
     def sent_forms(self) -> list[dict]:
         return [request.form.to_dict() for request, _ in self.server.log]

@@ -9,6 +9,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     """Every page and API of the app; the XorPay sandbox only when asked (config refuses it in production)."""
     from ledger.blueprints import (
         account,
+        admin,
         api_billing,
         api_holds,
         api_invites,
@@ -24,7 +25,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
         usage,
     )
 
-    pages = (site, auth, console, payments, usage, invites, account, security)
+    pages = (site, auth, console, payments, usage, invites, account, security, admin)
     apis = (api_billing, api_holds, api_payments, api_invites, api_usage, health)
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)

@@ -11,20 +11,37 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Date, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance, InvalidRequest, NotFound
 from ledger.i18n import N_
-from ledger.models import Actor, BillingAccount, LedgerKind, User, UserSession
+from ledger.models import (
+    Actor,
+    AuditLog,
+    BillingAccount,
+    Hold,
+    HoldStatus,
+    InviteRelation,
+    LedgerEntry,
+    LedgerKind,
+    PaymentStatus,
+    PaymentTransaction,
+    UsageLog,
+    User,
+    UserSession,
+)
 from ledger.money import MAX_CHARGE, parse_amount
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import post
+from ledger.services.summary import start_of_day
 
 REASON_MAX = 500
 PAGE = 25
@@ -154,13 +171,19 @@ def live_sessions(session: Session, user_id: uuid.UUID) -> int:
     )
 
 
+def to_disable(session: Session, user_id: object, *, disabled: bool) -> User:
+    """The person to disable (or enable); InvalidRequest when the account is already so."""
+    someone = person(session, user_id)
+    if (someone.disabled_at is not None) == disabled:
+        raise InvalidRequest(N_("Nothing to change: the account is already so."), field="reason")
+    return someone
+
+
 def set_disabled(session: Session, admin: Admin, user_id: object, *, disabled: bool, reason: object) -> User:
     """Disable a person (they cannot sign in, charges and holds answer 403; their sessions end;
     their money stays) or enable them again."""
     why = reason_of(reason)
-    someone = person(session, user_id)
-    if (someone.disabled_at is not None) == disabled:
-        raise InvalidRequest(N_("Nothing to change: the account is already so."), field="reason")
+    someone = to_disable(session, user_id, disabled=disabled)
     with atomic(session):
         when = datetime.now(UTC) if disabled else None
         session.execute(update(User).where(User.id == someone.id).values(disabled_at=when))
@@ -196,3 +219,145 @@ def _end_sessions(session: Session, user_id: uuid.UUID) -> int:
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     ).rowcount
+
+
+# --- what an admin reads ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A person's whole picture for the back office."""
+
+    person: User
+    account: BillingAccount
+    entries: list[LedgerEntry]
+    orders: list[PaymentTransaction]
+    usage: list[UsageLog]
+    holds: list[Hold]
+    inviter: User | None
+    invitees: int
+    live_sessions: list[UserSession]
+    audit: list[AuditLog]
+
+
+def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
+    someone = person(session, user_id)
+
+    def latest(model: Any, order: Any) -> list[Any]:
+        return list(
+            session.scalars(select(model).where(model.user_id == someone.id).order_by(order.desc()).limit(recent))
+        )
+
+    inviter = session.scalar(
+        select(User)
+        .join(InviteRelation, InviteRelation.inviter_id == User.id)
+        .where(InviteRelation.invitee_id == someone.id)
+    )
+    invitees = session.scalar(select(func.count()).where(InviteRelation.inviter_id == someone.id)) or 0
+    sessions = session.scalars(
+        select(UserSession)
+        .where(UserSession.user_id == someone.id, UserSession.revoked_at.is_(None))
+        .order_by(UserSession.last_seen_at.desc())
+    )
+    account = session.get(BillingAccount, someone.id)
+    assert account is not None
+    return Picture(
+        person=someone,
+        account=account,
+        entries=latest(LedgerEntry, LedgerEntry.id),
+        orders=latest(PaymentTransaction, PaymentTransaction.created_at),
+        usage=latest(UsageLog, UsageLog.created_at),
+        holds=latest(Hold, Hold.created_at),
+        inviter=inviter,
+        invitees=invitees,
+        live_sessions=list(sessions),
+        audit=latest(AuditLog, AuditLog.id),
+    )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Money and people over a period (the overview's rows)."""
+
+    label: str
+    topups: Decimal
+    charges: Decimal
+    refunds: Decimal
+    redemptions: Decimal
+    people: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    periods: list[Figures]  # today, 7 days, 30 days
+    pending_orders: int
+    active_holds: int
+    held: Decimal
+    daily: list[tuple[date, Decimal]]  # charges per day, last 30 days
+
+
+def overview(session: Session, *, tz: ZoneInfo, now: datetime) -> Overview:
+    """The back office's first page: what came in and went out today, in 7 and in 30 days."""
+    periods = []
+    for label, days_back in ((N_("Today"), 0), (N_("7 days"), 6), (N_("30 days"), 29)):
+        since = start_of_day(now, tz, days_back=days_back)
+        sums = dict(
+            session.execute(
+                select(LedgerEntry.kind, func.sum(LedgerEntry.amount))
+                .where(LedgerEntry.created_at >= since)
+                .group_by(LedgerEntry.kind)
+            ).all()
+        )
+        joined = session.scalar(select(func.count()).where(User.created_at >= since)) or 0
+        periods.append(
+            Figures(
+                label=label,
+                topups=Decimal(sums.get(LedgerKind.TOPUP, 0)),
+                charges=-Decimal(sums.get(LedgerKind.USAGE, 0)),
+                refunds=-Decimal(sums.get(LedgerKind.REFUND, 0)),
+                redemptions=Decimal(sums.get(LedgerKind.REDEMPTION, 0)),
+                people=joined,
+            )
+        )
+    pending = session.scalar(select(func.count()).where(PaymentTransaction.status == PaymentStatus.PENDING)) or 0
+    active = session.execute(
+        select(func.count(), func.coalesce(func.sum(Hold.amount), 0)).where(
+            Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now
+        )
+    ).one()
+    first = start_of_day(now, tz, days_back=29)
+    day = cast(func.timezone(tz.key, UsageLog.created_at), Date)
+    spent = dict(
+        session.execute(select(day, func.sum(UsageLog.amount)).where(UsageLog.created_at >= first).group_by(day)).all()
+    )
+    days = [first.date() + timedelta(days=i) for i in range(30)]
+    return Overview(periods, pending, active[0], Decimal(active[1]), [(d, Decimal(spent.get(d, 0))) for d in days])
+
+
+def audit_trail(
+    session: Session,
+    *,
+    person_query: object = None,
+    action: object = None,
+    actor: object = None,
+    since: date | None = None,
+    until: date | None = None,
+    tz: ZoneInfo,
+    limit: int = 100,
+) -> list[AuditLog]:
+    """Audit rows, newest first, filtered by person (email or id), action (prefix), actor, dates."""
+    wanted = select(AuditLog)
+    who = person_query.strip() if isinstance(person_query, str) else ""
+    if who:
+        people = [u.id for u in search_people(session, who)[0]]
+        wanted = wanted.where(AuditLog.user_id.in_(people))
+    what = action.strip() if isinstance(action, str) else ""
+    if what and validation.is_storable_text(what):
+        wanted = wanted.where(AuditLog.action.startswith(what, autoescape=True))
+    if actor in tuple(Actor):
+        wanted = wanted.where(AuditLog.actor == actor)
+    if since:
+        wanted = wanted.where(AuditLog.created_at >= datetime.combine(since, time.min, tzinfo=tz))
+    if until:
+        wanted = wanted.where(AuditLog.created_at < datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz))
+    return list(session.scalars(wanted.order_by(AuditLog.id.desc()).limit(limit)))

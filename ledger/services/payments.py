@@ -8,26 +8,26 @@ the transaction that marks it succeeded. No transaction is held open across a ca
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.config import Settings
 from ledger.db import atomic, lock
-from ledger.errors import InvalidNotify, InvalidTopupAmount, NotFound, UnknownOrder
+from ledger.errors import InvalidRequest, InvalidTopupAmount, NotFound
 from ledger.i18n import N_
-from ledger.models import LedgerKind, PaymentStatus, PaymentTransaction, User
+from ledger.models import AuditLog, LedgerKind, PaymentStatus, PaymentTransaction, User
 from ledger.money import InvalidAmount, parse_amount, to_api
-from ledger.services.audit import SYSTEM, XORPAY, Origin, record_audit, refusal
+from ledger.services.audit import SYSTEM, Origin, record_audit
 from ledger.services.billing import credit
 from ledger.services.invites import lock_first_topup_reward, pay_first_topup_reward
-from ledger.services.xorpay import PAID_STATUSES, GatewayError, Notify, XorPayClient, loggable, parse_notify
+from ledger.services.xorpay import PAID_STATUSES, GatewayError, XorPayClient
 
 PAY_TYPE = "alipay"
 ORDER_EXPIRE_SECONDS = 30 * 60
@@ -152,7 +152,7 @@ def list_orders(session: Session, *, user_id: uuid.UUID, limit: int = 20) -> lis
     )
 
 
-def _settle(
+def settle(
     session: Session, order: PaymentTransaction, *, settings: Settings, origin: Origin, evidence: dict[str, Any]
 ) -> bool:
     """Mark a locked, paid order succeeded and credit its stored amount. False if it already was.
@@ -185,80 +185,6 @@ def _settle(
     return True
 
 
-def handle_notify(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin = XORPAY) -> bool:
-    """Process a XorPay notify. True if it credited the order, False for a harmless repeat.
-
-    Checks the sign in constant time over the raw fields, finds and locks the order by order_id,
-    requires pay_price to equal the stored amount exactly and aoid to equal the recorded one, then
-    credits the stored amount once. A forged, incomplete or mismatched notify raises InvalidNotify
-    (400); an unknown order raises UnknownOrder (404). Neither credits anything; both are audited.
-    """
-    with atomic(session):
-        try:
-            notify = parse_notify(fields, settings.XORPAY_APP_SECRET)
-        except InvalidNotify as exc:
-            raise refusal(
-                exc, "payment.notify_refused", origin=origin, details={**exc.details, **loggable(fields)}
-            ) from None
-        order = lock(session, PaymentTransaction, PaymentTransaction.id == notify.order_id) if notify.order_id else None
-        if order is None:
-            raise _notify_refusal(UnknownOrder(), "unknown_order", notify, origin)
-        if notify.pay_price != order.amount:
-            raise _notify_refusal(
-                InvalidNotify("amount mismatch"),
-                "amount_mismatch",
-                notify,
-                origin,
-                order,
-                expected=to_api(order.amount),
-            )
-        if order.provider_order_id is not None and notify.aoid != order.provider_order_id:
-            raise _notify_refusal(
-                InvalidNotify("aoid mismatch"),
-                "aoid_mismatch",
-                notify,
-                origin,
-                order,
-                expected=order.provider_order_id,
-            )
-        evidence = {
-            "confirmed_by": "notify",
-            "aoid": notify.aoid,
-            "pay_time": notify.pay_time,
-            "detail": notify.detail,
-            "notify": notify.logged,
-        }
-        credited = _settle(session, order, settings=settings, origin=origin, evidence=evidence)
-        if order.provider_order_id is None:
-            order.provider_order_id = notify.aoid
-        if not credited:
-            record_audit(
-                session,
-                "payment.notify_repeated",
-                origin=origin,
-                user_id=order.user_id,
-                details={"transaction_id": str(order.id)},
-            )
-    return credited
-
-
-def _notify_refusal(
-    error: InvalidNotify | UnknownOrder,
-    reason: str,
-    notify: Notify,
-    origin: Origin,
-    order: PaymentTransaction | None = None,
-    **details: str,
-) -> InvalidNotify | UnknownOrder:
-    return refusal(
-        error,
-        "payment.notify_refused",
-        origin=origin,
-        user_id=order.user_id if order else None,
-        details={"reason": reason, **details, **notify.logged},
-    )
-
-
 def check_payment(
     session: Session,
     gateway: XorPayClient,
@@ -272,12 +198,104 @@ def check_payment(
 
     Raises NotFound, or GatewayError when XorPay cannot be asked.
     """
-    order = get_own_order(session, user_id=user_id, transaction_id=transaction_id)
+    return ask_xorpay(
+        session,
+        gateway,
+        get_own_order(session, user_id=user_id, transaction_id=transaction_id),
+        settings=settings,
+        origin=origin,
+    )
+
+
+def ask_xorpay(
+    session: Session, gateway: XorPayClient, order: PaymentTransaction, *, settings: Settings, origin: Origin
+) -> PaymentTransaction:
+    """Ask XorPay (query2) about an order and act on the answer: paid -> credited (as a notify
+    would), stale -> expired. For "check now", and for an admin's "check with XorPay"."""
     if order.status == PaymentStatus.SUCCEEDED:
         return order
     session.commit()  # no transaction stays open while XorPay answers
     status = gateway.query2(str(order.id))
     order, _outcome = _apply_query(session, order.id, status, settings=settings, origin=origin, now=datetime.now(UTC))
+    return order
+
+
+# --- the back office --------------------------------------------------------------------------------
+
+
+def order_by_id(session: Session, transaction_id: object) -> PaymentTransaction:
+    """Any person's order (the back office); NotFound for a malformed or unknown id."""
+    missing = NotFound(N_("There is no such top-up order."))
+    order = session.get(PaymentTransaction, validation.uuid_of(transaction_id, "transaction_id", error=missing))
+    if order is None:
+        raise missing
+    return order
+
+
+def find_orders(
+    session: Session,
+    *,
+    status: object = None,
+    user_ids: list[uuid.UUID] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    page: int = 1,
+    size: int = 25,
+) -> tuple[list[PaymentTransaction], int]:
+    """Orders newest first, filtered by status, people, and a [since, until) range; and how many match."""
+    wanted = select(PaymentTransaction)
+    if status in tuple(PaymentStatus):
+        wanted = wanted.where(PaymentTransaction.status == status)
+    if user_ids is not None:
+        wanted = wanted.where(PaymentTransaction.user_id.in_(user_ids))
+    if since:
+        wanted = wanted.where(PaymentTransaction.created_at >= since)
+    if until:
+        wanted = wanted.where(PaymentTransaction.created_at < until)
+    total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
+    newest = wanted.order_by(PaymentTransaction.created_at.desc(), PaymentTransaction.id)
+    return list(session.scalars(newest.limit(size).offset((max(page, 1) - 1) * size))), total
+
+
+def notify_history(session: Session, order: PaymentTransaction) -> list[AuditLog]:
+    """What happened to an order, from the audit trail: created, notifies received or refused, checks."""
+    mine = (AuditLog.details["transaction_id"].astext == str(order.id)) | (
+        AuditLog.details["order_id"].astext == str(order.id)
+    )
+    people = (AuditLog.user_id == order.user_id) | AuditLog.user_id.is_(None)
+    return list(
+        session.scalars(select(AuditLog).where(people, AuditLog.action.like("payment.%"), mine).order_by(AuditLog.id))
+    )
+
+
+def mark_paid(
+    session: Session,
+    *,
+    settings: Settings,
+    transaction_id: object,
+    trade_no: object,
+    reason: str,
+    origin: Origin,
+    admin_details: dict[str, Any],
+) -> PaymentTransaction:
+    """补单: an admin who has the payment's proof (its Alipay trade number) credits the order's stored
+    amount once, as a notify would (a later notify or reconcile changes nothing). Raises NotFound,
+    InvalidRequest (no trade number, or the order is already paid)."""
+    trade = validation.text(trade_no, "trade_no", max_length=64, message=N_("Give the payment's trade number."))
+    wanted = order_by_id(session, transaction_id).id
+    with atomic(session):
+        order = _lock_order(session, wanted)
+        if order.status == PaymentStatus.SUCCEEDED:
+            raise InvalidRequest(N_("This order is already paid."), field="trade_no")
+        evidence = {"confirmed_by": "admin", "trade_no": trade, "reason": reason}
+        settle(session, order, settings=settings, origin=origin, evidence=evidence)
+        record_audit(
+            session,
+            "payment.marked_paid",
+            origin=origin,
+            user_id=order.user_id,
+            details={**admin_details, "transaction_id": str(order.id), "trade_no": trade},
+        )
     return order
 
 
@@ -293,7 +311,7 @@ def _apply_query(
         order = _lock_order(session, order_id)
         if status in PAID_STATUSES:
             evidence = {"confirmed_by": "query2", "query2_status": status}
-            if _settle(session, order, settings=settings, origin=origin, evidence=evidence):
+            if settle(session, order, settings=settings, origin=origin, evidence=evidence):
                 outcome = "credited"
         elif order.status == PaymentStatus.PENDING and (
             status == "expire" or (now >= order.expires_at and status in {"new", "not_exist"})

@@ -49,6 +49,7 @@ from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
+from ledger.blueprints.admin.forms import AdjustForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
@@ -344,10 +345,96 @@ CASES = [
         variant="csv",
     ),
     Case("GET", "health.healthz", "public"),
+    Case("GET", "admin.home", "user"),
+    Case("GET", "admin.people", "user", query={"q": "example", "page": "1"}),
+    Case("GET", "admin.person", "user", path={"user_id": lambda w: str(w.other.id)}),
+    Case(
+        "GET",
+        "admin.orders",
+        "user",
+        query={"status": "pending", "from": "2026-01-01", "to": "2026-12-31", "person": "x", "page": "1"},
+    ),
+    Case("GET", "admin.order", "user", path={"transaction_id": order_id}),
+    Case(
+        "GET",
+        "admin.audit",
+        "user",
+        query={"person": "x", "action": "auth.", "actor": "user", "from": "2026-01-01", "to": "2026-12-31"},
+    ),
+    Case(
+        "POST",
+        "admin.adjust",
+        "user",
+        "form",
+        fields={"amount": "1.00", "debit": MISSING, "reason": "fuzz", "confirmed": MISSING},
+        path={"user_id": lambda w: str(w.other.id)},
+    ),
+    Case(
+        "POST",
+        "admin.sign_out",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"user_id": lambda w: str(w.other.id)},
+    ),
+    Case(
+        "POST",
+        "admin.disable",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"user_id": lambda w: str(w.other.id)},
+    ),
+    Case(
+        "POST",
+        "admin.enable",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"user_id": lambda w: str(w.other.id)},
+        works=(422,),
+    ),
+    Case(
+        "POST",
+        "admin.check",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"transaction_id": order_id},
+    ),
+    Case(
+        "POST",
+        "admin.mark_paid",
+        "user",
+        "form",
+        fields={"trade_no": "2026112622001", "reason": "fuzz", "confirmed": MISSING},
+        path={"transaction_id": order_id},
+    ),
+    Case(
+        "POST",
+        "admin.refund",
+        "user",
+        "form",
+        fields={"amount": "1.00", "reason": "fuzz", "confirmed": MISSING},
+        path={"transaction_id": order_id},
+        works=(422,),
+    ),
+    Case(
+        "POST",
+        "admin.resolve",
+        "user",
+        "form",
+        fields={"outcome": "failed", "back": "/admin/orders", "reason": "fuzz", "confirmed": MISSING},
+        path={"refund_id": lambda w: str(uuid.uuid4())},
+        works=(200, 404),
+    ),
 ]
 
 # The WTForms classes behind the page forms: a field added to one must be fuzzed too.
 FORMS = {
+    "admin.adjust": AdjustForm,
+    "admin.mark_paid": MarkPaidForm,
+    "admin.refund": RefundForm,
     "auth.login": LoginForm,
     "auth.register": RegisterForm,
     "account.save_profile": ProfileForm,
@@ -764,7 +851,7 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
     monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job_id: None)
 
-    user = UserFactory(balance="10.00", password_hash=fast_hash(PASSWORD))
+    user = UserFactory(balance="10.00", password_hash=fast_hash(PASSWORD), is_admin=True)  # the back office too
     other = UserFactory(password_hash=fast_hash(PASSWORD))
     invitee = UserFactory()
     InviteFactory(inviter=other, invitee=invitee)

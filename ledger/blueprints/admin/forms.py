@@ -1,0 +1,29 @@
+from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+
+from ledger.web.parsing import TextForm
+
+
+class ActionForm(TextForm):
+    """An admin action: its reason (the service checks it: required, 1 to 500 characters), and
+    whether the confirmation step has been seen."""
+
+    reason = TextAreaField(_l("Reason"), description=_l("Kept in the audit trail; the person does not see it."))
+    confirmed = HiddenField()
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed.data == "yes"
+
+
+class AdjustForm(ActionForm):
+    amount = StringField(_l("Amount (CNY)"), description=_l("A positive amount such as 50.00."))
+    debit = BooleanField(_l("Take money away (a debit)"))
+
+
+class MarkPaidForm(ActionForm):
+    trade_no = StringField(_l("Alipay trade number"), description=_l("From the payment's receipt, as a proof."))
+
+
+class RefundForm(ActionForm):
+    amount = StringField(_l("Amount to refund (CNY)"))

@@ -1,0 +1,96 @@
+"""`/admin/users`: find anyone; a person's whole picture; adjust, sign out everywhere, disable/enable."""
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ledger.blueprints.admin import bp
+from ledger.blueprints.admin.forms import ActionForm, AdjustForm
+from ledger.blueprints.admin.steps import balance_change, confirm_then
+from ledger.db import get_session
+from ledger.services import admin
+from ledger.validation import whole_number
+from ledger.web.context import request_origin
+
+
+def acting() -> admin.Admin:
+    return admin.Admin(current_user.id, request_origin())
+
+
+@bp.get("/users")
+def people() -> Any:
+    query = request.args.get("q", "")
+    page = whole_number(request.args.get("page") or "1", "page", minimum=1, maximum=100_000)
+    found, total = admin.search_people(get_session(), query, page=page)
+    return render_template("admin/people.html", people=found, total=total, q=query, page=page, size=admin.PAGE)
+
+
+@bp.get("/users/<user_id>")
+def person(user_id: str) -> Any:
+    return render_template("admin/person.html", p=admin.picture(get_session(), user_id), adjust=AdjustForm())
+
+
+@bp.post("/users/<user_id>/adjust")
+def adjust(user_id: str) -> Any:
+    form, session = AdjustForm(), get_session()
+
+    def preview() -> list[str]:
+        admin.reason_of(form.reason.data)
+        plan = admin.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
+        return [plan.person.email, balance_change(plan.balance, plan.balance_after)]
+
+    def act() -> Any:
+        admin.adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data)
+        flash(_("The balance is adjusted."), "success")
+        return redirect(url_for("admin.person", user_id=user_id))
+
+    return confirm_then(form, preview, act, back=url_for("admin.person", user_id=user_id))
+
+
+@bp.post("/users/<user_id>/sign-out")
+def sign_out(user_id: str) -> Any:
+    form, session = ActionForm(), get_session()
+
+    def preview() -> list[str]:
+        admin.reason_of(form.reason.data)
+        someone = admin.person(session, user_id)
+        return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=admin.live_sessions(session, someone.id))]
+
+    def act() -> Any:
+        count = admin.sign_out_everywhere(session, acting(), user_id, reason=form.reason.data)
+        flash(_("%(n)d session(s) ended.", n=count), "success")
+        return redirect(url_for("admin.person", user_id=user_id))
+
+    return confirm_then(form, preview, act, back=url_for("admin.person", user_id=user_id))
+
+
+@bp.post("/users/<user_id>/disable")
+def disable(user_id: str) -> Any:
+    return _set_disabled(user_id, disabled=True)
+
+
+@bp.post("/users/<user_id>/enable")
+def enable(user_id: str) -> Any:
+    return _set_disabled(user_id, disabled=False)
+
+
+def _set_disabled(user_id: str, *, disabled: bool) -> Any:
+    form, session = ActionForm(), get_session()
+
+    def preview() -> list[str]:
+        admin.reason_of(form.reason.data)
+        someone = admin.to_disable(session, user_id, disabled=disabled)
+        if disabled:
+            return [
+                _("%(who)s cannot sign in or be charged; their sessions end; their money stays.", who=someone.email)
+            ]
+        return [_("%(who)s can sign in and be charged again.", who=someone.email)]
+
+    def act() -> Any:
+        admin.set_disabled(session, acting(), user_id, disabled=disabled, reason=form.reason.data)
+        flash(_("The account is disabled.") if disabled else _("The account is enabled."), "success")
+        return redirect(url_for("admin.person", user_id=user_id))
+
+    return confirm_then(form, preview, act, back=url_for("admin.person", user_id=user_id))

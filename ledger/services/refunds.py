@@ -1,0 +1,197 @@
+"""Refunds through XorPay (SPEC 15): part or all of a succeeded order, given back once.
+
+XorPay's refund carries no idempotency key (a retry after a timeout may refund twice), so: the
+refund row is committed `pending` and its amount held (it cannot be spent meanwhile) before
+XorPay is asked, with no transaction open during the call. `ok` debits it (ledger kind `refund`);
+a clear refusal releases it (`failed`); an unknown outcome (timeout, 5xx, an unreadable answer)
+leaves it pending and the order blocked until an admin, having looked at XorPay, resolves it.
+Refundable = amount - refunded - pending, never more than the person's available amount, at most
+MAX_PER_ORDER refunds an order. Locks: order, then account (as the notify); a refund, then account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger import validation
+from ledger.db import atomic, lock
+from ledger.errors import NotFound, RefundRefused
+from ledger.i18n import N_
+from ledger.models import BillingAccount, LedgerKind, PaymentStatus, PaymentTransaction, Refund, RefundStatus
+from ledger.money import parse_amount, to_api
+from ledger.services.admin import Admin, admin_origin, reason_of
+from ledger.services.audit import record_audit
+from ledger.services.billing import lock_account, post
+from ledger.services.xorpay import GatewayError, XorPayClient
+
+MAX_PER_ORDER = 50
+# XorPay's answers that say for sure the refund did not happen; anything else may have refunded.
+REFUSALS = frozenset(
+    {"order_error", "price_error", "sign_error", "alipay_api_error", "wechat_api_error", "missing_argument"}
+)
+
+
+@dataclass(frozen=True)
+class RefundPlan:
+    """A refund as the confirmation step shows it."""
+
+    order: PaymentTransaction
+    amount: Decimal
+    refundable: Decimal
+    balance: Decimal
+    available: Decimal
+
+
+def plan_refund(session: Session, transaction_id: object, amount: object) -> RefundPlan:
+    """Check a refund of `amount` (an exact string, 2 decimals) of an order, without writing."""
+    order = _order(session, transaction_id)
+    value = parse_amount(amount, places=2)
+    account = session.get(BillingAccount, order.user_id, populate_existing=True)
+    assert account is not None
+    return _checked(session, order, value, account)
+
+
+def refund_order(
+    session: Session, gateway: XorPayClient, admin: Admin, transaction_id: object, amount: object, *, reason: object
+) -> Refund:
+    """Refund part or all of a succeeded order through XorPay (see the module's contract).
+
+    Raises RefundRefused (not refundable now: see `_checked`), InvalidRequest, NotFound. Returns
+    the refund, succeeded, failed or (the outcome unknown) pending.
+    """
+    why = reason_of(reason)
+    value = parse_amount(amount, places=2)
+    wanted = _order(session, transaction_id).id
+    with atomic(session):  # 1. the refund committed pending, its amount held, before XorPay hears of it
+        order = lock(session, PaymentTransaction, PaymentTransaction.id == wanted)
+        assert order is not None
+        account = lock_account(session, order.user_id)
+        _checked(session, order, value, account)
+        refund = Refund(
+            id=uuid.uuid4(),
+            payment_transaction_id=order.id,
+            user_id=order.user_id,
+            amount=value,
+            reason=why,
+            status=RefundStatus.PENDING,
+            admin_id=admin.user_id,
+        )
+        session.add(refund)
+        account.held += value
+        details = admin.details(why, refund_id=str(refund.id), transaction_id=str(order.id), amount=to_api(value))
+        record_audit(
+            session, "refund.requested", origin=admin_origin(admin.origin), user_id=order.user_id, details=details
+        )
+        aoid = order.provider_order_id
+    try:  # 2. no transaction is open while XorPay answers
+        gateway.refund(aoid or "", f"{value:.2f}")
+    except GatewayError as refused:
+        if refused.gateway_status not in REFUSALS:  # a timeout or worse: XorPay may have refunded
+            _note_unknown(session, refund.id, admin, refused)
+            return _reload(session, refund.id)
+        return settle_refund(session, admin, refund.id, succeeded=False, reason=why, answer=_answer(refused))
+    return settle_refund(session, admin, refund.id, succeeded=True, reason=why, answer={"status": "ok"})
+
+
+def settle_refund(
+    session: Session, admin: Admin, refund_id: object, *, succeeded: bool, reason: object, answer: dict | None = None
+) -> Refund:
+    """Settle a pending refund: succeeded debits its amount (kind `refund`), failed releases it.
+    After XorPay's answer, or by an admin who resolved an unknown outcome at XorPay."""
+    why = reason_of(reason)
+    wanted = validation.uuid_of(refund_id, "refund_id", error=NotFound(N_("There is no such refund.")))
+    with atomic(session):
+        refund = lock(session, Refund, Refund.id == wanted)
+        if refund is None:
+            raise NotFound(N_("There is no such refund."))
+        if refund.status is not RefundStatus.PENDING:
+            raise RefundRefused(N_("This refund is already settled."))
+        account = lock_account(session, refund.user_id)
+        account.held -= refund.amount  # what was set aside comes back first, then leaves if refunded
+        refund.settle(RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED, datetime.now(UTC))
+        refund.gateway_answer = {**refund.gateway_answer, **(answer or {}), "resolved_by": admin.via}
+        origin = admin_origin(admin.origin)
+        details = admin.details(why, refund_id=str(refund.id), transaction_id=str(refund.payment_transaction_id))
+        if succeeded:
+            session.flush()  # the refund row exists before its ledger entry names it
+            post(
+                session,
+                user_id=refund.user_id,
+                amount=-refund.amount,
+                kind=LedgerKind.REFUND,
+                origin=origin,
+                action="refund.succeeded",
+                details=details,
+                refund_id=refund.id,
+            )
+        else:
+            record_audit(session, "refund.failed", origin=origin, user_id=refund.user_id, details=details)
+    return refund
+
+
+def refunds_of(session: Session, order_id: uuid.UUID) -> list[Refund]:
+    return list(
+        session.scalars(select(Refund).where(Refund.payment_transaction_id == order_id).order_by(Refund.created_at))
+    )
+
+
+def _order(session: Session, transaction_id: object) -> PaymentTransaction:
+    missing = NotFound(N_("There is no such top-up order."))
+    order = session.get(PaymentTransaction, validation.uuid_of(transaction_id, "transaction_id", error=missing))
+    if order is None:
+        raise missing
+    return order
+
+
+def _checked(session: Session, order: PaymentTransaction, value: Decimal, account: BillingAccount) -> RefundPlan:
+    """What the books allow: a succeeded order, no refund pending, fewer than 50, within what is
+    refundable and what the person has available."""
+    if order.status is not PaymentStatus.SUCCEEDED:
+        raise RefundRefused(N_("Only a paid order can be refunded."), field="amount")
+    rows = session.execute(
+        select(Refund.status, func.count(), func.coalesce(func.sum(Refund.amount), 0))
+        .where(Refund.payment_transaction_id == order.id)
+        .group_by(Refund.status)
+    ).all()
+    counts = {status: (n, total) for status, n, total in rows}
+    if RefundStatus.PENDING in counts:
+        raise RefundRefused(N_("A refund of this order is pending: resolve it first."), field="amount")
+    if sum(n for n, _ in counts.values()) >= MAX_PER_ORDER:
+        raise RefundRefused(N_("This order has had %(max)d refunds, the most XorPay allows."), max=MAX_PER_ORDER)
+    refundable = order.amount - Decimal(counts.get(RefundStatus.SUCCEEDED, (0, 0))[1])
+    if value > refundable:
+        raise RefundRefused(
+            N_("At most ¥%(refundable)s of this order can be refunded."), field="amount", refundable=refundable
+        )
+    if value > account.available:
+        raise RefundRefused(
+            N_("The person has only ¥%(available)s available."), field="amount", available=account.available
+        )
+    return RefundPlan(order, value, refundable, account.balance, account.available)
+
+
+def _note_unknown(session: Session, refund_id: uuid.UUID, admin: Admin, error: GatewayError) -> None:
+    with atomic(session):
+        refund = lock(session, Refund, Refund.id == refund_id)
+        assert refund is not None
+        refund.gateway_answer = _answer(error)
+        details = admin.details("gateway", refund_id=str(refund.id), gateway_status=error.gateway_status)
+        record_audit(
+            session, "refund.unknown", origin=admin_origin(admin.origin), user_id=refund.user_id, details=details
+        )
+
+
+def _reload(session: Session, refund_id: uuid.UUID) -> Refund:
+    refund = session.get(Refund, refund_id, populate_existing=True)
+    assert refund is not None
+    return refund
+
+
+def _answer(error: GatewayError) -> dict[str, str | None]:
+    return {"status": error.gateway_status, "detail": error.detail}

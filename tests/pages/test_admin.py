@@ -1,0 +1,81 @@
+"""The back office (SPEC 13): admins only, every action confirmed, reasoned and audited."""
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from ledger.models import AuditLog, User, UserSession
+from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import balance_of, post_form
+
+PAGES = ["/admin", "/admin/users", "/admin/orders", "/admin/audit"]
+
+
+@pytest.fixture
+def admin_user(auth, session):
+    user = UserFactory(is_admin=True)
+    auth.login(user)
+    return user
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_back_office_does_not_exist_for_anyone_but_admins(client, auth, session, path):
+    assert client.get(path).status_code == 404  # signed out
+    auth.login(UserFactory())
+    assert client.get(path).status_code == 404  # signed in, not an admin
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_page_of_the_back_office_answers(client, admin_user, session, language):
+    client.set_cookie("lang", language)
+    someone = UserFactory(balance="12.00", email="someone@example.com")
+    order = PaymentFactory(user=someone)
+    for path in [*PAGES, f"/admin/users/{someone.id}", f"/admin/orders/{order.id}", "/admin/users?q=someone"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+    assert "someone@example.com" in client.get("/admin/users?q=SOMEONE").get_data(as_text=True)
+
+
+def test_an_adjustment_is_confirmed_with_its_effect_then_done_and_audited(client, auth, admin_user, session):
+    someone = UserFactory(balance="12.00")
+    page = f"/admin/users/{someone.id}"
+    fields = {"amount": "50.00", "reason": "goodwill for an outage"}
+    shown = post_form(client, auth, f"{page}/adjust", page, **fields)
+    assert shown.status_code == 200 and "¥12.00 → ¥62.00" in shown.get_data(as_text=True)
+    assert balance_of(session, someone) == Decimal("12.00")  # nothing yet
+    done = post_form(client, auth, f"{page}/adjust", page, **fields, confirmed="yes")
+    assert done.status_code == 302
+    assert balance_of(session, someone) == Decimal("62.00")
+    by_admin = select(AuditLog).where(AuditLog.action == "balance.adjusted", AuditLog.actor == "admin")
+    row = session.scalars(by_admin).one()
+    assert (row.user_id, row.details["admin_id"]) == (someone.id, str(admin_user.id))
+    assert row.details["reason"] == "goodwill for an outage"
+
+
+def test_an_action_without_a_reason_or_beyond_the_available_amount_is_refused(client, auth, admin_user, session):
+    someone = UserFactory(balance="12.00")
+    page = f"/admin/users/{someone.id}"
+    no_reason = post_form(client, auth, f"{page}/adjust", page, amount="5.00", reason="", confirmed="yes")
+    assert no_reason.status_code == 422
+    too_much = post_form(client, auth, f"{page}/adjust", page, amount="12.01", debit="y", reason="x", confirmed="yes")
+    assert too_much.status_code == 402
+    assert balance_of(session, someone) == Decimal("12.00")
+
+
+def test_disabling_ends_sessions_and_the_person_can_no_longer_sign_in(client, auth, admin_user, session, app):
+    from tests.helpers import AuthActions
+
+    someone = UserFactory()
+    theirs = AuthActions(app.test_client())
+    theirs.login(someone)
+    page = f"/admin/users/{someone.id}"
+    assert post_form(client, auth, f"{page}/disable", page, reason="fraud", confirmed="yes").status_code == 302
+    assert session.get(User, someone.id, populate_existing=True).disabled_at is not None
+    assert theirs.client.get("/").status_code == 302  # signed out
+    again = theirs.login(someone)
+    assert again.status_code == 422 and "此账户已被停用" in again.get_data(as_text=True)  # on the form
+    live = session.scalars(
+        select(UserSession).where(UserSession.user_id == someone.id, UserSession.revoked_at.is_(None))
+    )
+    assert list(live) == []
