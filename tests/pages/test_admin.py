@@ -79,3 +79,49 @@ def test_disabling_ends_sessions_and_the_person_can_no_longer_sign_in(client, au
         select(UserSession).where(UserSession.user_id == someone.id, UserSession.revoked_at.is_(None))
     )
     assert list(live) == []
+
+
+def test_mark_paid_by_hand_credits_once_and_a_later_notify_changes_nothing(client, auth, admin_user, session):
+    from tests.helpers import signed_notify
+
+    order = PaymentFactory(user=UserFactory())
+    page = f"/admin/orders/{order.id}"
+    fields = {"trade_no": "2026112622001488", "reason": "receipt shown by the customer"}
+    shown = post_form(client, auth, f"{page}/mark-paid", page, **fields)
+    assert "¥0.00 → ¥50.00" in shown.get_data(as_text=True)
+    assert post_form(client, auth, f"{page}/mark-paid", page, **fields, confirmed="yes").status_code == 302
+    assert balance_of(session, order.user_id) == Decimal("50.00")
+    late = client.post("/api/payments/webhook", data=signed_notify(order))
+    assert (late.status_code, late.get_data(as_text=True)) == (200, "ok")
+    assert balance_of(session, order.user_id) == Decimal("50.00")  # credited once
+    again = post_form(client, auth, f"{page}/mark-paid", page, **fields, confirmed="yes")
+    assert again.status_code == 422 and "这笔订单已付款" in again.get_data(as_text=True)
+    marked = session.scalars(select(AuditLog).where(AuditLog.action == "payment.marked_paid")).one()
+    assert marked.details["trade_no"] == "2026112622001488" and marked.actor == "admin"
+
+
+def test_check_with_xorpay_credits_a_paid_order(client, auth, admin_user, session, xorpay):
+    order = PaymentFactory(user=UserFactory())
+    page = f"/admin/orders/{order.id}"
+    xorpay.query2_answers("payed")
+    assert (
+        post_form(client, auth, f"{page}/check", page, reason="customer says paid", confirmed="yes").status_code == 302
+    )
+    assert balance_of(session, order.user_id) == Decimal("50.00")
+
+
+def test_a_refund_from_the_order_page_is_confirmed_and_made(client, auth, admin_user, session, xorpay, settings):
+    from tests.helpers import settle_by_notify
+
+    order = PaymentFactory(user=UserFactory())
+    settle_by_notify(session, order, settings)
+    page = f"/admin/orders/{order.id}"
+    shown = post_form(client, auth, f"{page}/refund", page, amount="10.00", reason="duplicate")
+    assert "¥50.00 → ¥40.00" in shown.get_data(as_text=True)
+    xorpay.refund_answers("ok")
+    assert (
+        post_form(client, auth, f"{page}/refund", page, amount="10.00", reason="dup", confirmed="yes").status_code
+        == 302
+    )
+    assert balance_of(session, order.user_id) == Decimal("40.00")
+    assert 'data-testid="refund-status">已退款' in client.get(page).get_data(as_text=True)

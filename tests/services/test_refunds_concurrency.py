@@ -1,0 +1,43 @@
+"""Refunds of one order at the same time (SPEC 15): the order's lock lets one through at a time, so the
+refunded total never exceeds the order. Real threads, committed rows."""
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.errors import RefundRefused
+from ledger.models import BillingAccount, LedgerEntry, PaymentTransaction
+from ledger.services.admin import Admin
+from ledger.services.audit import Origin
+from ledger.services.integrity import find_breaches
+from ledger.services.notify import handle_notify
+from ledger.services.refunds import refund_order
+from tests.helpers import funded_user, pending_order, run_together, signed_notify
+
+pytestmark = pytest.mark.committed
+ADMIN = Admin(None, Origin("admin"), via="test")
+
+
+def test_concurrent_refunds_of_one_order_never_refund_more_than_it(committed, settings, xorpay):
+    user = funded_user(committed, "1.00")
+    order = pending_order(committed, user, amount="50.00")
+    with committed.session() as session:
+        handle_notify(session, signed_notify(order), settings=settings)
+    xorpay.refund_answers("ok")
+
+    def refund(_i):
+        with committed.session() as session:
+            return refund_order(session, xorpay.client, ADMIN, order.id, "20.00", reason="race")
+
+    results = run_together(8, refund)
+
+    made = [r for r in results if not isinstance(r, Exception)]
+    assert [r.status for r in made] == ["succeeded", "succeeded"]  # 20 + 20; a third would exceed 50
+    assert all(isinstance(r, RefundRefused) for r in results if isinstance(r, Exception))
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("11.0000")
+        refunds = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "refund")
+        assert session.scalar(refunds) == 2
+        assert session.get(PaymentTransaction, order.id).status == "succeeded"
+        assert list(find_breaches(session)) == []
