@@ -75,7 +75,7 @@ PARTS = {
     "b": "(b) psycopg 3 threads, the same statements",
     "c": "(c) charge_usage in-process, a session per thread",
     "d": "(d) HTTP POST /api/billing/deduct, gunicorn + wrk",
-    "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call",
+    "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call (latency a call)",
 }
 
 
@@ -510,7 +510,7 @@ def main() -> None:
     parts = [p for p in "abcde" if p in args.parts]
     if {"d", "e"} & set(parts):
         ensure_wrk()
-    began = time.perf_counter()
+    began, load_before = time.perf_counter(), os.getloadavg()[0]
 
     url = fresh_database("ledger_bench_charge")
     database = Database(make_engine(url, pool_size=20))
@@ -589,7 +589,8 @@ def main() -> None:
     print(
         f"\nCharging side by side, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {CORES} cores, {platform.machine()}; "
         f"PostgreSQL {version} (synchronous_commit {commit}); {args.duration} s a measurement; "
-        f"{args.accounts:,} accounts and 1 hot account"
+        f"{args.accounts:,} accounts and 1 hot account; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work on the machine shows here)"
     )
     if server_described:
         print(f"HTTP server: {server_described}; wrk -t{min(16, CORES)} -c16 (-t1 -c1), bench/deduct.lua")
