@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install lint migrate seed translations chromium clean bench messages
+.PHONY: run test install lint migrate seed translations chromium clean bench messages bench-charge
 
 # The web server and one job worker (hold expiry, reconcile, video jobs); Ctrl-C stops both.
 run: install .env migrate seed
@@ -54,6 +54,14 @@ messages: install
 
 bench: install
 	$(BIN)/python bench/usage_report.py
+
+# One charge side by side (bench/README.md): pgbench, psycopg, charge_usage, HTTP under gunicorn
+# driven by Debian's wrk (installed with apt-get when missing, like chromium).
+bench-charge: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/charge_compare.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

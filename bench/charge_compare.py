@@ -1,0 +1,609 @@
+"""Benchmark: one charge side by side, from PostgreSQL's own client to HTTP, in one run.
+
+    make bench-charge                                    # = .venv/bin/python bench/charge_compare.py
+    .venv/bin/python bench/charge_compare.py --duration 5 --parts ad
+
+On one fresh database (an embedded PostgreSQL 18 in a temporary directory, or BENCH_DATABASE_URL's
+server), seeded in bulk with 10,000 funded accounts plus one hot account, the same charge is sent by:
+
+  (a) pgbench running bench/charge.pgbench: the statements `charge_usage` sends, in one transaction
+  (b) plain psycopg 3 threads sending the same statements (read from the same file), a connection each
+  (c) `ledger.services.billing.charge_usage` in-process from threads, a session each
+  (d) HTTP POST /api/billing/deduct under `gunicorn -c gunicorn.conf.py 'wsgi:app'`, driven by wrk
+      (bench/deduct.lua)
+  (e) HTTP POST /api/billing/deduct/batch, 100 charges a call, 16 connections ("not available"
+      while the route answers 404)
+
+each for --duration seconds with 1 and 16 clients, on accounts picked at random among the 10,000
+and on the one hot account. It prints charges/s, p50 and p99 latency and the ratio to (a) for the
+same clients and accounts, and after every part checks the books: `ledger verify` finds nothing and
+the balances total the starting total minus the usage logs' amounts, to the cent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psycopg
+from common import fresh_database
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from werkzeug.security import generate_password_hash
+
+from ledger.db import Database, load_pgserver, make_engine
+from ledger.services.audit import INTERNAL
+from ledger.services.integrity import find_breaches
+
+try:  # issue 12 moves the single charge to ledger.services.charges
+    from ledger.services.charges import charge_usage
+except ImportError:
+    from ledger.services.billing import charge_usage
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SCRIPT = BENCH / "charge.pgbench"  # the charge's statements: the one place (a) and (b) read them
+LUA = BENCH / "deduct.lua"
+AMOUNT = Decimal("0.0125")
+BALANCE = Decimal("1000.0000")  # each of the spread accounts
+HOT_BALANCE = Decimal("10000000.0000")
+BATCH = 100
+CORES = os.cpu_count() or 1
+SPREAD, HOT = "spread", "hot"
+PARTS = {
+    "a": "(a) pgbench, bench/charge.pgbench (-M prepared)",
+    "b": "(b) psycopg 3 threads, the same statements",
+    "c": "(c) charge_usage in-process, a session per thread",
+    "d": "(d) HTTP POST /api/billing/deduct, gunicorn + wrk",
+    "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call (latency a call)",
+}
+
+
+def user_id(n: int) -> str:
+    """Account n's user id, as the SQL of the seed and of charge.pgbench derive it."""
+    return str(uuid.UUID(hashlib.md5(f"bench-{n}".encode()).hexdigest()))  # noqa: S324 - an id, not a secret
+
+
+@dataclass
+class Result:
+    part: str
+    clients: int
+    accounts: str
+    tps: float | None
+    p50: float | None = None  # ms
+    p99: float | None = None
+    note: str = ""
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+def seed(database: Database, accounts: int) -> Decimal:
+    """Accounts 1..N (BALANCE each) and the hot account 0 (HOT_BALANCE), each funded by one
+    `adjustment` ledger entry, in bulk SQL; returns the total of the balances."""
+    password_hash = generate_password_hash("bench-password")
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, invite_code) "
+                "SELECT md5('bench-' || n)::uuid, 'bench-' || n || '@example.com', :hash, 'bench' || n "
+                "FROM generate_series(0, :accounts) AS n"
+            ),
+            {"hash": password_hash, "accounts": accounts},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO billing_accounts (user_id, balance) "
+                "SELECT md5('bench-' || n)::uuid, CASE WHEN n = 0 THEN :hot ELSE :balance END "
+                "FROM generate_series(0, :accounts) AS n"
+            ),
+            {"hot": HOT_BALANCE, "balance": BALANCE, "accounts": accounts},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO ledger_entries (user_id, amount, balance_after, kind, memo) "
+                "SELECT user_id, balance, balance, 'adjustment', 'bench funding' FROM billing_accounts"
+            )
+        )
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    return HOT_BALANCE + BALANCE * accounts
+
+
+def check_books(database: Database, start_total: Decimal) -> str:
+    """`ledger verify` finds nothing, and the balances are the start minus every charge, exactly."""
+    with database.session() as session:
+        breaches = list(find_breaches(session))
+        if breaches:
+            raise SystemExit(f"ledger verify: {len(breaches)} breaches, e.g. {breaches[:3]}")
+        total, spent, charges = session.execute(
+            text(
+                "SELECT (SELECT sum(balance) FROM billing_accounts), "
+                "(SELECT coalesce(sum(amount), 0) FROM usage_logs), (SELECT count(*) FROM usage_logs)"
+            )
+        ).one()
+    if total != start_total - spent:
+        raise SystemExit(f"balances total {total}, but {start_total} - {spent} charged = {start_total - spent}")
+    return f"ledger verify clean; balances {total} = {start_total} - {spent} ({charges:,} usage logs)"
+
+
+def charged(database: Database, model: str) -> int:
+    with database.engine.connect() as conn:
+        return conn.scalar(text("SELECT count(*) FROM usage_logs WHERE model = :m"), {"m": model})
+
+
+def libpq_params(url: str) -> dict[str, str]:
+    """The URL's connection parameters as libpq names them (host may be a socket directory)."""
+    u = make_url(url)
+    params = {"host": u.query.get("host") or u.host, "port": u.port, "user": u.username}
+    params |= {"password": u.password, "dbname": u.database}
+    return {k: str(v) for k, v in params.items() if v}
+
+
+# --- (a) pgbench and (b) psycopg: the statements of bench/charge.pgbench ---------------------------
+
+
+@dataclass
+class Statement:
+    sql: str  # with psycopg placeholders, %(name)s
+    gset: bool  # keep the returned row's columns as variables (pgbench \gset)
+
+
+@dataclass
+class ChargeScript:
+    statements: list[Statement] = field(default_factory=list)
+    randoms: dict[str, tuple[str, str]] = field(default_factory=dict)  # \set name random(lo, hi)
+
+
+def load_charge_script(path: Path = SCRIPT) -> ChargeScript:
+    """bench/charge.pgbench as psycopg runs it: `\\set x random(a, b)`, statements ending in `;` or
+    `\\gset`, `:name` variables (not `::type` casts). Nothing else of pgbench's language is used."""
+    script, lines = ChargeScript(), []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("--"):
+            continue
+        if line.startswith("\\set"):
+            m = re.fullmatch(r"\\set\s+(\w+)\s+random\(\s*(\S+)\s*,\s*(\S+)\s*\)", line)
+            if not m:
+                raise ValueError(f"{path.name}: only `\\set name random(a, b)` is understood, not {line!r}")
+            script.randoms[m[1]] = (m[2], m[3])
+            continue
+        gset = line.endswith("\\gset")
+        lines.append(line.removesuffix("\\gset").strip())
+        if gset or line.endswith(";"):
+            sql = " ".join(lines).rstrip(";").replace("%", "%%")
+            script.statements.append(Statement(re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql), gset))
+            lines = []
+    if lines:
+        raise ValueError(f"{path.name}: the last statement has no `;`")
+    return script
+
+
+def pgbench_binary() -> str:
+    """The pgbench of the embedded PostgreSQL's binaries, else the one on PATH."""
+    try:
+        utils = load_pgserver().utils
+        bundled = utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION] / "pgbench"
+        if bundled.is_file():
+            return str(bundled)
+    except (ImportError, AttributeError, KeyError):
+        pass
+    found = shutil.which("pgbench")
+    if not found:
+        raise SystemExit("no pgbench: install postgresql-client, or the embedded PostgreSQL (make install)")
+    return found
+
+
+def run_pgbench(url: str, clients: int, lo: int, hi: int, duration: int, model: str) -> Result:
+    logs = Path(tempfile.mkdtemp(prefix="ledger-pgbench-"))
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE"}
+    env = os.environ | {names[k]: v for k, v in libpq_params(url).items()}
+    variables = {"lo": lo, "hi": hi, "amount": AMOUNT, "model": model}
+    command = [pgbench_binary(), "-n", "-M", "prepared", "-T", str(duration), "-c", str(clients)]
+    command += ["-j", str(min(clients, CORES)), "-f", str(SCRIPT), "--log", f"--log-prefix={logs}/tx"]
+    command += [f"-D{k}={v}" for k, v in variables.items()]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", done.stdout, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", done.stdout, re.M)
+    if done.returncode or not tps or "aborted" in done.stderr:
+        raise SystemExit(f"pgbench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    latencies = [int(line.split()[2]) / 1000 for log in logs.iterdir() for line in log.open()]
+    shutil.rmtree(logs, ignore_errors=True)
+    note = f"{failed[1]} failed" if failed and failed[1] != "0" else ""
+    return Result("a", clients, "", float(tps[1]), percentile(latencies, 50), percentile(latencies, 99), note)
+
+
+# --- threads: (b) and (c) -----------------------------------------------------------------------
+
+Worker = tuple[Callable[[], None], Callable[[], None]]  # one charge; closing
+
+
+def run_threads(clients: int, duration: int, make_worker: Callable[[int], Worker], part: str) -> Result:
+    """`clients` threads, each with its own connection (made before the clock starts), charging
+    until `duration` is up. Counts the charges finished in time; latencies of all."""
+    barrier = threading.Barrier(clients + 1, timeout=120)
+    stop = threading.Event()
+    finished: list[list[float]] = [[] for _ in range(clients)]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+
+    def loop(i: int) -> None:
+        try:
+            charge, close = make_worker(i)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+            return
+        try:
+            barrier.wait()
+            clock, ends, took = time.perf_counter, finished[i], latencies[i]
+            while not stop.is_set():
+                began = clock()
+                charge()
+                end = clock()
+                ends.append(end)
+                took.append(end - began)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            close()
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        stop.set()
+    started = time.perf_counter()
+    stop.wait(duration)
+    stop.set()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    deadline = started + duration
+    count = sum(1 for ends in finished for end in ends if end <= deadline)
+    ms = [s * 1000 for took in latencies for s in took]
+    return Result(part, clients, "", count / duration, percentile(ms, 50), percentile(ms, 99))
+
+
+def psycopg_worker(url: str, lo: int, hi: int, model: str) -> Callable[[int], Worker]:
+    script, params = load_charge_script(), libpq_params(url)
+
+    def make(_: int) -> Worker:
+        conn = psycopg.connect(**params, autocommit=True)  # BEGIN and COMMIT are in the script
+        cursor, rng = conn.cursor(), random.Random()
+        variables: dict[str, object] = {"lo": lo, "hi": hi, "amount": AMOUNT, "model": model}
+
+        def bound(value: str) -> int:
+            return int(variables[value[1:]]) if value.startswith(":") else int(value)  # type: ignore[call-overload]
+
+        def charge() -> None:
+            for name, (a, b) in script.randoms.items():
+                variables[name] = rng.randint(bound(a), bound(b))
+            for statement in script.statements:
+                cursor.execute(statement.sql, variables)
+                if statement.gset:  # pgbench's \\gset: the row's columns become variables
+                    row = cursor.fetchone()
+                    if row is None or cursor.description is None:
+                        raise RuntimeError(f"no row for \\gset from: {statement.sql[:80]}")
+                    variables.update(zip([c.name for c in cursor.description], row, strict=True))
+
+        return charge, conn.close
+
+    return make
+
+
+def service_worker(database: Database, ids: list[str], model: str) -> Callable[[int], Worker]:
+    def make(_: int) -> Worker:
+        session, rng = database.session_factory(), random.Random()
+
+        def charge() -> None:
+            charge_usage(
+                session,
+                user_id=rng.choice(ids),
+                amount=str(AMOUNT),
+                model=model,
+                request_id=uuid.uuid4().hex,
+                origin=INTERNAL,
+            )
+
+        return charge, session.close
+
+    return make
+
+
+# --- (d) and (e): gunicorn and wrk ----------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    base: str
+    token: str
+    described: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def post(base: str, path: str, token: str, body: object) -> int:
+    request = urllib.request.Request(  # noqa: S310 - our own local server
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "x-internal-token": token},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - our own local server
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+def healthy(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:  # noqa: S310 - local server
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def gunicorn(url: str, log: Path) -> Iterator[Server]:
+    """`gunicorn -c gunicorn.conf.py 'wsgi:app'` on a free port, in production mode when the
+    configuration allows it here (secrets set; rate-limit storage memory://, else the local Redis),
+    else in development mode. Stopped at the end."""
+    token = secrets.token_urlsafe(32)
+    base_env = os.environ | {
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "INTERNAL_API_KEY": token,
+        "XORPAY_APP_SECRET": secrets.token_urlsafe(32),
+        "XORPAY_SANDBOX": "0",
+        "RATELIMIT_ENABLED": "1",
+    }
+    modes = [("production", "memory://")]
+    if reachable("127.0.0.1", 6379):
+        modes.append(("production", "redis://127.0.0.1:6379"))
+    modes.append(("development", "memory://"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
+    command += ["--bind", f"127.0.0.1:{port}", "wsgi:app"]
+    for env_name, storage in modes:
+        env = base_env | {"LEDGER_ENV": env_name, "RATELIMIT_STORAGE_URI": storage}
+        with log.open("w") as out:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        for _ in range(300):
+            if process.poll() is not None or healthy(base):
+                break
+            time.sleep(0.1)
+        if process.poll() is None and healthy(base):
+            break
+        say(f"gunicorn did not start with LEDGER_ENV={env_name}, storage {storage}:\n{log.read_text()[-2000:]}")
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+    else:
+        raise SystemExit("gunicorn did not start in any mode")
+    sizing = re.search(r"ledger: (.+)$", log.read_text(), re.M)
+    described = (
+        f"`gunicorn -c gunicorn.conf.py 'wsgi:app'`, {sizing[1] if sizing else 'sizing not logged'}, "
+        f"LEDGER_ENV={env_name}, RATELIMIT_STORAGE_URI={storage}"
+    )
+    if os.environ.get("GUNICORN_CMD_ARGS"):
+        described += f", GUNICORN_CMD_ARGS={os.environ['GUNICORN_CMD_ARGS']!r}"
+    try:
+        yield Server(base, token, described)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_wrk(server: Server, connections: int, duration: int, ids_file: Path, model: str, batch: int = 0) -> Result:
+    command = ["wrk", "-t", str(min(connections, CORES)), "-c", str(connections), "-d", f"{duration}s"]
+    command += ["--timeout", "10s", "-s", str(LUA), server.base, "--", str(ids_file), model, server.token, str(batch)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    found = re.search(r"^WRK (\{.*\})$", done.stdout, re.M)
+    if done.returncode or not found:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    figures = json.loads(found[1])
+    ok = figures["requests"] - figures["non_2xx"]
+    notes = []
+    if figures["non_2xx"]:
+        notes.append(f"{figures['non_2xx']:,} answers not 2xx")
+    if figures["socket_errors"]:
+        notes.append(f"{figures['socket_errors']:,} socket errors")
+    return Result(
+        "e" if batch else "d",
+        connections,
+        "",
+        ok * max(batch, 1) / (figures["duration_us"] / 1e6),
+        figures["p50_us"] / 1000,
+        figures["p99_us"] / 1000,
+        "; ".join(notes),
+    )
+
+
+def ensure_wrk() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: `make bench-charge` installs Debian's wrk (apt-get install wrk)")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def print_table(results: list[Result]) -> None:
+    baseline = {(r.clients, r.accounts): r.tps for r in results if r.part == "a"}
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} ms"
+
+    print("\n| part | clients | accounts | charges/s | p50 | p99 | vs (a) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        base = baseline.get((r.clients, r.accounts))
+        if r.tps is None:
+            figures = f"{r.note} | - | - | -"
+        else:
+            ratio = f"{r.tps / base:.0%}" if base else "-"
+            figures = f"{r.tps:,.0f} | {ms(r.p50)} | {ms(r.p99)} | {ratio}"
+            if r.note:
+                figures += f" ({r.note})"
+        print(f"| {PARTS[r.part]} | {r.clients} | {r.accounts} | {figures} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. ad (default abcde)")
+    args = parser.parse_args()
+    parts = [p for p in "abcde" if p in args.parts]
+    if {"d", "e"} & set(parts):
+        ensure_wrk()
+    began, load_before = time.perf_counter(), os.getloadavg()[0]
+
+    url = fresh_database("ledger_bench_charge")
+    database = Database(make_engine(url, pool_size=20))
+    start_total = seed(database, args.accounts)
+    with database.engine.connect() as conn:
+        version = conn.scalar(text("SHOW server_version"))
+        commit = conn.scalar(text("SHOW synchronous_commit"))
+    say(f"seeded {args.accounts:,} accounts + 1 hot; {check_books(database, start_total)}")
+    spread = (1, args.accounts, [user_id(n) for n in range(1, args.accounts + 1)])
+    hot = (0, 0, [user_id(0)])
+    shapes = [(1, SPREAD, spread), (16, SPREAD, spread), (1, HOT, hot), (16, HOT, hot)]
+    label = {SPREAD: f"{args.accounts:,}", HOT: "1 (hot)"}
+    results: list[Result] = []
+    books: list[str] = []
+    server_described = ""
+
+    def measured(result: Result, accounts: str) -> None:
+        result.accounts = accounts
+        results.append(result)
+        figures = "-"
+        if result.tps is not None:
+            figures = f"{result.tps:,.0f}/s, p50 {result.p50:.2f} ms, p99 {result.p99:.2f} ms"
+        say(f"{PARTS[result.part]}, {result.clients} clients, {accounts} accounts: {figures} {result.note}")
+
+    def checked(part: str) -> None:
+        line = f"after {part}: {check_books(database, start_total)}"
+        books.append(line)
+        say(line)
+
+    for part in parts:
+        if part == "a":
+            for clients, shape, (lo, hi, _) in shapes:
+                measured(run_pgbench(url, clients, lo, hi, args.duration, f"bench-a-{clients}-{shape}"), label[shape])
+        elif part == "b":
+            for clients, shape, (lo, hi, _) in shapes:
+                worker = psycopg_worker(url, lo, hi, f"bench-b-{clients}-{shape}")
+                measured(run_threads(clients, args.duration, worker, "b"), label[shape])
+        elif part == "c":
+            for clients, shape, (_, _, ids) in shapes:
+                worker = service_worker(database, ids, f"bench-c-{clients}-{shape}")
+                measured(run_threads(clients, args.duration, worker, "c"), label[shape])
+        else:
+            continue
+        checked(f"({part})")
+
+    if "d" in parts or "e" in parts:
+        database.engine.dispose()  # the service's connections are not needed while gunicorn runs
+        files = Path(tempfile.mkdtemp(prefix="ledger-wrk-"))
+        (files / SPREAD).write_text("\n".join(spread[2]) + "\n")
+        (files / HOT).write_text("\n".join(hot[2]) + "\n")
+        with gunicorn(url, files / "gunicorn.log") as server:
+            server_described = server.described
+            say(f"HTTP server: {server.described}")
+            if "d" in parts:
+                run_wrk(server, 16, 2, files / SPREAD, "bench-d-warm-up")  # every worker's imports and pool
+                for clients, shape, _ in shapes:
+                    model = f"bench-d-{clients}-{shape}"
+                    result = run_wrk(server, clients, args.duration, files / shape, model)
+                    if charged(database, model) < result.tps * args.duration * 0.99:
+                        result.note = "; ".join(filter(None, [result.note, "fewer usage logs than 2xx answers"]))
+                    measured(result, label[shape])
+                checked("(d)")
+            if "e" in parts:
+                if post(server.base, "/api/billing/deduct/batch", server.token, {"charges": []}) == 404:
+                    measured(Result("e", 16, "", None, note="not available (the route answers 404)"), label[SPREAD])
+                else:
+                    model = f"bench-e-16-{SPREAD}"
+                    result = run_wrk(server, 16, args.duration, files / SPREAD, model, batch=BATCH)
+                    if charged(database, model) < result.tps * args.duration * 0.99:
+                        result.note = "; ".join(filter(None, [result.note, "fewer usage logs than items answered"]))
+                    measured(result, label[SPREAD])
+                    checked("(e)")
+        shutil.rmtree(files, ignore_errors=True)
+
+    elapsed = time.perf_counter() - began
+    print(
+        f"\nCharging side by side, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {CORES} cores, {platform.machine()}; "
+        f"PostgreSQL {version} (synchronous_commit {commit}); {args.duration} s a measurement; "
+        f"{args.accounts:,} accounts and 1 hot account; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work on the machine shows here)"
+    )
+    if server_described:
+        print(f"HTTP server: {server_described}; wrk -t{min(16, CORES)} -c16 (-t1 -c1), bench/deduct.lua")
+    print_table(results)
+    print()
+    for line in books:
+        print(f"- books {line}")
+    print(f"\nwhole run: {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Gunicorn settings for production: `gunicorn -c gunicorn.conf.py 'wsgi:app'` (SPEC 18).
+
+Bind: 127.0.0.1:8000 (behind the proxy), or GUNICORN_BIND, or gunicorn's own `--bind`. Any setting
+can be changed for one run with gunicorn's GUNICORN_CMD_ARGS, e.g. "--workers 3 --threads 4".
+
+Sizing, from the core count. The app is I/O bound on PostgreSQL: a request is a little Python
+(Flask, the ORM) and then waits on the database (about ten round trips and the commit's flush for a
+charge), and the GIL is free while a thread waits. One charge is one transaction that holds the
+account's row lock until it commits, so requests in flight beyond what PostgreSQL commits at once
+only queue on that lock and on the cores (PostgreSQL often shares them) and stretch the tail.
+So: two processes per core for Python's CPU (one GIL each), two threads each to overlap one
+request's wait with another's Python, 4 x cores requests in flight; gthread workers, because the
+sync worker closes every connection (a proxy's or a client's keep-alive is lost).
+
+Measured, not guessed: `make bench-charge` part (d) (`--parts d --duration 8`, settings by
+GUNICORN_CMD_ARGS), POST /api/billing/deduct from 16 wrk connections, 10,000 accounts / one hot
+account, charges/s, on the 2-core development machine shared with other work (load 2-8, so single
+runs vary by 2x; medians of 7 rounds for the last three, means of 2 for the others), 2026-11-26:
+    sync  5 workers (2 x cores + 1)        83 / 54
+    gthread 4 workers x 1 thread           88 / 60
+    gthread 8 x 2                         112 / 115
+    gthread 4 x 4                         133 / 65
+    gthread 2 x 4                         162 / 114
+    gthread 2 x 8                         213 / 98     p99 spread 301 ms
+    gthread 3 x 4                         218 / 107    p99 spread 314 ms
+    gthread 4 x 2 (kept: 2 x cores x 2)   175 / 142    p99 spread 257 ms
+The last three are within the noise of each other on spread accounts; 4 x 2 has the best hot-account
+figure and tail. Measure again when the charge's path changes (issue 12): the less Python a request
+costs, the more threads a process carries.
+"""
+
+import os
+
+cores = os.cpu_count() or 1
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = 2 * cores
+threads = 2
+
+
+def when_ready(server):
+    """Say the sizing in the log (bench/charge_compare.py reports it)."""
+    cfg = server.cfg
+    server.log.info("ledger: %d workers x %d threads (%s)", cfg.workers, cfg.threads, cfg.worker_class_str)
