@@ -14,8 +14,9 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger import cli
     from ledger.blueprints import register_blueprints
     from ledger.extensions import bootstrap, csrf, limiter
+    from ledger.logs import configure_logging
     from ledger.services.xorpay import XorPayClient
-    from ledger.web import auth, errors, i18n, parsing, security, templating
+    from ledger.web import auth, errors, i18n, parsing, security, templating, tracing
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -32,7 +33,9 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     )
     for extension in (csrf, limiter, bootstrap):
         extension.init_app(app)
-    for web_support in (errors, auth, i18n, parsing, templating, security):
+    if settings.LEDGER_ENV != "testing":  # tests read log records through pytest's capture
+        configure_logging()
+    for web_support in (tracing, errors, auth, i18n, parsing, templating, security):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)

@@ -1,6 +1,5 @@
 """`flask --app wsgi ...` commands, each a thin call into services."""
 
-import logging
 import secrets
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from ledger.db import get_database
 from ledger.errors import LedgerError
 from ledger.jobs import job_queue
+from ledger.logs import configure_logging
 from ledger.models import Actor, User
 from ledger.services.accounts import register_user
 from ledger.services.admin import Admin, adjust, set_admin
@@ -105,7 +105,7 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
 def run_worker(concurrency: int) -> None:
     """Run jobs and periodic jobs until stopped (Ctrl-C or SIGTERM finishes the running jobs first)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(everything=True)
     click.echo(f"worker: {concurrency} at a time; periodic jobs: hold expiry every minute, reconcile every 5", err=True)
     job_queue(app).run_worker(app, concurrency=concurrency)
 

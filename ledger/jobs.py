@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from ledger.db import get_database
+from ledger.logs import bound_request_id, current_request_id
 from ledger.services import video
 from ledger.services.audit import SYSTEM
 from ledger.services.holds import expire_holds
@@ -48,15 +49,18 @@ def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[
 
 
 @tasks.task(name="run_video_job", pass_context=True)
-def run_video_job(context: procrastinate.JobContext, job_id: str) -> None:
-    """A console video job (services.video): render, then capture what it produced or release."""
-    with _session(context) as (app, session):
+def run_video_job(context: procrastinate.JobContext, job_id: str, request_id: str | None = None) -> None:
+    """A console video job (services.video): render, then capture what it produced or release.
+    It logs and audits under the id of the request that queued it."""
+    with bound_request_id(request_id), _session(context) as (app, session):
         video.run_video_job(session, job_id=job_id, origin=SYSTEM, handoff=video_handoff(app))
 
 
 def video_handoff(app: Flask) -> video.Handoff:
     """How the video service gives a job to the queue: once, whoever asks (a queueing lock)."""
-    return lambda job_id: job_queue(app).defer("run_video_job", queueing_lock=f"video:{job_id}", job_id=str(job_id))
+    return lambda job_id: job_queue(app).defer(
+        "run_video_job", queueing_lock=f"video:{job_id}", job_id=str(job_id), request_id=current_request_id()
+    )
 
 
 @tasks.periodic(cron="*/5 * * * *", periodic_id="every-5-minutes")

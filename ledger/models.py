@@ -114,6 +114,26 @@ class RefundStatus(StrEnum):
     FAILED = "failed"
 
 
+class EventType(StrEnum):
+    """What an event to the SaaS says happened (SPEC 16)."""
+
+    TOPUP_SUCCEEDED = "topup.succeeded"
+    BALANCE_LOW = "balance.low"
+    HOLD_EXPIRED = "hold.expired"
+    REFUND_SUCCEEDED = "refund.succeeded"
+    REFUND_FAILED = "refund.failed"
+    REDEMPTION_REDEEMED = "redemption.redeemed"
+    BALANCE_ADJUSTED = "balance.adjusted"
+
+
+class EventStatus(StrEnum):
+    """An event's delivery: pending (retried with backoff) until a 2xx, or given up after 24 hours."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    ABANDONED = "abandoned"
+
+
 class Actor(StrEnum):
     """Who acted, in the audit trail (SPEC 3)."""
 
@@ -160,6 +180,10 @@ class User(UserMixin, Base):
         CheckConstraint("username IS NULL OR char_length(username) BETWEEN 3 AND 30", name="username_length"),
         # Usernames are unique whatever their case ("Alice" and "alice" are one name).
         Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+        CheckConstraint(
+            "low_balance_threshold >= 0 AND low_balance_threshold = round(low_balance_threshold, 2)",
+            name="low_balance_threshold_cents",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -173,6 +197,8 @@ class User(UserMixin, Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     disabled_at: Mapped[datetime | None]  # by an admin: cannot sign in, cannot be charged; the money stays
+    # Their own low-balance threshold (SPEC 16); None: the site's LOW_BALANCE_THRESHOLD.
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = _created_at()
 
     account: Mapped[BillingAccount] = relationship(back_populates="user", uselist=False)
@@ -565,4 +591,36 @@ class AuditLog(Base):
     ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
+    # The request (X-Request-ID, SPEC 18) or job that wrote the row: one id across logs and rows.
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Event(Base):
+    """An event to the SaaS (SPEC 16), written in the transaction of the change it tells of (an
+    outbox) and delivered at least once by the worker; the receiver dedupes by `id`."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint(_in("type", EventType), name="type_known"),
+        CheckConstraint(_in("status", EventStatus), name="status_known"),
+        CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered_iff_delivered_at"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        # The delivery job reads the pending events that are due.
+        Index("ix_events_pending_next_attempt_at", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_events_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    type: Mapped[EventType] = mapped_column(_stored(EventType, 32))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))
+    status: Mapped[EventStatus] = mapped_column(
+        _stored(EventStatus, 16), default=EventStatus.PENDING, server_default=text("'pending'")
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = _created_at()
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    request_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = _created_at()

@@ -2,6 +2,7 @@
 workers defer them, each job a thin call into services, run by a real worker on committed rows."""
 
 import asyncio
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,10 +10,11 @@ from decimal import Decimal
 
 import pytest
 from procrastinate.periodic import PeriodicDeferrer
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from ledger.jobs import job_queue, video_handoff
-from ledger.models import BillingAccount, Hold, PaymentTransaction, VideoJob
+from ledger.logs import bound_request_id, current_request_id
+from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
 from ledger.services.audit import INTERNAL
 from ledger.services.holds import place_hold
 from ledger.services.video import start_video_job
@@ -103,3 +105,32 @@ def test_video_jobs_run_by_a_worker_settle_their_holds_and_start_the_next_in_lin
         account = session.get(BillingAccount, user.id)
         assert (account.balance, account.held) == (Decimal("18.4000"), Decimal("0.0000"))  # two seconds at 0.80
     assert ("ledger:run_video_job", "succeeded") in jobs_in_queue(committed)
+
+
+def test_a_job_queued_by_a_request_logs_and_audits_under_its_request_id(app, committed, caplog):
+    user = funded_user(committed, "20.00")
+    with bound_request_id("console-req-9"), committed.session() as session:
+        start_video_job(
+            session,
+            user_id=user.id,
+            raw_params={"quality": "720p", "seconds": "1"},
+            outcome="complete",
+            run_id=str(uuid.uuid4()),
+            origin=INTERNAL,
+            handoff=video_handoff(app),
+        )
+    with committed.session() as session:
+        args = session.execute(text("SELECT args FROM procrastinate_jobs")).scalar_one()
+    assert args["request_id"] == "console-req-9"
+    with caplog.at_level(logging.INFO):
+        job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Starting job")]
+    assert any("request_id='console-req-9'" in line for line in started)  # the worker's own log line
+    with committed.session() as session:
+        rows = session.execute(
+            select(AuditLog.action, AuditLog.request_id).where(
+                AuditLog.user_id == user.id, AuditLog.action.startswith("hold.")
+            )
+        ).all()
+    assert sorted(rows) == [("hold.captured", "console-req-9"), ("hold.placed", "console-req-9")]
+    assert current_request_id() is None  # unbound again after the job

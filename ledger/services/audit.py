@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.errors import LedgerError
+from ledger.logs import current_request_id
 from ledger.models import Actor, AuditLog
 
 E = TypeVar("E", bound=LedgerError)
@@ -40,6 +41,7 @@ def audit_row(
         ip=origin.ip,
         user_agent=(origin.user_agent or "")[:512] or None,
         details=details or {},
+        request_id=current_request_id(),
     )
 
 

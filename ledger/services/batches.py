@@ -30,6 +30,7 @@ from ledger.errors import (
     UserNotFound,
 )
 from ledger.i18n import N_
+from ledger.logs import current_request_id
 from ledger.models import BillingAccount, LedgerKind, UsageLog
 from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
@@ -228,6 +229,7 @@ def _write(session: Session, usages: list[UsageLog], origin: Origin) -> None:
             for u in usages
         ],
     )
+    request_id = current_request_id()
     connection.execute(
         insert(AUDIT),
         [
@@ -237,6 +239,7 @@ def _write(session: Session, usages: list[UsageLog], origin: Origin) -> None:
                 "action": "usage.charged",
                 "ip": origin.ip,
                 "user_agent": (origin.user_agent or "")[:512] or None,
+                "request_id": request_id,
                 "details": {
                     "amount": to_api(u.amount),
                     "model": u.model,

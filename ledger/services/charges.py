@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import atomic, lock, retry_on_disconnect
 from ledger.errors import AccountDisabled, RequestIdConflict, UserNotFound
+from ledger.logs import current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import to_api
 from ledger.services.audit import Origin
@@ -144,6 +145,7 @@ def _write_parameters(usage: UsageLog, origin: Origin) -> dict[str, Any]:
         "p_actor": origin.actor.value,
         "p_ip": origin.ip,
         "p_user_agent": (origin.user_agent or "")[:512] or None,
+        "p_trace_id": current_request_id(),
         "p_details": {
             "amount": to_api(usage.amount),
             "model": usage.model,
@@ -229,10 +231,12 @@ def _write() -> Any:
     action = bindparam("p_action", "usage.charged", type_=AUDIT.c.action.type)
     audit_values = [user_id, _param("actor", AUDIT.c.actor), action]
     audit_values += [_param(name, AUDIT.c[name]) for name in ("ip", "user_agent", "details")]
+    audit_values.append(bindparam("p_trace_id", type_=AUDIT.c.request_id.type))  # the HTTP request's id
     audit = (
         insert(AUDIT)
         .from_select(
-            ["user_id", "actor", "action", "ip", "user_agent", "details"], select(*audit_values).where(did_write)
+            ["user_id", "actor", "action", "ip", "user_agent", "details", "request_id"],
+            select(*audit_values).where(did_write),
         )
         .returning(AUDIT.c.id)
         .cte("audit")

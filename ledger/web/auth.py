@@ -8,7 +8,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, redirect, request, session, url_for
+from flask import Flask, g, redirect, request, session, url_for
 from flask_login import login_user
 
 from ledger.db import get_session
@@ -49,6 +49,7 @@ def internal_only(view: F) -> F:
         expected = settings().INTERNAL_API_KEY.encode()
         if not expected or not hmac.compare_digest(given, expected):
             raise Unauthorized(N_("Missing or wrong x-internal-token header."))
+        g.internal = True  # for the request's log line: a service of the SaaS called
         return view(*args, **kwargs)
 
     return limiter.exempt(csrf.exempt(checked))  # type: ignore[return-value]

@@ -1,0 +1,86 @@
+"""Logs as JSON lines (SPEC 18), and the request id that ties together what one request caused: its
+log line, the audit rows and events it writes, and the jobs it queues (which log under the same id).
+
+The id lives in a context variable: the web layer binds it for a request (ledger.web.tracing), a
+job for its run (ledger.jobs); `audit_row` and the event outbox read it from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_request_id: ContextVar[str | None] = ContextVar("ledger_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request (or job) being served, if any."""
+    return _request_id.get()
+
+
+def request_id_from(given: str | None) -> str:
+    """A client's X-Request-ID when it is 1-128 of A-Za-z0-9._- , else a new one."""
+    if given and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+@contextmanager
+def bound_request_id(request_id: str | None) -> Iterator[None]:
+    """Serve under `request_id` (a job run under the id of the request that queued it)."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
+def bind_request_id(request_id: str | None) -> object:
+    """Bind for the rest of a request; hand the returned token to `unbind_request_id` at its end."""
+    return _request_id.set(request_id)
+
+
+def unbind_request_id(token: object) -> None:
+    _request_id.reset(token)  # type: ignore[arg-type]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC), level, logger, message, the request id, and the fields a
+    caller passes as `extra={"fields": {...}}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or current_request_id()
+        if request_id:
+            line["request_id"] = request_id
+        line.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(*, everything: bool = False, level: int = logging.INFO) -> None:
+    """Ledger's loggers (with `everything`, every logger: the worker's procrastinate lines too)
+    write JSON lines to stderr, which gunicorn and the worker pass on; once per process. Tests
+    leave them to propagate to pytest's capture instead."""
+    logger = logging.getLogger(None if everything else "ledger")
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    if not everything:
+        logger.propagate = False
