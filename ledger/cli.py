@@ -4,6 +4,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 
 import click
@@ -15,11 +16,12 @@ from ledger.db import get_database
 from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.logs import configure_logging
-from ledger.models import Actor, User
+from ledger.models import Actor, EventType, User
 from ledger.services.accounts import register_user
 from ledger.services.admin import Admin, adjust, set_admin
 from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
+from ledger.services.events import deliver_due, replay
 from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.payments import reconcile
 from ledger.services.refunds import refund_order
@@ -30,6 +32,7 @@ demo_cli = AppGroup("demo", help="Demo data for development.")
 users_cli = AppGroup("users", help="People and their accounts.")
 jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate).")
 admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
+events_cli = AppGroup("events", help="Events to the SaaS (SPEC 16).")
 CLI = Admin(None, Origin(Actor.ADMIN), via="cli")  # an admin at the server's console
 
 DEMO_EMAIL = "demo@example.com"
@@ -106,7 +109,10 @@ def run_worker(concurrency: int) -> None:
     """Run jobs and periodic jobs until stopped (Ctrl-C or SIGTERM finishes the running jobs first)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     configure_logging(everything=True)
-    click.echo(f"worker: {concurrency} at a time; periodic jobs: hold expiry every minute, reconcile every 5", err=True)
+    click.echo(
+        f"worker: {concurrency} at a time; periodic: events every 10 s, hold expiry every minute, reconcile every 5",
+        err=True,
+    )
     job_queue(app).run_worker(app, concurrency=concurrency)
 
 
@@ -156,6 +162,36 @@ def refund_command(order_id: str, amount: str, reason: str) -> None:
         sys.exit(1)
 
 
+@events_cli.command("replay")
+@click.option(
+    "--since", required=True, help="Send again every event from this time on (ISO 8601, e.g. 2026-11-26T08:00+08:00)."
+)
+@click.option("--type", "type_", type=click.Choice([t.value for t in EventType]), help="Only events of this type.")
+def replay_events(since: str, type_: str | None) -> None:
+    """Make past events due again, delivered or not; the worker sends them (the receiver dedupes by id)."""
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise click.BadParameter("an ISO 8601 time, such as 2026-11-26T08:00+08:00", param_hint="--since") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=current_app.config["LEDGER"].timezone)  # the site's zone, as pages show it
+    with get_database().session() as session:
+        count = replay(session, since=moment, type_=EventType(type_) if type_ else None)
+    click.echo(f"{count} event(s) due again from {moment.isoformat()}")
+
+
+@events_cli.command("deliver")
+def deliver_events() -> None:
+    """Post the events that are due now, once (for deployments that run no worker: call it from cron)."""
+    settings = current_app.config["LEDGER"]
+    if not settings.EVENTS_URL:
+        click.echo("EVENTS_URL is empty: events are kept, not sent", err=True)
+        return
+    with get_database().session() as session:
+        done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
+    click.echo(f"delivered {done.delivered}, failed {done.failed} (retried later), abandoned {done.abandoned}")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli, events_cli):
         app.cli.add_command(group)

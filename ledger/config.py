@@ -47,6 +47,12 @@ class Settings:
     RATELIMIT_REGISTER: str = "20/hour"
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
+    # Events to the SaaS (SPEC 16): posted to EVENTS_URL (empty: kept, not sent), signed with EVENTS_SECRET.
+    EVENTS_URL: str = ""
+    EVENTS_SECRET: str = ""
+    LOW_BALANCE_THRESHOLD: Decimal = Decimal("10.00")
+    # Bearer token of GET /metrics (empty: /metrics answers 401 to everyone).
+    METRICS_TOKEN: str = ""
     # Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.
     INSTANCE_PATH: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
 
@@ -89,8 +95,8 @@ def _to_bool(name: str, raw: str) -> bool:
 
 
 def _to_amount(name: str, raw: str) -> Decimal:
-    if name.startswith("INVITE_REWARD_") and raw.strip() in {"0", "0.0", "0.00"}:
-        return Decimal("0.00")  # a reward may be switched off for one side
+    if name.startswith(("INVITE_REWARD_", "LOW_BALANCE_")) and raw.strip() in {"0", "0.0", "0.00"}:
+        return Decimal("0.00")  # a reward may be switched off for one side; a 0 threshold never fires
     try:
         return parse_amount(raw, places=2)
     except InvalidAmount as exc:
@@ -130,6 +136,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"DEFAULT_TIMEZONE {settings.DEFAULT_TIMEZONE!r} is not a known time zone") from None
     if not settings.TOPUP_MIN > 0 or settings.TOPUP_MIN > settings.TOPUP_MAX:
         raise ConfigError("TOPUP_MIN must be positive and not above TOPUP_MAX")
+    if settings.EVENTS_URL and not settings.EVENTS_URL.startswith(("https://", "http://")):
+        raise ConfigError("EVENTS_URL must be an http(s) URL, or empty to keep events unsent")
+    if settings.EVENTS_URL and len(settings.EVENTS_SECRET) < 16:
+        raise ConfigError("EVENTS_SECRET must be at least 16 characters when EVENTS_URL is set (events are signed)")
     if not settings.INTERNAL_API_KEY or not settings.XORPAY_APP_SECRET or not settings.SECRET_KEY:
         raise ConfigError("SECRET_KEY, INTERNAL_API_KEY and XORPAY_APP_SECRET must not be empty")
     if settings.is_production:

@@ -15,6 +15,7 @@ from typing import Any
 
 import procrastinate
 from flask import Flask
+from procrastinate import builtin_tasks
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from ledger.db import get_database
 from ledger.logs import bound_request_id, current_request_id
 from ledger.services import video
 from ledger.services.audit import SYSTEM
+from ledger.services.events import deliver_due
 from ledger.services.holds import expire_holds
 from ledger.services.payments import reconcile
 
@@ -70,6 +72,23 @@ def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) ->
     with _session(context) as (app, session):
         report = reconcile(session, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
     return {"checked": report.checked, "credited": report.credited, "expired": report.expired}
+
+
+@tasks.periodic(cron="* * * * * */10", periodic_id="every-10-seconds")  # croniter: a 6th field is seconds
+@tasks.task(name="deliver_events", pass_context=True, queueing_lock="deliver_events")
+def deliver_events_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
+    """Every 10 seconds: post the events that are due to EVENTS_URL (SPEC 16); nothing when it is empty."""
+    with _session(context) as (app, session):
+        settings = app.config["LEDGER"]
+        done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
+    return {"delivered": done.delivered, "failed": done.failed, "abandoned": done.abandoned}
+
+
+@tasks.periodic(cron="17 3 * * *", periodic_id="daily")
+@tasks.task(name="remove_old_jobs", pass_context=True, queueing_lock="remove_old_jobs")
+async def remove_old_jobs_job(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Daily: forget the queue's finished jobs older than 3 days (periodic jobs add a few thousand a day)."""
+    await builtin_tasks.remove_old_jobs(context, max_hours=72, remove_failed=True)
 
 
 def conninfo(database_url: str) -> str:

@@ -620,6 +620,7 @@ class Event(Base):
     )
     attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = _created_at()
+    give_up_at: Mapped[datetime]  # 24 hours after the event (or after its replay): then abandoned
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(300))
     request_id: Mapped[str | None] = mapped_column(String(128))

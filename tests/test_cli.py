@@ -1,4 +1,4 @@
-"""flask ledger verify / payments reconcile / demo seed / users create."""
+"""flask ledger verify / payments reconcile / demo seed / users create / events replay."""
 
 import os
 import subprocess
@@ -9,7 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from ledger.models import BillingAccount, User
+from ledger.models import BillingAccount, Event, User
+from ledger.services.admin import Admin, adjust
+from ledger.services.audit import Origin
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID
 
@@ -88,3 +90,18 @@ def test_the_embedded_postgresql_loads_without_warnings(tmp_path):
         [sys.executable, "-W", "error", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_events_replay_makes_past_events_due_again_and_refuses_a_bad_time(app, session):
+    person = UserFactory(balance="5.00")
+    adjust(session, Admin(None, Origin("admin"), via="test"), person.id, "1.00", debit=False, reason="r")
+    event = session.scalars(select(Event).where(Event.user_id == person.id)).one()
+    event.status, event.delivered_at = "delivered", event.created_at
+    session.flush()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["events", "replay", "--since", "2020-01-01T00:00", "--type", "balance.adjusted"])
+    assert result.exit_code == 0 and result.output.startswith("1 event(s) due again from 2020-01-01T00:00:00+08:00")
+    session.refresh(event)
+    assert (event.status, event.delivered_at) == ("pending", None)
+    bad = runner.invoke(args=["events", "replay", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "ISO 8601" in bad.output

@@ -14,7 +14,7 @@ from ledger.services.charges import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, user_timezone
+from ledger.web.context import request_origin, settings, user_timezone
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import batch_item_json, charge_json, order_json, usage_json
 from ledger.web.templating import invite_link
@@ -34,6 +34,7 @@ def deduct() -> Any:
         request_id=body.get("request_id"),
         params=body.get("params"),
         origin=request_origin(Actor.INTERNAL),
+        low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(charge_json(charge.usage, charge.balance, replayed=charge.replayed))
 
@@ -41,7 +42,12 @@ def deduct() -> Any:
 @bp.post("/deduct/batch")
 @internal_only
 def deduct_batch() -> Any:
-    results = charge_batch(get_session(), charges=json_body().get("charges"), origin=request_origin(Actor.INTERNAL))
+    results = charge_batch(
+        get_session(),
+        charges=json_body().get("charges"),
+        origin=request_origin(Actor.INTERNAL),
+        low_balance=settings().LOW_BALANCE_THRESHOLD,
+    )
     return jsonify(results=[batch_item_json(r) for r in results])
 
 

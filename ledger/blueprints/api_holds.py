@@ -8,7 +8,7 @@ from ledger.db import get_session
 from ledger.models import Actor
 from ledger.services.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin
+from ledger.web.context import request_origin, settings
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import hold_answer_json, hold_json
 
@@ -28,6 +28,7 @@ def place() -> Any:
         params=body.get("params"),
         ttl_seconds=body.get("ttl_seconds"),
         origin=request_origin(Actor.INTERNAL),
+        low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(hold_answer_json(answer)), 200 if answer.replayed else 201
 

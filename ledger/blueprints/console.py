@@ -16,7 +16,7 @@ from ledger.services.billing import get_balance, own_usage
 from ledger.services.pricing import MODELS, offers, quote, run_model
 from ledger.services.video import MODEL as VIDEO_MODEL
 from ledger.services.video import line_of, start_video_job
-from ledger.web.context import request_origin
+from ledger.web.context import request_origin, settings
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -79,6 +79,7 @@ def start_video() -> Any:
             outcome=form.outcome.data,
             run_id=form.request_id.data,
             origin=request_origin(),
+            low_balance=settings().LOW_BALANCE_THRESHOLD,
             handoff=video_handoff(current_app._get_current_object()),  # type: ignore[attr-defined]
         ),
     )
@@ -103,6 +104,7 @@ def run() -> Any:
             raw_params=request.form,
             run_id=form.request_id.data,
             origin=request_origin(),
+            low_balance=settings().LOW_BALANCE_THRESHOLD,
         ),
     )
     if outcome is None:  # said on the console, after a redirect: a reload does not post the run again

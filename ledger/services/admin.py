@@ -27,6 +27,7 @@ from ledger.models import (
     Actor,
     AuditLog,
     BillingAccount,
+    EventType,
     Hold,
     HoldStatus,
     InviteRelation,
@@ -41,6 +42,7 @@ from ledger.models import (
 from ledger.money import MAX_CHARGE, parse_amount
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import post
+from ledger.services.events import emit_change
 from ledger.services.summary import start_of_day
 
 REASON_MAX = 500
@@ -144,6 +146,8 @@ def adjust(
             memo=why[:200],
             details=admin.details(why),
         )
+        # The SaaS hears of it without the admin's name or reason (SPEC 13: those stay in the back office).
+        emit_change(session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, amount=planned.amount)
     before = entry.balance_after - planned.amount
     return Adjustment(planned.person, planned.amount, before, planned.available)
 

@@ -36,6 +36,7 @@ from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
 from ledger.services.billing import ChargeRequest, expire_due_holds
 from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS
+from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 MAX_ITEMS = 1000
 
@@ -57,6 +58,7 @@ class _Account:
     balance: Decimal
     held: Decimal
     disabled: bool
+    low_balance: Decimal  # the person's threshold (their own, else the site's)
     charged: dict[str, UsageLog] = field(default_factory=dict)  # this batch's charges, by request id
 
     @property
@@ -65,12 +67,15 @@ class _Account:
 
 
 @retry_on_disconnect
-def charge_batch(session: Session, *, charges: object, origin: Origin) -> list[ItemResult]:
+def charge_batch(
+    session: Session, *, charges: object, origin: Origin, low_balance: Decimal = SITE_DEFAULT
+) -> list[ItemResult]:
     """Charge a batch of deducts (1 to 1,000 objects of SPEC 6's deduct fields) in one transaction.
 
     Raises InvalidRequest, with nothing written, when `charges` is not a list of 1 to 1,000
     objects; an object with bad fields is that item's invalid_request. Returns one result per
-    item, in order.
+    item, in order. The item that takes a person's available amount below their threshold (their
+    own, else `low_balance`) adds a balance.low event, as a single deduct would.
     """
     if not isinstance(charges, list) or not 1 <= len(charges) <= MAX_ITEMS:
         raise InvalidRequest(N_("Give a list of 1 to %(max)d charges."), field="charges", max=MAX_ITEMS)
@@ -79,7 +84,7 @@ def charge_batch(session: Session, *, charges: object, origin: Origin) -> list[I
     parsed = [_parse(item) for item in charges]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
-        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}))
+        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), low_balance)
         pairs = [(r.user_id, r.request_id) for r in requests]
         before, taken = _look(session, pairs) if pairs else ({}, set())
         results, writes, refusals = [], [], []
@@ -88,6 +93,7 @@ def charge_batch(session: Session, *, charges: object, origin: Origin) -> list[I
             results.append(result)
             if result.status == "charged":
                 writes.append(result.usage)
+                _note_crossing(session, accounts[result.usage.user_id], result.usage)
             elif result.status == "insufficient_balance":
                 refusals.append(_refusal_row(item, result.error, origin))
         if writes:
@@ -106,18 +112,27 @@ def _parse(item: dict[str, Any]) -> ChargeRequest | InvalidRequest:
         return refused
 
 
-def _lock_accounts(session: Session, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, _Account]:
+def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decimal) -> dict[uuid.UUID, _Account]:
     """The batch's people, locked in the order of their ids; their past-due holds expired."""
     if not user_ids:
         return {}
     rows = session.connection().execute(
-        select(ACCOUNTS.c.user_id, ACCOUNTS.c.balance, ACCOUNTS.c.held, USERS.c.disabled_at.is_not(None))
+        select(
+            ACCOUNTS.c.user_id,
+            ACCOUNTS.c.balance,
+            ACCOUNTS.c.held,
+            USERS.c.disabled_at.is_not(None),
+            USERS.c.low_balance_threshold,
+        )
         .join(USERS, USERS.c.id == ACCOUNTS.c.user_id)
         .where(ACCOUNTS.c.user_id.in_(user_ids))
         .order_by(ACCOUNTS.c.user_id)
         .with_for_update(of=ACCOUNTS)
     )
-    accounts = {user_id: _Account(balance, held, disabled) for user_id, balance, held, disabled in rows}
+    accounts = {
+        user_id: _Account(balance, held, disabled, threshold(own, site_low))
+        for user_id, balance, held, disabled, own in rows
+    }
     for user_id, account in accounts.items():
         if account.held:  # rare: some holds may be past due (billing.lock_account)
             row = lock(session, BillingAccount, BillingAccount.user_id == user_id)  # ours already
@@ -178,6 +193,21 @@ def _decide(
     )
     account.charged[item.request_id] = usage
     return ItemResult(index, "charged", usage=usage, balance=usage.balance_after)
+
+
+def _note_crossing(session: Session, account: _Account, usage: UsageLog) -> None:
+    """After `usage` was taken from the account: a balance.low event if it crossed the threshold."""
+    after = account.available
+    note_crossing(
+        session,
+        user_id=usage.user_id,
+        limit=account.low_balance,
+        before=after + usage.amount,
+        after=after,
+        balance=account.balance,
+        usage_id=usage.id,
+        amount=usage.amount,
+    )
 
 
 def _refusal_row(item: Any, error: Any, origin: Origin) -> Any:

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from ledger import validation
 from ledger.db import atomic, in_unit_of_work, lock
 from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
-from ledger.models import BillingAccount, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
+from ledger.models import BillingAccount, EventType, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
+from ledger.services.events import emit
 
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
@@ -96,6 +97,16 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
             origin=SYSTEM,
             user_id=account.user_id,
             details={"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id},
+        )
+        emit(
+            session,
+            EventType.HOLD_EXPIRED,
+            user_id=account.user_id,
+            balance=account.balance,
+            available=account.available,
+            hold_id=hold.id,
+            request_id=hold.request_id,
+            amount=hold.amount,
         )
     return due
 

@@ -27,6 +27,7 @@ from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKin
 from ledger.money import to_api
 from ledger.services.audit import Origin
 from ledger.services.billing import ChargeRequest, expire_due_holds, insufficient
+from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 ACCOUNTS = BillingAccount.__table__
 USAGE = UsageLog.__table__
@@ -56,6 +57,7 @@ def charge_usage(
     request_id: object,
     params: object = None,
     origin: Origin,
+    low_balance: Decimal = SITE_DEFAULT,
 ) -> Charge:
     """Charge a user for one use of a paid feature, at most once per (user, request_id).
 
@@ -63,8 +65,9 @@ def charge_usage(
     account; if request_id was charged before, returns that charge (`replayed=True`) or raises
     RequestIdConflict when amount or model differ (or a hold has that request id); if the available
     amount (balance - held) is short, raises InsufficientBalance and keeps only its audit row; else
-    lowers the balance and writes the usage log, its ledger entry and an audit row. Raises
-    InvalidRequest, UserNotFound.
+    lowers the balance and writes the usage log, its ledger entry and an audit row, and a
+    balance.low event when the charge takes the available amount below the person's threshold
+    (their own, else `low_balance`, the site's). Raises InvalidRequest, UserNotFound.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
     asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
@@ -91,6 +94,17 @@ def charge_usage(
             if again.hold_taken:
                 raise RequestIdConflict(request_id=req.request_id)
             return _replay(req, again)
+        available = balance - held
+        note_crossing(
+            session,
+            user_id=req.user_id,
+            limit=threshold(found.low_balance_threshold, low_balance),
+            before=available,
+            after=available - req.amount,
+            balance=usage.balance_after,
+            usage_id=usage.id,
+            amount=req.amount,
+        )
     return Charge(usage=usage, balance=usage.balance_after, replayed=False)
 
 
@@ -182,6 +196,7 @@ def _lock_and_look() -> Any:
             ACCOUNTS.c.balance,
             ACCOUNTS.c.held,
             USERS.c.disabled_at.is_not(None).label("disabled"),
+            USERS.c.low_balance_threshold,
             USAGE.c.id.label("usage_id"),
             USAGE.c.amount,
             USAGE.c.model,

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic, lock
-from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
-from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
+from ledger.errors import AccountDisabled, CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
+from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import (
@@ -31,6 +31,7 @@ from ledger.services.billing import (
     short_of,
     write_usage,
 )
+from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 TTL_DEFAULT = 3600
 TTL_MIN, TTL_MAX = 60, 86_400
@@ -93,6 +94,7 @@ def place_hold(
     ttl_seconds: object = None,
     origin: Origin,
     now: datetime | None = None,
+    low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """Set `amount` aside for a job of `request_id`, for `ttl_seconds` (60-86400, default 3600).
 
@@ -107,17 +109,28 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        return set_aside(session, req, ttl=ttl, origin=origin, now=now)
+        return set_aside(session, req, ttl=ttl, origin=origin, now=now, low_balance=low_balance)
 
 
 def set_aside(
-    session: Session, req: ChargeRequest, *, ttl: int, origin: Origin, now: datetime | None = None
+    session: Session,
+    req: ChargeRequest,
+    *,
+    ttl: int,
+    origin: Origin,
+    now: datetime | None = None,
+    low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """`place_hold` inside the caller's unit of work, for a checked request (the console's video
     jobs place a hold and queue the job in one transaction). The clock is read once the account is
-    locked (`now` replaces it in tests), as in every hold operation."""
+    locked (`now` replaces it in tests), as in every hold operation. A hold that takes the available
+    amount below the person's threshold (their own, else `low_balance`) adds a balance.low event."""
     account = lock_account(session, req.user_id, now)
-    refuse_if_disabled(session, req.user_id)
+    disabled_at, own = session.execute(
+        select(User.disabled_at, User.low_balance_threshold).where(User.id == req.user_id)
+    ).one()
+    if disabled_at is not None:
+        raise AccountDisabled()
     now = now or datetime.now(UTC)
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
     if previous is not None:
@@ -141,7 +154,18 @@ def set_aside(
         expires_at=now + timedelta(seconds=ttl),
     )
     session.add(hold)
+    before = account.available
     account.held += req.amount
+    note_crossing(
+        session,
+        user_id=req.user_id,
+        limit=threshold(own, low_balance),
+        before=before,
+        after=account.available,
+        balance=account.balance,
+        hold_id=hold.id,
+        amount=req.amount,
+    )
     details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
     record_audit(session, "hold.placed", origin=origin, user_id=req.user_id, details=details)
     return HoldAnswer(hold, account.balance, account.available)

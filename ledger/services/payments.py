@@ -22,10 +22,11 @@ from ledger.config import Settings
 from ledger.db import atomic, lock
 from ledger.errors import InvalidRequest, InvalidTopupAmount, NotFound
 from ledger.i18n import N_
-from ledger.models import AuditLog, LedgerKind, PaymentStatus, PaymentTransaction, User
+from ledger.models import AuditLog, EventType, LedgerKind, PaymentStatus, PaymentTransaction, User
 from ledger.money import InvalidAmount, parse_amount, to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit
 from ledger.services.billing import credit
+from ledger.services.events import emit_change
 from ledger.services.invites import lock_first_topup_reward, pay_first_topup_reward
 from ledger.services.xorpay import PAID_STATUSES, GatewayError, XorPayClient
 
@@ -180,6 +181,7 @@ def settle(
             "source": evidence.get("confirmed_by"),
         },
     )
+    emit_change(session, EventType.TOPUP_SUCCEEDED, user_id=order.user_id, transaction_id=order.id, amount=order.amount)
     if reward is not None:
         pay_first_topup_reward(session, reward, settings=settings, origin=origin)
     return True

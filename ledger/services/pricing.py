@@ -20,6 +20,7 @@ from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
 from ledger.services.charges import Charge, charge_usage
+from ledger.services.low_balance import SITE_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def run_model(
     raw_params: Mapping[str, object],
     run_id: object,
     origin: Origin,
+    low_balance: Decimal = SITE_DEFAULT,
 ) -> tuple[Quote, Charge]:
     """Price and charge one (simulated) run.
 
@@ -163,5 +165,6 @@ def run_model(
         request_id=f"console:{run_id}",
         params=priced.params,
         origin=origin,
+        low_balance=low_balance,
     )
     return priced, charge

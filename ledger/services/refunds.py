@@ -23,11 +23,20 @@ from ledger import validation
 from ledger.db import atomic, lock
 from ledger.errors import NotFound, RefundRefused
 from ledger.i18n import N_
-from ledger.models import BillingAccount, LedgerKind, PaymentStatus, PaymentTransaction, Refund, RefundStatus
+from ledger.models import (
+    BillingAccount,
+    EventType,
+    LedgerKind,
+    PaymentStatus,
+    PaymentTransaction,
+    Refund,
+    RefundStatus,
+)
 from ledger.money import parse_amount, to_api
 from ledger.services.admin import Admin, admin_origin, reason_of
 from ledger.services.audit import record_audit
 from ledger.services.billing import lock_account, post
+from ledger.services.events import emit_change
 from ledger.services.xorpay import GatewayError, XorPayClient
 
 MAX_PER_ORDER = 50
@@ -132,6 +141,14 @@ def settle_refund(
             )
         else:
             record_audit(session, "refund.failed", origin=origin, user_id=refund.user_id, details=details)
+        emit_change(
+            session,
+            EventType.REFUND_SUCCEEDED if succeeded else EventType.REFUND_FAILED,
+            user_id=refund.user_id,
+            refund_id=refund.id,
+            transaction_id=refund.payment_transaction_id,
+            amount=refund.amount,
+        )
     return refund
 
 

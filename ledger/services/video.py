@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from ledger.models import BillingAccount, Hold, HoldStatus, VideoJob, VideoJobSt
 from ledger.services.audit import Origin
 from ledger.services.billing import ChargeRequest
 from ledger.services.holds import capture, release, set_aside
+from ledger.services.low_balance import SITE_DEFAULT
 from ledger.services.pricing import Quote, quote
 
 MODEL = "motion-video-1"
@@ -65,6 +67,7 @@ def start_video_job(
     origin: Origin,
     handoff: Handoff,
     now: datetime | None = None,
+    low_balance: Decimal = SITE_DEFAULT,
 ) -> VideoJob:
     """Hold the quoted maximum of a video and queue its job, then start it if one of the person's
     AT_ONCE places is free. `run_id` (a UUID) comes with the page's form: a resubmitted form
@@ -76,7 +79,7 @@ def start_video_job(
     priced = quote(MODEL, raw_params)
     request = ChargeRequest(user_id, priced.amount, MODEL, f"console:{run}", dict(priced.params))
     with atomic(session):
-        held = set_aside(session, request, ttl=HOLD_TTL, origin=origin, now=now)
+        held = set_aside(session, request, ttl=HOLD_TTL, origin=origin, now=now, low_balance=low_balance)
         job = session.scalar(select(VideoJob).where(VideoJob.hold_id == held.hold.id)) if held.replayed else None
         if job is None:
             job = VideoJob(

@@ -16,6 +16,7 @@ from ledger.db import get_session
 from ledger.money import format_amount
 from ledger.services.accounts import describe_device
 from ledger.services.billing import get_balance
+from ledger.services.low_balance import low_threshold
 from ledger.web.context import settings
 from ledger.web.i18n import LANGUAGES
 
@@ -43,4 +44,8 @@ def init_app(app: Flask) -> None:
             "new_uuid": lambda: str(uuid.uuid4()),
             # Called by the header only when someone is signed in.
             "current_balance": lambda: get_balance(get_session(), current_user.id),
+            # The banner of SPEC 16: the person's threshold while their available amount is below it.
+            "low_balance_threshold": lambda: low_threshold(
+                get_session(), current_user.id, settings().LOW_BALANCE_THRESHOLD
+            ),
         }

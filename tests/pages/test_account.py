@@ -2,6 +2,7 @@
 
 import io
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from PIL import Image
@@ -126,3 +127,30 @@ def test_account_lists_ledger_entries_with_running_balance(client, auth, session
     ledger = page[page.index('data-testid="ledger"') :]
     assert ledger.index("-¥2.50") < ledger.index("+¥10.00")  # newest first
     assert "¥7.50" in ledger
+
+
+def test_a_person_sets_their_low_balance_warning_and_the_banner_follows_it(client, auth, session):
+    user = UserFactory(balance="20.00")
+    auth.login(user)
+    assert 'data-testid="low-balance"' not in client.get("/").get_data(as_text=True)  # 20.00, site's 10.00
+    response = post_form(client, auth, "/account/alert", "/account", low_balance_threshold="２５")
+    assert response.status_code == 302
+    session.refresh(user)
+    assert user.low_balance_threshold == Decimal("25.00")
+    page = client.get("/account").get_data(as_text=True)
+    assert "你将在可用余额低于 ¥25.00 时收到提醒。" in page and 'value="25.00"' in page
+    banner = client.get("/usage").get_data(as_text=True)
+    assert 'data-testid="low-balance"' in banner and "你的可用余额已低于 ¥25.00。" in banner
+    details = session.scalars(select(AuditLog.details).where(AuditLog.action == "profile.low_balance_threshold")).one()
+    assert details == {"own": "25.00"}
+
+
+@pytest.mark.parametrize("typed", ["-1", "abc", "1.005", "100000.01"])
+def test_a_bad_warning_amount_is_refused_on_its_field_in_chinese(client, auth, session, typed):
+    user = UserFactory()
+    auth.login(user)
+    response = post_form(client, auth, "/account/alert", "/account", low_balance_threshold=typed)
+    assert response.status_code == 422
+    assert "请填写 0.00 到 100000.00 之间的金额" in response.get_data(as_text=True)
+    session.refresh(user)
+    assert user.low_balance_threshold is None

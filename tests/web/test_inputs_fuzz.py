@@ -48,7 +48,7 @@ from sqlalchemy import Connection
 from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
-from ledger.blueprints.account.forms import AvatarForm, ProfileForm
+from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.blueprints.admin.forms import AdjustForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.security.forms import PasswordForm
@@ -249,6 +249,7 @@ CASES = [
             "timezone": "Asia/Shanghai",
         },
     ),
+    Case("POST", "account.save_alert", "user", "form", fields={"low_balance_threshold": "25.00"}),
     Case("POST", "account.upload_avatar", "user", "multipart", fields={"avatar": PNG}),
     Case("GET", "account.avatar", "user", works=(404,)),  # nobody has an avatar yet
     Case("GET", "security.security", "user"),
@@ -438,6 +439,7 @@ FORMS = {
     "auth.login": LoginForm,
     "auth.register": RegisterForm,
     "account.save_profile": ProfileForm,
+    "account.save_alert": AlertForm,
     "account.upload_avatar": AvatarForm,
     "security.password": PasswordForm,
 }

@@ -22,3 +22,8 @@ class AvatarForm(Form):
         validators=[FileRequired(message=_l("Choose an image file."))],
         description=_l("PNG, JPEG or WebP, at most 2 MB."),
     )
+
+
+class AlertForm(TextForm):
+    # The rules are the service's (low_balance.set_own_threshold); the view says what empty means.
+    low_balance_threshold = StringField(_l("Warn me when my available balance falls below (¥)"))

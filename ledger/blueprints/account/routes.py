@@ -7,11 +7,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ledger.blueprints.account.forms import AvatarForm, ProfileForm
+from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.billing import recent_ledger
 from ledger.services.holds import money_on_hold
+from ledger.services.low_balance import set_own_threshold
 from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import submit
@@ -24,7 +25,12 @@ def uploads() -> Path:
     return Path(current_app.instance_path) / "uploads" / "avatars"
 
 
-def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None) -> Any:
+def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, alert: AlertForm | None = None) -> Any:
+    site = settings().LOW_BALANCE_THRESHOLD
+    if alert is None:
+        own = current_user.low_balance_threshold
+        alert = AlertForm(data={"low_balance_threshold": "" if own is None else f"{own:.2f}"})
+    alert.low_balance_threshold.description = _("Empty: the site's ¥%(site)s. 0: never warn.", site=f"{site:.2f}")
     if profile is None:
         profile = ProfileForm(
             data={
@@ -41,9 +47,10 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None) 
         "account/account.html",
         profile=profile,
         avatar_form=avatar,
+        alert_form=alert,
         entries=recent_ledger(get_session(), current_user.id),
         on_hold=money_on_hold(get_session(), current_user.id),
-    ), max(profile.status, avatar.status)
+    ), max(profile.status, avatar.status, alert.status)
 
 
 @bp.get("/account")
@@ -71,6 +78,28 @@ def save_profile() -> Any:
     if saved is None:
         return _page(profile=form)
     flash(_("Your profile is saved."), "success")
+    return redirect(url_for("account.account"))
+
+
+@bp.post("/account/alert")
+@login_required
+def save_alert() -> Any:
+    form = AlertForm()
+    saved = submit(
+        form,
+        lambda: set_own_threshold(
+            get_session(), current_user.id, form.low_balance_threshold.data, origin=request_origin()
+        ),
+    )
+    if form.status != 200:
+        return _page(alert=form)
+    if saved is None:
+        site = f"{settings().LOW_BALANCE_THRESHOLD:.2f}"
+        flash(_("You will be warned below the site's ¥%(site)s.", site=site), "success")
+    elif saved == 0:
+        flash(_("You will not be warned of a low balance."), "success")
+    else:
+        flash(_("You will be warned below ¥%(amount)s.", amount=f"{saved:.2f}"), "success")
     return redirect(url_for("account.account"))
 
 

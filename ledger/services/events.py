@@ -1,0 +1,208 @@
+"""Events to the SaaS (SPEC 16): an outbox written in the transaction of each change, delivered at
+least once by the worker, signed like Stripe's webhooks, retried with backoff for 24 hours.
+
+`emit` adds an event to the caller's transaction: it exists exactly when the change does.
+`deliver_due` (the worker's job, every few seconds) posts the events that are due, one at a time,
+each locked with SKIP LOCKED so that several workers share the work without sending one twice at
+the same moment; any 2xx is delivery. `replay` makes events due again (`flask events replay`).
+The receiver dedupes by the event's `id` and checks `X-Ledger-Signature` as `signature` makes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import requests
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledger.db import atomic
+from ledger.logs import bound_request_id, current_request_id
+from ledger.models import BillingAccount, Event, EventStatus, EventType
+from ledger.money import to_api
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = timedelta(hours=24)
+FIRST_RETRY = timedelta(seconds=10)
+LONGEST_WAIT = timedelta(hours=1)
+TIMEOUT_SECONDS = 10
+SIGNATURE_HEADER = "X-Ledger-Signature"
+
+Post = Callable[..., requests.Response]
+
+
+def emit(
+    session: Session,
+    type_: EventType,
+    *,
+    user_id: uuid.UUID,
+    balance: Decimal,
+    available: Decimal,
+    **data: object,
+) -> Event:
+    """Add an event to the caller's transaction. `data` names the resource and the amount; money
+    (Decimal) is written as exact strings, with the person's balance and available amount after
+    the change."""
+    body = {"user_id": str(user_id), **{k: _plain(v) for k, v in data.items()}}
+    body |= {"balance": to_api(balance), "available": to_api(available)}
+    event = Event(
+        id=uuid.uuid4(),
+        type=type_,
+        user_id=user_id,
+        data=body,
+        request_id=current_request_id(),
+        give_up_at=datetime.now(UTC) + GIVE_UP_AFTER,
+    )
+    session.add(event)
+    return event
+
+
+def emit_change(session: Session, type_: EventType, *, user_id: uuid.UUID, **data: object) -> Event:
+    """`emit`, with the balance and available amount as this transaction leaves the person's
+    account (locked earlier in it, so read from the session without a query)."""
+    account = session.get(BillingAccount, user_id)
+    assert account is not None, "emit_change after the account was locked in this transaction"
+    return emit(session, type_, user_id=user_id, balance=account.balance, available=account.available, **data)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return to_api(value)
+    if isinstance(value, uuid.UUID | datetime):
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+    return value
+
+
+def body_of(event: Event) -> bytes:
+    """What is posted: {"id", "type", "created_at", "data"}, compact JSON."""
+    return json.dumps(
+        {"id": str(event.id), "type": event.type.value, "created_at": event.created_at.isoformat(), "data": event.data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def signature(secret: str, body: bytes, at: int) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the value of X-Ledger-Signature."""
+    mac = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
+
+
+def verify_signature(secret: str, body: bytes, header: str, *, tolerance: int = 300, now: float | None = None) -> bool:
+    """The receiver's check (also what README shows): a v1 MAC that matches, made within `tolerance`
+    seconds (a replayed old post is refused)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        at = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    fresh = abs((time.time() if now is None else now) - at) <= tolerance
+    return fresh and hmac.compare_digest(signature(secret, body, at), f"t={at},v1={parts.get('v1', '')}")
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the n-th failed attempt: 10 s, 20 s, 40 s ... at most an hour."""
+    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_WAIT)
+
+
+@dataclass
+class Delivery:
+    delivered: int = 0
+    failed: int = 0
+    abandoned: int = 0
+
+
+def deliver_due(
+    session: Session,
+    *,
+    url: str,
+    secret: str,
+    now: datetime | None = None,
+    post: Post = requests.post,
+    limit: int = 500,
+    timeout: float = TIMEOUT_SECONDS,
+) -> Delivery:
+    """Post the events that are due, oldest first, at most `limit`; each in a transaction of its own
+    (the row locked, SKIP LOCKED). A 2xx marks it delivered; anything else (status, timeout,
+    refused connection) is retried after `backoff` until its `give_up_at` (24 hours after the
+    event, or after its replay), then it is abandoned (`replay` can send it again)."""
+    done = Delivery()
+    if not url:
+        return done
+    for _ in range(limit):
+        with atomic(session):
+            clock = now or datetime.now(UTC)
+            event = session.scalars(
+                select(Event)
+                .where(Event.status == EventStatus.PENDING, Event.next_attempt_at <= clock)
+                .order_by(Event.next_attempt_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if event is None:
+                break
+            if clock >= event.give_up_at:
+                event.status = EventStatus.ABANDONED
+                done.abandoned += 1
+                continue
+            error = _send(event, url, secret, post, timeout)
+            event.attempts += 1
+            if error is None:
+                event.status, event.delivered_at, event.last_error = EventStatus.DELIVERED, clock, None
+                done.delivered += 1
+            else:
+                event.next_attempt_at, event.last_error = clock + backoff(event.attempts), error[:300]
+                done.failed += 1
+    return done
+
+
+def _send(event: Event, url: str, secret: str, post: Post, timeout: float) -> str | None:
+    """Post one event; None when the receiver answered 2xx, else why not."""
+    body = body_of(event)
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, body, int(time.time())),
+        "X-Request-ID": event.request_id or str(event.id),
+        "User-Agent": "Ledger-Events/1",
+    }
+    with bound_request_id(event.request_id):
+        try:
+            answer = post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            log.warning("event not delivered", extra={"fields": {"event_id": str(event.id), "error": str(exc)}})
+            return f"{type(exc).__name__}: {exc}"
+        if 200 <= answer.status_code < 300:
+            return None
+        log.warning("event refused", extra={"fields": {"event_id": str(event.id), "status": answer.status_code}})
+        return f"HTTP {answer.status_code}"
+
+
+def replay(session: Session, *, since: datetime, type_: EventType | None = None) -> int:
+    """Make every event created since `since` (of `type_`) due now, delivered or not; returns how
+    many. They are sent again with their own ids, so a receiver that dedupes sees no double."""
+    now, where = datetime.now(UTC), [Event.created_at >= since]
+    if type_ is not None:
+        where.append(Event.type == type_)
+    with atomic(session):
+        result = session.execute(
+            update(Event)
+            .where(*where)
+            .values(
+                status=EventStatus.PENDING,
+                delivered_at=None,
+                next_attempt_at=now,
+                give_up_at=now + GIVE_UP_AFTER,
+                attempts=0,
+            )
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,192 @@
+"""Events to the SaaS (SPEC 16): written with their change and never without it, posted signed to a
+real local receiver, retried with backoff after a 500 and a timeout, given up after 24 hours,
+replayed on demand."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from werkzeug import Response
+
+from ledger.db import atomic
+from ledger.errors import InsufficientBalance
+from ledger.models import Event, EventStatus, EventType
+from ledger.services.admin import Admin, adjust
+from ledger.services.audit import INTERNAL, Origin
+from ledger.services.billing import credit
+from ledger.services.charges import charge_usage
+from ledger.services.events import backoff, deliver_due, emit_change, replay, signature, verify_signature
+from ledger.services.holds import expire_holds, place_hold
+from ledger.services.refunds import refund_order
+from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import settle_by_notify
+
+SECRET = "events-secret-for-tests"
+ADMIN = Admin(None, Origin("admin"), via="test")
+
+
+def events(session, owner=None) -> list[Event]:
+    """The events of a person, by time then type (one test is one transaction: one now())."""
+    query = select(Event).order_by(Event.created_at, Event.type)
+    if owner is not None:
+        query = query.where(Event.user_id == owner.id)
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def test_a_top_up_writes_topup_succeeded_with_the_balance_it_left(session, settings):
+    person = UserFactory(balance="3.00")
+    order = PaymentFactory(user=person, amount=Decimal("50.00"))
+    settle_by_notify(session, order, settings)
+    [event] = events(session, person)
+    assert (event.type, event.status, event.attempts) == ("topup.succeeded", "pending", 0)
+    assert event.data == {
+        "user_id": str(order.user_id),
+        "transaction_id": str(order.id),
+        "amount": "50.00",
+        "balance": "53.00",
+        "available": "53.00",
+    }
+
+
+def test_an_adjustment_and_an_expired_hold_each_write_their_event(session):
+    person = UserFactory(balance="20.00")
+    adjust(session, ADMIN, person.id, "5.00", debit=False, reason="goodwill")
+    hold = place_hold(session, user_id=person.id, amount="4.00", model="v", request_id="h1", origin=INTERNAL).hold
+    expire_holds(session, now=hold.expires_at + timedelta(seconds=1))
+    got = [(e.type.value, e.data) for e in events(session, person)]
+    assert got == [
+        ("balance.adjusted", {"user_id": str(person.id), "amount": "5.00", "balance": "25.00", "available": "25.00"}),
+        (
+            "hold.expired",
+            {
+                "user_id": str(person.id),
+                "hold_id": str(hold.id),
+                "request_id": "h1",
+                "amount": "4.00",
+                "balance": "25.00",
+                "available": "25.00",
+            },
+        ),
+    ]
+    assert "goodwill" not in json.dumps(got)  # the admin's reason stays in the back office
+
+
+def test_a_refused_change_writes_no_event(session):
+    person = UserFactory(balance="12.00")
+    with pytest.raises(InsufficientBalance):
+        charge_usage(session, user_id=person.id, amount="20.00", model="m", request_id="r", origin=INTERNAL)
+    assert events(session, person) == []  # 12.00 -> refused: no crossing either
+
+
+def test_the_signature_is_an_hmac_of_the_time_and_the_body():
+    body = b'{"id":"e1"}'
+    header = signature(SECRET, body, 1_790_000_000)
+    assert (
+        header
+        == "t=1790000000,v1=" + __import__("hmac").new(SECRET.encode(), b'1790000000.{"id":"e1"}', "sha256").hexdigest()
+    )
+    assert verify_signature(SECRET, body, header, now=1_790_000_100)
+    assert not verify_signature(SECRET, body + b" ", header, now=1_790_000_100)  # another body
+    assert not verify_signature("another-secret-here", body, header, now=1_790_000_100)
+    assert not verify_signature(SECRET, body, header, now=1_790_000_000 + 301)  # too old: a replay
+    assert not verify_signature(SECRET, body, "v1=abc", now=1_790_000_000)
+
+
+def test_backoff_doubles_from_10_seconds_up_to_an_hour():
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4, 9, 10, 30)] == [10, 20, 40, 80, 2560, 3600, 3600]
+
+
+def test_delivery_retries_a_500_and_a_timeout_then_delivers_signed_once(session, httpserver):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    [event] = events(session, person)
+    received = []
+
+    def answer(request):
+        received.append(request)
+        if len(received) == 1:
+            return Response("down", status=500)
+        if len(received) == 2:
+            time.sleep(0.8)  # longer than the client waits
+        return Response("ok", status=200)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    url, start = httpserver.url_for("/hook"), datetime.now(UTC)
+
+    def run(at):
+        return deliver_due(session, url=url, secret=SECRET, now=at, timeout=0.5)
+
+    first = run(start)
+    assert (first.delivered, first.failed) == (0, 1)
+    assert (event.status, event.attempts, event.last_error) == ("pending", 1, "HTTP 500")
+    assert event.next_attempt_at == start + timedelta(seconds=10)
+    assert run(start + timedelta(seconds=5)).failed == 0  # not due yet: nothing sent
+    second = run(start + timedelta(seconds=10))
+    assert second.failed == 1 and event.last_error.startswith(("ReadTimeout", "Timeout"))
+    assert event.next_attempt_at == start + timedelta(seconds=30)  # 10 s + 20 s
+    time.sleep(0.5)  # the receiver (one thread) finishes the answer nobody waited for
+    third = run(start + timedelta(seconds=30))
+    assert (third.delivered, event.status, event.attempts, event.last_error) == (1, "delivered", 3, None)
+    assert run(start + timedelta(hours=1)).delivered == 0  # delivered: never sent again
+
+    assert len(received) == 3
+    for request in received:  # the same event each time: the receiver dedupes by id
+        body = request.get_data()
+        assert verify_signature(SECRET, body, request.headers["X-Ledger-Signature"])
+        sent = json.loads(body)
+        assert sent["id"] == str(event.id) and sent["type"] == "balance.adjusted"
+        assert sent["data"]["balance"] == "16.00" and set(sent) == {"id", "type", "created_at", "data"}
+
+
+def test_an_event_undelivered_for_24_hours_is_abandoned_and_replay_sends_it_again(session, httpserver):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    [event] = events(session, person)
+    httpserver.expect_request("/hook").respond_with_data("no", status=503)
+    url = httpserver.url_for("/hook")
+    later = event.give_up_at + timedelta(seconds=1)
+    assert deliver_due(session, url=url, secret=SECRET, now=later).abandoned == 1
+    assert event.status == "abandoned"
+    assert replay(session, since=event.created_at - timedelta(seconds=1)) == 1
+    session.refresh(event)
+    assert (event.status, event.attempts) == ("pending", 0)
+    assert event.give_up_at > datetime.now(UTC) + timedelta(hours=23)
+    httpserver.clear()
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+
+
+def test_without_an_events_url_nothing_is_sent_and_events_wait(session):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    assert deliver_due(session, url="", secret="").delivered == 0
+    assert [e.status for e in events(session, person)] == [EventStatus.PENDING]
+
+
+def test_an_event_is_rolled_back_with_its_change(session):
+    person = UserFactory(balance="5.00")
+    with pytest.raises(RuntimeError), atomic(session):
+        credit(session, user_id=person.id, amount=Decimal("1.00"), kind="adjustment", origin=INTERNAL, action="x")
+        emit_change(session, EventType.BALANCE_ADJUSTED, user_id=person.id, amount=Decimal("1.00"))
+        raise RuntimeError("the change fails after its event was added")
+    assert events(session, person) == []
+
+
+def test_refunds_tell_whether_the_money_left(session, settings, xorpay):
+    person = UserFactory()
+    order = PaymentFactory(user=person)
+    settle_by_notify(session, order, settings)
+    xorpay.refund_answers("ok")
+    assert refund_order(session, xorpay.client, ADMIN, order.id, "20.00", reason="asked").status == "succeeded"
+    xorpay.server.clear()
+    xorpay.refund_answers("order_error")
+    assert refund_order(session, xorpay.client, ADMIN, order.id, "5.00", reason="again").status == "failed"
+    got = [(e.type.value, e.data["amount"], e.data["balance"], e.data["available"]) for e in events(session, person)]
+    assert sorted(got) == [
+        ("refund.failed", "5.00", "30.00", "30.00"),
+        ("refund.succeeded", "20.00", "30.00", "30.00"),
+        ("topup.succeeded", "50.00", "50.00", "50.00"),
+    ]

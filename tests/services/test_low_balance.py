@@ -1,0 +1,115 @@
+"""Low balance (SPEC 16): one balance.low each time a charge or a hold takes the available amount from
+at or above the threshold to below it, none while it stays below, again after a top-up lifts it."""
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from ledger.errors import InvalidRequest
+from ledger.models import Event, User
+from ledger.services.audit import INTERNAL, SYSTEM
+from ledger.services.batches import charge_batch
+from ledger.services.charges import charge_usage
+from ledger.services.holds import place_hold, release_hold
+from ledger.services.low_balance import low_threshold, set_own_threshold
+from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import settle_by_notify
+
+SITE = Decimal("10.00")
+
+
+def lows(session, person) -> list[dict]:
+    query = select(Event.data).where(Event.user_id == person.id, Event.type == "balance.low")
+    return sorted(session.scalars(query), key=lambda d: -Decimal(d["balance"]))
+
+
+def charge(session, person, amount, request_id, site=SITE):
+    return charge_usage(
+        session, user_id=person.id, amount=amount, model="m", request_id=request_id, origin=INTERNAL, low_balance=site
+    )
+
+
+def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):
+    person = UserFactory(balance="12.00")
+    charge(session, person, "2.00", "r1")  # 12.00 -> 10.00: at the threshold, not below
+    assert lows(session, person) == []
+    assert low_threshold(session, person.id, SITE) is None
+    charge(session, person, "0.01", "r2")  # 10.00 -> 9.99: from at to below
+    [event] = lows(session, person)
+    assert event == {
+        "user_id": str(person.id),
+        "usage_id": event["usage_id"],
+        "amount": "0.01",
+        "threshold": "10.00",
+        "balance": "9.99",
+        "available": "9.99",
+    }
+    assert low_threshold(session, person.id, SITE) == SITE  # the banner shows
+
+
+def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, settings):
+    person = UserFactory(balance="11.00")
+    for n in range(3):
+        charge(session, person, "1.00", f"r{n}")  # 11 -> 10 -> 9 (low) -> 8 (still low)
+    assert [e["available"] for e in lows(session, person)] == ["9.00"]
+    order = PaymentFactory(user=person, amount=Decimal("5.00"))
+    settle_by_notify(session, order, settings)  # 8 -> 13: back above, nothing sent for rising
+    assert low_threshold(session, person.id, SITE) is None
+    charge(session, person, "4.00", "again")  # 13 -> 9: crosses again
+    assert [e["available"] for e in lows(session, person)] == ["9.00", "9.00"]
+    assert len({e["usage_id"] for e in lows(session, person)}) == 2
+
+
+def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session):
+    person = UserFactory(balance="15.00")
+    held = place_hold(
+        session, user_id=person.id, amount="6.00", model="v", request_id="h", origin=INTERNAL, low_balance=SITE
+    )
+    [event] = lows(session, person)
+    assert (event["hold_id"], event["balance"], event["available"]) == (str(held.hold.id), "15.00", "9.00")
+    release_hold(session, hold_id=held.hold.id, origin=INTERNAL)
+    assert low_threshold(session, person.id, SITE) is None
+
+
+def test_a_batch_sends_one_event_at_the_item_that_crosses(session):
+    person = UserFactory(balance="10.50")
+    items = [
+        {"user_id": str(person.id), "amount": "0.25", "model": "m", "request_id": f"b{n}"} for n in range(4)
+    ]  # 10.50 -> 10.25 -> 10.00 -> 9.75 (crosses) -> 9.50
+    results = charge_batch(session, charges=items, origin=INTERNAL, low_balance=SITE)
+    [event] = lows(session, person)
+    assert event["usage_id"] == str(results[2].usage.id) and event["available"] == "9.75"
+
+
+def test_a_person_sets_their_own_threshold_zero_switches_it_off_empty_is_the_sites(session):
+    person = UserFactory(balance="30.00")
+    assert set_own_threshold(session, person.id, "２５.00", origin=SYSTEM) == Decimal("25.00")  # typed full-width
+    charge(session, person, "6.00", "r1")  # 30 -> 24: below their 25
+    assert [e["threshold"] for e in lows(session, person)] == ["25.00"]
+    assert set_own_threshold(session, person.id, "0", origin=SYSTEM) == Decimal("0.00")
+    charge(session, person, "20.00", "r2")  # 24 -> 4: below the site's, but they said never
+    assert len(lows(session, person)) == 1 and low_threshold(session, person.id, SITE) is None
+    assert set_own_threshold(session, person.id, "", origin=SYSTEM) is None
+    assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) is None
+
+
+@pytest.mark.parametrize("typed", ["-1", "abc", "100000.01", "1.005", "1e3"])
+def test_a_bad_threshold_is_refused_and_nothing_changes(session, typed):
+    person = UserFactory()
+    set_own_threshold(session, person.id, "5.00", origin=SYSTEM)
+    with pytest.raises(InvalidRequest) as refused:
+        set_own_threshold(session, person.id, typed, origin=SYSTEM)
+    assert refused.value.field == "low_balance_threshold"
+    assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) == Decimal("5.00")
+
+
+def test_the_site_threshold_comes_from_the_settings_through_the_api(
+    client, session, internal_headers, app, monkeypatch
+):
+    person = UserFactory(balance="60.00")
+    monkeypatch.setitem(app.config, "LEDGER", replace(app.config["LEDGER"], LOW_BALANCE_THRESHOLD=Decimal("50.00")))
+    body = {"user_id": str(person.id), "amount": "15.00", "model": "m", "request_id": "api-1"}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200
+    assert [e["threshold"] for e in lows(session, person)] == ["50.00"]
