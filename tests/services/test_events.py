@@ -20,6 +20,7 @@ from ledger.services.billing import credit
 from ledger.services.charges import charge_usage
 from ledger.services.events import backoff, deliver_due, emit_change, replay, signature, verify_signature
 from ledger.services.holds import expire_holds, place_hold
+from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import settle_by_notify
@@ -190,3 +191,25 @@ def test_refunds_tell_whether_the_money_left(session, settings, xorpay):
         ("refund.succeeded", "20.00", "30.00", "30.00"),
         ("topup.succeeded", "50.00", "50.00", "50.00"),
     ]
+
+
+def test_verify_finds_a_top_up_event_told_twice_or_of_someone_else(session, settings):
+    person, stranger = UserFactory(), UserFactory()
+    order = PaymentFactory(user=person)
+    settle_by_notify(session, order, settings)
+    assert list(find_breaches(session)) == []
+    [told] = events(session, person)
+    session.add(Event(type=told.type, user_id=stranger.id, data=told.data, give_up_at=told.give_up_at))
+    session.flush()
+    [breach] = find_breaches(session)
+    assert breach.invariant.startswith("16 a topup.succeeded event") and "2 event(s)" in breach.detail
+
+
+def test_verify_warns_of_events_stuck_only_when_they_are_sent(session):
+    person = UserFactory(balance="5.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    [event] = events(session, person)
+    event.created_at -= timedelta(minutes=11)
+    session.flush()
+    assert [w.subject for w in find_warnings(session)] == [f"event {event.id}"]
+    assert list(find_warnings(session, events_sent=False)) == []
