@@ -4,7 +4,7 @@ Bind: 127.0.0.1:8000 (behind the proxy), or GUNICORN_BIND, or gunicorn's own `--
 can be changed for one run with gunicorn's GUNICORN_CMD_ARGS, e.g. "--workers 3 --threads 4".
 
 Sizing, from the core count. The app is I/O bound on PostgreSQL: a request is a little Python
-(Flask, the ORM) and then waits on the database (about ten round trips and the commit's flush for a
+(Flask, the ORM) and then waits on the database (three round trips and the commit's flush for a
 charge), and the GIL is free while a thread waits. One charge is one transaction that holds the
 account's row lock until it commits, so requests in flight beyond what PostgreSQL commits at once
 only queue on that lock and on the cores (PostgreSQL often shares them) and stretch the tail.
@@ -30,8 +30,16 @@ costs, the more threads a process carries.
 """
 
 import os
+import shutil
+import tempfile
 
 cores = os.cpu_count() or 1
+
+# Metrics (SPEC 18): each worker writes its counters to files here and a scrape adds them up. Set
+# before any worker imports the app; emptied when gunicorn starts (one directory per gunicorn).
+metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"ledger-metrics-{os.getpid()}")
+)
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -43,3 +51,16 @@ def when_ready(server):
     """Say the sizing in the log (bench/charge_compare.py reports it)."""
     cfg = server.cfg
     server.log.info("ledger: %d workers x %d threads (%s)", cfg.workers, cfg.threads, cfg.worker_class_str)
+
+
+def on_starting(server):
+    """Counters start from zero with the server (files of an earlier run would add up too)."""
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A worker that exits takes its live gauges with it; its counters stay counted."""
+    from ledger.metrics import worker_exited
+
+    worker_exited(worker.pid)

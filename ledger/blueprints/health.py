@@ -1,12 +1,20 @@
-"""`GET /healthz`: 200 when the database answers, 503 when it does not."""
+"""`GET /healthz`: 200 when the database answers, 503 when it does not. `GET /metrics`: Prometheus's
+text format, to a bearer of METRICS_TOKEN only (SPEC 18)."""
 
+import hmac
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.db import get_session
+from ledger import metrics
+from ledger.db import get_database, get_session
+from ledger.errors import Unauthorized
+from ledger.extensions import limiter
+from ledger.i18n import N_
+from ledger.web.context import settings
+from ledger.web.errors import answers_errors_as_text
 
 bp = Blueprint("health", __name__)
 
@@ -18,3 +26,14 @@ def healthz() -> Any:
     except SQLAlchemyError:
         return jsonify(status="unavailable", database="unreachable"), 503
     return jsonify(status="ok")
+
+
+@bp.get("/metrics")
+@limiter.exempt
+@answers_errors_as_text  # a scraper reads the refusal
+def scrape() -> Any:
+    token = settings().METRICS_TOKEN
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "replace")
+    if not token or not hmac.compare_digest(given, token.encode()):
+        raise Unauthorized(N_("Send the metrics token: Authorization: Bearer <METRICS_TOKEN>."))
+    return Response(metrics.scrape(get_database()), content_type=metrics.CONTENT_TYPE)

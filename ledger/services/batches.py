@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from ledger import metrics
 from ledger.db import atomic, lock, retry_on_disconnect
 from ledger.errors import (
     AccountDisabled,
@@ -100,6 +101,9 @@ def charge_batch(
             _write(session, writes, origin)
         if refusals:
             session.add_all(refusals)
+    for result in results:
+        metrics.CHARGES.labels(result.status).inc()
+    metrics.CHARGED_YUAN.inc(float(sum(u.amount for u in writes)))
     return results
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger import validation
+from ledger import metrics, validation
 from ledger.db import atomic, in_unit_of_work, lock
 from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
 from ledger.models import BillingAccount, EventType, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
@@ -98,6 +98,7 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
             user_id=account.user_id,
             details={"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id},
         )
+        metrics.HOLDS.labels("expired").inc()
         emit(
             session,
             EventType.HOLD_EXPIRED,

@@ -10,18 +10,21 @@ schema's description; nothing here is flushed by a unit of work.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec
 
 from sqlalchemy import Row, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from ledger import metrics
 from ledger.db import atomic, lock, retry_on_disconnect
-from ledger.errors import AccountDisabled, RequestIdConflict, UserNotFound
+from ledger.errors import AccountDisabled, LedgerError, RequestIdConflict, UserNotFound
 from ledger.logs import current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import to_api
@@ -35,6 +38,7 @@ ENTRIES = LedgerEntry.__table__
 AUDIT = AuditLog.__table__
 HOLDS = Hold.__table__
 USERS = User.__table__
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,25 @@ class Charge:
     replayed: bool
 
 
+def _counted(charge: Callable[P, Charge]) -> Callable[P, Charge]:
+    """Count each charge's outcome in the metrics (SPEC 18), once it is known."""
+
+    @functools.wraps(charge)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> Charge:
+        try:
+            done = charge(*args, **kwargs)
+        except LedgerError as refused:
+            metrics.CHARGES.labels(refused.code).inc()
+            raise
+        metrics.CHARGES.labels("replayed" if done.replayed else "charged").inc()
+        if not done.replayed:
+            metrics.CHARGED_YUAN.inc(float(done.usage.amount))
+        return done
+
+    return counted
+
+
+@_counted
 @retry_on_disconnect
 def charge_usage(
     session: Session,

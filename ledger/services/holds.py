@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger import validation
+from ledger import metrics, validation
 from ledger.db import atomic, lock
 from ledger.errors import AccountDisabled, CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
 from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog, User
@@ -109,7 +109,9 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        return set_aside(session, req, ttl=ttl, origin=origin, now=now, low_balance=low_balance)
+        answer = set_aside(session, req, ttl=ttl, origin=origin, now=now, low_balance=low_balance)
+    metrics.HOLDS.labels("replayed" if answer.replayed else "placed").inc()
+    return answer
 
 
 def set_aside(
@@ -273,8 +275,10 @@ def _lock(session: Session, hold_id: object, now: datetime | None) -> tuple[Bill
 
 
 def _note_settlement(hold: Hold, account: BillingAccount) -> None:
-    """Keep the account's figures on the hold, so that a repeated capture or release answers the same."""
+    """Keep the account's figures on the hold, so that a repeated capture or release answers the
+    same; count the settlement in the metrics."""
     hold.settled_balance, hold.settled_available = account.balance, account.available
+    metrics.HOLDS.labels(hold.status.value).inc()
 
 
 def _settled_answer(hold: Hold, replayed: bool = False) -> HoldAnswer:

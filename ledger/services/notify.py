@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
+from ledger import metrics
 from ledger.config import Settings
 from ledger.db import atomic, lock
 from ledger.errors import InvalidNotify, UnknownOrder
@@ -29,6 +30,15 @@ def handle_notify(session: Session, fields: Mapping[str, str], *, settings: Sett
     credits the stored amount once. A forged, incomplete or mismatched notify raises InvalidNotify
     (400); an unknown order raises UnknownOrder (404). Neither credits anything; both are audited.
     """
+    try:
+        return _handle(session, fields, settings=settings, origin=origin)
+    except (InvalidNotify, UnknownOrder) as refused:
+        reason = refused.audit_row.details.get("reason") if refused.audit_row else None
+        metrics.WEBHOOK_REFUSALS.labels(reason or refused.code).inc()
+        raise
+
+
+def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin) -> bool:
     with atomic(session):
         try:
             notify = parse_notify(fields, settings.XORPAY_APP_SECRET)

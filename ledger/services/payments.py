@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger import validation
+from ledger import metrics, validation
 from ledger.config import Settings
 from ledger.db import atomic, lock
 from ledger.errors import InvalidRequest, InvalidTopupAmount, NotFound
@@ -182,6 +182,8 @@ def settle(
         },
     )
     emit_change(session, EventType.TOPUP_SUCCEEDED, user_id=order.user_id, transaction_id=order.id, amount=order.amount)
+    metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc()
+    metrics.TOPUP_YUAN.inc(float(order.amount))
     if reward is not None:
         pay_first_topup_reward(session, reward, settings=settings, origin=origin)
     return True

@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger import validation
+from ledger import metrics, validation
 from ledger.db import atomic, lock
 from ledger.errors import NotFound, RefundRefused
 from ledger.i18n import N_
@@ -149,6 +149,7 @@ def settle_refund(
             transaction_id=refund.payment_transaction_id,
             amount=refund.amount,
         )
+    metrics.REFUNDS.labels(refund.status.value).inc()
     return refund
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, Response, g, request
 
 from ledger.logs import bind_request_id, request_id_from, unbind_request_id
+from ledger.metrics import count_request
 
 log = logging.getLogger("ledger.requests")
 
@@ -26,7 +28,10 @@ def init_app(app: Flask) -> None:
         request_id = g.get("request_id")
         if request_id:
             response.headers["X-Request-ID"] = request_id
-            log.info("request", extra={"request_id": request_id, "fields": _fields(response.status_code)})
+            seconds = time.perf_counter() - g.started
+            route = request.url_rule.rule if request.url_rule else "<no route>"  # a 404's path is not a label
+            log.info("request", extra={"request_id": request_id, "fields": _fields(response.status_code, seconds)})
+            count_request(request.method, route, response.status_code, seconds)
         return response
 
     @app.teardown_request
@@ -36,13 +41,13 @@ def init_app(app: Flask) -> None:
             unbind_request_id(token)
 
 
-def _fields(status: int) -> dict[str, object]:
+def _fields(status: int, seconds: float) -> dict[str, Any]:
     return {
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else None,
         "path": request.path,
         "status": status,
-        "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+        "duration_ms": round(seconds * 1000, 2),
         "who": _who(),
         "ip": request.remote_addr,
     }

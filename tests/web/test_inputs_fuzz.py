@@ -346,6 +346,7 @@ CASES = [
         variant="csv",
     ),
     Case("GET", "health.healthz", "public"),
+    Case("GET", "health.scrape", "public", works=(401,)),  # no METRICS_TOKEN here: refused, never a 5xx
     Case("GET", "admin.home", "user"),
     Case("GET", "admin.people", "user", query={"q": "example", "page": "1"}),
     Case("GET", "admin.person", "user", path={"user_id": lambda w: str(w.other.id)}),

@@ -1,0 +1,88 @@
+"""Prometheus metrics (SPEC 18), served at GET /metrics to a bearer of METRICS_TOKEN.
+
+Counters are counted where the thing happens (requests in ledger.web.tracing, money in the
+services, after their transaction), so a page, an API call, a job and a command count alike.
+Under gunicorn every worker is a process with its own counters: with PROMETHEUS_MULTIPROC_DIR set
+(gunicorn.conf.py sets it, empties it at start and tells prometheus_client when a worker exits)
+prometheus_client writes them to files there and a scrape adds up every process's. Figures read
+from the database at scrape time (the job queue's depth, events waiting) are gauges collected then.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import text
+
+from ledger.db import Database
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+REQUESTS = Counter("ledger_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "ledger_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CHARGES = Counter(
+    "ledger_charges_total", "Charges (single and batch items): charged, replayed, or the refusal's code.", ["outcome"]
+)
+CHARGED_YUAN = Counter("ledger_charged_yuan_total", "Money charged, in yuan (a float: for graphs, not for the books).")
+HOLDS = Counter("ledger_holds_total", "Hold operations: placed, captured, released, expired.", ["action"])
+TOPUPS = Counter("ledger_topups_total", "Top-ups credited, by what proved the payment.", ["confirmed_by"])
+TOPUP_YUAN = Counter("ledger_topup_yuan_total", "Money topped up, in yuan (a float: for graphs, not for the books).")
+REFUNDS = Counter("ledger_refunds_total", "Refunds settled: succeeded or failed.", ["status"])
+WEBHOOK_REFUSALS = Counter("ledger_webhook_refusals_total", "XorPay notifies refused, by reason.", ["reason"])
+
+
+def count_request(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    REQUEST_SECONDS.labels(method, route).observe(seconds)
+
+
+class DatabaseFigures(Collector):
+    """Gauges read from the database when scraped: jobs in the task queue by status, events waiting."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        jobs = GaugeMetricFamily("ledger_job_queue_depth", "Jobs in the task queue, by status.", labels=["status"])
+        events = GaugeMetricFamily("ledger_events_pending", "Events to the SaaS not delivered yet.")
+        with self.database.engine.connect() as connection:
+            queue = "SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1"
+            for status, count in connection.execute(text(queue)):
+                jobs.add_metric([status], count)
+            waiting = connection.execute(text("SELECT count(*) FROM events WHERE status = 'pending'")).scalar()
+            events.add_metric([], waiting or 0)
+        yield jobs
+        yield events
+
+
+class _ThisProcess(Collector):
+    """The process's own metrics (the default registry), when there is one process to count."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def scrape(database: Database) -> bytes:
+    """The metrics of every process (multiprocess mode) or of this one, with the database's gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(DatabaseFigures(database))
+    return generate_latest(registry)
+
+
+def worker_exited(pid: int) -> None:
+    """gunicorn's child_exit: that worker's live gauges are dropped (its counters stay counted)."""
+    _multiprocess.mark_process_dead(pid)

@@ -1,0 +1,145 @@
+"""GET /metrics (SPEC 18): only with the bearer token; the figures move with traffic; correct when
+several gunicorn workers serve (multiprocess mode)."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture
+def with_token(app, monkeypatch):
+    monkeypatch.setitem(app.config, "LEDGER", replace(app.config["LEDGER"], METRICS_TOKEN=TOKEN))
+
+
+def figure(text: str, name: str, **labels: str) -> float:
+    """The sample `name{labels}` of a scrape, 0 when absent."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name and ",".join(sorted((match[2] or "").split(","))) == wanted:
+            return float(match[3])
+    return 0.0
+
+
+def scrape(client) -> str:
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200 and response.content_type.startswith("text/plain")
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN + "x"])
+def test_metrics_answer_401_without_the_token(client, with_token, header):
+    headers = {"Authorization": header} if header else {}
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 401 and "Bearer <METRICS_TOKEN>" in response.get_data(as_text=True)
+
+
+def test_metrics_answer_401_to_everyone_when_no_token_is_set(client):
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_the_figures_move_with_charges_and_requests(client, session, with_token, internal_headers):
+    person = UserFactory(balance="1.00")
+    before = scrape(client)
+    body = {"user_id": str(person.id), "amount": "0.40", "model": "m", "request_id": "m1"}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200  # replay
+    body |= {"request_id": "m2", "amount": "0.90"}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 402
+    after = scrape(client)
+
+    def moved(name, **labels):
+        return figure(after, name, **labels) - figure(before, name, **labels)
+
+    assert moved("ledger_charges_total", outcome="charged") == 1
+    assert moved("ledger_charges_total", outcome="replayed") == 1
+    assert moved("ledger_charges_total", outcome="insufficient_balance") == 1
+    assert moved("ledger_charged_yuan_total") == pytest.approx(0.40)
+    route = {"method": "POST", "route": "/api/billing/deduct"}
+    assert moved("ledger_http_requests_total", status="200", **route) == 2
+    assert moved("ledger_http_requests_total", status="402", **route) == 1
+    assert moved("ledger_http_request_duration_seconds_count", **route) == 3
+    assert "ledger_job_queue_depth" in after and "ledger_events_pending" in after
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def served_by_each_worker(directory: Path) -> list[float]:
+    """/healthz answers counted in each process's own file (prometheus_client's multiprocess files)."""
+    counts = []
+    for file in sorted(directory.glob("counter_*.db")):
+        for metric in MultiProcessCollector._read_metrics([str(file)]).values():
+            counts += [
+                s.value
+                for s in metric.samples
+                if s.name == "ledger_http_requests_total" and ("route", "/healthz") in s.labels  # labels: pairs here
+            ]
+    return counts
+
+
+@pytest.mark.committed
+def test_two_gunicorn_workers_are_counted_together(committed, database_url, tmp_path):
+    port, metrics_dir = free_port(), tmp_path / "metrics"
+    env = {
+        **os.environ,
+        "LEDGER_ENV": "development",
+        "DATABASE_URL": database_url,
+        "METRICS_TOKEN": TOKEN,
+        "XORPAY_SANDBOX": "0",
+        "INSTANCE_PATH": str(tmp_path),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # Each worker is replaced after 20 requests: the answers are spread over several processes,
+        # and those that exited must still be counted.
+        "GUNICORN_CMD_ARGS": f"--workers 2 --max-requests 20 --bind 127.0.0.1:{port}",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthz(_: int) -> int:
+        return requests.get(f"{base}/healthz", timeout=10, headers={"Connection": "close"}).status_code
+
+    try:
+        for _ in range(300):
+            try:
+                healthz(0)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(healthz, range(80))) == {200}
+        text = requests.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    per_worker = served_by_each_worker(metrics_dir)
+    assert len([n for n in per_worker if n > 0]) >= 4  # 81 answers, at most 20 a process
+    assert (
+        figure(text, "ledger_http_requests_total", method="GET", route="/healthz", status="200")
+        == 81
+        == sum(per_worker)
+    )
