@@ -52,6 +52,7 @@ from wtforms.fields.core import UnboundField
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
 from ledger.blueprints.admin.forms import AdjustForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
+from ledger.blueprints.payments import RedeemForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
 from ledger.services import accounts, profile
@@ -248,6 +249,7 @@ CASES = [
     Case("POST", "payments.start", "user", "form", fields={"custom_amount": "", "amount": "50"}),
     Case("GET", "payments.order", "user", path={"transaction_id": order_id}),
     Case("POST", "payments.check", "user", "form", path={"transaction_id": order_id}),
+    Case("POST", "payments.redeem", "user", "form", fields={"code": code_of}),
     Case("GET", "invites.invites", "user"),
     Case("POST", "invites.bind", "user", "form", fields={"code": other_code}),
     Case("GET", "account.account", "user"),
@@ -451,6 +453,7 @@ FORMS = {
     "admin.mark_paid": MarkPaidForm,
     "admin.refund": RefundForm,
     "auth.login": LoginForm,
+    "payments.redeem": RedeemForm,
     "auth.register": RegisterForm,
     "account.save_profile": ProfileForm,
     "account.upload_avatar": AvatarForm,
