@@ -23,7 +23,7 @@ from ledger import validation
 from ledger.db import atomic
 from ledger.errors import InvalidRequest, NotFound
 from ledger.i18n import N_
-from ledger.models import CodeBatch, RedemptionCode
+from ledger.models import CodeBatch, RedemptionCode, User
 from ledger.money import parse_amount, to_api
 from ledger.services.admin import Admin, admin_origin, reason_of
 from ledger.services.audit import record_audit
@@ -138,6 +138,9 @@ class BatchFigures:
     disabled: int  # codes disabled one by one (a disabled batch disables all its codes)
     redeemed_amount: Decimal
 
+    def last_day(self, tz: ZoneInfo) -> date | None:
+        return last_day(self.batch.expires_at, tz)
+
 
 def _figures() -> Any:
     return select(
@@ -171,28 +174,48 @@ def batch_figures(session: Session, batch_id: object) -> BatchFigures:
     return BatchFigures(row[0], row[1], row[2], Decimal(row[3]))
 
 
-def batch_csv(session: Session, batch_id: object, *, tz: ZoneInfo, now: datetime | None = None) -> tuple[str, bytes]:
+def batch_csv(
+    session: Session, admin: Admin, batch_id: object, *, tz: ZoneInfo, now: datetime | None = None
+) -> tuple[str, bytes]:
     """A batch as CSV (UTF-8 with BOM, for Excel): code (XXXX-XXXX-XXXX-XXXX), amount, expires (the
-    last day, or empty), status. Returns a file name and the bytes (10,000 codes: about 500 KB)."""
-    figures = batch_figures(session, batch_id)
-    batch, now = figures.batch, now or datetime.now(UTC)
-    rows = session.scalars(select(RedemptionCode).where(RedemptionCode.batch_id == batch.id).order_by("code"))
+    last day, or empty), status. The codes are money to whoever holds them: who downloaded them is
+    audited (`codes.batch_downloaded`). Returns a file name and the bytes (10,000 codes: about 500 KB)."""
+    batch, now = batch_figures(session, batch_id).batch, now or datetime.now(UTC)
+    with atomic(session):
+        rows = session.execute(
+            select(RedemptionCode, CodeBatch.disabled_at)
+            .join(CodeBatch, CodeBatch.id == RedemptionCode.batch_id)
+            .where(RedemptionCode.batch_id == batch.id)
+            .order_by(RedemptionCode.code)
+        ).all()
+        record_audit(
+            session,
+            "codes.batch_downloaded",
+            origin=admin_origin(admin.origin),
+            user_id=admin.user_id,
+            details=admin.details("download", batch_id=str(batch.id), count=len(rows)),
+        )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     expires = last_day(batch.expires_at, tz)
-    for code in rows:
-        status = status_of(code, batch.disabled_at, now)
+    for code, batch_disabled in rows:
+        status = status_of(code, batch_disabled, now)
         writer.writerow((shown(code.code), to_api(code.amount), expires.isoformat() if expires else "", status))
     name = f"codes_{batch.created_at.astimezone(tz):%Y%m%d}_{str(batch.id)[:8]}.csv"
     return name, ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def creator_of(session: Session, batch: CodeBatch) -> User | None:
+    """The admin who made a batch (None: made with the command on the server)."""
+    return session.get(User, batch.created_by) if batch.created_by else None
 
 
 def disable_batch(session: Session, admin: Admin, batch_id: object, *, reason: object) -> int:
     """Disable a whole batch: none of its codes can be redeemed any more (those redeemed stay so).
     Audited `codes.batch_disabled`. Returns how many unredeemed codes it stopped."""
     why = reason_of(reason)
-    batch = batch_figures(session, batch_id).batch
+    batch = batch_to_disable(session, batch_id).batch
     with atomic(session):
         done = session.execute(
             update(CodeBatch)
@@ -214,6 +237,14 @@ def disable_batch(session: Session, admin: Admin, batch_id: object, *, reason: o
     return stopped
 
 
+def batch_to_disable(session: Session, batch_id: object) -> BatchFigures:
+    """The batch to disable; InvalidRequest when it is disabled already."""
+    figures = batch_figures(session, batch_id)
+    if figures.batch.disabled_at is not None:
+        raise InvalidRequest(N_("Nothing to change: the batch is already disabled."), field="reason")
+    return figures
+
+
 def _unredeemed(session: Session, *where: Any) -> int:
     return session.scalar(select(func.count()).where(*where, RedemptionCode.redeemed_by.is_(None))) or 0
 
@@ -222,7 +253,7 @@ def disable_code(session: Session, admin: Admin, raw: object, *, reason: object)
     """Disable one unredeemed code, audited `codes.code_disabled`; InvalidRequest when it is
     redeemed or disabled already."""
     why = reason_of(reason)
-    view = find_code(session, raw)
+    view = code_to_disable(session, raw)
     with atomic(session):
         done = session.execute(
             update(RedemptionCode)
@@ -244,3 +275,11 @@ def disable_code(session: Session, admin: Admin, raw: object, *, reason: object)
             details=admin.details(why, code=view.code.code, batch_id=str(view.batch.id)),
         )
     return find_code(session, view.code.code)
+
+
+def code_to_disable(session: Session, raw: object) -> CodeView:
+    """The code to disable; CodeNotFound, or InvalidRequest when it is redeemed or disabled already."""
+    view = find_code(session, raw)
+    if view.status in ("redeemed", "disabled"):
+        raise InvalidRequest(N_("Nothing to change: the code is redeemed or disabled already."), field="reason")
+    return view

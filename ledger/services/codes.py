@@ -97,6 +97,13 @@ class CodeView:
     status: str
     redeemer: User | None
 
+    @property
+    def display(self) -> str:
+        return shown(self.code.code)
+
+    def last_day(self, tz: ZoneInfo) -> date | None:
+        return last_day(self.code.expires_at, tz)
+
 
 def find_code(session: Session, raw: object, *, now: datetime | None = None) -> CodeView:
     """The code typed (any case, spaces, dashes); CodeNotFound (404) otherwise."""

@@ -228,7 +228,7 @@ def test_the_batch_csv_lists_every_code_with_its_amount_expiry_and_status(sessio
     batch, codes = make(session, admin, count=3, amount="20.00", expires="2099-12-31")
     redeem(session, UserFactory().id, codes[0], PERSON)
     disable_code(session, admin, codes[1], reason="leaked")
-    name, body = batch_csv(session, batch.id, tz=SHANGHAI)
+    name, body = batch_csv(session, admin, batch.id, tz=SHANGHAI)
     assert name.startswith("codes_") and name.endswith(f"_{str(batch.id)[:8]}.csv")
     assert body.startswith("\ufeff".encode())
     lines = body.decode("utf-8-sig").split("\r\n")
@@ -239,6 +239,12 @@ def test_the_batch_csv_lists_every_code_with_its_amount_expiry_and_status(sessio
         shown(codes[1]): ["20.00", "2099-12-31", "disabled"],
         shown(codes[2]): ["20.00", "2099-12-31", "unused"],
     }
+    downloaded = session.scalars(select(AuditLog).where(AuditLog.action == "codes.batch_downloaded")).one()
+    assert (downloaded.actor, downloaded.details["admin_id"], downloaded.details["count"]) == (
+        "admin",
+        str(admin.user_id),
+        3,
+    )
 
 
 def test_batches_are_listed_newest_first_with_what_was_redeemed_and_disabled(session, admin):

@@ -50,7 +50,7 @@ from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
 from ledger.blueprints.account.forms import AvatarForm, ProfileForm
-from ledger.blueprints.admin.forms import AdjustForm, MarkPaidForm, RefundForm
+from ledger.blueprints.admin.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.payments import RedeemForm
 from ledger.blueprints.security.forms import PasswordForm
@@ -445,11 +445,45 @@ CASES = [
         path={"refund_id": lambda w: str(uuid.uuid4())},
         works=(200, 404),
     ),
+    Case("GET", "admin.codes", "user", query={"page": "1", "code": code_of}),
+    Case(
+        "POST",
+        "admin.create_code_batch",
+        "user",
+        "form",
+        fields={
+            "count": "2",
+            "amount": "5.00",
+            "expires": "2099-12-31",
+            "note": "fuzz",
+            "reason": "fuzz",
+            "confirmed": MISSING,
+        },
+    ),
+    Case("GET", "admin.code_batch", "user", path={"batch_id": code_batch_id}),
+    Case("GET", "admin.code_batch_csv", "user", path={"batch_id": code_batch_id}),
+    Case(
+        "POST",
+        "admin.disable_code_batch",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"batch_id": code_batch_id},
+    ),
+    Case(
+        "POST",
+        "admin.disable_code",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"code": code_of},
+    ),
 ]
 
 # The WTForms classes behind the page forms: a field added to one must be fuzzed too.
 FORMS = {
     "admin.adjust": AdjustForm,
+    "admin.create_code_batch": CodeBatchForm,
     "admin.mark_paid": MarkPaidForm,
     "admin.refund": RefundForm,
     "auth.login": LoginForm,
