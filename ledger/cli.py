@@ -21,6 +21,8 @@ from ledger.services.accounts import register_user
 from ledger.services.admin import Admin, adjust, set_admin
 from ledger.services.audit import SYSTEM, Origin
 from ledger.services.billing import adjust_balance
+from ledger.services.code_batches import create_batch
+from ledger.services.codes import shown
 from ledger.services.events import deliver_due, replay
 from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.payments import reconcile
@@ -33,6 +35,7 @@ users_cli = AppGroup("users", help="People and their accounts.")
 jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate).")
 admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
 events_cli = AppGroup("events", help="Events to the SaaS (SPEC 16).")
+codes_cli = AppGroup("codes", help="Redemption codes (兑换码).")
 CLI = Admin(None, Origin(Actor.ADMIN), via="cli")  # an admin at the server's console
 
 DEMO_EMAIL = "demo@example.com"
@@ -192,6 +195,29 @@ def deliver_events() -> None:
     click.echo(f"delivered {done.delivered}, failed {done.failed} (retried later), abandoned {done.abandoned}")
 
 
+@codes_cli.command("create")
+@click.option("--count", required=True, help="How many codes: 1 to 10,000.")
+@click.option("--amount", required=True, help="What each code is worth, such as 50.00.")
+@click.option("--expires", help="The last day a code can be redeemed: YYYY-MM-DD, inclusive, in DEFAULT_TIMEZONE.")
+@click.option("--note", help="A note on the batch, such as the reseller's name.")
+@click.option("--reason", default="codes create", show_default=True, help="Why: kept in the audit trail.")
+def create_codes(count: str, amount: str, expires: str | None, note: str | None, reason: str) -> None:
+    """Create a batch of redemption codes; print them, one per line (XXXX-XXXX-XXXX-XXXX)."""
+    with get_database().session() as session, refusals_exit_1():
+        batch, made = create_batch(
+            session,
+            CLI,
+            count=count,
+            amount=amount,
+            expires=expires,
+            note=note,
+            reason=reason,
+            tz=current_app.config["LEDGER"].timezone,
+        )
+    click.echo("\n".join(shown(code) for code in made))
+    click.echo(f"batch {batch.id}: {len(made)} code(s) of {batch.amount:.2f}", err=True)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli, events_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli, events_cli, codes_cli):
         app.cli.add_command(group)

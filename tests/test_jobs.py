@@ -48,6 +48,7 @@ def test_two_workers_defer_each_periodic_job_once_per_period(app, committed):
         async with queue.open_async():
             await asyncio.gather(*(d.defer_jobs(list(d.get_previous_tasks(at=now))) for d in deferrers))
 
+    job_queue(app).close()  # an earlier test of this process may have opened it to defer: one opening at a time
     asyncio.run(two_workers_at_the_same_tick())
     deferred = [task for task, status in jobs_in_queue(committed) if status == "todo"]
     assert sorted(set(deferred)) == sorted(deferred)  # once each, not once per worker

@@ -11,6 +11,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
         account,
         admin,
         api_billing,
+        api_codes,
         api_holds,
         api_invites,
         api_payments,
@@ -26,7 +27,7 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     )
 
     pages = (site, auth, console, payments, usage, invites, account, security, admin)
-    apis = (api_billing, api_holds, api_payments, api_invites, api_usage, health)
+    apis = (api_billing, api_holds, api_payments, api_invites, api_codes, api_usage, health)
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)
     if sandbox:

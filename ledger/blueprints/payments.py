@@ -1,4 +1,4 @@
-"""`/recharge`: top up with Alipay through XorPay, watch the order, check it, see past top-ups."""
+"""`/recharge`: top up with Alipay through XorPay, watch the order, check it, see past top-ups; redeem a code."""
 
 from decimal import Decimal
 from typing import Any
@@ -11,8 +11,9 @@ from wtforms import StringField
 from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.models import PaymentStatus
-from ledger.money import normalise_typed_amount
+from ledger.money import format_amount, normalise_typed_amount
 from ledger.services.billing import get_balance
+from ledger.services.codes import redeem as redeem_code
 from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
 from ledger.web.context import gateway, request_origin, settings
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
@@ -41,22 +42,29 @@ class RechargeForm(TextForm):
         )
 
 
-def _recharge_page(form: RechargeForm) -> Any:
+class RedeemForm(TextForm):
+    code = StringField()  # checked by the service: it matches codes without spaces, dashes or case
+
+
+def _recharge_page(form: RechargeForm | None = None, redeem: RedeemForm | None = None) -> Any:
+    """The page with its two forms; the one posted (and refused) carries its errors and status."""
     config = settings()
+    form, redeem = form or RechargeForm(formdata=None), redeem or RedeemForm(formdata=None)
     return render_template(
         "payments/recharge.html",
         presets=PRESETS,
         orders=list_orders(get_session(), user_id=current_user.id),
         form=form,
+        redeem=redeem,
         minimum=config.TOPUP_MIN,
         maximum=config.TOPUP_MAX,
-    ), form.status
+    ), max(form.status, redeem.status)
 
 
 @bp.get("/recharge")
 @login_required
 def recharge() -> Any:
-    return _recharge_page(RechargeForm())
+    return _recharge_page()
 
 
 @bp.post("/recharge")
@@ -76,8 +84,26 @@ def start() -> Any:
         fields={"amount": "custom_amount"},
     )
     if order is None:
-        return _recharge_page(form)
+        return _recharge_page(form=form)
     return redirect(url_for("payments.order", transaction_id=order.id))
+
+
+@bp.post("/recharge/redeem")
+@login_required
+def redeem() -> Any:
+    form = RedeemForm()
+    done = submit(form, lambda: redeem_code(get_session(), current_user.id, form.code.data, request_origin()))
+    if done is None:
+        return _recharge_page(redeem=form)
+    flash(
+        _(
+            "Code redeemed: ¥%(amount)s added. Your balance is now ¥%(balance)s.",
+            amount=format_amount(done.amount),
+            balance=format_amount(done.balance),
+        ),
+        "success",
+    )
+    return redirect(url_for("payments.recharge"))
 
 
 @bp.get("/recharge/<transaction_id>")

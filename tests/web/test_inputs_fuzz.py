@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -49,12 +50,15 @@ from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
 from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
-from ledger.blueprints.admin.forms import AdjustForm, MarkPaidForm, RefundForm
+from ledger.blueprints.admin.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
+from ledger.blueprints.payments import RedeemForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
 from ledger.services import accounts, profile
+from ledger.services.admin import Admin
 from ledger.services.audit import INTERNAL
+from ledger.services.code_batches import create_batch
 from ledger.services.holds import place_hold
 from ledger.services.pricing import MODELS
 from ledger.services.xorpay import CreatedOrder, sign
@@ -107,6 +111,8 @@ class World:
     order: Any  # the person's pending top-up
     other_session: str  # the person's other login (revocable)
     hold: Any  # an active hold on the person's balance
+    code_batch: Any  # a batch of redemption codes
+    code: str  # one of its codes, unredeemed
 
 
 Baseline = Any  # a value, MISSING, SIGNED, Same(...), or a function of the World
@@ -136,6 +142,7 @@ MODEL = next(iter(MODELS))
 PARAMS = {p.name: p.default for p in MODELS[MODEL].params}  # only the chosen model's parameters are read
 NEW_PASSWORD = "fuzz-new-password-1"
 RUN_ID = "7d4f0a52-1c1e-4f4e-9c55-0a5d6f3e2b11"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def image(fmt: str) -> bytes:
@@ -183,6 +190,14 @@ def hold_id(w: World) -> str:
 
 def order_aoid(w: World) -> str:
     return w.order.provider_order_id
+
+
+def code_batch_id(w: World) -> str:
+    return str(w.code_batch.id)
+
+
+def code_of(w: World) -> str:
+    return w.code
 
 
 CASES = [
@@ -234,6 +249,7 @@ CASES = [
     Case("POST", "payments.start", "user", "form", fields={"custom_amount": "", "amount": "50"}),
     Case("GET", "payments.order", "user", path={"transaction_id": order_id}),
     Case("POST", "payments.check", "user", "form", path={"transaction_id": order_id}),
+    Case("POST", "payments.redeem", "user", "form", fields={"code": code_of}),
     Case("GET", "invites.invites", "user"),
     Case("POST", "invites.bind", "user", "form", fields={"code": other_code}),
     Case("GET", "account.account", "user"),
@@ -306,6 +322,7 @@ CASES = [
         },
     ),
     Case("POST", "api_invites.register", "user", "json", fields={"code": other_code}),
+    Case("POST", "api_codes.redeem", "user", "json", fields={"code": code_of}),
     Case("POST", "api_invites.reward", "internal", "json", fields={"invitee_id": lambda w: str(w.invitee.id)}),
     Case(
         "POST",
@@ -430,14 +447,49 @@ CASES = [
         path={"refund_id": lambda w: str(uuid.uuid4())},
         works=(200, 404),
     ),
+    Case("GET", "admin.codes", "user", query={"page": "1", "code": code_of}),
+    Case(
+        "POST",
+        "admin.create_code_batch",
+        "user",
+        "form",
+        fields={
+            "count": "2",
+            "amount": "5.00",
+            "expires": "2099-12-31",
+            "note": "fuzz",
+            "reason": "fuzz",
+            "confirmed": MISSING,
+        },
+    ),
+    Case("GET", "admin.code_batch", "user", path={"batch_id": code_batch_id}),
+    Case("GET", "admin.code_batch_csv", "user", path={"batch_id": code_batch_id}),
+    Case(
+        "POST",
+        "admin.disable_code_batch",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"batch_id": code_batch_id},
+    ),
+    Case(
+        "POST",
+        "admin.disable_code",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"code": code_of},
+    ),
 ]
 
 # The WTForms classes behind the page forms: a field added to one must be fuzzed too.
 FORMS = {
     "admin.adjust": AdjustForm,
+    "admin.create_code_batch": CodeBatchForm,
     "admin.mark_paid": MarkPaidForm,
     "admin.refund": RefundForm,
     "auth.login": LoginForm,
+    "payments.redeem": RedeemForm,
     "auth.register": RegisterForm,
     "account.save_profile": ProfileForm,
     "account.save_alert": AlertForm,
@@ -860,6 +912,9 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     InviteFactory(inviter=other, invitee=invitee)
     order = PaymentFactory(user=user)
     hold = place_hold(session, user_id=user.id, amount="2.00", model=MODEL, request_id="fuzz-hold-1", origin=INTERNAL)
+    code_batch, (code,) = create_batch(
+        session, Admin(user.id, INTERNAL), count=1, amount="5.00", expires=None, note=None, reason="fuzz", tz=SHANGHAI
+    )
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 
     assert auth.login(user).status_code == 302
@@ -879,7 +934,8 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     logger = logging.Logger(app.logger.name)
     logger.addHandler(log)
     monkeypatch.setattr(app, "logger", logger)
-    yield Fuzzer(app, connection, World(user, other, invitee, order, other_session, hold.hold), cookies, tokens, log)
+    world = World(user, other, invitee, order, other_session, hold.hold, code_batch, code)
+    yield Fuzzer(app, connection, world, cookies, tokens, log)
     limiter.reset()
 
 

@@ -19,6 +19,7 @@ def _sections() -> dict[str, object]:
             ("admin.home", _("Overview"), {"admin.home"}),
             ("admin.people", _("People"), {"admin.people", "admin.person"}),
             ("admin.orders", _("Orders"), {"admin.orders", "admin.order"}),
+            ("admin.codes", _("Codes"), {"admin.codes", "admin.code_batch"}),
             ("admin.audit", _("Audit"), {"admin.audit"}),
         ]
     }
@@ -30,4 +31,4 @@ def _admins_only() -> None:
         abort(404)  # the back office does not exist for anyone else
 
 
-from ledger.blueprints.admin import audit, orders, overview, people  # noqa: E402, F401 - their routes join bp
+from ledger.blueprints.admin import audit, codes, orders, overview, people  # noqa: E402, F401 - their routes join bp

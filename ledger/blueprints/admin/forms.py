@@ -27,3 +27,10 @@ class MarkPaidForm(ActionForm):
 
 class RefundForm(ActionForm):
     amount = StringField(_l("Amount to refund (CNY)"))
+
+
+class CodeBatchForm(ActionForm):
+    count = StringField(_l("Number of codes"), render_kw={"inputmode": "numeric", "placeholder": "1 – 10000"})
+    amount = StringField(_l("Amount of each code (CNY)"), render_kw={"inputmode": "decimal", "placeholder": "50.00"})
+    expires = StringField(_l("Last day to redeem (optional)"), render_kw={"type": "date"})
+    note = StringField(_l("Note (optional)"), render_kw={"maxlength": 200})
