@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.logs import configure_logging
     from ledger.services.xorpay import XorPayClient
-    from ledger.web import auth, errors, i18n, parsing, security, templating, tracing
+    from ledger.web import auth, errors, i18n, openapi, parsing, security, templating, tracing
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         extension.init_app(app)
     if settings.LEDGER_ENV != "testing":  # tests read log records through pytest's capture
         configure_logging()
-    for web_support in (tracing, errors, auth, i18n, parsing, templating, security):
+    for web_support in (tracing, errors, auth, i18n, parsing, templating, security, openapi):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)

@@ -21,7 +21,7 @@ STORAGE_QUANTUM = Decimal(1).scaleb(-STORAGE_PLACES)
 MAX_CHARGE = Decimal("1000000")
 
 # At most 14 integer digits: what NUMERIC(18,4) can hold.
-_EXACT_DECIMAL = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,20})?")
+EXACT_DECIMAL = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,20})?")
 # What a person may type around an amount on a page: currency signs before, 元 or 块 after.
 _TYPED_DECORATION = re.compile(r"^[¥￥]?\s*(.*?)\s*(?:元|块|块钱|CNY|RMB)?$", re.IGNORECASE)
 
@@ -44,7 +44,7 @@ def parse_amount(
     exponents, NaN, zero, other digit forms, more than `places` decimal places and values above
     `maximum`, raising `error` (InvalidAmount: 422 invalid_request) naming `field`.
     """
-    if not isinstance(raw, str) or not _EXACT_DECIMAL.fullmatch(raw):
+    if not isinstance(raw, str) or not EXACT_DECIMAL.fullmatch(raw):
         raise error(N_('Give the amount as a decimal string such as "12.50".'), field=field)
     value = Decimal(raw)
     if value <= 0:

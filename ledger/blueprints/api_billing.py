@@ -13,8 +13,10 @@ from ledger.services.batches import charge_batch
 from ledger.services.charges import charge_usage
 from ledger.services.invites import invite_overview
 from ledger.services.summary import account_summary
+from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings, user_timezone
+from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import batch_item_json, charge_json, order_json, usage_json
 from ledger.web.templating import invite_link
@@ -24,7 +26,16 @@ bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
 
 @bp.post("/deduct")
 @internal_only
+@contract(
+    json=schemas.DeductBody, ok={200: schemas.Charge}, refusals=(402, 403, 404, 409), auth="internal", tag="billing"
+)
 def deduct() -> Any:
+    """Charge a person for one use of a paid feature.
+
+    Atomic and idempotent by `request_id`: a repeat answers the first charge with `replayed` true; the same
+    id with another amount or model is a 409. Refused with 402 when the available amount (balance minus
+    holds) is short.
+    """
     body = json_body()
     charge = charge_usage(
         get_session(),
@@ -41,7 +52,13 @@ def deduct() -> Any:
 
 @bp.post("/deduct/batch")
 @internal_only
+@contract(json=schemas.BatchBody, ok={200: schemas.BatchAnswer}, auth="internal", tag="billing")
 def deduct_batch() -> Any:
+    """Charge up to 1,000 uses in one transaction.
+
+    Each item is answered in order exactly as a single deduct would answer it (`status` charged, replayed
+    or the refusal's code); replays work within a batch and across calls.
+    """
     results = charge_batch(
         get_session(),
         charges=json_body().get("charges"),
@@ -53,7 +70,9 @@ def deduct_batch() -> Any:
 
 @bp.get("/summary")
 @login_required
+@contract(ok={200: schemas.Summary}, auth="session", tag="account")
 def summary() -> Any:
+    """The signed-in person's balance, what is held, spending and invitations."""
     session = get_session()
     invites = invite_overview(session, current_user, limit=0)
     s = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))

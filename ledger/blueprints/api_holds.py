@@ -7,8 +7,10 @@ from flask import Blueprint, jsonify, request
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.services.holds import capture_hold, place_hold, release_hold, view_hold
+from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings
+from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import hold_answer_json, hold_json
 
@@ -17,7 +19,19 @@ bp = Blueprint("api_holds", __name__, url_prefix="/api/billing/holds")
 
 @bp.post("")
 @internal_only
+@contract(
+    json=schemas.HoldBody,
+    ok={200: schemas.HoldAnswer, 201: schemas.HoldAnswer},
+    refusals=(402, 403, 404, 409),
+    auth="internal",
+    tag="holds",
+)
 def place() -> Any:
+    """Hold money for a long job.
+
+    The amount stops being available until the hold is captured, released or expires (`ttl_seconds`).
+    201 for a new hold; a repeat of the same request answers 200 with `replayed` true.
+    """
     body = json_body()
     answer = place_hold(
         get_session(),
@@ -35,7 +49,11 @@ def place() -> Any:
 
 @bp.post("/<hold_id>/capture")
 @internal_only
+@contract(
+    json=schemas.CaptureBody, ok={200: schemas.HoldAnswer}, refusals=(403, 404, 409), auth="internal", tag="holds"
+)
 def capture(hold_id: str) -> Any:
+    """Charge what the job cost (at most the hold); the rest is released. Idempotent."""
     answer = capture_hold(
         get_session(), hold_id=hold_id, amount=json_body().get("amount"), origin=request_origin(Actor.INTERNAL)
     )
@@ -44,7 +62,9 @@ def capture(hold_id: str) -> Any:
 
 @bp.post("/<hold_id>/release")
 @internal_only
+@contract(ok={200: schemas.HoldAnswer}, refusals=(404, 409), auth="internal", tag="holds")
 def release(hold_id: str) -> Any:
+    """Give the whole hold back (the job failed). Idempotent."""
     if request.get_data():  # no body is needed; an empty JSON object is fine, anything else is a mistake
         json_body()
     answer = release_hold(get_session(), hold_id=hold_id, origin=request_origin(Actor.INTERNAL))
@@ -53,5 +73,7 @@ def release(hold_id: str) -> Any:
 
 @bp.get("/<hold_id>")
 @internal_only
+@contract(ok={200: schemas.Hold}, refusals=(404,), auth="internal", tag="holds")
 def show(hold_id: str) -> Any:
+    """A hold as it is now."""
     return jsonify(hold_json(view_hold(get_session(), hold_id=hold_id)))

@@ -9,8 +9,10 @@ from ledger.db import get_session
 from ledger.models import Actor
 from ledger.money import to_api
 from ledger.services.invites import bind_invite, display_name, reward_invite
+from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings
+from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import iso
 
@@ -19,7 +21,9 @@ bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 
 @bp.post("/register")
 @login_required
+@contract(json=schemas.CodeBody, ok={201: schemas.Bound}, refusals=(400, 404, 409), auth="session", tag="invites")
 def register() -> Any:
+    """Bind the signed-in person to the inviter of `code` (once, within their first week)."""
     relation, inviter = bind_invite(
         get_session(), invitee=current_user, code=json_body().get("code"), origin=request_origin()
     )
@@ -28,7 +32,9 @@ def register() -> Any:
 
 @bp.post("/reward")
 @internal_only
+@contract(json=schemas.InviteeBody, ok={200: schemas.Reward}, refusals=(404, 409), auth="internal", tag="invites")
 def reward() -> Any:
+    """Pay an invitation's rewards (once), when the SaaS decides the invitee qualified."""
     outcome = reward_invite(
         get_session(),
         invitee_id=json_body().get("invitee_id"),

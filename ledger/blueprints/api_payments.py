@@ -6,12 +6,15 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.errors import InvalidTopupAmount
 from ledger.extensions import csrf
 from ledger.models import Actor
 from ledger.services.notify import handle_notify
 from ledger.services.payments import create_topup, get_own_order
+from ledger.web import schemas
 from ledger.web.context import gateway, request_origin, settings
 from ledger.web.errors import answers_errors_as_text
+from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import order_json
 from ledger.web.templating import qr_svg
@@ -21,7 +24,19 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 
 @bp.post("/create")
 @login_required
+@contract(
+    json=schemas.TopupBody,
+    ok={201: schemas.NewOrder},
+    refusals=(400, 429, 502),
+    auth="session",
+    tag="payments",
+    # what parse_topup_amount answers: the range a person can top up
+    money_error=lambda field: InvalidTopupAmount(
+        field=field, minimum=settings().TOPUP_MIN, maximum=settings().TOPUP_MAX
+    ),
+)
 def create() -> Any:
+    """Start a top-up: a XorPay order and the QR code to pay it."""
     order = create_topup(
         get_session(),
         gateway(),
@@ -36,7 +51,9 @@ def create() -> Any:
 
 @bp.get("/<uuid:transaction_id>")  # so that GET /create is a 405, not an order lookup
 @login_required
+@contract(ok={200: schemas.Order}, refusals=(404,), auth="session", tag="payments")
 def show(transaction_id: str) -> Any:
+    """One of the signed-in person's top-up orders."""
     return jsonify(order_json(get_own_order(get_session(), user_id=current_user.id, transaction_id=transaction_id)))
 
 

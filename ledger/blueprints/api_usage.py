@@ -8,6 +8,8 @@ from flask_login import login_required
 from ledger.db import get_session, stream_and_close, take_request_session
 from ledger.money import to_api
 from ledger.services.reports import csv_filename, export_csv, parse_format, parse_limit, usage_report
+from ledger.web import schemas
+from ledger.web.openapi import contract
 from ledger.web.parsing import report_query
 from ledger.web.serialisers import group_json, usage_json
 
@@ -16,7 +18,12 @@ bp = Blueprint("api_usage", __name__, url_prefix="/api/usage")
 
 @bp.get("/report")
 @login_required
+@contract(query=schemas.ReportQuery, ok={200: None}, auth="session", tag="usage")  # 200: JSON or CSV, see openapi
 def report() -> Any:
+    """The signed-in person's usage over a range: totals, groups by day or model, items a page at a time.
+
+    With `format=csv`, every charge of the range as a CSV download.
+    """
     q = report_query(request.args)
     if parse_format(request.args.get("format")) == "csv":
         return _csv(q)

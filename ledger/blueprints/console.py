@@ -16,7 +16,9 @@ from ledger.services.billing import get_balance, own_usage
 from ledger.services.pricing import MODELS, offers, quote, run_model
 from ledger.services.video import MODEL as VIDEO_MODEL
 from ledger.services.video import line_of, start_video_job
+from ledger.web import schemas
 from ledger.web.context import request_origin, settings
+from ledger.web.openapi import contract
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -124,7 +126,9 @@ def _chosen(model_id: str | None) -> dict[str, str]:
 
 @bp.get("/api/console/quote")
 @login_required
+@contract(query=schemas.QuoteQuery, ok={200: schemas.Quote}, refusals=(404,), auth="session", tag="console")
 def quote_api() -> Any:
+    """The price of one run of a console model with the given parameters."""
     priced = quote(request.args.get("model"), request.args)
     return jsonify(
         model=priced.model.id,

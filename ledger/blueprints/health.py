@@ -13,14 +13,18 @@ from ledger.db import get_database, get_session
 from ledger.errors import Unauthorized
 from ledger.extensions import limiter
 from ledger.i18n import N_
+from ledger.web import schemas
 from ledger.web.context import settings
 from ledger.web.errors import answers_errors_as_text
+from ledger.web.openapi import contract
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@contract(ok={200: schemas.Health, 503: schemas.Health}, tag="operations")
 def healthz() -> Any:
+    """200 when the database answers, 503 when it does not."""
     try:
         get_session().execute(text("SELECT 1"))
     except SQLAlchemyError:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from ledger.models import LedgerEntry
+from ledger.models import AuditLog, LedgerEntry
 from ledger.services.admin import Admin
 from ledger.services.audit import Origin
 from ledger.services.code_batches import create_batch, disable_batch, disable_code
@@ -77,12 +77,16 @@ def test_the_eleventh_try_after_ten_unknown_codes_is_429(client, auth, session, 
     assert (response.status_code, response.get_json()["error"]["code"]) == (429, "too_many_requests")
 
 
-def test_a_json_number_or_missing_code_is_not_found_and_a_wrong_body_is_422(client, auth, session):
-    auth.login(UserFactory())
+def test_a_json_number_or_missing_code_or_a_wrong_body_is_422_and_no_wrong_try(client, auth, session):
+    person = UserFactory()
+    auth.login(person)
     token = {"X-CSRFToken": auth.csrf_token("/")}
-    assert client.post("/api/codes/redeem", json={"code": 1234}, headers=token).status_code == 404
-    assert client.post("/api/codes/redeem", json={}, headers=token).status_code == 404
-    assert client.post("/api/codes/redeem", json=["x"], headers=token).status_code == 422
+    for body, field in (({"code": 1234}, "code"), ({}, "code"), (["x"], None)):
+        response = client.post("/api/codes/redeem", json=body, headers=token)
+        assert response.status_code == 422 and response.get_json()["error"]["code"] == "invalid_request"
+        assert response.get_json()["error"].get("field") == field
+    refused = session.scalars(select(AuditLog).where(AuditLog.user_id == person.id, AuditLog.action == "code.refused"))
+    assert refused.all() == []  # malformed input is not a guess: nothing written, nothing counted
 
 
 def test_signed_out_is_401_and_without_csrf_400(client, auth, session, codes):

@@ -363,6 +363,8 @@ CASES = [
         variant="csv",
     ),
     Case("GET", "health.healthz", "public"),
+    Case("GET", "openapi.document", "public"),
+    Case("GET", "openapi.docs", "public"),
     Case("GET", "health.scrape", "public", works=(401,)),  # no METRICS_TOKEN here: refused, never a 5xx
     Case("GET", "admin.home", "user"),
     Case("GET", "admin.people", "user", query={"q": "example", "page": "1"}),

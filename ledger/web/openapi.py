@@ -1,0 +1,274 @@
+"""The JSON API's contract (SPEC 18): routes validated by spectree with the schemas of
+ledger.web.schemas, and the OpenAPI 3.1 document made from those same schemas at
+GET /api/openapi.json; GET /api/docs shows it as a page of this site (no script, no CDN).
+
+A JSON route says what it takes and answers with `@contract(...)` under its auth decorator (so an
+unauthenticated call is a 401 before its body is looked at). A body the schema refuses is answered
+as every refusal is (SPEC 6: 422 invalid_request naming the field, in the person's language).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template
+from pydantic import BaseModel, ValidationError
+from spectree import Response, SecurityScheme, SpecTree
+from spectree.models import SecureType, SecuritySchemeData
+
+from ledger.errors import InvalidRequest, LedgerError
+from ledger.i18n import N_
+from ledger.web import schemas
+from ledger.web.parsing import json_body
+
+api = SpecTree(
+    "flask",
+    mode="strict",  # the document holds the routes that declare a contract, and only them
+    title="Ledger API",
+    version="1",
+    description=(
+        "A prepaid balance for a SaaS: charges, holds, batches, top-ups, reports. Money is always an exact "
+        "decimal string in yuan. Services of the SaaS send x-internal-token; a signed-in person's browser "
+        "sends its session cookie (and X-CSRFToken on POST)."
+    ),
+    security_schemes=[
+        SecurityScheme(
+            name="internal",
+            data=SecuritySchemeData(type=SecureType.API_KEY, name="x-internal-token", field_in="header"),
+        ),
+        SecurityScheme(
+            name="session", data=SecuritySchemeData(type=SecureType.API_KEY, name="session", field_in="cookie")
+        ),
+    ],
+    annotations=False,
+    naming_strategy=lambda model: model.__name__,
+)
+
+# Answers every route may give besides its own: refusals in SPEC 6's shape.
+COMMON_REFUSALS = (422, 503)
+SIGN_IN_REFUSALS = (401,)
+
+
+def contract(
+    *,
+    ok: dict[int, type[BaseModel] | None],
+    refusals: tuple[int, ...] = (),
+    json: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    auth: str | None = None,
+    tag: str,
+    money_error: Callable[[str], LedgerError] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a JSON route: its body or query schema, its answers by status (`ok`: the successes,
+    `refusals`: the error statuses it may answer, each with the Error schema), who may call it.
+    `money_error(field)` is the refusal of a missing or malformed amount, as the route's service words
+    it (default: invalid_request with the money message)."""
+    statuses = {f"HTTP_{status}": model for status, model in ok.items()}
+    for status in {*refusals, *COMMON_REFUSALS, *(SIGN_IN_REFUSALS if auth else ())}:
+        statuses.setdefault(f"HTTP_{status}", schemas.Error)
+    validated = api.validate(
+        json=json,
+        query=query,
+        resp=Response(**statuses),  # type: ignore[arg-type]
+        tags=[tag],
+        security={auth: []} if auth else None,
+        before=functools.partial(_refuse_invalid, model=json or query, money_error=money_error or _malformed_money),
+    )
+    if json is None:
+        return validated
+
+    def declare(view: Callable[..., Any]) -> Callable[..., Any]:
+        checked = validated(view)
+
+        @functools.wraps(checked)
+        def body_first(*args: Any, **kwargs: Any) -> Any:
+            json_body()  # not a JSON object (or absurdly nested): its own refusal, before the schema's
+            return checked(*args, **kwargs)
+
+        return body_first
+
+    return declare
+
+
+def _refuse_invalid(
+    _req: Any,
+    _resp: Any,
+    error: ValidationError | None,
+    _instance: Any,
+    *_: Any,
+    model: type[BaseModel] | None,
+    money_error: Callable[[str], LedgerError],
+) -> None:
+    """A request the schema refuses is a SPEC 6 refusal, worded as the route's service words it."""
+    if error is None:
+        return
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else None
+    raise _refusal(first["type"], field, model, first.get("ctx") or {}, money_error)
+
+
+def _refusal(
+    kind: str, field: str | None, model: type[BaseModel] | None, ctx: dict[str, Any], money_error: Any
+) -> LedgerError:
+    if field is None:
+        return InvalidRequest(N_("Send a JSON object as the body (Content-Type: application/json)."))
+    if field in MONEY_FIELDS:
+        return money_error(field)
+    if field in ID_FIELDS:
+        return InvalidRequest(N_("Give an id such as 3f2b0c4e-8d1a-4e5b-9c7d-2a6f1e0b5c9d."), field=field)
+    if kind == "literal_error":
+        return InvalidRequest(N_("Choose one of: %(choices)s."), field=field, choices=ctx.get("expected", ""))
+    if kind.startswith("dict"):
+        return InvalidRequest(N_("Give a JSON object."), field=field)
+    if kind.startswith(("too_short", "too_long", "list")):
+        return InvalidRequest(N_("Give a list of 1 to %(max)d charges."), field=field, max=1000)
+    bounds = _length_bounds(model, field)
+    if bounds and kind.startswith("string_too"):
+        return InvalidRequest(N_("Enter %(min)d to %(max)d characters."), field=field, min=bounds[0], max=bounds[1])
+    return InvalidRequest(N_("Enter text."), field=field)
+
+
+MONEY_FIELDS = {"amount"}
+ID_FIELDS = {"user_id", "invitee_id"}
+
+
+def _length_bounds(model: type[BaseModel] | None, field: str) -> tuple[int, int] | None:
+    """The (min, max) length the schema sets on a text field (Field or StringConstraints)."""
+    info = model.model_fields.get(field) if model else None
+    if info is None:
+        return None
+    low = next((m.min_length for m in info.metadata if getattr(m, "min_length", None) is not None), None)
+    high = next((m.max_length for m in info.metadata if getattr(m, "max_length", None) is not None), None)
+    return None if low is None and high is None else (low or 0, high or 10**9)
+
+
+def _malformed_money(field: str) -> LedgerError:
+    return InvalidRequest(N_('Give the amount as a decimal string such as "12.50".'), field=field)
+
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/api/openapi.json")
+def document() -> Any:
+    return jsonify(openapi_document(current_app))
+
+
+@bp.get("/api/docs")
+def docs() -> Any:
+    doc = openapi_document(current_app)
+    return render_template("site/api_docs.html", doc=doc, operations=operations(doc))
+
+
+@dataclass(frozen=True)
+class InputField:
+    name: str
+    type: str
+    required: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    tag: str
+    summary: str
+    description: str
+    auth: str | None
+    fields: list[InputField]
+    where: str  # "body" or "query"
+    answers: list[tuple[str, str]]  # (status, schema name)
+
+
+def operations(doc: dict[str, Any]) -> list[Operation]:
+    """The document as the docs page lists it: each operation with its input fields and answers."""
+    schemas_ = doc["components"]["schemas"]
+    found = []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            if body:
+                fields, where = _fields(schemas_[body["$ref"].rsplit("/", 1)[1]]), "body"
+            else:
+                query = [q for q in op.get("parameters", []) if q.get("in") == "query"]
+                fields = [
+                    InputField(
+                        q["name"], _type(q.get("schema", {})), q.get("required", False), q.get("description", "")
+                    )
+                    for q in query
+                ]
+                where = "query"
+            answers = [(status, _ref_name(answer)) for status, answer in sorted(op["responses"].items())]
+            summary, _, description = (op.get("summary") or "").partition("\n")
+            found.append(
+                Operation(
+                    method.upper(),
+                    path,
+                    (op.get("tags") or [""])[0],
+                    summary.strip(),
+                    (op.get("description") or description).strip(),
+                    next(iter(op["security"][0]), None) if op.get("security") else None,
+                    fields,
+                    where,
+                    answers,
+                )
+            )
+    return found
+
+
+def _fields(schema: dict[str, Any]) -> list[InputField]:
+    required = set(schema.get("required", []))
+    return [
+        InputField(name, _type(prop), name in required, prop.get("description", ""))
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        return " | ".join(_type(p) for p in prop["anyOf"])
+    if "pattern" in prop and prop.get("type") == "string":
+        return "string (money)" if "0-9" in prop["pattern"] else "string"
+    if prop.get("type") == "array":
+        return f"array of {_type(prop.get('items', {}))}"
+    return str(prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any")
+
+
+def _ref_name(answer: dict[str, Any]) -> str:
+    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema.get("$ref", "").rsplit("/", 1)[-1]
+
+
+def openapi_document(app: Flask) -> dict[str, Any]:
+    """spectree's document of the app's JSON routes, with what spectree cannot say itself: the
+    report's CSV, and no default 422 schema of its own. Made once per app."""
+    if "ledger.openapi" not in app.extensions:
+        with app.test_request_context():
+            doc = copy.deepcopy(api.spec)
+        report = doc["paths"].get("/api/usage/report", {}).get("get")
+        if report:  # spectree answers one JSON schema a status; this 200 is JSON, or CSV with format=csv
+            report["responses"]["200"]["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{_component(doc, schemas.Report)}"}},
+                "text/csv": {"schema": {"type": "string", "description": "With format=csv: one row a charge."}},
+            }
+        app.extensions["ledger.openapi"] = doc
+    return app.extensions["ledger.openapi"]
+
+
+def _component(doc: dict[str, Any], model: type[BaseModel]) -> str:
+    """Add `model` (and the models it holds) to the document's schemas; its name."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = doc["components"]["schemas"]
+    for name, nested in schema.pop("$defs", {}).items():
+        components.setdefault(name, nested)
+    components[model.__name__] = schema
+    return model.__name__
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
