@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from ledger.db import get_session
 from ledger.extensions import csrf
-from ledger.models import Actor
+from ledger.models import Actor, PayType
 from ledger.services.notify import handle_notify
 from ledger.services.payments import create_topup, get_own_order
 from ledger.web.context import gateway, request_origin, settings
@@ -22,12 +22,14 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 @bp.post("/create")
 @login_required
 def create() -> Any:
+    body = json_body()
     order = create_topup(
         get_session(),
         gateway(),
         settings=settings(),
         user=current_user,
-        amount=json_body().get("amount"),
+        amount=body.get("amount"),
+        pay_type=body.get("pay_type", PayType.ALIPAY.value),  # optional; when given, alipay or native
         origin=request_origin(),
     )
     qr = order.meta["qr"]
