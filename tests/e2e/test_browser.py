@@ -76,6 +76,7 @@ def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
     tab.goto("/recharge")
     p.click("label[for=preset-100]")
     assert p.is_checked("#preset-100")
+    p.wait_for_timeout(300)  # the buttons' colour transitions end before the screenshot
     tab.shot("recharge")
     p.click("form[action$='/recharge'] button[type=submit]")
     p.wait_for_selector("[data-testid=qr] svg")
