@@ -51,14 +51,11 @@ def create_topup(
     pay_type: object = PayType.ALIPAY.value,
     now: datetime | None = None,
 ) -> PaymentTransaction:
-    """Open a top-up order of `amount` (an exact string) paid with `pay_type` (`alipay`, the
-    default, or `native`: WeChat Pay) and ask XorPay for its QR code.
-
-    Raises InvalidRequest (an unknown method) or InvalidTopupAmount (422 invalid_amount, also above
-    what the method takes) before writing anything. Writes the pending order (and an audit row)
-    first, then calls XorPay with no transaction open, then stores the aoid and QR. If XorPay says
-    no, the order is marked failed, audited, and GatewayError is raised: nothing is credited.
-    """
+    """Open a top-up order of `amount` (an exact string) paid with `pay_type` (`alipay`, or `native`:
+    WeChat Pay) and ask XorPay for its QR code. Raises InvalidRequest (an unknown method) or
+    InvalidTopupAmount (422 invalid_amount, also above the method's limit) before writing. Writes the
+    pending order and an audit row, calls XorPay with no transaction open, then stores the aoid and QR;
+    if XorPay says no, the order is marked failed and audited, GatewayError is raised, nothing credited."""
     method = parse_pay_type(pay_type)
     amount = parse_topup_amount(amount, settings, method)
     now = now or datetime.now(UTC)
