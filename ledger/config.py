@@ -38,7 +38,8 @@ class Settings:
     XORPAY_SANDBOX: bool = False
     INTERNAL_API_KEY: str = DEV_INTERNAL_API_KEY
     TOPUP_MIN: Decimal = Decimal("1.00")
-    TOPUP_MAX: Decimal = Decimal("1000.00")
+    TOPUP_MAX: Decimal = Decimal("1000.00")  # a payment with Alipay (XorPay takes at most 1000.00: SPEC 7)
+    TOPUP_MAX_WECHAT: Decimal = Decimal("20000.00")  # a payment with WeChat Pay (XorPay's native)
     INVITE_REWARD_INVITER: Decimal = Decimal("5.00")
     INVITE_REWARD_INVITEE: Decimal = Decimal("2.00")
     INVITE_REWARD_ON_FIRST_TOPUP: bool = True
@@ -136,6 +137,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"DEFAULT_TIMEZONE {settings.DEFAULT_TIMEZONE!r} is not a known time zone") from None
     if not settings.TOPUP_MIN > 0 or settings.TOPUP_MIN > settings.TOPUP_MAX:
         raise ConfigError("TOPUP_MIN must be positive and not above TOPUP_MAX")
+    if settings.TOPUP_MIN > settings.TOPUP_MAX_WECHAT:
+        raise ConfigError("TOPUP_MIN must not be above TOPUP_MAX_WECHAT")
     if settings.EVENTS_URL and not settings.EVENTS_URL.startswith(("https://", "http://")):
         raise ConfigError("EVENTS_URL must be an http(s) URL, or empty to keep events unsent")
     if settings.EVENTS_URL and len(settings.EVENTS_SECRET) < 16:

@@ -35,6 +35,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 Money = Numeric(18, 4)
 
 
+class PayType(StrEnum):
+    """How a top-up is paid: XorPay's `pay_type` (SPEC 7), sent to it and kept on the order."""
+
+    ALIPAY = "alipay"
+    NATIVE = "native"  # WeChat Pay: a QR code scanned with WeChat ("native" in WeChat's terms)
+
+
 class PaymentStatus(StrEnum):
     """A top-up order's status, and the moves between them (SPEC 3, 7)."""
 
@@ -453,6 +460,7 @@ class PaymentTransaction(Base):
         CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
         CheckConstraint(_in("status", PaymentStatus), name="status_known"),
         CheckConstraint("provider = 'xorpay'", name="provider_known"),
+        CheckConstraint(_in("pay_type", PayType), name="pay_type_known"),
         CheckConstraint("(status = 'succeeded') = (paid_at IS NOT NULL)", name="paid_at_iff_succeeded"),
         UniqueConstraint("provider_order_id"),
         Index("ix_payment_transactions_user_id_created_at", "user_id", "created_at"),
@@ -464,7 +472,9 @@ class PaymentTransaction(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     amount: Mapped[Decimal] = mapped_column(Money)
     provider: Mapped[str] = mapped_column(String(16), default="xorpay", server_default=text("'xorpay'"))
-    pay_type: Mapped[str] = mapped_column(String(16), default="alipay")
+    pay_type: Mapped[PayType] = mapped_column(
+        _stored(PayType, 16), default=PayType.ALIPAY, server_default=text("'alipay'")
+    )
     status: Mapped[PaymentStatus] = mapped_column(
         _stored(PaymentStatus, 16), default=PaymentStatus.PENDING, server_default=text("'pending'")
     )

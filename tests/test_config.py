@@ -33,6 +33,7 @@ def test_environment_wins_over_env_file(tmp_path):
         ({"INTERNAL_API_KEY": ""}, "must not be empty"),
         ({"TOPUP_MIN": "abc"}, "TOPUP_MIN"),
         ({"TOPUP_MIN": "100", "TOPUP_MAX": "10"}, "TOPUP_MIN must be positive and not above TOPUP_MAX"),
+        ({"TOPUP_MIN": "100", "TOPUP_MAX_WECHAT": "99.99"}, "TOPUP_MIN must not be above TOPUP_MAX_WECHAT"),
         ({"DEFAULT_TIMEZONE": "Mars/Base"}, "not a known time zone"),
         ({"XORPAY_SANDBOX": "maybe"}, "XORPAY_SANDBOX must be 1 or 0"),
         ({"LEDGER_ENV": "staging"}, "LEDGER_ENV must be one of"),

@@ -8,7 +8,8 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.errors import InvalidTopupAmount
 from ledger.extensions import csrf
-from ledger.models import Actor
+from ledger.i18n import N_
+from ledger.models import Actor, PayType
 from ledger.services.notify import handle_notify
 from ledger.services.payments import create_topup, get_own_order
 from ledger.web import schemas
@@ -30,19 +31,21 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
     refusals=(400, 429, 502),
     auth="session",
     tag="payments",
-    # what parse_topup_amount answers: the range a person can top up
+    # the code parse_topup_amount answers a malformed amount with
     money_error=lambda field: InvalidTopupAmount(
-        field=field, minimum=settings().TOPUP_MIN, maximum=settings().TOPUP_MAX
+        N_('Give the amount as a decimal string such as "12.50".'), field=field
     ),
 )
 def create() -> Any:
-    """Start a top-up: a XorPay order and the QR code to pay it."""
+    """Start a top-up: a XorPay order and the QR code to pay it, with Alipay or WeChat Pay (`native`)."""
+    body = json_body()
     order = create_topup(
         get_session(),
         gateway(),
         settings=settings(),
         user=current_user,
-        amount=json_body().get("amount"),
+        amount=body.get("amount"),
+        pay_type=body.get("pay_type", PayType.ALIPAY.value),  # optional; when given, alipay or native
         origin=request_origin(),
     )
     qr = order.meta["qr"]

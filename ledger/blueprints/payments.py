@@ -1,4 +1,5 @@
-"""`/recharge`: top up with Alipay through XorPay, watch the order, check it, see past top-ups; redeem a code."""
+"""`/recharge`: top up with Alipay or WeChat Pay through XorPay, watch the order, check it, see past
+top-ups; redeem a code."""
 
 from decimal import Decimal
 from typing import Any
@@ -10,10 +11,11 @@ from wtforms import StringField
 
 from ledger.db import get_session
 from ledger.i18n import N_
-from ledger.models import PaymentStatus
+from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount, normalise_typed_amount
 from ledger.services.billing import get_balance
 from ledger.services.codes import redeem as redeem_code
+from ledger.services.pay_methods import method_maximum
 from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
 from ledger.web.context import gateway, request_origin, settings
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
@@ -31,6 +33,7 @@ NOT_YET = ("info", N_("No payment has arrived yet. If you have just paid, wait a
 
 
 class RechargeForm(TextForm):
+    pay_type = StringField(default=PayType.ALIPAY.value)  # alipay or native (WeChat Pay): the service checks
     amount = StringField(default="50")  # a preset
     custom_amount = StringField()  # what the person typed: normalised (５０, 50元...) before the exact parse
 
@@ -57,7 +60,7 @@ def _recharge_page(form: RechargeForm | None = None, redeem: RedeemForm | None =
         form=form,
         redeem=redeem,
         minimum=config.TOPUP_MIN,
-        maximum=config.TOPUP_MAX,
+        methods=[(method, method_maximum(config, method)) for method in PayType],
     ), max(form.status, redeem.status)
 
 
@@ -79,6 +82,7 @@ def start() -> Any:
             settings=settings(),
             user=current_user,
             amount=form.chosen_amount(),
+            pay_type=form.pay_type.data,
             origin=request_origin(),
         ),
         fields={"amount": "custom_amount"},

@@ -1,185 +1,172 @@
+"""The sandbox's routes: XorPay's API (create, query2, query, refund), the buyer's pay page, and a
+page for developers listing the orders, with switches that make the next refund time out or the
+next notify get lost, so that every path of a refund and of a lost notify can be shown."""
+
 from __future__ import annotations
 
+import hmac
 import json
 import re
-import threading
+import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from ledger.extensions import csrf
+from ledger.sandbox.store import FILENAME, SWITCHES, SandboxOrder, SandboxStore
 from ledger.services.xorpay import sign
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox/xorpay", template_folder="templates")
 
 CREATE_FIELDS = ("name", "pay_type", "price", "order_id", "notify_url", "sign")
-PRICE = re.compile(r"\d{1,7}\.\d{2}", re.ASCII)
+PRICE = re.compile(r"\d{1,7}\.\d{2}", re.ASCII)  # XorPay's price: a string with 2 decimals, "50.00"
+PRICE_HINT = "price must be a positive amount with 2 decimals, like 50.00"
+DEFAULT_EXPIRE = 7200
+# What one payment may be at most on each channel through XorPay; above it the channel refuses.
+CHANNEL_LIMITS = {"alipay": Decimal("1000.00"), "native": Decimal("20000.00")}
+CHANNEL_ERRORS = {"alipay": "alipay_api_error", "native": "wechat_api_error"}
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
-@dataclass
-class SandboxOrder:
-    aoid: str
-    order_id: str
-    name: str
-    pay_type: str
-    price: str
-    notify_url: str
-    more: str
-    expires_at: datetime
-    status: str = "new"  # new, payed (notify not yet acknowledged), success, expire
-    refunded: list[str] = field(default_factory=list)
-    notifies: list[str] = field(default_factory=list)
-
-
-class SandboxStore:
-    """The sandbox's orders, in memory: the development server is one process with threads."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.by_order_id: dict[str, SandboxOrder] = {}
-        self.by_aoid: dict[str, SandboxOrder] = {}
-
-    def status(self, order: SandboxOrder) -> str:
-        if order.status == "new" and datetime.now(UTC) >= order.expires_at:
-            order.status = "expire"
-        return order.status
-
-
 def store() -> SandboxStore:
-    return current_app.extensions.setdefault("ledger.sandbox", SandboxStore())
+    """This app's sandbox store: a file in the instance folder, shared with every other process."""
+    extensions = current_app.extensions
+    if "ledger.sandbox" not in extensions:
+        extensions["ledger.sandbox"] = SandboxStore(Path(current_app.instance_path) / FILENAME)
+    return extensions["ledger.sandbox"]
 
 
 def secret() -> str:
     return current_app.config["LEDGER"].XORPAY_APP_SECRET
 
 
+def received(*names: str) -> dict[str, str]:
+    """The request's fields from the body or, when the body lacks one, the query string: XorPay's
+    official Node demo POSTs them in the URL with an empty body, and XorPay takes that."""
+    return {name: request.form.get(name) or request.args.get(name) or "" for name in names}
+
+
+def signed(given: str, *values: str) -> bool:
+    return hmac.compare_digest(sign(*values, secret()).encode(), given.lower().encode())
+
+
+def price_of(raw: str) -> Decimal | None:
+    """A price as XorPay takes it ("50.00"), or None."""
+    return Decimal(raw) if PRICE.fullmatch(raw) and Decimal(raw) > 0 else None
+
+
 def answer(status: str, **extra: Any) -> Any:
     return jsonify(status=status, **extra)
+
+
+# --- XorPay's API ---------------------------------------------------------------------------------
 
 
 @bp.post("/api/pay/<aid>")
 @csrf.exempt
 def create(aid: str) -> Any:
-    form = request.form
-    if any(not form.get(k) for k in CREATE_FIELDS):
+    form = received(*CREATE_FIELDS, "more", "expire")
+    if any(not form[k] for k in CREATE_FIELDS):
         return answer("missing_argument")
     if aid != current_app.config["LEDGER"].XORPAY_AID:
         return answer("aid_not_exist")
-    expected = sign(form["name"], form["pay_type"], form["price"], form["order_id"], form["notify_url"], secret())
-    if form["sign"] != expected:
+    if not signed(form["sign"], form["name"], form["pay_type"], form["price"], form["order_id"], form["notify_url"]):
         return answer("sign_error")
-    if form["pay_type"] not in ("alipay", "native"):
+    if form["pay_type"] not in CHANNEL_LIMITS:
         return answer("pay_type_error")
-    if not PRICE.fullmatch(form["price"]) or float(form["price"]) <= 0:
-        return answer("fee_error")
-    expire = int(form.get("expire") or 7200)
-    sandbox = store()
-    with sandbox.lock:
-        existing = sandbox.by_order_id.get(form["order_id"])
-        if existing is not None:
-            status = sandbox.status(existing)
-            if status in ("payed", "success"):
-                return answer("order_payed")
-            if status == "expire":
-                return answer("order_expire")
-            if (existing.name, existing.price, existing.pay_type, existing.notify_url) != (
-                form["name"],
-                form["price"],
-                form["pay_type"],
-                form["notify_url"],
-            ):
-                return answer("order_exist")
-            order = existing
-        else:
-            order = SandboxOrder(
-                aoid=uuid.uuid4().hex,
-                order_id=form["order_id"],
-                name=form["name"],
-                pay_type=form["pay_type"],
-                price=form["price"],
-                notify_url=form["notify_url"],
-                more=form.get("more", ""),
-                expires_at=datetime.now(UTC) + timedelta(seconds=expire),
-            )
-            sandbox.by_order_id[order.order_id] = order
-            sandbox.by_aoid[order.aoid] = order
-    remaining = max(int((order.expires_at - datetime.now(UTC)).total_seconds()), 1)
-    # Like XorPay, expires_in sometimes comes as a string.
-    qr = request.host_url.rstrip("/") + bp.url_prefix + f"/pay/{order.aoid}"
-    return answer("ok", aoid=order.aoid, expires_in=str(remaining), info={"qr": qr})
+    price = price_of(form["price"])
+    if price is None:  # XorPay's create has no price error; fee_error would say the merchant's fee balance is short
+        return answer("missing_argument", info=PRICE_HINT)
+    if price > CHANNEL_LIMITS[form["pay_type"]]:
+        limit = CHANNEL_LIMITS[form["pay_type"]]
+        return answer(CHANNEL_ERRORS[form["pay_type"]], info=f"single payment limit {limit:.2f} exceeded")
+    expire = int(form["expire"]) if form["expire"].isascii() and form["expire"].isdigit() else DEFAULT_EXPIRE
+    status, order = store().create(form, max(expire, 1))
+    if order is None:
+        return answer(status)
+    # The QR code opens the sandbox's pay page (XorPay's is https://qr.alipay.com/... or weixin://...).
+    qr = url_for("sandbox.pay_page", aoid=order.aoid, _external=True)
+    return answer("ok", aoid=order.aoid, expires_in=str(order.expires_in), info={"qr": qr})  # a string, as XorPay
 
 
 @bp.get("/api/query2/<aid>")
 def query2(aid: str) -> Any:
-    order_id = request.args.get("order_id", "")
+    form = received("order_id", "sign")
     if aid != current_app.config["LEDGER"].XORPAY_AID:
         return answer("aid_not_exist")
-    if request.args.get("sign") != sign(order_id, secret()):
+    if not signed(form["sign"], form["order_id"]):
         return answer("sign_error")
-    sandbox = store()
-    with sandbox.lock:
-        order = sandbox.by_order_id.get(order_id)
-        return answer(sandbox.status(order) if order else "not_exist")
+    order = store().by_order_id(form["order_id"])
+    return answer(order.status if order else "not_exist")
 
 
 @bp.get("/api/query/<aoid>")
 def query(aoid: str) -> Any:
-    sandbox = store()
-    with sandbox.lock:
-        order = sandbox.by_aoid.get(aoid)
-        return answer(sandbox.status(order) if order else "not_exist")
+    order = store().by_aoid(aoid)
+    return answer(order.status if order else "not_exist")
 
 
 @bp.post("/api/refund/<aoid>")
 @csrf.exempt
 def refund(aoid: str) -> Any:
-    price = request.form.get("price", "")
-    if request.form.get("sign") != sign(price, secret()):
+    """XorPay's refund: ok, order_error (unknown, unpaid, or only `payed`: the notify was never
+    acknowledged), price_error (malformed, or more than is left), sign_error. With the refund switch
+    on, the refund is made but the answer comes only after the client has stopped waiting."""
+    form = received("price", "sign")
+    if not signed(form["sign"], form["price"]):
         return answer("sign_error")
-    sandbox = store()
-    with sandbox.lock:
-        order = sandbox.by_aoid.get(aoid)
-        if order is None or sandbox.status(order) != "success" or len(order.refunded) >= 50:
-            return answer("order_error")
-        already = sum(float(p) for p in order.refunded)
-        if not PRICE.fullmatch(price) or float(price) + already > float(order.price) + 1e-9:
-            return answer("price_error")
-        order.refunded.append(price)
-    return answer("ok")
+    price = price_of(form["price"])
+    if price is None:
+        return answer("price_error", info=PRICE_HINT)
+    times_out = store().take_switch("refund") == "timeout"
+    status = store().refund(aoid, price, answer="timeout" if times_out else "ok")
+    if times_out:
+        time.sleep(_beyond_client_timeout())
+    return answer(status)
 
 
-def _order_or_404(sandbox: SandboxStore, aoid: str) -> SandboxOrder:
-    order = sandbox.by_aoid.get(aoid)
-    if order is None:
-        abort(404)
-    return order
+def _beyond_client_timeout() -> float:
+    """Long enough that this app's XorPay client has given up waiting (its read timeout, plus a second)."""
+    timeout = getattr(current_app.extensions.get("ledger.xorpay"), "timeout", (3.05, 10))
+    read = timeout[1] if isinstance(timeout, tuple) else timeout
+    return min(float(read) + 1.0, 60.0)
+
+
+# --- the buyer's pay page -----------------------------------------------------------------------
 
 
 @bp.get("/pay/<aoid>")
 def pay_page(aoid: str) -> Any:
-    sandbox = store()
-    with sandbox.lock:
-        order = _order_or_404(sandbox, aoid)
-        status = sandbox.status(order)
-    return render_template("sandbox/pay.html", order=order, status=status)
+    order = store().by_aoid(aoid) or abort(404)
+    return render_template("sandbox/pay.html", order=order, status=order.status)
 
 
 @bp.post("/pay/<aoid>")
 def pay(aoid: str) -> Any:
-    """The person pays: mark the order paid, then notify the shop over real HTTP, signed."""
-    sandbox = store()
-    with sandbox.lock:
-        order = _order_or_404(sandbox, aoid)
-        status = sandbox.status(order)
-        if status != "new":  # expired, or paid already: nothing to pay
-            return render_template("sandbox/pay.html", order=order, status=status), 409
-        order.status = "payed"
+    """The buyer pays: the order becomes `payed`, then the shop is notified over real HTTP, signed;
+    its 200 makes the order `success`. With the notify switch on, the notify is lost."""
+    before, order = store().mark_payed(aoid)
+    if order is None:
+        abort(404)
+    if before != "new":  # expired, or paid already: nothing to pay
+        return render_template("sandbox/pay.html", order=order, status=order.status), 409
+    if store().take_switch("notify") == "lost":
+        outcome, acknowledged = "not sent: the notify switch was on (a lost notify)", False
+    else:
+        outcome, acknowledged = _notify(order)
+    order = store().record_notify(aoid, outcome, acknowledged=acknowledged)
+    return render_template("sandbox/done.html", order=order, outcome=outcome, acknowledged=acknowledged)
+
+
+def _notify(order: SandboxOrder) -> tuple[str, bool]:
+    """POST the signed notify to the shop, as XorPay does; the outcome and whether it was a 200."""
+    wechat = order.pay_type == "native"
     fields = {
         "aoid": order.aoid,
         "order_id": order.order_id,
@@ -187,18 +174,34 @@ def pay(aoid: str) -> Any:
         "pay_time": datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
         "more": order.more,
         "detail": json.dumps(
-            {"transaction_id": "2026" + uuid.uuid4().hex[:24], "bank_type": "ALIPAY", "buyer": "sandbox-buyer@alipay"}
+            {
+                "transaction_id": ("4200" if wechat else "2026") + uuid.uuid4().hex[:24],
+                "bank_type": "CFT" if wechat else "ALIPAY",
+                "buyer": "o-sandbox-buyer-openid" if wechat else "sandbox-buyer@alipay",
+            }
         ),
     }
     fields["sign"] = sign(fields["aoid"], fields["order_id"], fields["pay_price"], fields["pay_time"], secret())
     try:
         response = requests.post(order.notify_url, data=fields, timeout=10)
-        outcome = f"HTTP {response.status_code} {response.text[:60]}"
-        acknowledged = response.status_code == 200
     except requests.RequestException as exc:
-        outcome, acknowledged = f"not delivered: {exc.__class__.__name__}", False
-    with sandbox.lock:
-        order.notifies.append(outcome)
-        if acknowledged:
-            order.status = "success"
-    return render_template("sandbox/done.html", order=order, outcome=outcome, acknowledged=acknowledged)
+        return f"not delivered: {exc.__class__.__name__}", False
+    return f"HTTP {response.status_code} {response.text[:60]}", response.status_code == 200
+
+
+# --- for developers: the orders, and the switches ------------------------------------------------
+
+
+@bp.get("/")
+def index() -> Any:
+    return render_template("sandbox/index.html", orders=store().recent(), switches=store().switches())
+
+
+@bp.post("/switches")
+def switches() -> Any:
+    """Set (or clear) what the next refund and the next notify do instead of the usual."""
+    for name, values in SWITCHES.items():
+        if name in request.form:  # a checkbox after its hidden "": the last value is the one chosen
+            value = request.form.getlist(name)[-1]
+            store().set_switch(name, value if value in values else "")
+    return redirect(url_for("sandbox.index"))

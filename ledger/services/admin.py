@@ -35,6 +35,7 @@ from ledger.models import (
     LedgerKind,
     PaymentStatus,
     PaymentTransaction,
+    PayType,
     UsageLog,
     User,
     UserSession,
@@ -285,6 +286,7 @@ class Figures:
 
     label: str
     topups: Decimal
+    topups_by_method: dict[str, Decimal]  # pay_type -> top-ups credited with it (every method, 0 if none)
     charges: Decimal
     refunds: Decimal
     redemptions: Decimal
@@ -313,10 +315,19 @@ def overview(session: Session, *, tz: ZoneInfo, now: datetime) -> Overview:
             ).all()
         )
         joined = session.scalar(select(func.count()).where(User.created_at >= since)) or 0
+        by_method = dict(
+            session.execute(
+                select(PaymentTransaction.pay_type, func.sum(LedgerEntry.amount))
+                .join(PaymentTransaction, PaymentTransaction.id == LedgerEntry.payment_transaction_id)
+                .where(LedgerEntry.kind == LedgerKind.TOPUP, LedgerEntry.created_at >= since)
+                .group_by(PaymentTransaction.pay_type)
+            ).all()
+        )
         periods.append(
             Figures(
                 label=label,
                 topups=Decimal(sums.get(LedgerKind.TOPUP, 0)),
+                topups_by_method={str(m): Decimal(by_method.get(m, 0)) for m in PayType},
                 charges=-Decimal(sums.get(LedgerKind.USAGE, 0)),
                 refunds=-Decimal(sums.get(LedgerKind.REFUND, 0)),
                 redemptions=Decimal(sums.get(LedgerKind.REDEMPTION, 0)),

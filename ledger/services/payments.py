@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,34 +19,20 @@ from sqlalchemy.orm import Session
 from ledger import metrics, validation
 from ledger.config import Settings
 from ledger.db import atomic, lock
-from ledger.errors import InvalidRequest, InvalidTopupAmount, NotFound
+from ledger.errors import InvalidRequest, NotFound
 from ledger.i18n import N_
-from ledger.models import AuditLog, EventType, LedgerKind, PaymentStatus, PaymentTransaction, User
-from ledger.money import InvalidAmount, parse_amount, to_api
+from ledger.models import AuditLog, EventType, LedgerKind, PaymentStatus, PaymentTransaction, PayType, User
+from ledger.money import to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit
 from ledger.services.billing import credit
 from ledger.services.events import emit_change
 from ledger.services.invites import lock_first_topup_reward, pay_first_topup_reward
+from ledger.services.pay_methods import parse_pay_type, parse_topup_amount
 from ledger.services.xorpay import PAID_STATUSES, GatewayError, XorPayClient
 
-PAY_TYPE = "alipay"
 ORDER_EXPIRE_SECONDS = 30 * 60
 # How long reconcile keeps asking about expired or failed orders (XorPay retries a notify for ~6.5 h).
 RECHECK_WINDOW = timedelta(hours=48)
-
-
-def parse_topup_amount(raw: object, settings: Settings) -> Decimal:
-    """A top-up amount: an exact decimal string with at most 2 places within TOPUP_MIN..TOPUP_MAX."""
-    if not isinstance(raw, str):  # a JSON number: refused, saying that money is a string
-        return parse_amount(raw, places=2, error=InvalidTopupAmount)
-    try:
-        amount: Decimal | None = parse_amount(raw, places=2)
-    except InvalidAmount:
-        amount = None
-    if amount is None or not settings.TOPUP_MIN <= amount <= settings.TOPUP_MAX:
-        # The range and the two decimals: all a person typing an amount needs to hear.
-        raise InvalidTopupAmount(field="amount", minimum=settings.TOPUP_MIN, maximum=settings.TOPUP_MAX)
-    return amount
 
 
 def _lock_order(session: Session, order_id: uuid.UUID) -> PaymentTransaction:
@@ -64,22 +49,23 @@ def create_topup(
     user: User,
     amount: object,
     origin: Origin,
+    pay_type: object = PayType.ALIPAY.value,
     now: datetime | None = None,
 ) -> PaymentTransaction:
-    """Open a top-up order of `amount` (an exact string) and ask XorPay for its Alipay QR code.
-
-    Raises InvalidTopupAmount (422 invalid_amount). Writes the pending order (and an audit row)
-    first, then calls XorPay with no transaction open, then stores the aoid and QR. If XorPay says
-    no, the order is marked failed, audited, and GatewayError is raised: nothing is credited.
-    """
-    amount = parse_topup_amount(amount, settings)
+    """Open a top-up order of `amount` (an exact string) paid with `pay_type` (`alipay`, or `native`:
+    WeChat Pay) and ask XorPay for its QR code. Raises InvalidRequest (an unknown method) or
+    InvalidTopupAmount (422 invalid_amount, also above the method's limit) before writing. Writes the
+    pending order and an audit row, calls XorPay with no transaction open, then stores the aoid and QR;
+    if XorPay says no, the order is marked failed and audited, GatewayError is raised, nothing credited."""
+    method = parse_pay_type(pay_type)
+    amount = parse_topup_amount(amount, settings, method)
     now = now or datetime.now(UTC)
     with atomic(session):
         order = PaymentTransaction(
             id=uuid.uuid4(),
             user_id=user.id,
             amount=amount,
-            pay_type=PAY_TYPE,
+            pay_type=method,
             status=PaymentStatus.PENDING,
             expires_at=now + timedelta(seconds=ORDER_EXPIRE_SECONDS),
             meta={},
@@ -90,12 +76,12 @@ def create_topup(
             "payment.created",
             origin=origin,
             user_id=user.id,
-            details={"transaction_id": str(order.id), "amount": to_api(amount)},
+            details={"transaction_id": str(order.id), "amount": to_api(amount), "pay_type": method.value},
         )
     try:
         created = gateway.create(
             name=f"Ledger 余额充值 ¥{amount:.2f}",
-            pay_type=PAY_TYPE,
+            pay_type=method.value,
             price=f"{amount:.2f}",
             order_id=str(order.id),
             notify_url=settings.XORPAY_NOTIFY_URL,
@@ -240,16 +226,19 @@ def find_orders(
     session: Session,
     *,
     status: object = None,
+    pay_type: object = None,
     user_ids: list[uuid.UUID] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     page: int = 1,
     size: int = 25,
 ) -> tuple[list[PaymentTransaction], int]:
-    """Orders newest first, filtered by status, people, and a [since, until) range; and how many match."""
+    """Orders newest first, filtered by status, method, people, and a [since, until) range; and how many match."""
     wanted = select(PaymentTransaction)
     if status in tuple(PaymentStatus):
         wanted = wanted.where(PaymentTransaction.status == status)
+    if pay_type in tuple(PayType):
+        wanted = wanted.where(PaymentTransaction.pay_type == pay_type)
     if user_ids is not None:
         wanted = wanted.where(PaymentTransaction.user_id.in_(user_ids))
     if since:
@@ -282,7 +271,7 @@ def mark_paid(
     origin: Origin,
     admin_details: dict[str, Any],
 ) -> PaymentTransaction:
-    """补单: an admin who has the payment's proof (its Alipay trade number) credits the order's stored
+    """补单: an admin who has the payment's proof (its Alipay or WeChat Pay trade number) credits the order's stored
     amount once, as a notify would (a later notify or reconcile changes nothing). Raises NotFound,
     InvalidRequest (no trade number, or the order is already paid)."""
     trade = validation.text(trade_no, "trade_no", max_length=64, message=N_("Give the payment's trade number."))

@@ -85,6 +85,7 @@ class InviteeBody(Schema):
 
 class TopupBody(Schema):
     amount: Money
+    pay_type: Literal["alipay", "native"] | None = Field(None, description="alipay (default) or native: WeChat Pay.")
 
 
 class ReportQuery(Schema):
@@ -168,6 +169,7 @@ class Order(Schema):
     transaction_id: Uuid
     status: Literal["pending", "succeeded", "failed", "expired"]
     amount: Money
+    pay_type: Literal["alipay", "native"]
     provider_order_id: str | None
     created_at: Time
     paid_at: Time | None
@@ -175,7 +177,7 @@ class Order(Schema):
 
 
 class NewOrder(Order):
-    qr: str = Field(description="What the QR code encodes: open it in Alipay.")
+    qr: str = Field(description="What the QR code encodes: scanned with Alipay, or WeChat for native.")
     qr_svg: str = Field(description="The QR code as inline SVG.")
 
 

@@ -41,6 +41,7 @@ def order_json(order: PaymentTransaction) -> dict[str, Any]:
         "transaction_id": str(order.id),
         "status": order.status.value,
         "amount": to_api(order.amount),
+        "pay_type": str(order.pay_type),  # alipay, or native: WeChat Pay
         "provider_order_id": order.provider_order_id,
         "created_at": iso(order.created_at),
         "paid_at": iso(order.paid_at),

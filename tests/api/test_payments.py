@@ -66,6 +66,65 @@ def test_create_accepts_the_bounds(client, auth, session, xorpay, amount):
     assert api_create(client, auth, amount).status_code == 201
 
 
+def test_create_with_wechat_pay_sends_native_and_keeps_it_on_the_order(client, auth, session, xorpay):
+    auth.login(UserFactory())
+    xorpay.create_ok(aoid="aoid-wx", qr="weixin://wxpay/bizpayurl?pr=abc")
+    response = client.post(
+        "/api/payments/create",
+        json={"amount": "50.00", "pay_type": "native"},
+        headers={"X-CSRFToken": auth.csrf_token("/")},
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert (body["pay_type"], body["qr"]) == ("native", "weixin://wxpay/bizpayurl?pr=abc")
+    order = session.get(PaymentTransaction, uuid.UUID(body["transaction_id"]))
+    assert order.pay_type == "native"
+    form = xorpay.sent_forms()[0]
+    assert form["pay_type"] == "native"
+    assert form["sign"] == sign(form["name"], "native", "50.00", str(order.id), form["notify_url"], XORPAY_SECRET)
+    shown = client.get(f"/api/payments/{order.id}").get_json()
+    assert shown["pay_type"] == "native"
+
+
+@pytest.mark.parametrize("pay_type", ["wechat", "ALIPAY", "jsapi", "", None, 1, ["native"]])
+def test_create_refuses_an_unknown_pay_type_with_422_invalid_request(client, auth, session, xorpay, pay_type):
+    auth.login(UserFactory())
+    response = client.post(
+        "/api/payments/create",
+        json={"amount": "50.00", "pay_type": pay_type},
+        headers={"X-CSRFToken": auth.csrf_token("/")},
+    )
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert (error["code"], error.get("field")) == ("invalid_request", "pay_type")
+    assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
+    assert xorpay.server.log == []
+
+
+@pytest.mark.parametrize(
+    ("pay_type", "amount", "status"),
+    [
+        ("alipay", "1000.00", 201),
+        ("alipay", "1000.01", 422),
+        ("native", "1000.01", 201),
+        ("native", "20000.00", 201),
+        ("native", "20000.01", 422),
+    ],
+)
+def test_each_method_has_its_own_limit_a_payment(client, auth, session, xorpay, pay_type, amount, status):
+    auth.login(UserFactory())
+    xorpay.create_ok()
+    response = client.post(
+        "/api/payments/create",
+        json={"amount": amount, "pay_type": pay_type},
+        headers={"X-CSRFToken": auth.csrf_token("/")},
+    )
+    assert response.status_code == status
+    if status == 422:
+        assert response.get_json()["error"]["code"] == "invalid_amount"
+        assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
+
+
 @pytest.mark.parametrize("status", ["sign_error", "order_exist", "no_alipay_contract", "alipay_api_error", "app_off"])
 def test_create_refused_by_xorpay_is_502_and_the_order_failed(client, auth, session, xorpay, status):
     auth.login(UserFactory())

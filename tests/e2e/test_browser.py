@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from ledger.models import User
+from ledger.models import PaymentTransaction, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import adjust_balance
 
@@ -76,6 +76,7 @@ def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
     tab.goto("/recharge")
     p.click("label[for=preset-100]")
     assert p.is_checked("#preset-100")
+    p.wait_for_timeout(300)  # the buttons' colour transitions end before the screenshot
     tab.shot("recharge")
     p.click("form[action$='/recharge'] button[type=submit]")
     p.wait_for_selector("[data-testid=qr] svg")
@@ -103,6 +104,64 @@ def test_top_up_with_the_sandbox_gateway_end_to_end(page, committed):
     assert p.inner_text("[data-testid=balance]").strip() == "¥100.00"
     assert p.inner_text("[data-testid=header-balance]").strip() == "¥100.00"
     tab.shot("dashboard-after-topup")
+    assert tab.console_errors == []
+
+
+def test_top_up_with_wechat_pay_in_the_sandbox_and_the_pages_in_english(page, committed):
+    tab, p = page, page.page
+    email = f"wechat-{page.name[-6:]}@example.com"
+    tab.register(email)
+    narrow = p.viewport_size["width"] < 768
+
+    tab.goto("/recharge")
+    assert p.is_checked("#method-alipay")  # Alipay unless the person chooses
+    p.click("label[for=method-native]")
+    p.fill("#custom_amount", "1500")  # above Alipay's 1,000 a payment, within WeChat Pay's 20,000
+    assert p.is_checked("#method-native")
+    p.wait_for_timeout(300)  # the options' colour transitions end before the screenshot
+    tab.shot("recharge-wechat")
+    p.click("form[action$='/recharge'] button[type=submit]")
+    p.wait_for_selector("[data-testid=qr] svg")
+    assert p.inner_text("[data-testid=order-amount]").strip() == "¥1,500.00"
+    assert p.inner_text("[data-testid=scan-with]").strip() == "请使用微信扫码付款。"
+    assert p.locator("[data-testid=open-alipay]").count() == 0  # a WeChat code opens no app on this phone
+    assert p.is_visible("[data-testid=wechat-phone-warning]") == narrow
+    tab.shot("qr-wechat")
+    wechat_order = p.url
+
+    tab.goto(f"/lang/en?next={wechat_order.removeprefix(tab.base)}")
+    assert p.inner_text("[data-testid=scan-with]").strip() == "Scan with WeChat to pay."
+    if narrow:
+        assert "photo album" in p.inner_text("[data-testid=wechat-phone-warning]")
+    tab.shot("qr-wechat-en")
+    tab.goto("/recharge")
+    tab.shot("recharge-en")
+    p.click("form[action$='/recharge'] button[type=submit]")  # the preset ¥50 with Alipay
+    p.wait_for_selector("[data-testid=qr] svg")
+    assert p.inner_text("[data-testid=scan-with]").strip() == "Scan with Alipay to pay."
+    tab.shot("qr-alipay-en")
+
+    # The person scans the WeChat code with another device: the sandbox's WeChat pay page.
+    with committed.session() as session:
+        pay_url = session.scalars(
+            select(PaymentTransaction.meta["qr"].astext).where(PaymentTransaction.pay_type == "native")
+        ).one()
+    p.goto(pay_url)
+    assert p.inner_text("[data-testid=sandbox-channel]").strip() == "WeChat Pay"
+    tab.shot("sandbox-pay-wechat-en")
+    p.click("[data-testid=sandbox-pay]")
+    p.wait_for_selector("[data-testid=sandbox-notify]")
+    assert "HTTP 200 ok" in p.inner_text("[data-testid=sandbox-notify]")
+    tab.goto("/sandbox/xorpay/")
+    tab.shot("sandbox-orders-en")
+
+    p.goto(wechat_order)
+    p.wait_for_selector("[data-testid=new-balance]", timeout=15000)
+    assert p.inner_text("[data-testid=new-balance]").strip() == "¥1,500.00"
+    assert p.inner_text("[data-testid=order-method]").strip().endswith("WeChat Pay")
+    tab.goto("/")
+    assert "WeChat Pay" in p.inner_text("main") and "Alipay" in p.inner_text("main")
+    tab.shot("dashboard-en")
     assert tab.console_errors == []
 
 

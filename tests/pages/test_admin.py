@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ledger.models import AuditLog, User, UserSession
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import balance_of, post_form
+from tests.helpers import balance_of, post_form, settle_by_notify
 
 PAGES = ["/admin", "/admin/users", "/admin/orders", "/admin/audit"]
 
@@ -125,3 +125,26 @@ def test_a_refund_from_the_order_page_is_confirmed_and_made(client, auth, admin_
     )
     assert balance_of(session, order.user_id) == Decimal("40.00")
     assert 'data-testid="refund-status">已退款' in client.get(page).get_data(as_text=True)
+
+
+def test_orders_show_and_filter_by_method(client, admin_user, session):
+    someone = UserFactory(email="payer@example.com")
+    alipay = PaymentFactory(user=someone)
+    wechat = PaymentFactory(user=someone, pay_type="native")
+    listed = client.get("/admin/orders").get_data(as_text=True)
+    assert 'data-pay-type="native">微信支付' in listed and 'data-pay-type="alipay">支付宝' in listed
+    only_wechat = client.get("/admin/orders?pay_type=native").get_data(as_text=True)
+    assert str(wechat.id) in only_wechat and str(alipay.id) not in only_wechat
+    client.set_cookie("lang", "en")
+    assert 'data-pay-type="native">WeChat Pay' in client.get(f"/admin/orders/{wechat.id}").get_data(as_text=True)
+    assert "WeChat Pay" in client.get(f"/admin/users/{someone.id}").get_data(as_text=True)
+
+
+def test_the_overview_splits_top_ups_by_method(client, admin_user, session, settings):
+    someone = UserFactory()
+    settle_by_notify(session, PaymentFactory(user=someone), settings)
+    settle_by_notify(session, PaymentFactory(user=someone, pay_type="native", amount=Decimal("1500.00")), settings)
+    page = client.get("/admin").get_data(as_text=True)
+    today = page.split('data-testid="topups-native"')[1]
+    assert today.split("</li>")[0].endswith("¥1,500.00</span>")
+    assert page.split('data-testid="topups-alipay"')[1].split("</li>")[0].endswith("¥50.00</span>")

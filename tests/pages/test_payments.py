@@ -1,6 +1,7 @@
 """/recharge pages: amounts as people type them, "check now" asks XorPay and credits a paid order;
 others' orders are 404."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -79,10 +80,102 @@ def test_recharge_takes_a_preset_or_what_a_person_typed(client, auth, session, x
     assert session.scalars(select(PaymentTransaction.amount)).one() == Decimal(price)
 
 
-@pytest.mark.parametrize("typed", ["abc", "0.50", "1000.01", "1.005", "-5", "5e1", "1 000"])
+@pytest.mark.parametrize("typed", ["abc", "0.50", "1.005", "-5", "5e1", "1 000"])
 def test_recharge_refuses_an_amount_saying_what_is_allowed(client, auth, session, xorpay, typed):
     auth.login(UserFactory())
     response = post_form(client, auth, "/recharge", "/recharge", amount="50", custom_amount=typed)
     assert response.status_code == 422
     assert "请输入 ¥1.00 到 ¥1,000.00 之间的金额，最多两位小数。" in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
+
+
+# --- Alipay or WeChat Pay -----------------------------------------------------------------------------
+
+
+def in_english(client) -> None:
+    client.get("/lang/en?next=/")
+
+
+def test_recharge_offers_alipay_by_default_and_wechat_pay_with_their_limits(client, auth, session):
+    auth.login(UserFactory())
+    page = client.get("/recharge").get_data(as_text=True)
+    assert re.search(r'id="method-alipay" value="alipay"[^>]*checked', page)
+    assert not re.search(r'id="method-native" value="native"[^>]*checked', page)
+    assert "单笔最多 ¥1,000.00" in page and "单笔最多 ¥20,000.00" in page and "微信支付" in page
+    in_english(client)
+    page = client.get("/recharge").get_data(as_text=True)
+    assert "Up to ¥1,000.00 a payment" in page and "Up to ¥20,000.00 a payment" in page and "WeChat Pay" in page
+    assert "On a phone, choose Alipay" in page
+
+
+def test_recharge_with_wechat_pay_sends_native(client, auth, session, xorpay):
+    auth.login(UserFactory())
+    xorpay.create_ok()
+    response = post_form(client, auth, "/recharge", "/recharge", amount="50", custom_amount="1500", pay_type="native")
+    assert response.status_code == 302
+    assert xorpay.sent_forms()[-1]["pay_type"] == "native"
+    assert session.scalars(select(PaymentTransaction.pay_type)).one() == "native"
+
+
+@pytest.mark.parametrize(
+    ("pay_type", "typed", "chinese", "english"),
+    [
+        (
+            "alipay",
+            "1000.01",
+            "支付宝单笔最多 ¥1,000.00：请选择微信支付（单笔最多 ¥20,000.00），或分几次充值。",
+            "Alipay takes at most ¥1,000.00 a payment: choose WeChat Pay (up to ¥20,000.00), or pay in parts.",
+        ),
+        (
+            "native",
+            "20000.01",
+            "微信支付单笔最多 ¥20,000.00：请分几次充值。",
+            "WeChat Pay takes at most ¥20,000.00 a payment: top up in several payments.",
+        ),
+    ],
+)
+def test_an_amount_above_the_methods_limit_says_so(client, auth, session, xorpay, pay_type, typed, chinese, english):
+    auth.login(UserFactory())
+    refused = post_form(client, auth, "/recharge", "/recharge", amount="50", custom_amount=typed, pay_type=pay_type)
+    assert refused.status_code == 422 and chinese in refused.get_data(as_text=True)
+    in_english(client)
+    refused = post_form(client, auth, "/recharge", "/recharge", amount="50", custom_amount=typed, pay_type=pay_type)
+    assert refused.status_code == 422 and english in refused.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
+    assert xorpay.server.log == []
+
+
+def test_recharge_refuses_an_unknown_method(client, auth, session, xorpay):
+    auth.login(UserFactory())
+    refused = post_form(client, auth, "/recharge", "/recharge", amount="50", pay_type="unionpay")
+    assert refused.status_code == 422 and "请选择支付宝或微信支付。" in refused.get_data(as_text=True)
+    assert xorpay.server.log == []
+
+
+def test_the_qr_page_says_which_app_scans_it(client, auth, session):
+    user = UserFactory()
+    alipay = PaymentFactory(user=user)
+    wechat = PaymentFactory(user=user, pay_type="native", meta={"qr": "weixin://wxpay/bizpayurl?pr=x"})
+    auth.login(user)
+    page = client.get(f"/recharge/{alipay.id}").get_data(as_text=True)
+    assert "请使用支付宝扫码付款。" in page and 'data-testid="open-alipay"' in page
+    assert 'data-testid="wechat-phone-warning"' not in page
+    page = client.get(f"/recharge/{wechat.id}").get_data(as_text=True)
+    assert "请使用微信扫码付款。" in page and 'data-testid="open-alipay"' not in page
+    assert "微信无法从相册或截图识别此二维码，长按也无法识别。" in page
+    in_english(client)
+    page = client.get(f"/recharge/{wechat.id}").get_data(as_text=True)
+    assert "Scan with WeChat to pay." in page
+    assert "WeChat cannot read this code from your photo album or a screenshot, nor by a long press." in page
+    assert "open this page on a computer" in page
+    assert "Scan with Alipay to pay." in client.get(f"/recharge/{alipay.id}").get_data(as_text=True)
+
+
+def test_the_history_and_the_dashboard_show_the_method(client, auth, session):
+    user = UserFactory()
+    PaymentFactory(user=user, status="expired")
+    PaymentFactory(user=user, pay_type="native", status="expired")
+    auth.login(user)
+    for path in ("/recharge", "/"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'data-pay-type="native">微信支付' in page and 'data-pay-type="alipay">支付宝' in page

@@ -52,7 +52,7 @@ from wtforms.fields.core import UnboundField
 from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.blueprints.admin.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
-from ledger.blueprints.payments import RedeemForm
+from ledger.blueprints.payments import RechargeForm, RedeemForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
 from ledger.services import accounts, profile
@@ -246,7 +246,7 @@ CASES = [
         fields={"quality": "720p", "seconds": "2", "outcome": "complete", "request_id": RUN_ID},
     ),
     Case("GET", "payments.recharge", "user"),
-    Case("POST", "payments.start", "user", "form", fields={"custom_amount": "", "amount": "50"}),
+    Case("POST", "payments.start", "user", "form", fields={"custom_amount": "", "amount": "50", "pay_type": "native"}),
     Case("GET", "payments.order", "user", path={"transaction_id": order_id}),
     Case("POST", "payments.check", "user", "form", path={"transaction_id": order_id}),
     Case("POST", "payments.redeem", "user", "form", fields={"code": code_of}),
@@ -304,7 +304,7 @@ CASES = [
         },
     ),
     Case("GET", "api_billing.summary", "user"),
-    Case("POST", "api_payments.create", "user", "json", fields={"amount": "10.00"}),
+    Case("POST", "api_payments.create", "user", "json", fields={"amount": "10.00", "pay_type": "native"}),
     Case("GET", "api_payments.show", "user", path={"transaction_id": order_id}),
     Case(
         "POST",
@@ -373,7 +373,14 @@ CASES = [
         "GET",
         "admin.orders",
         "user",
-        query={"status": "pending", "from": "2026-01-01", "to": "2026-12-31", "person": "x", "page": "1"},
+        query={
+            "status": "pending",
+            "pay_type": "native",
+            "from": "2026-01-01",
+            "to": "2026-12-31",
+            "person": "x",
+            "page": "1",
+        },
     ),
     Case("GET", "admin.order", "user", path={"transaction_id": order_id}),
     Case(
@@ -493,6 +500,7 @@ FORMS = {
     "auth.login": LoginForm,
     "payments.redeem": RedeemForm,
     "auth.register": RegisterForm,
+    "payments.start": RechargeForm,
     "account.save_profile": ProfileForm,
     "account.save_alert": AlertForm,
     "account.upload_avatar": AvatarForm,

@@ -22,7 +22,9 @@ class AdjustForm(ActionForm):
 
 
 class MarkPaidForm(ActionForm):
-    trade_no = StringField(_l("Alipay trade number"), description=_l("From the payment's receipt, as a proof."))
+    trade_no = StringField(
+        _l("Trade number"), description=_l("From the payment's receipt in Alipay or WeChat Pay, as a proof.")
+    )
 
 
 class RefundForm(ActionForm):

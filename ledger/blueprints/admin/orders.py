@@ -12,7 +12,7 @@ from ledger.blueprints.admin.forms import ActionForm, MarkPaidForm, RefundForm
 from ledger.blueprints.admin.people import acting
 from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
-from ledger.models import PaymentStatus
+from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount
 from ledger.services import admin, payments, refunds
 from ledger.validation import day, whole_number
@@ -29,13 +29,21 @@ def orders() -> Any:
     found, total = payments.find_orders(
         session,
         status=args.get("status"),
+        pay_type=args.get("pay_type"),
         user_ids=[p.id for p in admin.search_people(session, who)[0]] if who else None,
         since=datetime.combine(since, time.min, tzinfo=tz) if since else None,
         until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz) if until else None,
         page=whole_number(args.get("page") or "1", "page", minimum=1, maximum=100_000),
         size=PAGE,
     )
-    return render_template("admin/orders.html", orders=found, total=total, args=args, statuses=list(PaymentStatus))
+    return render_template(
+        "admin/orders.html",
+        orders=found,
+        total=total,
+        args=args,
+        statuses=list(PaymentStatus),
+        methods=list(PayType),
+    )
 
 
 @bp.get("/orders/<transaction_id>")
