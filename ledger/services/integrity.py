@@ -181,6 +181,11 @@ WARNINGS: dict[str, str] = {
         SELECT 'event ' || id, type || ' of ' || created_at || ', last: ' || coalesce(last_error, 'none')
         FROM events WHERE status = 'abandoned' ORDER BY created_at DESC LIMIT 20
     """,
+    "refunds whose outcome is unknown for over 10 minutes (resolve them on /admin/orders)": """
+        SELECT 'refund ' || id, amount || ' of order ' || payment_transaction_id || ', pending since ' || created_at
+        FROM refunds WHERE status = 'pending' AND created_at < now() - interval '10 minutes'
+        ORDER BY created_at LIMIT 20
+    """,
 }
 
 

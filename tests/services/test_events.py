@@ -3,9 +3,11 @@ real local receiver, retried with backoff after a 500 and a timeout, given up af
 replayed on demand."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -94,6 +96,20 @@ def test_the_signature_is_an_hmac_of_the_time_and_the_body():
     assert not verify_signature("another-secret-here", body, header, now=1_790_000_100)
     assert not verify_signature(SECRET, body, header, now=1_790_000_000 + 301)  # too old: a replay
     assert not verify_signature(SECRET, body, "v1=abc", now=1_790_000_000)
+
+
+def test_the_receivers_check_that_readme_shows_accepts_our_signature_and_nothing_else():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?def verified.*?)```", readme, re.S)
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 -- our own README, run to prove what it shows
+    verified = namespace["verified"]
+    body, now = b'{"id":"e1","type":"balance.low"}', int(time.time())
+    assert verified(SECRET, body, signature(SECRET, body, now))
+    assert not verified(SECRET, body + b" ", signature(SECRET, body, now))
+    assert not verified(SECRET, body, signature(SECRET, body, now - 301))
+    assert not verified("another-secret-here", body, signature(SECRET, body, now))
+    assert not verified(SECRET, body, "garbage")
 
 
 def test_backoff_doubles_from_10_seconds_up_to_an_hour():

@@ -4,13 +4,13 @@ releases, an unknown outcome stays pending and blocks the order; never beyond re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ledger.errors import InvalidRequest, NotFound, RefundRefused
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, Refund
 from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.integrity import find_breaches
+from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.refunds import MAX_PER_ORDER, refund_order, settle_refund
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import settle_by_notify
@@ -65,6 +65,17 @@ def test_an_unknown_outcome_stays_pending_holds_the_money_and_blocks_the_order(s
     with pytest.raises(RefundRefused):
         settle_refund(session, ADMIN, refund.id, succeeded=False, reason="twice")
     assert list(find_breaches(session)) == []
+
+
+def test_verify_warns_of_a_refund_whose_outcome_stays_unknown(session, xorpay, paid):
+    xorpay.refund_times_out()
+    refund = refund_order(session, xorpay.client, ADMIN, paid.id, "20.00", reason="x")
+    assert list(find_warnings(session)) == []  # just asked: not yet a concern
+    backdate = text("UPDATE refunds SET created_at = now() - interval '11 minutes' WHERE id = :id")
+    session.execute(backdate, {"id": refund.id})
+    assert [w.subject for w in find_warnings(session)] == [f"refund {refund.id}"]
+    settle_refund(session, ADMIN, refund.id, succeeded=False, reason="XorPay's dashboard shows nothing")
+    assert list(find_warnings(session)) == []
 
 
 @pytest.mark.parametrize(
