@@ -21,8 +21,9 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
     app.config.update(settings.flask_config())
-    if settings.is_production:  # behind one proxy that sets X-Forwarded-For / -Proto
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    if settings.PROXY_COUNT:  # only the proxies we run may say who the client is (SPEC 19)
+        proxies = settings.PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     db.init_app(
         app,
@@ -39,6 +40,4 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)
-    if settings.is_production and settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
-        app.logger.warning("RATELIMIT_STORAGE_URI is memory://: with several processes each counts alone; use Redis")
     return app

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from limits import parse_many
 
 from ledger.money import InvalidAmount, parse_amount
 
@@ -43,11 +44,20 @@ class Settings:
     INVITE_REWARD_INVITER: Decimal = Decimal("5.00")
     INVITE_REWARD_INVITEE: Decimal = Decimal("2.00")
     INVITE_REWARD_ON_FIRST_TOPUP: bool = True
+    # Against invite farming (SPEC 19): the first top-up that pays a reward, and rewards per inviter in 30 days.
+    INVITE_REWARD_MIN_TOPUP: Decimal = Decimal("10.00")
+    INVITE_REWARD_MAX_PER_MONTH: int = 20
+    TOPUP_MAX_PENDING: int = 5  # unpaid orders a person may have open at once
     DEFAULT_TIMEZONE: str = "Asia/Shanghai"
     RATELIMIT_LOGIN: str = "10/minute"
     RATELIMIT_REGISTER: str = "20/hour"
+    RATELIMIT_TOPUP: str = "10/minute"  # orders a person may create
+    RATELIMIT_TOPUP_CHECK: str = "6/minute"  # "check now" on one order
+    RATELIMIT_WEBHOOK_REFUSALS: str = "60/minute"  # refused notifies per source address
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_ENABLED: bool = True
+    # How many proxies in front set X-Forwarded-For / -Proto; 0 trusts none (a client could forge them).
+    PROXY_COUNT: int = 0
     # Events to the SaaS (SPEC 16): posted to EVENTS_URL (empty: kept, not sent), signed with EVENTS_SECRET.
     EVENTS_URL: str = ""
     EVENTS_SECRET: str = ""
@@ -95,6 +105,13 @@ def _to_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
 
 
+def _to_count(name: str, raw: str) -> int:
+    value = raw.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 6:
+        raise ConfigError(f"{name} must be a whole number from 0 to 999999, not {raw!r}")
+    return int(value)
+
+
 def _to_amount(name: str, raw: str) -> Decimal:
     if name.startswith(("INVITE_REWARD_", "LOW_BALANCE_")) and raw.strip() in {"0", "0.0", "0.00"}:
         return Decimal("0.00")  # a reward may be switched off for one side; a 0 threshold never fires
@@ -120,6 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
             kwargs[f.name] = _to_bool(f.name, raw)
         elif f.type == "Decimal":
             kwargs[f.name] = _to_amount(f.name, raw)
+        elif f.type == "int":
+            kwargs[f.name] = _to_count(f.name, raw)
         else:
             kwargs[f.name] = raw.strip()
     settings = Settings(**kwargs)  # type: ignore[arg-type]
@@ -145,18 +164,57 @@ def validate(settings: Settings) -> None:
         raise ConfigError("EVENTS_SECRET must be at least 16 characters when EVENTS_URL is set (events are signed)")
     if not settings.INTERNAL_API_KEY or not settings.XORPAY_APP_SECRET or not settings.SECRET_KEY:
         raise ConfigError("SECRET_KEY, INTERNAL_API_KEY and XORPAY_APP_SECRET must not be empty")
+    for name in LIMIT_SETTINGS:  # Flask-Limiter would log a bad string and then not limit at all
+        try:
+            if not parse_many(getattr(settings, name)):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a rate limit such as 10/minute, not {getattr(settings, name)!r}"
+            ) from None
+    if settings.TOPUP_MAX_PENDING < 1:
+        raise ConfigError("TOPUP_MAX_PENDING must be at least 1 (else nobody could top up)")
     if settings.is_production:
-        for name, dev_value in (
-            ("SECRET_KEY", DEV_SECRET_KEY),
-            ("INTERNAL_API_KEY", DEV_INTERNAL_API_KEY),
-            ("XORPAY_APP_SECRET", DEV_XORPAY_APP_SECRET),
-        ):
-            value = getattr(settings, name)
-            if not value or value == dev_value:
-                raise ConfigError(f"{name} must be set to a secret value in production (LEDGER_ENV=production)")
-        if settings.XORPAY_SANDBOX:
-            raise ConfigError("XORPAY_SANDBOX=1 is refused in production: it would accept fake payments")
-        if not settings.RATELIMIT_ENABLED:
-            raise ConfigError("RATELIMIT_ENABLED=0 is refused in production: sign-in would have no limit")
-        if not settings.DATABASE_URL:
-            raise ConfigError("DATABASE_URL must point at PostgreSQL in production")
+        _refuse_unsafe_production(settings)
+
+
+# Every limit string; each must parse (SPEC 19).
+LIMIT_SETTINGS = (
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_TOPUP",
+    "RATELIMIT_TOPUP_CHECK",
+    "RATELIMIT_WEBHOOK_REFUSALS",
+)
+# Secrets that guard money or sessions: at least this long in production.
+SECRET_SETTINGS = ("SECRET_KEY", "INTERNAL_API_KEY", "XORPAY_APP_SECRET", "EVENTS_SECRET", "METRICS_TOKEN")
+MIN_SECRET_LENGTH = 32
+
+
+def _refuse_unsafe_production(settings: Settings) -> None:
+    """What runs in development but must not face the internet (SPEC 2, 19)."""
+    for name, dev_value in (
+        ("SECRET_KEY", DEV_SECRET_KEY),
+        ("INTERNAL_API_KEY", DEV_INTERNAL_API_KEY),
+        ("XORPAY_APP_SECRET", DEV_XORPAY_APP_SECRET),
+    ):
+        value = getattr(settings, name)
+        if not value or value == dev_value:
+            raise ConfigError(f"{name} must be set to a secret value in production (LEDGER_ENV=production)")
+    if settings.XORPAY_SANDBOX:
+        raise ConfigError("XORPAY_SANDBOX=1 is refused in production: it would accept fake payments")
+    if not settings.RATELIMIT_ENABLED:
+        raise ConfigError("RATELIMIT_ENABLED=0 is refused in production: sign-in would have no limit")
+    if not settings.DATABASE_URL:
+        raise ConfigError("DATABASE_URL must point at PostgreSQL in production")
+    for name in SECRET_SETTINGS:
+        value = getattr(settings, name)
+        if value and len(value) < MIN_SECRET_LENGTH:  # the optional ones (events, metrics) only when set
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters in production")
+    if not settings.XORPAY_API_BASE.startswith("https://"):
+        raise ConfigError("XORPAY_API_BASE must be an https:// URL in production (orders and refunds travel on it)")
+    if settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
+        raise ConfigError(
+            "RATELIMIT_STORAGE_URI=memory:// is refused in production: each server process would count alone;"
+            " use redis://..."
+        )

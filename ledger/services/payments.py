@@ -86,7 +86,7 @@ def create_topup(
             order_id=str(order.id),
             notify_url=settings.XORPAY_NOTIFY_URL,
             expire=ORDER_EXPIRE_SECONDS,
-            order_uid=user.email,
+            order_uid=str(user.id),  # who paid, without personal data leaving us (SPEC 19)
         )
     except GatewayError as exc:
         _mark_refused(session, order.id, exc, origin)

@@ -46,6 +46,8 @@ def test_create_opens_a_pending_order_with_the_qr(client, auth, session, xorpay)
     assert (form["price"], form["pay_type"], form["order_id"]) == ("50.00", "alipay", str(order.id))
     assert form["notify_url"] == "http://ledger.test/api/payments/webhook"
     assert form["sign"] == sign(form["name"], "alipay", "50.00", str(order.id), form["notify_url"], XORPAY_SECRET)
+    # who paid is our user id: the person's email stays with us (SPEC 19)
+    assert form["order_uid"] == str(user.id) and user.email not in repr(xorpay.sent_forms())
     assert balance_of(session, user.id) == 0
 
 

@@ -273,3 +273,32 @@ def test_a_failed_sign_in_from_a_browser_with_a_nul_in_its_user_agent_is_still_a
     assert response.status_code == 422
     failed = session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).one()
     assert failed.user_agent == "Evil\ufffdAgent/1.0"
+
+
+def test_a_forged_x_forwarded_for_changes_nothing_without_a_proxy_in_front(limited_app, session):
+    """PROXY_COUNT=0 (the default): a new X-Forwarded-For per sign-up does not escape the limit,
+    and the audit row records the address the request came from."""
+    statuses = []
+    for i in range(3):
+        client = limited_app.test_client()
+        token = AuthActions(client).csrf_token("/register")
+        data = {"email": f"xff{i}@example.com", "password": "long-password", "csrf_token": token}
+        statuses.append(client.post("/register", data=data, headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code)
+    assert statuses == [302, 302, 429]
+    ips = session.scalars(select(AuditLog.ip).where(AuditLog.action == "user.registered")).all()
+    assert [str(ip) for ip in ips] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_behind_one_proxy_the_address_it_forwards_is_the_clients(settings, database, session):
+    from ledger import create_app
+
+    proxied = create_app(replace(settings, PROXY_COUNT=1), database)
+    client = proxied.test_client()
+    user = UserFactory()
+    data = {"email": user.email, "password": "wrong-pass", "csrf_token": AuthActions(client).csrf_token()}
+    forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}  # a client's forgery, then what our proxy saw
+    assert (
+        client.post("/login", data=data, headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code == 422
+    )
+    failed = session.scalars(select(AuditLog).where(AuditLog.action == "auth.login_failed")).one()
+    assert str(failed.ip) == "203.0.113.9"

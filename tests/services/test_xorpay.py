@@ -68,7 +68,7 @@ def test_create_posts_the_signed_form_and_reads_the_answer(httpserver, client):
         order_id="demo-3",
         notify_url="http://abc.com/xorpay_notify",
         expire=1800,
-        order_uid="a@b.com",
+        order_uid="5f0c1d2e-0000-4000-8000-000000000001",
     )
     assert (created.aoid, created.qr, created.expires_in) == ("a-1", "https://qr.alipay.com/x", 7200)
     request, _ = httpserver.log[0]
@@ -79,7 +79,7 @@ def test_create_posts_the_signed_form_and_reads_the_answer(httpserver, client):
         "order_id": "demo-3",
         "notify_url": "http://abc.com/xorpay_notify",
         "expire": "1800",
-        "order_uid": "a@b.com",
+        "order_uid": "5f0c1d2e-0000-4000-8000-000000000001",
         "sign": "2f0af57085f658b6cf7cfbdcb43f01d5",
     }
 
