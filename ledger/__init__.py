@@ -32,11 +32,12 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     app.extensions["ledger.xorpay"] = XorPayClient(
         settings.XORPAY_API_BASE, settings.XORPAY_AID, settings.XORPAY_APP_SECRET
     )
-    for extension in (csrf, limiter, bootstrap):
-        extension.init_app(app)
     if settings.LEDGER_ENV != "testing":  # tests read log records through pytest's capture
         configure_logging()
-    for web_support in (tracing, errors, auth, i18n, parsing, templating, security, openapi):
+    tracing.init_app(app)  # first: a request that CSRF or a rate limit refuses is still traced and counted
+    for extension in (csrf, limiter, bootstrap):
+        extension.init_app(app)
+    for web_support in (errors, auth, i18n, parsing, templating, security, openapi):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)

@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from ledger import metrics
 from ledger.db import get_database
 from ledger.errors import LedgerError
 from ledger.jobs import job_queue
@@ -108,10 +109,13 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
 
 @jobs_cli.command("worker")
 @click.option("--concurrency", default=4, show_default=True, help="Jobs run at the same time by this worker.")
-def run_worker(concurrency: int) -> None:
+@click.option("--metrics-port", type=int, help="Serve this worker's counters on 127.0.0.1:PORT/metrics for Prometheus.")
+def run_worker(concurrency: int, metrics_port: int | None) -> None:
     """Run jobs and periodic jobs until stopped (Ctrl-C or SIGTERM finishes the running jobs first)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     configure_logging(everything=True)
+    if metrics_port:
+        metrics.serve_from_worker(metrics_port)
     click.echo(
         f"worker: {concurrency} at a time; periodic: events every 10 s, hold expiry every minute, reconcile every 5",
         err=True,

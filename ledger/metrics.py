@@ -11,13 +11,15 @@ from the database at scrape time (the job queue's depth, events waiting) are gau
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from ledger.db import Database
 
@@ -41,9 +43,33 @@ REFUNDS = Counter("ledger_refunds_total", "Refunds settled: succeeded or failed.
 WEBHOOK_REFUSALS = Counter("ledger_webhook_refusals_total", "XorPay notifies refused, by reason.", ["reason"])
 
 
+# A label's values must be few: a client may send any method name, and each new one would be a series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def count_request(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "OTHER"
     REQUESTS.labels(method, route, str(status)).inc()
     REQUEST_SECONDS.labels(method, route).observe(seconds)
+
+
+_ON_COMMIT = "ledger.metrics.on_commit"
+
+
+def count_on_commit(session: Session, count: Callable[[], None]) -> None:
+    """Count when the session's transaction commits: a change that rolls back counts nothing."""
+    session.info.setdefault(_ON_COMMIT, []).append(count)
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for count in session.info.pop(_ON_COMMIT, []):
+        count()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_ON_COMMIT, None)
 
 
 class DatabaseFigures(Collector):
@@ -55,14 +81,22 @@ class DatabaseFigures(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily("ledger_job_queue_depth", "Jobs in the task queue, by status.", labels=["status"])
         events = GaugeMetricFamily("ledger_events_pending", "Events to the SaaS not delivered yet.")
-        with self.database.engine.connect() as connection:
-            queue = "SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1"
-            for status, count in connection.execute(text(queue)):
-                jobs.add_metric([status], count)
-            waiting = connection.execute(text("SELECT count(*) FROM events WHERE status = 'pending'")).scalar()
-            events.add_metric([], waiting or 0)
-        yield jobs
-        yield events
+        up = GaugeMetricFamily("ledger_database_up", "1 when the database answered this scrape, else 0.")
+        try:
+            with self.database.engine.connect() as connection:
+                queue = (
+                    "SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1"
+                )
+                for status, count in connection.execute(text(queue)):
+                    jobs.add_metric([status], count)
+                waiting = connection.execute(text("SELECT count(*) FROM events WHERE status = 'pending'")).scalar()
+                events.add_metric([], waiting or 0)
+        except SQLAlchemyError:  # an outage is when the request figures matter most: still serve them
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield from (up, jobs, events)
 
 
 class _ThisProcess(Collector):
@@ -81,6 +115,15 @@ def scrape(database: Database) -> bytes:
         registry.register(_ThisProcess())
     registry.register(DatabaseFigures(database))
     return generate_latest(registry)
+
+
+def serve_from_worker(port: int, host: str = "127.0.0.1") -> None:
+    """A job worker's own counters (holds its expiry job expired, top-ups reconcile credited, video
+    captures) on http://host:port/metrics, for Prometheus to scrape beside the web server's. On the
+    loopback address by default: it has no token, so expose it only to the scraper."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)
 
 
 def worker_exited(pid: int) -> None:

@@ -37,7 +37,8 @@ def healthz() -> Any:
 @answers_errors_as_text  # a scraper reads the refusal
 def scrape() -> Any:
     token = settings().METRICS_TOKEN
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "replace")
-    if not token or not hmac.compare_digest(given, token.encode()):
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    bearer = scheme.lower() == "bearer"  # the scheme's case does not matter (RFC 9110); its presence does
+    if not token or not bearer or not hmac.compare_digest(given.encode("utf-8", "replace"), token.encode()):
         raise Unauthorized(N_("Send the metrics token: Authorization: Bearer <METRICS_TOKEN>."))
     return Response(metrics.scrape(get_database()), content_type=metrics.CONTENT_TYPE)

@@ -42,7 +42,7 @@ from ledger.models import (
 )
 from ledger.money import MAX_CHARGE, parse_amount
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import post
+from ledger.services.billing import held_now, post
 from ledger.services.events import emit_change
 from ledger.services.summary import start_of_day
 
@@ -124,9 +124,11 @@ def preview_adjustment(session: Session, user_id: object, amount: object, *, deb
     value = parse_amount(amount, places=2, maximum=MAX_CHARGE)
     account = session.get(BillingAccount, someone.id, populate_existing=True)
     assert account is not None
-    if debit and value > account.available:
-        raise InsufficientBalance(account.balance, account.available)
-    return Adjustment(someone, -value if debit else value, account.balance, account.available)
+    # what the person can spend now: a hold past its expiry counts no more, even before the job writes it
+    available = account.balance - held_now(session, someone.id)
+    if debit and value > available:
+        raise InsufficientBalance(account.balance, available)
+    return Adjustment(someone, -value if debit else value, account.balance, available)
 
 
 def adjust(

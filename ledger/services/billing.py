@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
@@ -98,7 +98,7 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
             user_id=account.user_id,
             details={"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id},
         )
-        metrics.HOLDS.labels("expired").inc()
+        metrics.count_on_commit(session, metrics.HOLDS.labels("expired").inc)
         emit(
             session,
             EventType.HOLD_EXPIRED,
@@ -110,6 +110,20 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
             amount=hold.amount,
         )
     return due
+
+
+def held_now(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> Decimal:
+    """What the person's active holds set aside at `now`, read without a lock: a hold past its expiry
+    counts no more, even before a transaction or the job writes it (SPEC 11)."""
+    return Decimal(
+        session.scalar(
+            select(func.coalesce(func.sum(Hold.amount), 0)).where(
+                Hold.user_id == user_id,
+                Hold.status == HoldStatus.ACTIVE,
+                Hold.expires_at > (now or datetime.now(UTC)),
+            )
+        )
+    )
 
 
 def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
@@ -26,6 +26,7 @@ from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import (
     ChargeRequest,
     expire_due_holds,
+    held_now,
     lock_account,
     refuse_if_disabled,
     short_of,
@@ -77,10 +78,10 @@ class OnHold:
 def money_on_hold(session: Session, user_id: uuid.UUID, *, now: datetime | None = None, limit: int = 20) -> OnHold:
     """What the person's active holds set aside at `now` (read only: a hold past its expiry counts
     no more, even before the expiry job writes it)."""
-    live = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > (now or datetime.now(UTC)))
+    now = now or datetime.now(UTC)
+    live = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now)
     holds = list(session.scalars(select(Hold).where(*live).order_by(Hold.created_at.desc(), Hold.id).limit(limit)))
-    held = session.scalar(select(func.coalesce(func.sum(Hold.amount), 0)).where(*live))
-    return OnHold(Decimal(held), holds)
+    return OnHold(held_now(session, user_id, now), holds)
 
 
 def place_hold(
@@ -205,7 +206,7 @@ def capture(
     usage = write_usage(session, account, charge, origin, action="hold.captured", details=released)
     hold.settle(HoldStatus.CAPTURED, now)
     hold.captured_amount, hold.usage_log = value, usage
-    _note_settlement(hold, account)
+    _note_settlement(session, hold, account)
     return _settled_answer(hold)
 
 
@@ -225,7 +226,7 @@ def release(session: Session, hold_id: object, *, origin: Origin, now: datetime 
         raise HoldSettled(hold_status=hold.status.value)
     account.held -= hold.amount
     hold.settle(HoldStatus.RELEASED, now)
-    _note_settlement(hold, account)
+    _note_settlement(session, hold, account)
     details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
     record_audit(session, "hold.released", origin=origin, user_id=hold.user_id, details=details)
     return _settled_answer(hold)
@@ -274,11 +275,11 @@ def _lock(session: Session, hold_id: object, now: datetime | None) -> tuple[Bill
     return account, hold, now or datetime.now(UTC)
 
 
-def _note_settlement(hold: Hold, account: BillingAccount) -> None:
+def _note_settlement(session: Session, hold: Hold, account: BillingAccount) -> None:
     """Keep the account's figures on the hold, so that a repeated capture or release answers the
-    same; count the settlement in the metrics."""
+    same; count the settlement in the metrics once it commits."""
     hold.settled_balance, hold.settled_available = account.balance, account.available
-    metrics.HOLDS.labels(hold.status.value).inc()
+    metrics.count_on_commit(session, metrics.HOLDS.labels(hold.status.value).inc)
 
 
 def _settled_answer(hold: Hold, replayed: bool = False) -> HoldAnswer:

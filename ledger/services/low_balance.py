@@ -22,6 +22,7 @@ from ledger.i18n import N_
 from ledger.models import BillingAccount, EventType, User
 from ledger.money import InvalidAmount, normalise_typed_amount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
+from ledger.services.billing import held_now
 from ledger.services.events import emit
 
 SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # what services assume when a caller names no site threshold
@@ -58,13 +59,14 @@ def note_crossing(
 def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal) -> Decimal | None:
     """The person's threshold while their available amount is below it (the pages' banner), else None."""
     row = session.execute(
-        select(BillingAccount.balance - BillingAccount.held, User.low_balance_threshold)
+        select(BillingAccount.balance, User.low_balance_threshold)
         .join(User, User.id == BillingAccount.user_id)
         .where(BillingAccount.user_id == user_id)
     ).first()
     if row is None:
         return None
-    available, own = row
+    balance, own = row
+    available = balance - held_now(session, user_id)  # a hold past its expiry counts no more
     limit = threshold(own, site)
     return limit if available < limit else None
 

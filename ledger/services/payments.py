@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -168,8 +169,8 @@ def settle(
         },
     )
     emit_change(session, EventType.TOPUP_SUCCEEDED, user_id=order.user_id, transaction_id=order.id, amount=order.amount)
-    metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc()
-    metrics.TOPUP_YUAN.inc(float(order.amount))
+    metrics.count_on_commit(session, metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc)
+    metrics.count_on_commit(session, partial(metrics.TOPUP_YUAN.inc, float(order.amount)))
     if reward is not None:
         pay_first_topup_reward(session, reward, settings=settings, origin=origin)
     return True

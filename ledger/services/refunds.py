@@ -149,7 +149,7 @@ def settle_refund(
             transaction_id=refund.payment_transaction_id,
             amount=refund.amount,
         )
-    metrics.REFUNDS.labels(refund.status.value).inc()
+    metrics.REFUNDS.labels(refund.status.value).inc()  # after the commit above
     return refund
 
 

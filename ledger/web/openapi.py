@@ -51,6 +51,7 @@ api = SpecTree(
 # Answers every route may give besides its own: refusals in SPEC 6's shape.
 COMMON_REFUSALS = (422, 503)
 SIGN_IN_REFUSALS = (401,)
+BODY_REFUSALS = (413,)  # a body above MAX_CONTENT_LENGTH
 
 
 def contract(
@@ -68,7 +69,7 @@ def contract(
     `money_error(field)` is the refusal of a missing or malformed amount, as the route's service words
     it (default: invalid_request with the money message)."""
     statuses = {f"HTTP_{status}": model for status, model in ok.items()}
-    for status in {*refusals, *COMMON_REFUSALS, *(SIGN_IN_REFUSALS if auth else ())}:
+    for status in {*refusals, *COMMON_REFUSALS, *(SIGN_IN_REFUSALS if auth else ()), *(BODY_REFUSALS if json else ())}:
         statuses.setdefault(f"HTTP_{status}", schemas.Error)
     validated = api.validate(
         json=json,

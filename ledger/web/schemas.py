@@ -109,6 +109,8 @@ class ErrorDetail(Schema):
     code: str = Field(examples=["insufficient_balance"])
     message: str = Field(description="In the person's language (zh or en).")
     field: str | None = Field(None, description="The input field it is about, if any.")
+    balance: Money | None = Field(None, description="insufficient_balance: the person's balance.")
+    available: Money | None = Field(None, description="insufficient_balance: what they may spend (balance - held).")
 
 
 class Error(Schema):
@@ -134,9 +136,21 @@ class Charge(Usage):
 
 
 class BatchItem(Schema):
+    """A charged or replayed item carries a deduct's answer; any other carries `error`."""
+
     index: int
     status: str = Field(description="charged, replayed, or the code a single deduct would have answered.")
     error: ErrorDetail | None = None
+    usage_id: Uuid | None = None
+    user_id: Uuid | None = None
+    model: str | None = None
+    amount: Money | None = None
+    balance_after: Money | None = None
+    balance: Money | None = None
+    request_id: str | None = None
+    params: dict[str, Any] | None = None
+    created_at: Time | None = None
+    replayed: bool | None = None
 
 
 class BatchAnswer(Schema):

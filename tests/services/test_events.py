@@ -96,6 +96,10 @@ def test_the_signature_is_an_hmac_of_the_time_and_the_body():
     assert not verify_signature("another-secret-here", body, header, now=1_790_000_100)
     assert not verify_signature(SECRET, body, header, now=1_790_000_000 + 301)  # too old: a replay
     assert not verify_signature(SECRET, body, "v1=abc", now=1_790_000_000)
+    assert not verify_signature(SECRET, body, "t=1790000000,v1=é", now=1_790_000_000)  # no crash on non-ASCII
+    assert not verify_signature(SECRET, body, "t=١٧٩,v1=ab", now=1_790_000_000)
+    rotating = header.replace("v1=", "v1=0000,v1=")  # an old secret's MAC first, then ours
+    assert verify_signature(SECRET, body, rotating, now=1_790_000_100)
 
 
 def test_the_receivers_check_that_readme_shows_accepts_our_signature_and_nothing_else():
@@ -110,6 +114,7 @@ def test_the_receivers_check_that_readme_shows_accepts_our_signature_and_nothing
     assert not verified(SECRET, body, signature(SECRET, body, now - 301))
     assert not verified("another-secret-here", body, signature(SECRET, body, now))
     assert not verified(SECRET, body, "garbage")
+    assert not verified(SECRET, body, f"t={now},v1=é")  # a forged header is refused, not a crash
 
 
 def test_backoff_doubles_from_10_seconds_up_to_an_hour():

@@ -73,6 +73,22 @@ def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session):
     assert low_threshold(session, person.id, SITE) is None
 
 
+def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(session):
+    """Before any transaction or the job writes the expiry, the money is available again (SPEC 11)."""
+    from sqlalchemy import text
+
+    from ledger.services.admin import preview_adjustment
+
+    person = UserFactory(balance="20.00")
+    place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", origin=INTERNAL)
+    assert low_threshold(session, person.id, SITE) == SITE  # 5.00 available
+    past = "UPDATE holds SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'"
+    session.execute(text(past))
+    assert low_threshold(session, person.id, SITE) is None  # 20.00 available, the stored held not yet written
+    # what the admin's confirmation step shows and allows
+    assert preview_adjustment(session, person.id, "10.00", debit=True).available == Decimal("20.00")
+
+
 def test_a_batch_sends_one_event_at_the_item_that_crosses(session):
     person = UserFactory(balance="10.50")
     items = [

@@ -42,11 +42,15 @@ def scrape(client) -> str:
     return response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN + "x"])
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"])
 def test_metrics_answer_401_without_the_token(client, with_token, header):
     headers = {"Authorization": header} if header else {}
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 401 and "Bearer <METRICS_TOKEN>" in response.get_data(as_text=True)
+
+
+def test_the_scheme_may_be_written_in_any_case(client, with_token):
+    assert client.get("/metrics", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
 
 
 def test_metrics_answer_401_to_everyone_when_no_token_is_set(client):
@@ -75,6 +79,67 @@ def test_the_figures_move_with_charges_and_requests(client, session, with_token,
     assert moved("ledger_http_requests_total", status="402", **route) == 1
     assert moved("ledger_http_request_duration_seconds_count", **route) == 3
     assert "ledger_job_queue_depth" in after and "ledger_events_pending" in after
+    assert figure(after, "ledger_database_up") == 1
+
+
+def test_refusals_before_any_route_runs_are_traced_and_counted_too(client, with_token):
+    """CSRF refuses these before the view: they still get an id, a log line and a count."""
+    before = scrape(client)
+    answer = client.post("/api/codes/redeem", json={"code": "x"}, headers={"X-Request-ID": "no-session-1"})
+    assert (answer.status_code, answer.headers["X-Request-ID"]) == (401, "no-session-1")
+    answer = client.post("/logout", headers={"X-Request-ID": "no-csrf-2"})
+    assert (answer.status_code, answer.headers["X-Request-ID"]) == (400, "no-csrf-2")
+    after = scrape(client)
+    moved = figure(after, "ledger_http_requests_total", method="POST", route="/logout", status="400") - figure(
+        before, "ledger_http_requests_total", method="POST", route="/logout", status="400"
+    )
+    assert moved == 1
+
+
+def test_a_made_up_method_is_counted_as_other_not_as_a_new_series(client, with_token):
+    for name in ("ZZ0001Q", "ZZ0002Q"):
+        client.open("/healthz", method=name)
+    text = scrape(client)
+    assert "ZZ000" not in text
+    assert figure(text, "ledger_http_requests_total", method="OTHER", route="<no route>", status="405") >= 2
+
+
+def test_a_scrape_during_a_database_outage_still_serves_the_request_figures(app, with_token, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from ledger import metrics
+
+    def unreachable(self):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(metrics.Database, "engine", property(unreachable), raising=False)
+    text = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True)
+    assert figure(text, "ledger_database_up") == 0 and "ledger_http_requests_total" in text
+    assert "ledger_job_queue_depth" not in text
+
+
+def test_a_hold_expiry_that_rolls_back_is_not_counted(client, session, with_token, internal_headers):
+    """The expiry runs inside the charge's transaction; a refused charge rolls it back, uncounted."""
+    from sqlalchemy import text as sql
+
+    person = UserFactory(balance="20.00")
+    hold = {"user_id": str(person.id), "amount": "15.00", "model": "m", "request_id": "h1"}
+    assert client.post("/api/billing/holds", json=hold, headers=internal_headers).status_code == 201
+    session.execute(
+        sql("UPDATE holds SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'")
+    )
+    before = scrape(client)
+    body = {"user_id": str(person.id), "amount": "500.00", "model": "m", "request_id": "big"}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 402
+    assert figure(scrape(client), "ledger_holds_total", action="expired") == figure(
+        before, "ledger_holds_total", action="expired"
+    )
+    body |= {"amount": "1.00", "request_id": "small"}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200
+    assert (
+        figure(scrape(client), "ledger_holds_total", action="expired")
+        == figure(before, "ledger_holds_total", action="expired") + 1
+    )
 
 
 def free_port() -> int:
@@ -143,3 +208,14 @@ def test_two_gunicorn_workers_are_counted_together(committed, database_url, tmp_
         == 81
         == sum(per_worker)
     )
+
+
+def test_a_worker_serves_its_own_counters_for_prometheus():
+    """What a job worker counts (hold expiry, reconcile) is scraped from the worker itself."""
+    from ledger import metrics
+
+    port = free_port()
+    metrics.serve_from_worker(port)
+    metrics.HOLDS.labels("expired").inc()
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert figure(text, "ledger_holds_total", action="expired") >= 1
