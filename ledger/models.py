@@ -185,8 +185,10 @@ class User(UserMixin, Base):
         # Emails are stored lower-cased, so the unique constraint is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("username IS NULL OR char_length(username) BETWEEN 3 AND 30", name="username_length"),
-        # Usernames are unique whatever their case ("Alice" and "alice" are one name).
-        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+        # Usernames are unique by their key: NFKC and case folded, so that "Alice", "alice" and the
+        # full-width "ａｌｉｃｅ" are one name (SPEC 19). The key is made in Python (profile.username_key).
+        Index("uq_users_username_key", "username_key", unique=True),
+        CheckConstraint("(username IS NULL) = (username_key IS NULL)", name="username_with_key"),
         CheckConstraint(
             "low_balance_threshold >= 0 AND low_balance_threshold = round(low_balance_threshold, 2)",
             name="low_balance_threshold_cents",
@@ -197,6 +199,7 @@ class User(UserMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     username: Mapped[str | None] = mapped_column(String(30))
+    username_key: Mapped[str | None] = mapped_column(String(128))
     full_name: Mapped[str | None] = mapped_column(String(100))
     website: Mapped[str | None] = mapped_column(String(200))
     avatar: Mapped[str | None] = mapped_column(String(100))

@@ -14,6 +14,7 @@ from ledger.db import atomic
 from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
+from ledger.services.profile import username_key
 
 PASSWORD = "correct-horse-42"
 _PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow on purpose
@@ -48,6 +49,8 @@ class UserFactory(ModelFactory):
     email = factory.Sequence(lambda n: f"person{n}-{uuid.uuid4().hex[:6]}@example.com")
     password_hash = _PASSWORD_HASH
     invite_code = factory.LazyFunction(lambda: uuid.uuid4().hex[:12])
+    username = None
+    username_key = factory.LazyAttribute(lambda user: username_key(user.username) if user.username else None)
 
     @factory.post_generation
     def balance(user: User, create: bool, extracted: Decimal | str | None, **_kwargs) -> None:

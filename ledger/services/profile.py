@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,14 @@ from ledger.services.audit import Origin, record_audit
 # IANA zones people live in (not the legacy aliases), for the profile's time zone choice.
 TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/")))
 USERNAME = re.compile(r"[\w.-]{3,30}")  # letters (any script), digits, _ . -
+
+
+def username_key(name: str) -> str:
+    """What makes two usernames the same name: NFKC then case folding (Unicode's NFKC_Casefold, as
+    far as the standard library goes), so look-alikes such as "ａｄｍｉｎ" and "ADMIN" are "admin"."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
 AVATAR_FORMATS = {"PNG", "JPEG", "WEBP"}
 AVATAR_SIZE = 256  # pixels, square
@@ -46,6 +55,7 @@ class ProfileChange:
         if zone and zone not in TIMEZONES:
             raise InvalidRequest(N_("Choose a time zone from the list."), field="timezone")
         name = validation.optional_text(username, "username", max_length=30)
+        name = unicodedata.normalize("NFKC", name) if name else name  # full-width letters are the plain ones
         if name and not USERNAME.fullmatch(name):
             raise InvalidRequest(N_("Use 3 to 30 letters, digits, '_', '.' or '-'."), field="username")
         full = validation.optional_text(full_name, "full_name", max_length=100, printable=True)
@@ -78,7 +88,7 @@ def update_profile(
     origin: Origin,
 ) -> User:
     """Check and save the person's profile; raises InvalidRequest naming a bad field, or
-    UsernameTaken (usernames are unique, case-insensitively)."""
+    UsernameTaken (usernames are unique by `username_key`)."""
     change = ProfileChange.parse(username, full_name, website, timezone)
     if change.timezone and not session.scalar(
         select(func.count()).select_from(text("pg_timezone_names")).where(text("name = :zone")),
@@ -87,15 +97,15 @@ def update_profile(
         raise InvalidRequest(N_("Choose a time zone from the list."), field="timezone")
     try:
         with atomic(session):
-            if change.username and session.scalar(
-                select(User.id).where(func.lower(User.username) == change.username.lower(), User.id != user.id)
-            ):
+            key = username_key(change.username) if change.username else None
+            if key and session.scalar(select(User.id).where(User.username_key == key, User.id != user.id)):
                 raise UsernameTaken(field="username")
             session.execute(
                 update(User)
                 .where(User.id == user.id)
                 .values(
                     username=change.username,
+                    username_key=key,
                     full_name=change.full_name,
                     website=change.website,
                     timezone=change.timezone,
@@ -111,6 +121,7 @@ def update_profile(
     except IntegrityError:  # the same username saved by someone else at the same instant
         raise UsernameTaken(field="username") from None
     user.username, user.full_name, user.website = change.username, change.full_name, change.website
+    user.username_key = key
     user.timezone = change.timezone
     return user
 

@@ -58,6 +58,34 @@ def test_username_is_unique_whatever_its_case(client, auth, session):
     assert user.username is None
 
 
+@pytest.mark.parametrize("look_alike", ["ａｄｍｉｎ", "ADMIN", "Ａｄｍｉｎ", "admin"])
+def test_a_look_alike_of_a_taken_username_is_taken_too(client, auth, session, look_alike):
+    """NFKC and case folding: the full-width "ａｄｍｉｎ" is the same name as "admin" (SPEC 19)."""
+    UserFactory(username="admin")
+    user = UserFactory()
+    auth.login(user)
+    response = post_form(client, auth, "/account", "/account", username=look_alike, full_name="", website="")
+    assert response.status_code == 422 and "用户名已被占用" in response.get_data(as_text=True)
+    session.refresh(user)
+    assert (user.username, user.username_key) == (None, None)
+
+
+def test_a_full_width_username_is_kept_in_its_plain_form(client, auth, session):
+    user = UserFactory()
+    auth.login(user)
+    assert (
+        post_form(client, auth, "/account", "/account", username="Ｓｔｒａße", full_name="", website="").status_code
+        == 302
+    )
+    session.refresh(user)
+    assert (user.username, user.username_key) == ("Straße", "strasse")
+    other = UserFactory()
+    auth.logout()
+    auth.login(other)
+    taken = post_form(client, auth, "/account", "/account", username="STRASSE", full_name="", website="")
+    assert taken.status_code == 422
+
+
 def test_time_zone_choice_moves_day_boundaries(client, auth, session):
     user = UserFactory()
     auth.login(user)
