@@ -94,6 +94,7 @@ def test_an_admin_adjusts_refunds_and_issues_codes_that_the_person_redeems(desk,
 
     # Find the person and credit ¥50.
     tab.goto("/admin")
+    assert p.locator("[data-testid=low-balance]").count() == 0  # the admin's own ¥0.00 is not the subject here
     tab.shot("overview")
     p.click("[data-testid=admin-nav] a[href$='/admin/users']")
     p.fill("input[name=q]", "CUSTOMER-")
@@ -121,6 +122,7 @@ def test_an_admin_adjusts_refunds_and_issues_codes_that_the_person_redeems(desk,
     )
     assert p.inner_text("[data-testid=refund-status]").strip() == REFUNDED[desk.language]
     assert "¥30.00" in p.inner_text("[data-testid=refunds]")
+    assert p.inner_text("[data-testid=refunded] .money").strip() == "¥30.00"
     tab.shot("order-refunded")
     p.click(f"main a:text-is('{person_email}')")
     assert p.inner_text("[data-testid=person-balance]").strip() == "¥120.00"
@@ -142,6 +144,7 @@ def test_an_admin_adjusts_refunds_and_issues_codes_that_the_person_redeems(desk,
     assert len({row[0] for row in rows[1:]}) == 3
     tab.goto("/admin/audit")
     trail = p.inner_text("main")
+    assert person_email in trail and admin_email in trail  # people by their email, not their id
     assert all(why in trail for why in ("goodwill for an outage", "charged twice for one month", "apology codes"))
     assert tab.console_errors == []
 
