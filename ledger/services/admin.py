@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -78,6 +79,14 @@ def person(session: Session, user_id: object) -> User:
     if user is None:
         raise missing
     return user
+
+
+def emails_of(session: Session, user_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
+    """The email of each person named (for pages that list rows of many people)."""
+    wanted = {i for i in user_ids if i is not None}
+    if not wanted:
+        return {}
+    return {uid: email for uid, email in session.execute(select(User.id, User.email).where(User.id.in_(wanted)))}
 
 
 def search_people(session: Session, query: object, *, page: int = 1) -> tuple[list[User], int]:

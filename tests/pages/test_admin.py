@@ -53,6 +53,19 @@ def test_an_adjustment_is_confirmed_with_its_effect_then_done_and_audited(client
     assert row.details["reason"] == "goodwill for an outage"
 
 
+def test_the_confirmation_names_the_action_and_the_trail_names_people_by_email(client, auth, admin_user, session):
+    someone = UserFactory(balance="12.00", email="named@example.com")
+    page = f"/admin/users/{someone.id}"
+    shown = post_form(client, auth, f"{page}/adjust", page, amount="5.00", debit="y", reason="typo")
+    assert "从 named@example.com 的余额扣减 ¥5.00。" in shown.get_data(as_text=True)
+    post_form(client, auth, f"{page}/adjust", page, amount="5.00", debit="y", reason="typo", confirmed="yes")
+    trail = client.get("/admin/audit").get_data(as_text=True)
+    assert ">named@example.com</a>" in trail and f">{someone.id}</a>" not in trail
+    # The admin's own ¥0.00 is below the threshold: the banner shows on their pages, not in the back office.
+    assert 'data-testid="low-balance"' in client.get("/").get_data(as_text=True)
+    assert 'data-testid="low-balance"' not in trail
+
+
 def test_an_action_without_a_reason_or_beyond_the_available_amount_is_refused(client, auth, admin_user, session):
     someone = UserFactory(balance="12.00")
     page = f"/admin/users/{someone.id}"

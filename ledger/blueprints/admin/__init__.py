@@ -13,13 +13,32 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.context_processor
 def _sections() -> dict[str, object]:
-    """The back office's tabs: (endpoint, label, the endpoints that show it active)."""
+    """The back office's tabs: (endpoint, label, the endpoints that show it active: its pages and the
+    confirmation steps of their actions)."""
     return {
         "admin_sections": [
             ("admin.home", _("Overview"), {"admin.home"}),
-            ("admin.people", _("People"), {"admin.people", "admin.person"}),
-            ("admin.orders", _("Orders"), {"admin.orders", "admin.order"}),
-            ("admin.codes", _("Codes"), {"admin.codes", "admin.code_batch"}),
+            (
+                "admin.people",
+                _("People"),
+                {"admin.people", "admin.person", "admin.adjust", "admin.sign_out", "admin.disable", "admin.enable"},
+            ),
+            (
+                "admin.orders",
+                _("Orders"),
+                {"admin.orders", "admin.order", "admin.check", "admin.mark_paid", "admin.refund", "admin.resolve"},
+            ),
+            (
+                "admin.codes",
+                _("Codes"),
+                {
+                    "admin.codes",
+                    "admin.code_batch",
+                    "admin.create_code_batch",
+                    "admin.disable_code_batch",
+                    "admin.disable_code",
+                },
+            ),
             ("admin.audit", _("Audit"), {"admin.audit"}),
         ]
     }

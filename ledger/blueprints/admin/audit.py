@@ -8,7 +8,7 @@ from flask import render_template, request
 from ledger.blueprints.admin import bp
 from ledger.db import get_session
 from ledger.models import Actor
-from ledger.services.admin import audit_trail
+from ledger.services.admin import audit_trail, emails_of
 from ledger.validation import day
 from ledger.web.context import user_timezone
 
@@ -27,7 +27,13 @@ def audit() -> Any:
         until=until,
         tz=user_timezone(),
     )
-    return render_template("admin/audit.html", rows=rows, args=args, actors=list(Actor))
+    return render_template(
+        "admin/audit.html",
+        rows=rows,
+        emails=emails_of(get_session(), (a.user_id for a in rows)),
+        args=args,
+        actors=list(Actor),
+    )
 
 
 def _day(raw: str | None, field: str) -> date | None:

@@ -10,6 +10,7 @@ from ledger.blueprints.admin import bp
 from ledger.blueprints.admin.forms import ActionForm, AdjustForm
 from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
+from ledger.money import format_amount
 from ledger.services import admin
 from ledger.validation import whole_number
 from ledger.web.context import request_origin
@@ -39,7 +40,11 @@ def adjust(user_id: str) -> Any:
     def preview() -> list[str]:
         admin.reason_of(form.reason.data)
         plan = admin.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
-        return [plan.person.email, balance_change(plan.balance, plan.balance_after)]
+        if plan.amount < 0:
+            what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
+        else:
+            what = _("Credit ¥%(amount)s to %(who)s.", amount=format_amount(plan.amount), who=plan.person.email)
+        return [what, balance_change(plan.balance, plan.balance_after)]
 
     def act() -> Any:
         admin.adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data)
