@@ -202,6 +202,17 @@ class TooManyCodeTries(LedgerError):
     message = N_("Too many unknown codes. Please wait an hour and try again.")
 
 
+class TooManyPendingOrders(LedgerError):
+    """TOPUP_MAX_PENDING unpaid orders are open (SPEC 19): each is a gateway call, and reconcile asks
+    about every one."""
+
+    code, status = "too_many_pending_orders", 429
+    message = N_(
+        "You have %(count)d unpaid top-up orders. Pay one of them, or start a new one when they expire"
+        " (%(minutes)d minutes after they were made)."
+    )
+
+
 class RefundRefused(LedgerError):
     """A refund the books do not allow: more than refundable or available, the 51st, a pending one."""
 

@@ -69,6 +69,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         # Tests sign in many times a minute; test_security tightens the limits to check them.
         RATELIMIT_LOGIN="10000/minute",
         RATELIMIT_REGISTER="10000/minute",
+        RATELIMIT_TOPUP="10000/minute",
+        RATELIMIT_TOPUP_CHECK="10000/minute",
         INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")),
     )
 

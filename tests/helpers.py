@@ -6,6 +6,7 @@ Fixtures live in tests/conftest.py; this module holds plain functions and classe
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import threading
@@ -133,6 +134,15 @@ class FakeXorPay:
 
     def create_ok(self, aoid: str = "aoid-1", qr: str = "https://qr.alipay.com/bax01", expires_in="1800") -> None:
         self.create_answers({"status": "ok", "aoid": aoid, "expires_in": expires_in, "info": {"qr": qr}})
+
+    def create_ok_each_time(self) -> None:
+        """Every create answered ok with an aoid of its own, as XorPay does for a series of orders."""
+
+        def fresh(_request):
+            body = {"status": "ok", "aoid": uuid.uuid4().hex, "expires_in": "1800", "info": {"qr": "https://qr.x/1"}}
+            return Response(json.dumps(body), content_type="application/json")
+
+        self.server.expect_request(f"/api/pay/{XORPAY_AID}", method="POST").respond_with_handler(fresh)
 
     def query2_answers(self, status: str) -> None:
         self.server.expect_request(f"/api/query2/{XORPAY_AID}").respond_with_json({"status": status})

@@ -15,6 +15,7 @@ from ledger.services.payments import create_topup, get_own_order
 from ledger.web import schemas
 from ledger.web.context import gateway, request_origin, settings
 from ledger.web.errors import answers_errors_as_text
+from ledger.web.limits import topup_creation
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import order_json
@@ -25,6 +26,7 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 
 @bp.post("/create")
 @login_required
+@topup_creation
 @contract(
     json=schemas.TopupBody,
     ok={201: schemas.NewOrder},

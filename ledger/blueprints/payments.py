@@ -18,6 +18,7 @@ from ledger.services.codes import redeem as redeem_code
 from ledger.services.pay_methods import method_maximum
 from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
 from ledger.web.context import gateway, request_origin, settings
+from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
 from ledger.web.templating import qr_svg
 
@@ -72,6 +73,7 @@ def recharge() -> Any:
 
 @bp.post("/recharge")
 @login_required
+@topup_creation
 def start() -> Any:
     form = RechargeForm()
     order = submit(
@@ -127,6 +129,7 @@ def order(transaction_id: str) -> Any:
 
 @bp.post("/recharge/<transaction_id>/check")
 @login_required
+@topup_check
 def check(transaction_id: str) -> Any:
     form = Form()
     topup = submit(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ledger import metrics, validation
 from ledger.config import Settings
 from ledger.db import atomic, lock
-from ledger.errors import InvalidRequest, NotFound
+from ledger.errors import InvalidRequest, NotFound, TooManyPendingOrders
 from ledger.i18n import N_
 from ledger.models import AuditLog, EventType, LedgerKind, PaymentStatus, PaymentTransaction, PayType, User
 from ledger.money import to_api
@@ -54,14 +54,16 @@ def create_topup(
     now: datetime | None = None,
 ) -> PaymentTransaction:
     """Open a top-up order of `amount` (an exact string) paid with `pay_type` (`alipay`, or `native`:
-    WeChat Pay) and ask XorPay for its QR code. Raises InvalidRequest (an unknown method) or
-    InvalidTopupAmount (422 invalid_amount, also above the method's limit) before writing. Writes the
+    WeChat Pay) and ask XorPay for its QR code. Raises InvalidRequest (an unknown method),
+    InvalidTopupAmount (422 invalid_amount, also above the method's limit) or TooManyPendingOrders
+    (429: TOPUP_MAX_PENDING unpaid orders still open) before writing. Writes the
     pending order and an audit row, calls XorPay with no transaction open, then stores the aoid and QR;
     if XorPay says no, the order is marked failed and audited, GatewayError is raised, nothing credited."""
     method = parse_pay_type(pay_type)
     amount = parse_topup_amount(amount, settings, method)
     now = now or datetime.now(UTC)
     with atomic(session):
+        _refuse_past_pending_limit(session, user.id, settings.TOPUP_MAX_PENDING, now)
         order = PaymentTransaction(
             id=uuid.uuid4(),
             user_id=user.id,
@@ -99,6 +101,21 @@ def create_topup(
         order.expires_at = datetime.now(UTC) + timedelta(seconds=created.expires_in)
         order.meta = {**order.meta, "qr": created.qr, "aoid": created.aoid, "expires_in": created.expires_in}
     return order
+
+
+def _refuse_past_pending_limit(session: Session, user_id: uuid.UUID, most: int, now: datetime) -> None:
+    """At most `most` unpaid orders still open (SPEC 19). The person's row is locked (FOR NO KEY
+    UPDATE: their charges, which only reference it, go on) so that parallel requests count in turn."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+    open_orders = session.scalar(
+        select(func.count()).where(
+            PaymentTransaction.user_id == user_id,
+            PaymentTransaction.status == PaymentStatus.PENDING,
+            PaymentTransaction.expires_at > now,
+        )
+    )
+    if open_orders >= most:
+        raise TooManyPendingOrders(count=open_orders, minutes=ORDER_EXPIRE_SECONDS // 60)
 
 
 def _mark_refused(session: Session, order_id: uuid.UUID, exc: GatewayError, origin: Origin) -> None:

@@ -1,17 +1,18 @@
 """Top-ups through the API: POST /api/payments/create, GET /api/payments/<id> and the XorPay webhook."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ledger.models import AuditLog, LedgerEntry, PaymentTransaction
 from ledger.services.integrity import find_breaches
 from ledger.services.xorpay import XorPayClient, sign
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import XORPAY_AID, XORPAY_SECRET, balance_of, signed_notify
+from tests.helpers import XORPAY_AID, XORPAY_SECRET, AuthActions, balance_of, count_rows, signed_notify
 
 
 def topup_entries(session) -> int:
@@ -326,3 +327,66 @@ def test_signed_notify_with_strange_detail_still_credits(client, session, detail
     session.refresh(order)
     assert order.status == "succeeded" and isinstance(order.meta["detail"], str)
     assert balance_of(session, order.user_id) == Decimal("50.00")
+
+
+# --- limits against abuse (SPEC 19) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(app, settings, monkeypatch):
+    """The app with tight top-up limits (read per request) and empty counters."""
+    from ledger.extensions import limiter
+
+    tight = replace(settings, RATELIMIT_TOPUP="3/minute", RATELIMIT_TOPUP_CHECK="2/minute", TOPUP_MAX_PENDING=100)
+    monkeypatch.setitem(app.config, "LEDGER", tight)
+    limiter.reset()
+    yield app
+    limiter.reset()
+
+
+def test_a_person_may_have_at_most_topup_max_pending_unpaid_orders(client, auth, session, xorpay):
+    user = UserFactory()
+    auth.login(user)
+    xorpay.create_ok_each_time()
+    assert [api_create(client, auth, "1000.00").status_code for _ in range(5)] == [201] * 5
+    sixth = api_create(client, auth, "1000.00")
+    assert sixth.status_code == 429
+    assert sixth.get_json()["error"]["code"] == "too_many_pending_orders"
+    assert "5" in sixth.get_json()["error"]["message"]
+    assert count_rows(session, PaymentTransaction, user) == 5 and len(xorpay.sent_forms()) == 5  # no gateway call
+    # an order that expired, or was paid, no longer counts
+    session.execute(
+        update(PaymentTransaction)
+        .where(PaymentTransaction.id == session.scalars(select(PaymentTransaction.id).limit(1)).one())
+        .values(expires_at=func.now() - timedelta(minutes=1))
+    )
+    assert api_create(client, auth, "10.00").status_code == 201
+
+
+def test_creating_orders_is_limited_per_person_page_and_api_together(limited, session, xorpay):
+    xorpay.create_ok_each_time()
+    client = limited.test_client()
+    auth = AuthActions(client)
+    auth.login(UserFactory())
+    statuses = [api_create(client, auth, "10.00").status_code for _ in range(2)]
+    page = client.post("/recharge", data={"amount": "10", "csrf_token": auth.csrf_token("/recharge")})
+    statuses += [page.status_code, api_create(client, auth, "10.00").status_code]
+    assert statuses == [201, 201, 302, 429]
+    other = limited.test_client()  # another person is not limited by the first one's orders
+    AuthActions(other).login(UserFactory())
+    assert api_create(other, AuthActions(other), "10.00").status_code == 201
+
+
+def test_check_now_is_limited_per_order(limited, session, xorpay):
+    xorpay.create_ok_each_time()
+    xorpay.query2_answers("not_exist")
+    client = limited.test_client()
+    auth = AuthActions(client)
+    auth.login(UserFactory())
+    first, second = (api_create(client, auth, "10.00").get_json()["transaction_id"] for _ in range(2))
+
+    def check(order_id):
+        token = auth.csrf_token(f"/recharge/{order_id}")
+        return client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code
+
+    assert [check(first), check(first), check(first), check(second)] == [302, 302, 429, 302]

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, text
 
-from ledger.models import AuditLog, BillingAccount, LedgerEntry
+from ledger.models import AuditLog, BillingAccount, LedgerEntry, PaymentTransaction
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
 from ledger.services.integrity import find_breaches
@@ -110,3 +110,28 @@ def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, mo
 
     assert len(watcher.seen) == 5  # two creates, one check, two orders reconciled
     assert all(rows == [] for rows in watcher.seen)
+
+
+def test_twenty_parallel_orders_open_exactly_topup_max_pending(committed, settings, httpserver):
+    """The person's row is locked while the open orders are counted: parallel requests count in turn."""
+    from ledger.errors import TooManyPendingOrders
+    from ledger.services.payments import create_topup
+    from tests.helpers import FakeXorPay
+
+    fake = FakeXorPay(httpserver)
+    fake.create_ok_each_time()
+    user = funded_user(committed, "1.00")
+
+    def create(_i):
+        with committed.session() as session:
+            order = create_topup(session, fake.client, settings=settings, user=user, amount="10.00", origin=SYSTEM)
+            return order.status.value
+
+    results = run_together(20, create)
+
+    assert results.count("pending") == settings.TOPUP_MAX_PENDING == 5
+    assert all(isinstance(r, TooManyPendingOrders) for r in results if r != "pending")
+    with committed.session() as session:
+        assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 5
+        assert len(fake.sent_forms()) == 5
+        assert list(find_breaches(session)) == []
