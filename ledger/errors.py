@@ -164,6 +164,14 @@ class InvalidNotify(LedgerError):
     message = "sign error"
 
 
+class TooManyNotifyRefusals(LedgerError):
+    """More refused notifies from one address than RATELIMIT_WEBHOOK_REFUSALS allows: answered
+    without reading further or writing anything (a valid notify is never counted). XorPay's to read."""
+
+    code, status = "too_many_requests", 429
+    message = "too many refused notifies"
+
+
 class UnknownOrder(LedgerError):
     code, status = "unknown_order", 404
     message = "unknown order"

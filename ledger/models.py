@@ -590,6 +590,25 @@ class UsageHourly(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
 
 
+class NotifyRefusal(Base):
+    """XorPay notifies refused, counted per source address, reason and minute (SPEC 19): a flood of
+    forged posts adds to a count, not a row each. A refused notify that XorPay signed (an unknown
+    order, a mismatched amount or aoid) is audited on its own as well: nobody else can make one."""
+
+    __tablename__ = "notify_refusals"
+    __table_args__ = (
+        CheckConstraint("count > 0", name="count_positive"),
+        Index("ix_notify_refusals_source_minute", "source", "minute"),
+    )
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client address, as PROXY_COUNT says
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime]
+    sample: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'::jsonb"))  # the last post
+
+
 class AuditLog(Base):
     __tablename__ = "audit_logs"
     __table_args__ = (

@@ -67,5 +67,11 @@ def show(transaction_id: str) -> Any:
 @answers_errors_as_text
 def webhook() -> Any:
     """XorPay's notify. Any 200 means "processed" to XorPay, so every refusal is a 4xx (it retries)."""
-    handle_notify(get_session(), request.form, settings=settings(), origin=request_origin(Actor.XORPAY))
+    handle_notify(
+        get_session(),
+        request.form,
+        settings=settings(),
+        origin=request_origin(Actor.XORPAY),
+        source=request.remote_addr,  # the client's address as PROXY_COUNT allows: refusals are counted by it
+    )
     return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}

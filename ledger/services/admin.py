@@ -34,6 +34,7 @@ from ledger.models import (
     InviteRelation,
     LedgerEntry,
     LedgerKind,
+    NotifyRefusal,
     PaymentStatus,
     PaymentTransaction,
     PayType,
@@ -311,6 +312,8 @@ class Overview:
     active_holds: int
     held: Decimal
     daily: list[tuple[date, Decimal]]  # charges per day, last 30 days
+    refused_notifies: int = 0  # in the last 24 hours (SPEC 19: counted, not a row each)
+    refusing_sources: int = 0  # from how many addresses
 
 
 def overview(session: Session, *, tz: ZoneInfo, now: datetime) -> Overview:
@@ -357,7 +360,20 @@ def overview(session: Session, *, tz: ZoneInfo, now: datetime) -> Overview:
         session.execute(select(day, func.sum(UsageLog.amount)).where(UsageLog.created_at >= first).group_by(day)).all()
     )
     days = [first.date() + timedelta(days=i) for i in range(30)]
-    return Overview(periods, pending, active[0], Decimal(active[1]), [(d, Decimal(spent.get(d, 0))) for d in days])
+    refused, sources = session.execute(
+        select(func.coalesce(func.sum(NotifyRefusal.count), 0), func.count(NotifyRefusal.source.distinct())).where(
+            NotifyRefusal.minute >= now - timedelta(hours=24)
+        )
+    ).one()
+    return Overview(
+        periods,
+        pending,
+        active[0],
+        Decimal(active[1]),
+        [(d, Decimal(spent.get(d, 0))) for d in days],
+        refused_notifies=int(refused),
+        refusing_sources=sources,
+    )
 
 
 def audit_trail(

@@ -2,50 +2,88 @@
 then settled by the same code as every other proof of payment (payments.settle), once.
 
 A notify that is not XorPay's, or not for this order, is refused with a 4xx (XorPay retries) and
-audited; it credits nothing.
+counted per source and minute (a signed one also audited); it credits nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
+from limits import parse as parse_limit
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ledger import metrics
 from ledger.config import Settings
 from ledger.db import atomic, lock
-from ledger.errors import InvalidNotify, UnknownOrder
-from ledger.models import PaymentTransaction
+from ledger.errors import InvalidNotify, TooManyNotifyRefusals, UnknownOrder
+from ledger.models import NotifyRefusal, PaymentTransaction
 from ledger.money import to_api
 from ledger.services.audit import XORPAY, Origin, record_audit, refusal
 from ledger.services.payments import settle
 from ledger.services.xorpay import Notify, loggable, parse_notify
 
 
-def handle_notify(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin = XORPAY) -> bool:
+def handle_notify(
+    session: Session,
+    fields: Mapping[str, str],
+    *,
+    settings: Settings,
+    origin: Origin = XORPAY,
+    source: str | None = None,
+) -> bool:
     """Process a XorPay notify. True if it credited the order, False for a harmless repeat.
 
     Checks the sign in constant time over the raw fields, finds and locks the order by order_id,
     requires pay_price to equal the stored amount exactly and aoid to equal the recorded one, then
     credits the stored amount once. A forged, incomplete or mismatched notify raises InvalidNotify
-    (400); an unknown order raises UnknownOrder (404). Neither credits anything; both are audited.
+    (400); an unknown order raises UnknownOrder (404). Neither credits anything. Every refusal is
+    counted per `source` (the client address), reason and minute; past RATELIMIT_WEBHOOK_REFUSALS
+    from one source, TooManyNotifyRefusals (429) is raised and nothing more is written. A notify
+    XorPay signed that is still refused (unknown order, mismatch) is also audited on its own.
     """
     try:
         return _handle(session, fields, settings=settings, origin=origin)
     except (InvalidNotify, UnknownOrder) as refused:
-        reason = refused.audit_row.details.get("reason") if refused.audit_row else None
-        metrics.WEBHOOK_REFUSALS.labels(reason or refused.code).inc()
+        audited = refused.audit_row.details if refused.audit_row else {}
+        reason = str(refused.details.get("reason") or audited.get("reason") or refused.code)
+        metrics.WEBHOOK_REFUSALS.labels(reason).inc()
+        _count_refusal(session, source or "unknown", reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
         raise
+
+
+def _count_refusal(session: Session, source: str, reason: str, fields: Mapping[str, str], limit: str) -> None:
+    """Add one to the source's count of refusals for this minute, unless the source is past its limit
+    (then TooManyNotifyRefusals, and nothing written). Fixed windows of whole minutes."""
+    rate = parse_limit(limit)
+    now = datetime.now(UTC)
+    minute = now.replace(second=0, microsecond=0)
+    since = minute - timedelta(seconds=rate.get_expiry()) + timedelta(minutes=1)
+    with atomic(session):
+        recent = session.scalar(
+            select(func.coalesce(func.sum(NotifyRefusal.count), 0)).where(
+                NotifyRefusal.source == source, NotifyRefusal.minute >= since
+            )
+        )
+        if recent >= rate.amount:
+            metrics.WEBHOOK_REFUSALS.labels("rate_limited").inc()
+            raise TooManyNotifyRefusals()
+        sample = loggable(fields)
+        session.execute(
+            insert(NotifyRefusal)
+            .values(minute=minute, source=source[:64], reason=reason, count=1, last_at=now, sample=sample)
+            .on_conflict_do_update(
+                index_elements=["minute", "source", "reason"],
+                set_={"count": NotifyRefusal.count + 1, "last_at": now, "sample": sample},
+            )
+        )
 
 
 def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin) -> bool:
     with atomic(session):
-        try:
-            notify = parse_notify(fields, settings.XORPAY_APP_SECRET)
-        except InvalidNotify as exc:
-            raise refusal(
-                exc, "payment.notify_refused", origin=origin, details={**exc.details, **loggable(fields)}
-            ) from None
+        notify = parse_notify(fields, settings.XORPAY_APP_SECRET)  # not XorPay's: counted, not audited a row each
         order = lock(session, PaymentTransaction, PaymentTransaction.id == notify.order_id) if notify.order_id else None
         if order is None:
             raise _notify_refusal(UnknownOrder(), "unknown_order", notify, origin)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from ledger.models import AuditLog, LedgerEntry, PaymentTransaction
+from ledger.models import AuditLog, LedgerEntry, NotifyRefusal, PaymentTransaction
 from ledger.services.integrity import find_breaches
 from ledger.services.xorpay import XorPayClient, sign
 from tests.factories import PaymentFactory, UserFactory
@@ -282,9 +282,15 @@ def test_refused_notify_is_audited_and_credits_nothing(client, session, tamper, 
     assert (response.status_code, response.get_data(as_text=True)) == (status, body)
     session.refresh(order)
     assert order.status == "pending" and topup_entries(session) == 0
-    audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).one()
-    assert audit.details["reason"] == reason and audit.actor == "xorpay"
-    assert "sign" not in audit.details
+    counted = session.scalars(select(NotifyRefusal)).one()  # every refusal: counted by source and minute
+    assert (counted.source, counted.reason, counted.count) == ("127.0.0.1", reason, 1)
+    assert "sign" not in counted.sample
+    audits = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).all()
+    if reason in ("bad_sign", "missing_fields"):  # anyone can post these: no row of their own
+        assert audits == []
+    else:  # XorPay signed it, and still it is refused: worth a row of its own
+        [audit] = audits
+        assert audit.details["reason"] == reason and audit.actor == "xorpay" and "sign" not in audit.details
 
 
 @pytest.mark.parametrize("pay_price", ["50", "50.0", "50.00"])
@@ -314,8 +320,8 @@ def test_forged_notify_with_nul_bytes_is_refused_and_audited(client, session, fi
     fields = {**signed_notify(order), field: "x\x00y"}
     response = post_notify(client, fields)
     assert response.status_code in (400, 404)
-    audit = session.scalars(select(AuditLog).where(AuditLog.action == "payment.notify_refused")).one()
-    assert "\x00" not in str(audit.details)
+    counted = session.scalars(select(NotifyRefusal)).one()
+    assert "\x00" not in str(counted.sample)
     assert topup_entries(session) == 0
 
 
@@ -390,3 +396,22 @@ def test_check_now_is_limited_per_order(limited, session, xorpay):
         return client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code
 
     assert [check(first), check(first), check(first), check(second)] == [302, 302, 429, 302]
+
+
+def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer_429(app, client, session, monkeypatch):
+    """300 forged posts from one address: one row counting them, 429 past RATELIMIT_WEBHOOK_REFUSALS,
+    and a real notify from that address still credits (only refusals are limited)."""
+    monkeypatch.setitem(app.config, "LEDGER", replace(app.config["LEDGER"], RATELIMIT_WEBHOOK_REFUSALS="60/minute"))
+    order = PaymentFactory()
+    forged = signed_notify(order, secret="not-the-secret")
+    audit_rows_before = session.scalar(select(func.count()).select_from(AuditLog))
+    statuses = [post_notify(client, forged).status_code for _ in range(300)]
+    assert statuses == [400] * 60 + [429] * 240
+    [counted] = session.scalars(select(NotifyRefusal)).all()
+    assert (counted.reason, counted.count) == ("bad_sign", 60)
+    assert session.scalar(select(func.count()).select_from(AuditLog)) == audit_rows_before
+    other = client.post("/api/payments/webhook", data=forged, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 400  # another address counts on its own
+    real = post_notify(client, signed_notify(order))
+    assert (real.status_code, real.get_data(as_text=True)) == (200, "ok")
+    assert balance_of(session, order.user_id) == Decimal("50.00")

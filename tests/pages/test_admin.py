@@ -161,3 +161,13 @@ def test_the_overview_splits_top_ups_by_method(client, admin_user, session, sett
     today = page.split('data-testid="topups-native"')[1]
     assert today.split("</li>")[0].endswith("¥1,500.00</span>")
     assert page.split('data-testid="topups-alipay"')[1].split("</li>")[0].endswith("¥50.00</span>")
+
+
+def test_the_overview_counts_refused_notifies_of_the_last_day_by_address(client, admin_user, session):
+    from tests.helpers import signed_notify
+
+    forged = signed_notify(PaymentFactory(), secret="not-the-secret")
+    for address in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
+        client.post("/api/payments/webhook", data=forged, environ_base={"REMOTE_ADDR": address})
+    page = client.get("/admin").get_data(as_text=True)
+    assert 'data-testid="refused-notifies">3<' in page and "来自 2 个地址" in page
