@@ -112,6 +112,13 @@ class LedgerKind(StrEnum):
         return (amount < 0) == (self in (LedgerKind.USAGE, LedgerKind.REFUND))
 
 
+class UnrewardedReason(StrEnum):
+    """Why a first top-up paid no invitation reward (SPEC 19)."""
+
+    FIRST_TOPUP_TOO_SMALL = "first_topup_too_small"  # below INVITE_REWARD_MIN_TOPUP
+    MONTHLY_LIMIT = "monthly_limit"  # the inviter was rewarded INVITE_REWARD_MAX_PER_MONTH times in 30 days
+
+
 class RefundStatus(StrEnum):
     """A refund (SPEC 15): pending from before XorPay is asked until its answer is known, then once
     succeeded (the money left) or failed (it did not)."""
@@ -506,7 +513,12 @@ class InviteRelation(Base):
             name="rewarded_with_amounts",
         ),
         CheckConstraint("inviter_reward >= 0 AND invitee_reward >= 0", name="rewards_not_negative"),
+        CheckConstraint(
+            "unrewarded_reason IS NULL OR (rewarded_at IS NULL AND " + _in("unrewarded_reason", UnrewardedReason) + ")",
+            name="unrewarded_reason_known",
+        ),
         Index("ix_invite_relations_inviter_id_created_at", "inviter_id", "created_at"),
+        Index("ix_invite_relations_inviter_id_rewarded_at", "inviter_id", "rewarded_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -516,6 +528,8 @@ class InviteRelation(Base):
     rewarded_at: Mapped[datetime | None]
     inviter_reward: Mapped[Decimal | None] = mapped_column(Money)
     invitee_reward: Mapped[Decimal | None] = mapped_column(Money)
+    # Why the invitee's first top-up paid no reward (SPEC 19); the SaaS may still pay it by the API.
+    unrewarded_reason: Mapped[UnrewardedReason | None] = mapped_column(_stored(UnrewardedReason, 32))
 
     inviter: Mapped[User] = relationship(foreign_keys=[inviter_id])
     invitee: Mapped[User] = relationship(foreign_keys=[invitee_id])

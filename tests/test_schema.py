@@ -66,6 +66,7 @@ def test_downgrade_to_base_then_upgrade_to_head(scratch_engine):
             "ck_ledger_entries_kind_known",
         ),
         ("UPDATE users SET email = upper(email)", "ck_users_email_lowercase"),
+        ("UPDATE users SET username = 'admin'", "ck_users_username_with_key"),  # a name without its key
     ],
 )
 def test_the_database_refuses_states_that_break_the_invariants(session, sql, constraint):

@@ -84,6 +84,14 @@ CHECKS: dict[str, str] = {
         FROM ledger_entries e JOIN invite_relations r ON r.id = e.invite_relation_id
         WHERE e.user_id NOT IN (r.inviter_id, r.invitee_id)
     """,
+    "19 an invitation that says why it earned nothing is unrewarded, after the invitee's first top-up": """
+        SELECT 'invite ' || r.id, r.unrewarded_reason || ', but ' || CASE WHEN r.rewarded_at IS NOT NULL
+               THEN 'it was rewarded' ELSE 'the invitee has no succeeded top-up' END
+        FROM invite_relations r
+        WHERE r.unrewarded_reason IS NOT NULL
+          AND (r.rewarded_at IS NOT NULL OR NOT EXISTS (
+                SELECT 1 FROM payment_transactions p WHERE p.user_id = r.invitee_id AND p.status = 'succeeded'))
+    """,
     "7 held equals the active holds and the pending refunds": """
         SELECT a.user_id::text, 'held ' || a.held || ' but active holds and pending refunds sum to '
                || coalesce(h.total, 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, literal, select, text
@@ -22,7 +22,16 @@ from ledger.config import Settings
 from ledger.db import atomic, lock
 from ledger.errors import AlreadyInvited, InvalidRequest, InviteCodeNotFound, InviteCycle, InviteNotFound, SelfInvite
 from ledger.i18n import N_
-from ledger.models import InviteRelation, LedgerEntry, LedgerKind, PaymentStatus, PaymentTransaction, User
+from ledger.models import (
+    InviteRelation,
+    LedgerEntry,
+    LedgerKind,
+    PaymentStatus,
+    PaymentTransaction,
+    UnrewardedReason,
+    User,
+)
+from ledger.money import to_api
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import credit
 
@@ -33,17 +42,23 @@ _BIND_LOCK_KEY = 0x1D517E  # any constant shared by every binding
 
 @dataclass(frozen=True)
 class RewardPolicy:
-    """What an invitation pays each side, and whether a first top-up pays it: the one reading of
-    the INVITE_REWARD_* settings."""
+    """What an invitation pays each side, whether a first top-up pays it, and the limits against
+    farming (SPEC 19): the one reading of the INVITE_REWARD_* settings."""
 
     inviter: Decimal
     invitee: Decimal
     on_first_topup: bool
+    min_topup: Decimal = Decimal("10.00")
+    max_per_month: int = 20
 
     @classmethod
     def of(cls, settings: Settings) -> RewardPolicy:
         return cls(
-            settings.INVITE_REWARD_INVITER, settings.INVITE_REWARD_INVITEE, settings.INVITE_REWARD_ON_FIRST_TOPUP
+            settings.INVITE_REWARD_INVITER,
+            settings.INVITE_REWARD_INVITEE,
+            settings.INVITE_REWARD_ON_FIRST_TOPUP,
+            settings.INVITE_REWARD_MIN_TOPUP,
+            settings.INVITE_REWARD_MAX_PER_MONTH,
         )
 
 
@@ -141,6 +156,7 @@ def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, orig
     """Credit both sides of a locked, unrewarded relation and mark it rewarded."""
     relation.rewarded_at = datetime.now(UTC)
     relation.inviter_reward, relation.invitee_reward = rewards.inviter, rewards.invitee
+    relation.unrewarded_reason = None  # the SaaS may pay by the API what a first top-up did not
     sides = sorted(
         [(relation.inviter_id, rewards.inviter, "inviter"), (relation.invitee_id, rewards.invitee, "invitee")]
     )
@@ -180,7 +196,8 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
     """Inside a top-up's transaction, before its credit: the invitee's unrewarded relation, locked,
     if the policy pays rewards with a first top-up and this is the person's first (else None).
 
-    Taking the relation lock before any account lock keeps the lock order of `reward_invite`.
+    Taking the relation lock, then the inviter's reward lock, before any account lock keeps the lock
+    order of `reward_invite`; the inviter's lock makes their monthly count exact under concurrency.
     """
     if not RewardPolicy.of(settings).on_first_topup:
         return None
@@ -194,14 +211,54 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
         )
     )
     if earlier:
-        return None
+        return None  # a later, larger top-up never pays what the first one did not
     relation = lock(session, InviteRelation, InviteRelation.invitee_id == payment.user_id)
-    return relation if relation is not None and relation.rewarded_at is None else None
+    if relation is None or relation.rewarded_at is not None:
+        return None
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"invite-rewards:{relation.inviter_id}"},
+    )
+    return relation
 
 
-def pay_first_topup_reward(session: Session, relation: InviteRelation, *, settings: Settings, origin: Origin) -> None:
-    """Pay the reward locked by `lock_first_topup_reward`, in the same transaction as the top-up."""
-    _pay(session, relation, RewardPolicy.of(settings), origin, trigger="first_topup")
+def pay_first_topup_reward(
+    session: Session, relation: InviteRelation, payment: PaymentTransaction, *, settings: Settings, origin: Origin
+) -> None:
+    """Pay the reward locked by `lock_first_topup_reward`, in the same transaction as the top-up,
+    unless the top-up is below INVITE_REWARD_MIN_TOPUP or the inviter was already rewarded
+    INVITE_REWARD_MAX_PER_MONTH times in 30 days: then neither side is (a reward is a pair), the
+    relation keeps why, and an audit row says so."""
+    rewards = RewardPolicy.of(settings)
+    reason: UnrewardedReason | None = None
+    if payment.amount < rewards.min_topup:
+        reason = UnrewardedReason.FIRST_TOPUP_TOO_SMALL
+    elif rewards_in_30_days(session, relation.inviter_id) >= rewards.max_per_month:
+        reason = UnrewardedReason.MONTHLY_LIMIT
+    if reason is None:
+        _pay(session, relation, rewards, origin, trigger="first_topup")
+        return
+    relation.unrewarded_reason = reason
+    record_audit(
+        session,
+        "invite.not_rewarded",
+        origin=origin,
+        user_id=relation.invitee_id,
+        details={
+            "relation_id": str(relation.id),
+            "inviter_id": str(relation.inviter_id),
+            "reason": reason.value,
+            "topup": to_api(payment.amount),
+        },
+    )
+
+
+def rewards_in_30_days(session: Session, inviter_id: uuid.UUID) -> int:
+    """How many invitations rewarded this inviter in the last 30 days (by a first top-up or the API)."""
+    since = datetime.now(UTC) - timedelta(days=30)
+    return session.scalar(
+        select(func.count()).where(InviteRelation.inviter_id == inviter_id, InviteRelation.rewarded_at >= since)
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +267,7 @@ class Invitee:
     invited_at: datetime
     rewarded_at: datetime | None
     inviter_reward: Decimal | None
+    unrewarded_reason: UnrewardedReason | None = None  # the binding stands, but earned nothing
 
 
 @dataclass(frozen=True)
@@ -219,12 +277,19 @@ class InviteOverview:
     invitees: list[Invitee]
     invited_count: int
     rewards_total: Decimal
+    own_unrewarded_reason: UnrewardedReason | None = None  # why being invited earned this person nothing
 
 
 def invite_overview(session: Session, user: User, *, limit: int = 100) -> InviteOverview:
     """A person's invite code, their inviter, the people they invited and the rewards they earned."""
     rows = session.execute(
-        select(User.email, InviteRelation.created_at, InviteRelation.rewarded_at, InviteRelation.inviter_reward)
+        select(
+            User.email,
+            InviteRelation.created_at,
+            InviteRelation.rewarded_at,
+            InviteRelation.inviter_reward,
+            InviteRelation.unrewarded_reason,
+        )
         .join(User, User.id == InviteRelation.invitee_id)
         .where(InviteRelation.inviter_id == user.id)
         .order_by(InviteRelation.created_at.desc(), InviteRelation.id)
@@ -236,15 +301,16 @@ def invite_overview(session: Session, user: User, *, limit: int = 100) -> Invite
             LedgerEntry.user_id == user.id, LedgerEntry.kind == LedgerKind.INVITE_REWARD
         )
     )
-    inviter = session.scalar(
-        select(User)
+    mine = session.execute(
+        select(User, InviteRelation.unrewarded_reason)
         .join(InviteRelation, InviteRelation.inviter_id == User.id)
         .where(InviteRelation.invitee_id == user.id)
-    )
+    ).first()
     return InviteOverview(
         code=user.invite_code,
-        inviter=display_name(inviter) if inviter else None,
-        invitees=[Invitee(mask_email(email), created, rewarded, reward) for email, created, rewarded, reward in rows],
+        inviter=display_name(mine[0]) if mine else None,
+        invitees=[Invitee(mask_email(row[0]), *row[1:]) for row in rows],
         invited_count=count,
         rewards_total=Decimal(total),
+        own_unrewarded_reason=mine[1] if mine else None,
     )

@@ -189,7 +189,7 @@ def settle(
     metrics.count_on_commit(session, metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc)
     metrics.count_on_commit(session, partial(metrics.TOPUP_YUAN.inc, float(order.amount)))
     if reward is not None:
-        pay_first_topup_reward(session, reward, settings=settings, origin=origin)
+        pay_first_topup_reward(session, reward, order, settings=settings, origin=origin)
     return True
 
 

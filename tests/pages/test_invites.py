@@ -50,3 +50,23 @@ def test_invites_page_says_why_a_code_is_refused(client, auth, session, code, me
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(InviteRelation)) == 0
+
+
+def test_the_page_says_why_an_invitation_earned_nothing_on_both_sides(client, auth, session, settings):
+    from decimal import Decimal
+
+    from tests.factories import PaymentFactory
+    from tests.helpers import settle_by_notify
+
+    inviter = UserFactory()
+    relation = InviteFactory(inviter=inviter, invitee=UserFactory(email="dave@example.com"))
+    settle_by_notify(session, PaymentFactory(user=relation.invitee, amount=Decimal("1.00")), settings)
+    auth.login(inviter)
+    page = client.get("/invites").get_data(as_text=True)
+    assert "首次充值至少 ¥10.00" in page and "30 天内最多奖励 20 次邀请" in page  # the rules, up front
+    assert 'data-testid="unrewarded">无奖励' in page and "首次充值低于 ¥10.00，此次邀请没有奖励。" in page
+    auth.logout()
+    auth.login(relation.invitee)
+    client.set_cookie("lang", "en")
+    own = client.get("/invites").get_data(as_text=True)
+    assert "The first top-up was below ¥10.00, so this invitation earned no reward." in own

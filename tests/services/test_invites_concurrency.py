@@ -51,3 +51,45 @@ def test_reward_racing_the_first_top_up_pays_once(committed, app, settings, inte
         assert session.scalar(select(func.count()).where(LedgerEntry.kind == "invite_reward")) == 2
         assert session.scalar(select(func.count()).where(LedgerEntry.kind == "topup")) == 1
         assert list(find_breaches(session)) == []
+
+
+def test_twenty_invitees_topping_up_at_once_reward_the_inviter_at_most_max_per_month(
+    committed, app, settings, monkeypatch
+):
+    """The inviter's reward lock makes the monthly count exact: 20 first top-ups at the same instant,
+    a limit of 3: exactly 3 pairs rewarded, 17 relations (without the lock: 4 to 20 pairs) that say why not."""
+    from dataclasses import replace
+
+    from ledger.models import InviteRelation
+    from ledger.services.accounts import register_user
+    from ledger.services.audit import SYSTEM
+
+    monkeypatch.setitem(app.config, "LEDGER", replace(settings, INVITE_REWARD_MAX_PER_MONTH=3))
+    inviter, _, _ = invited_pair(committed)
+    invitees = []
+    with committed.session() as session:
+        for n in range(20):
+            invitees.append(
+                register_user(
+                    session,
+                    email=f"farm{n}@example.com",
+                    password="p" * 10,
+                    origin=SYSTEM,
+                    invite_code=inviter.invite_code,
+                )
+            )
+    forms = [
+        signed_notify(pending_order(committed, person, amount="20.00"), secret=settings.XORPAY_APP_SECRET)
+        for person in invitees
+    ]
+
+    statuses = run_together(20, lambda i: app.test_client().post("/api/payments/webhook", data=forms[i]).status_code)
+
+    assert statuses == [200] * 20
+    with committed.session() as session:
+        rewarded = session.scalar(select(func.count()).where(InviteRelation.rewarded_at.is_not(None)))
+        limited = session.scalar(select(func.count()).where(InviteRelation.unrewarded_reason == "monthly_limit"))
+        assert (rewarded, limited) == (3, 17)  # the first pair of invited_pair never topped up
+        assert session.get(BillingAccount, inviter.id).balance == Decimal("15.0000")
+        assert session.scalar(select(func.sum(BillingAccount.balance))) == Decimal("421.0000")  # 200 + 3 x (5 + 2)
+        assert list(find_breaches(session)) == []
