@@ -263,26 +263,28 @@ def _write(session: Session, usages: list[UsageLog], origin: Origin) -> None:
             for u in usages
         ],
     )
+    connection.execute(insert(AUDIT), _audit_rows(usages, origin))
+
+
+def _audit_rows(usages: list[UsageLog], origin: Origin) -> list[dict[str, object]]:
+    """One `usage.charged` audit row per charge, as charges.charge_usage writes for a single one."""
     request_id = current_request_id()
-    connection.execute(
-        insert(AUDIT),
-        [
-            {
-                "user_id": u.user_id,
-                "actor": origin.actor.value,
-                "action": "usage.charged",
-                "ip": origin.ip,
-                "user_agent": (origin.user_agent or "")[:512] or None,
-                "request_id": request_id,
-                "details": {
-                    "amount": to_api(u.amount),
-                    "model": u.model,
-                    "request_id": u.request_id,
-                    "usage_id": str(u.id),
-                    "balance_after": to_api(u.balance_after),
-                    "batch": True,
-                },
-            }
-            for u in usages
-        ],
-    )
+    return [
+        {
+            "user_id": u.user_id,
+            "actor": origin.actor.value,
+            "action": "usage.charged",
+            "ip": origin.ip,
+            "user_agent": (origin.user_agent or "")[:512] or None,
+            "request_id": request_id,
+            "details": {
+                "amount": to_api(u.amount),
+                "model": u.model,
+                "request_id": u.request_id,
+                "usage_id": str(u.id),
+                "balance_after": to_api(u.balance_after),
+                "batch": True,
+            },
+        }
+        for u in usages
+    ]
