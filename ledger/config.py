@@ -213,7 +213,7 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters in production")
     if not settings.XORPAY_API_BASE.startswith("https://"):
         raise ConfigError("XORPAY_API_BASE must be an https:// URL in production (orders and refunds travel on it)")
-    if settings.RATELIMIT_STORAGE_URI.startswith("memory://"):
+    if settings.RATELIMIT_STORAGE_URI.split(":", 1)[0].strip().lower() in ("memory", ""):
         raise ConfigError(
             "RATELIMIT_STORAGE_URI=memory:// is refused in production: each server process would count alone;"
             " use redis://..."

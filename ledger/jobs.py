@@ -8,6 +8,7 @@ database. The web process defers jobs through `JobQueue.defer`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from ledger.services import video
 from ledger.services.audit import SYSTEM
 from ledger.services.events import deliver_due
 from ledger.services.holds import expire_holds
+from ledger.services.notify import forget_old_refusals
 from ledger.services.payments import reconcile
 
 tasks = procrastinate.Blueprint()
@@ -87,8 +89,15 @@ def deliver_events_job(context: procrastinate.JobContext, timestamp: int) -> dic
 @tasks.periodic(cron="17 3 * * *", periodic_id="daily")
 @tasks.task(name="remove_old_jobs", pass_context=True, queueing_lock="remove_old_jobs")
 async def remove_old_jobs_job(context: procrastinate.JobContext, timestamp: int) -> None:
-    """Daily: forget the queue's finished jobs older than 3 days (periodic jobs add a few thousand a day)."""
+    """Daily: forget the queue's finished jobs older than 3 days (periodic jobs add a few thousand a
+    day), and the counts of refused notifies older than 30 days."""
     await builtin_tasks.remove_old_jobs(context, max_hours=72, remove_failed=True)
+    await asyncio.to_thread(_forget_old_refusals, context)
+
+
+def _forget_old_refusals(context: procrastinate.JobContext) -> None:
+    with _session(context) as (_app, session):
+        forget_old_refusals(session)
 
 
 def conninfo(database_url: str) -> str:

@@ -96,6 +96,7 @@ def test_a_safe_production_configuration_starts():
         ),
         ({"XORPAY_API_BASE": "http://xorpay.com"}, "XORPAY_API_BASE must be an https:// URL in production"),
         ({"RATELIMIT_STORAGE_URI": "memory://"}, "RATELIMIT_STORAGE_URI=memory:// is refused in production"),
+        ({"RATELIMIT_STORAGE_URI": "MEMORY://"}, "RATELIMIT_STORAGE_URI=memory:// is refused in production"),
         ({"PROXY_COUNT": "one"}, "PROXY_COUNT must be a whole number"),
         ({"TOPUP_MAX_PENDING": "0"}, "TOPUP_MAX_PENDING must be at least 1"),
         ({"INVITE_REWARD_MAX_PER_MONTH": "-1"}, "INVITE_REWARD_MAX_PER_MONTH must be a whole number"),

@@ -42,6 +42,7 @@ from ledger.money import MAX_CHARGE, parse_amount
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import held_now, post
 from ledger.services.events import emit_change
+from ledger.services.profile import username_key
 
 REASON_MAX = 500
 PAGE = 25
@@ -95,6 +96,7 @@ def search_people(session: Session, query: object, *, page: int = 1) -> tuple[li
         matches = [
             func.lower(User.email).contains(needle, autoescape=True),
             func.lower(User.username).contains(needle, autoescape=True),
+            User.username_key.contains(username_key(text), autoescape=True),  # "admin" finds "ａｄｍｉｎ"
             User.invite_code == needle,
         ]
         with contextlib.suppress(ValueError):

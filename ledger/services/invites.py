@@ -201,7 +201,10 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
     """
     if not RewardPolicy.of(settings).on_first_topup:
         return None
-    earlier = session.scalar(
+    relation = lock(session, InviteRelation, InviteRelation.invitee_id == payment.user_id)
+    if relation is None or relation.rewarded_at is not None or relation.unrewarded_reason is not None:
+        return None  # rewarded, or a first top-up already paid nothing: a later one never pays it
+    earlier = session.scalar(  # counted under the relation's lock: two top-ups settling at once see each other
         select(func.count())
         .select_from(PaymentTransaction)
         .where(
@@ -211,9 +214,6 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
         )
     )
     if earlier:
-        return None  # a later, larger top-up never pays what the first one did not
-    relation = lock(session, InviteRelation, InviteRelation.invitee_id == payment.user_id)
-    if relation is None or relation.rewarded_at is not None:
         return None
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),

@@ -7,11 +7,12 @@ counted per source and minute (a signed one also audited); it credits nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from limits import parse as parse_limit
-from sqlalchemy import func, select
+from limits import parse_many
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -50,35 +51,58 @@ def handle_notify(
         audited = refused.audit_row.details if refused.audit_row else {}
         reason = str(refused.details.get("reason") or audited.get("reason") or refused.code)
         metrics.WEBHOOK_REFUSALS.labels(reason).inc()
-        _count_refusal(session, source or "unknown", reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
+        _count_refusal(session, source, reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
         raise
 
 
-def _count_refusal(session: Session, source: str, reason: str, fields: Mapping[str, str], limit: str) -> None:
-    """Add one to the source's count of refusals for this minute, unless the source is past its limit
-    (then TooManyNotifyRefusals, and nothing written). Fixed windows of whole minutes."""
-    rate = parse_limit(limit)
+def source_of(address: str | None) -> str:
+    """What refusals are counted by: an IPv4 address, an IPv6 address's /64 (one subscriber holds a
+    whole /64, so counting single IPv6 addresses would limit nothing), else the text cut to 64."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return (address or "unknown")[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _count_refusal(session: Session, address: str | None, reason: str, fields: Mapping[str, str], limit: str) -> None:
+    """Add one to the source's count of refusals for this minute, unless the source is past any of
+    its limits (then TooManyNotifyRefusals, and nothing written). Fixed windows of whole minutes."""
+    source = source_of(address)
     now = datetime.now(UTC)
     minute = now.replace(second=0, microsecond=0)
-    since = minute - timedelta(seconds=rate.get_expiry()) + timedelta(minutes=1)
     with atomic(session):
-        recent = session.scalar(
-            select(func.coalesce(func.sum(NotifyRefusal.count), 0)).where(
-                NotifyRefusal.source == source, NotifyRefusal.minute >= since
+        for rate in parse_many(limit):  # "60/minute;1000/day": every part holds
+            since = minute - timedelta(seconds=rate.get_expiry()) + timedelta(minutes=1)
+            recent = session.scalar(
+                select(func.coalesce(func.sum(NotifyRefusal.count), 0)).where(
+                    NotifyRefusal.source == source, NotifyRefusal.minute >= since
+                )
             )
-        )
-        if recent >= rate.amount:
-            metrics.WEBHOOK_REFUSALS.labels("rate_limited").inc()
-            raise TooManyNotifyRefusals()
+            if recent >= rate.amount:
+                metrics.WEBHOOK_REFUSALS.labels("rate_limited").inc()
+                raise TooManyNotifyRefusals()
         sample = loggable(fields)
         session.execute(
             insert(NotifyRefusal)
-            .values(minute=minute, source=source[:64], reason=reason, count=1, last_at=now, sample=sample)
+            .values(minute=minute, source=source, reason=reason, count=1, last_at=now, sample=sample)
             .on_conflict_do_update(
                 index_elements=["minute", "source", "reason"],
                 set_={"count": NotifyRefusal.count + 1, "last_at": now, "sample": sample},
             )
         )
+
+
+def forget_old_refusals(session: Session, *, days: int = 30) -> int:
+    """Delete the counts of refused notifies older than `days` (the daily job): they serve the
+    limit and the overview's last 24 hours, and a month of them for a look back."""
+    with atomic(session):
+        gone = session.execute(delete(NotifyRefusal).where(NotifyRefusal.minute < func.now() - timedelta(days=days)))
+    return gone.rowcount
 
 
 def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin) -> bool:

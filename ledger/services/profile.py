@@ -29,6 +29,25 @@ TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.starts
 USERNAME = re.compile(r"[\w.-]{3,30}")  # letters (any script), digits, _ . -
 
 
+# Letters that look like nothing (Hangul fillers, which NFKC keeps and \w accepts).
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+# Scripts that may be mixed in one name, as people write them (UTS #39's "highly restrictive" sets).
+MIXABLE = (
+    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "CJK", "HANGUL"}),
+    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
+)
+
+
+def _one_writing_system(name: str) -> bool:
+    """No invisible letters, and no mix of alphabets that lets one name pass for another ("rооt" with
+    Cyrillic o's beside "root"): one script, or Latin with Chinese/Japanese/Korean."""
+    if any(c in INVISIBLE_LETTERS for c in name):
+        return False
+    scripts = {unicodedata.name(c, "UNKNOWN").split()[0] for c in name if c.isalpha()}
+    return len(scripts) <= 1 or any(scripts <= allowed for allowed in MIXABLE)
+
+
 def username_key(name: str) -> str:
     """What makes two usernames the same name: NFKC then case folding (Unicode's NFKC_Casefold, as
     far as the standard library goes), so look-alikes such as "ａｄｍｉｎ" and "ADMIN" are "admin"."""
@@ -58,6 +77,11 @@ class ProfileChange:
         name = unicodedata.normalize("NFKC", name) if name else name  # full-width letters are the plain ones
         if name and not USERNAME.fullmatch(name):
             raise InvalidRequest(N_("Use 3 to 30 letters, digits, '_', '.' or '-'."), field="username")
+        if name and not _one_writing_system(name):
+            raise InvalidRequest(
+                N_("Write your username in one alphabet (Latin with Chinese is fine), without invisible letters."),
+                field="username",
+            )
         full = validation.optional_text(full_name, "full_name", max_length=100, printable=True)
         site = validation.optional_text(website, "website", max_length=200)
         if site and not _is_web_address(site):

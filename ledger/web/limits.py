@@ -4,6 +4,7 @@ share (the top-up page and its API count as one)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +21,19 @@ def per_person(setting: str, scope: str, *, per_order: bool = False) -> Callable
 
     def key() -> str:
         who = current_user.get_id() or get_remote_address()  # a visitor is sent to sign in anyway
-        order = f":{request.view_args.get('transaction_id')}" if per_order and request.view_args else ""
+        order = f":{_canonical(request.view_args.get('transaction_id'))}" if per_order and request.view_args else ""
         return f"{scope}:{who}{order}"
 
     return limiter.shared_limit(lambda: getattr(settings(), setting), scope=scope, key_func=key)
+
+
+def _canonical(order_id: object) -> str:
+    """One spelling per order (UUID() reads capitals, braces, urn:uuid: and no dashes alike), so that
+    writing the id another way does not start a new count."""
+    try:
+        return str(uuid.UUID(str(order_id)))
+    except ValueError:
+        return str(order_id)[:64]
 
 
 # Creating an order calls XorPay; so does "check now".

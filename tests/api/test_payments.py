@@ -396,6 +396,9 @@ def test_check_now_is_limited_per_order(limited, session, xorpay):
         return client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code
 
     assert [check(first), check(first), check(first), check(second)] == [302, 302, 429, 302]
+    # the same order written another way is the same order: still limited
+    respelled = [first.upper(), first.replace("-", ""), "{" + first + "}", "urn:uuid:" + first]
+    assert [check(other_spelling) for other_spelling in respelled] == [429] * 4
 
 
 def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer_429(app, client, session, monkeypatch):
@@ -415,3 +418,43 @@ def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer
     real = post_notify(client, signed_notify(order))
     assert (real.status_code, real.get_data(as_text=True)) == (200, "ok")
     assert balance_of(session, order.user_id) == Decimal("50.00")
+
+
+def test_refusals_from_one_ipv6_subscriber_count_together_and_a_limit_may_have_parts(app, client, session, monkeypatch):
+    """An IPv6 address's /64 is one source (else a /64 could forge without end); "5/minute;3/hour"
+    holds at 3; a source that is no address is cut to 64 characters, counted and stored alike."""
+    from ledger.services.notify import source_of
+
+    assert source_of("2001:db8::5") == source_of("2001:db8::ffff:1") == "2001:db8::/64"
+    assert source_of("2001:db8:0:1::5") == "2001:db8:0:1::/64"
+    assert source_of("::ffff:10.1.2.3") == "10.1.2.3" and source_of("10.1.2.3") == "10.1.2.3"
+    assert source_of("1" * 70) == "1" * 64 and source_of(None) == "unknown"
+    monkeypatch.setitem(
+        app.config, "LEDGER", replace(app.config["LEDGER"], RATELIMIT_WEBHOOK_REFUSALS="5/minute;3/hour")
+    )
+    forged = signed_notify(PaymentFactory(), secret="not-the-secret")
+    statuses = [
+        client.post("/api/payments/webhook", data=forged, environ_base={"REMOTE_ADDR": f"2001:db8::{n}"}).status_code
+        for n in range(1, 6)
+    ]
+    assert statuses == [400, 400, 400, 429, 429]
+    assert session.scalars(select(NotifyRefusal.source)).all() == ["2001:db8::/64"]
+
+
+def test_counts_of_refused_notifies_are_forgotten_after_30_days(session):
+    from ledger.services.notify import forget_old_refusals
+
+    old, recent = (
+        NotifyRefusal(
+            minute=datetime.now(UTC) - timedelta(days=days),
+            source=f"10.0.0.{days}",
+            reason="bad_sign",
+            count=1,
+            last_at=datetime.now(UTC),
+        )
+        for days in (31, 29)
+    )
+    session.add_all([old, recent])
+    session.flush()
+    assert forget_old_refusals(session) == 1
+    assert session.scalars(select(NotifyRefusal.source)).all() == ["10.0.0.29"]

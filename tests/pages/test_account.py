@@ -86,6 +86,26 @@ def test_a_full_width_username_is_kept_in_its_plain_form(client, auth, session):
     assert taken.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "look_alike",
+    ["r\u043e\u043etX", "\u0391rootX", "root\u3164X", "root\uffa0X"],  # Cyrillic o, Greek Alpha, Hangul fillers
+)
+def test_a_name_mixing_alphabets_or_with_invisible_letters_is_refused(client, auth, session, look_alike):
+    user = UserFactory()
+    auth.login(user)
+    refused = post_form(client, auth, "/account", "/account", username=look_alike, full_name="", website="")
+    assert refused.status_code == 422 and "用户名请使用同一种文字" in refused.get_data(as_text=True)
+    session.refresh(user)
+    assert user.username is None
+
+
+@pytest.mark.parametrize("name", ["张三abc", "たなかTanaka", "김철수kim", "Иван", "Straße_01"])
+def test_names_in_one_alphabet_or_latin_with_cjk_are_fine(client, auth, session, name):
+    user = UserFactory()
+    auth.login(user)
+    assert post_form(client, auth, "/account", "/account", username=name, full_name="", website="").status_code == 302
+
+
 def test_time_zone_choice_moves_day_boundaries(client, auth, session):
     user = UserFactory()
     auth.login(user)

@@ -171,3 +171,9 @@ def test_the_overview_counts_refused_notifies_of_the_last_day_by_address(client,
         client.post("/api/payments/webhook", data=forged, environ_base={"REMOTE_ADDR": address})
     page = client.get("/admin").get_data(as_text=True)
     assert 'data-testid="refused-notifies">3<' in page and "来自 2 个地址" in page
+
+
+def test_people_search_finds_a_name_by_its_folded_form(client, admin_user, session):
+    person = UserFactory(username="Straße")
+    found = client.get("/admin/users?q=STRASSE").get_data(as_text=True)
+    assert str(person.id) in found

@@ -93,3 +93,41 @@ def test_twenty_invitees_topping_up_at_once_reward_the_inviter_at_most_max_per_m
         assert session.get(BillingAccount, inviter.id).balance == Decimal("15.0000")
         assert session.scalar(select(func.sum(BillingAccount.balance))) == Decimal("421.0000")  # 200 + 3 x (5 + 2)
         assert list(find_breaches(session)) == []
+
+
+def test_a_small_and_a_large_first_top_up_settling_at_once_never_both_decide(committed, app, settings):
+    """SPEC 19: a later, larger top-up never pays what a too-small first one missed, even when the
+    two settle at the same instant (the earlier top-ups are counted under the relation's lock)."""
+    from ledger.models import AuditLog
+    from ledger.services.accounts import register_user
+    from ledger.services.audit import SYSTEM
+
+    inviter, _, _ = invited_pair(committed)
+    forms = []
+    with committed.session() as session:
+        invitees = [
+            register_user(
+                session, email=f"pair{n}@example.com", password="p" * 10, origin=SYSTEM, invite_code=inviter.invite_code
+            )
+            for n in range(8)
+        ]
+    for person in invitees:
+        for amount in ("1.00", "100.00"):
+            forms.append(
+                signed_notify(pending_order(committed, person, amount=amount), secret=settings.XORPAY_APP_SECRET)
+            )
+
+    assert (
+        run_together(16, lambda i: app.test_client().post("/api/payments/webhook", data=forms[i]).status_code)
+        == [200] * 16
+    )
+    with committed.session() as session:
+        decided = select(AuditLog.details["relation_id"].astext, AuditLog.action).where(
+            AuditLog.action.in_(["invite.rewarded", "invite.not_rewarded"])
+        )
+        by_relation: dict[str, set[str]] = {}
+        for relation_id, action in session.execute(decided):
+            by_relation.setdefault(relation_id, set()).add(action)
+        assert len(by_relation) == 8
+        assert all(len(actions) == 1 for actions in by_relation.values()), by_relation  # one decision each
+        assert list(find_breaches(session)) == []
