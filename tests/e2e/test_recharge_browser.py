@@ -3,9 +3,15 @@ them, a typed amount and a preset never both look chosen, an unpaid order can be
 width, and the Alipay order page links to the payment."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
+
+from ledger.models import User
+from ledger.services.audit import SYSTEM
+from ledger.services.billing import adjust_balance
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -80,4 +86,33 @@ def test_an_unpaid_order_is_reopened_from_the_history_and_links_to_the_payment(p
         expect(p.locator("[data-testid=reopen-order]").first).to_have_text("Pay now")
     tab.shot("history-en")
     assert re.search(r"/recharge/[0-9a-f-]{36}$", order_url)
+    assert tab.console_errors == []
+
+
+def test_a_new_person_is_guided_and_the_console_follows_the_price(page, committed):
+    tab, p = page, page.page
+    email = f"first-{page.name[-6:]}@example.com"
+    tab.register(email)
+    expect(p.locator("[data-testid=first-step] h2")).to_have_text("第一步：先充值")
+    tab.shot("dashboard-new")
+    tab.goto("/console")
+    expect(p.locator("[data-testid=console-first-step]")).to_be_visible()
+    tab.shot("console-zero")
+
+    with committed.session() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        adjust_balance(session, user_id=user.id, amount=Decimal("0.50"), memo="e2e", origin=SYSTEM)
+    tab.goto("/console")
+    card = p.locator("[data-testid=model-image-studio-v2]")
+    expect(card.locator("button[value=run]")).to_be_visible()  # ¥0.20 fits in ¥0.50
+    card.locator("input[name=images]").fill("4")  # ¥0.80: more than the balance
+    expect(card.locator("[data-price]")).to_have_text("¥0.80")
+    expect(card.locator("[data-top-up]")).to_be_visible()
+    expect(card.locator("button[value=run]")).to_be_hidden()
+    card.locator("input[name=images]").fill("2")  # ¥0.40 fits again
+    expect(card.locator("button[value=run]")).to_be_visible()
+    expect(card.locator("[data-top-up]")).to_be_hidden()
+
+    tab.goto("/lang/en?next=/console")
+    tab.shot("console-en")
     assert tab.console_errors == []
