@@ -24,6 +24,8 @@ MAX_CHARGE = Decimal("1000000")
 EXACT_DECIMAL = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,20})?")
 # What a person may type around an amount on a page: currency signs before, 元 or 块 after.
 _TYPED_DECORATION = re.compile(r"^[¥￥]?\s*(.*?)\s*(?:元|块|块钱|CNY|RMB)?$", re.IGNORECASE)
+# Thousands written with separators ("1,000", "1,000.50"): the commas go, nothing else changes.
+_GROUPED_THOUSANDS = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 
 class InvalidAmount(InvalidRequest):
@@ -60,13 +62,15 @@ def normalise_typed_amount(raw: object) -> object:
     """What a person typed into an amount field, made exact where the intent is plain.
 
     Full-width digits and point become ASCII (NFKC), surrounding spaces go, and so do a leading
-    ¥ and a trailing 元. Anything else is left for `parse_amount` to refuse.
+    ¥, a trailing 元 (块, RMB) and commas between groups of thousands ("1,000"). Anything else is
+    left for `parse_amount` to refuse.
     """
     if not isinstance(raw, str):
         return raw
     text = unicodedata.normalize("NFKC", raw).strip()
     match = _TYPED_DECORATION.fullmatch(text)
-    return match.group(1) if match else text
+    text = match.group(1) if match else text
+    return text.replace(",", "") if _GROUPED_THOUSANDS.fullmatch(text) else text
 
 
 def quantize(value: Decimal) -> Decimal:

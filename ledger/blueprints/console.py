@@ -12,7 +12,7 @@ from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.jobs import video_handoff
 from ledger.money import format_amount, to_api
-from ledger.services.billing import get_balance, own_usage
+from ledger.services.billing import get_available, get_balance, own_usage
 from ledger.services.pricing import MODELS, offers, quote, run_model
 from ledger.services.video import MODEL as VIDEO_MODEL
 from ledger.services.video import line_of, start_video_job
@@ -56,6 +56,7 @@ def console() -> Any:
         selected=selected,
         result=own_usage(session, user_id=current_user.id, usage_id=request.args.get("result")),
         balance=get_balance(session, current_user.id),
+        available=get_available(session, current_user.id),
         line=line_of(session, current_user.id),
         outcomes=OUTCOME_LABELS,
     )

@@ -12,7 +12,7 @@ from wtforms import StringField
 from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.models import PaymentStatus, PayType
-from ledger.money import format_amount, normalise_typed_amount
+from ledger.money import EXACT_DECIMAL, format_amount, normalise_typed_amount
 from ledger.services.billing import get_balance
 from ledger.services.codes import redeem as redeem_code
 from ledger.services.pay_methods import method_maximum
@@ -24,7 +24,9 @@ from ledger.web.templating import qr_svg
 
 bp = Blueprint("payments", __name__)
 
+CENT = Decimal("0.01")
 PRESETS = (Decimal(10), Decimal(50), Decimal(100), Decimal(200))
+DEFAULT_PRESET = Decimal(50)
 # What "check now" says for each outcome.
 CHECKED = {
     PaymentStatus.SUCCEEDED: ("success", N_("Payment received. Your balance has been topped up.")),
@@ -35,15 +37,23 @@ NOT_YET = ("info", N_("No payment has arrived yet. If you have just paid, wait a
 
 class RechargeForm(TextForm):
     pay_type = StringField(default=PayType.ALIPAY.value)  # alipay or native (WeChat Pay): the service checks
-    amount = StringField(default="50")  # a preset
+    amount = StringField()  # a preset; none posted (the person cleared it by typing) is no amount, not the default
     custom_amount = StringField()  # what the person typed: normalised (５０, 50元...) before the exact parse
 
     def chosen_amount(self) -> object:
         return (
             normalise_typed_amount(self.custom_amount.data)
             if (self.custom_amount.data or "").strip()
-            else self.amount.data
+            else self.amount.data or ""
         )
+
+    def shown_amount(self) -> Decimal | None:
+        """The amount the pay button names: what was typed when it reads as money, else the preset."""
+        chosen = self.chosen_amount()
+        if not isinstance(chosen, str) or not EXACT_DECIMAL.fullmatch(chosen):
+            return None
+        amount = Decimal(chosen)
+        return amount if amount > 0 and amount == amount.quantize(CENT) else None
 
 
 class RedeemForm(TextForm):
@@ -53,7 +63,8 @@ class RedeemForm(TextForm):
 def _recharge_page(form: RechargeForm | None = None, redeem: RedeemForm | None = None) -> Any:
     """The page with its two forms; the one posted (and refused) carries its errors and status."""
     config = settings()
-    form, redeem = form or RechargeForm(formdata=None), redeem or RedeemForm(formdata=None)
+    form = form or RechargeForm(formdata=None, data={"amount": str(DEFAULT_PRESET)})
+    redeem = redeem or RedeemForm(formdata=None)
     return render_template(
         "payments/recharge.html",
         presets=PRESETS,

@@ -7,10 +7,11 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.services.pricing import MODELS
 from ledger.services.reports import daily_series
 from ledger.services.summary import account_summary
 from ledger.web.charts import bar_chart
-from ledger.web.context import user_timezone
+from ledger.web.context import settings, user_timezone
 from ledger.web.i18n import LANGUAGES
 from ledger.web.parsing import report_query, safe_next_url
 
@@ -23,7 +24,9 @@ def dashboard() -> Any:
     session = get_session()
     summary = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))
     chart = bar_chart(daily_series(session, report_query({})))
-    return render_template("site/dashboard.html", summary=summary, chart=chart)
+    return render_template(
+        "site/dashboard.html", summary=summary, chart=chart, models=MODELS.values(), minimum=settings().TOPUP_MIN
+    )
 
 
 @bp.get("/lang/<code>")

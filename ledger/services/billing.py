@@ -283,6 +283,12 @@ def get_balance(session: Session, user_id: uuid.UUID) -> Decimal:
     return balance
 
 
+def get_available(session: Session, user_id: uuid.UUID) -> Decimal:
+    """What a charge may take now: the balance minus active holds (read without a lock, for a page;
+    the charge itself checks again under the account's lock)."""
+    return get_balance(session, user_id) - held_now(session, user_id)
+
+
 def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> UsageLog | None:
     """One of the person's own charges, or None (another person's id finds nothing, as a bad id does)."""
     try:

@@ -4,6 +4,7 @@ how much one payment may be with each: TOPUP_MIN to TOPUP_MAX with Alipay (XorPa
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from ledger.config import Settings
@@ -11,6 +12,10 @@ from ledger.errors import InvalidRequest, InvalidTopupAmount
 from ledger.i18n import N_
 from ledger.models import PayType
 from ledger.money import InvalidAmount, parse_amount
+
+# What a typed amount that does not parse looks like: digits with too many decimals, or digits at all.
+_MANY_DECIMALS = re.compile(r"[0-9]+\.[0-9]{3,}")
+_DIGITS = re.compile(r"[0-9]+(?:\.[0-9]*)?")
 
 # An amount above what the chosen method takes: said with the method's limit, and the other
 # method's when that one would take it (key: the method, whether the other one would).
@@ -38,6 +43,22 @@ def parse_pay_type(raw: object) -> PayType:
     raise InvalidRequest(N_("Choose Alipay or WeChat Pay."), field="pay_type")
 
 
+def _refuse_what_is_not_an_amount(raw: str, settings: Settings, maximum: Decimal) -> None:
+    """Say what is wrong with a typed amount that does not parse, when it is more than the range:
+    nothing chosen, not written in digits, or more than 2 decimals (cents of a fen)."""
+    if not raw.strip():
+        raise InvalidTopupAmount(N_("Choose an amount or type one."), field="amount")
+    if _MANY_DECIMALS.fullmatch(raw):
+        raise InvalidTopupAmount(N_("Amounts go down to the fen: at most 2 decimals, such as 30.50."), field="amount")
+    if not _DIGITS.fullmatch(raw):
+        raise InvalidTopupAmount(
+            N_("Type the amount in digits, such as 50 or 30.50 (from ¥%(minimum)s to ¥%(maximum)s)."),
+            field="amount",
+            minimum=settings.TOPUP_MIN,
+            maximum=maximum,
+        )
+
+
 def parse_topup_amount(raw: object, settings: Settings, pay_type: PayType = PayType.ALIPAY) -> Decimal:
     """A top-up amount: an exact decimal string with at most 2 places, from TOPUP_MIN to what the
     method takes (`method_maximum`). Raises InvalidTopupAmount (422 invalid_amount)."""
@@ -48,6 +69,7 @@ def parse_topup_amount(raw: object, settings: Settings, pay_type: PayType = PayT
         amount: Decimal | None = parse_amount(raw, places=2)
     except InvalidAmount:
         amount = None
+        _refuse_what_is_not_an_amount(raw, settings, maximum)
     if amount is not None and amount > maximum:
         other_type = PayType.ALIPAY if pay_type is PayType.NATIVE else PayType.NATIVE
         other = method_maximum(settings, other_type)

@@ -62,9 +62,11 @@ def test_insufficient_balance_on_console_says_so(page, committed):
     tab, p = page, page.page
     tab.register(f"poor-{page.name[-6:]}@example.com")
     tab.goto("/console")
-    p.locator("[data-testid=model-motion-video-1] button[value=run]").click()
-    p.wait_for_selector(".alert-warning")
-    assert "¥0.00" in p.inner_text(".alert-warning")
+    card = p.locator("[data-testid=model-motion-video-1]")
+    # Short of the price, the card says so and offers a top-up instead of the run (issue 16.4).
+    assert not card.locator("button[value=run]").is_visible()
+    assert "¥0.00" in card.locator("[data-short]").inner_text()
+    assert card.locator("[data-top-up]").get_attribute("href") == "/recharge"
     tab.shot("insufficient")
     assert tab.console_errors == []
 

@@ -127,3 +127,32 @@ def test_a_video_the_balance_cannot_hold_says_so_with_a_link_to_top_up(client, a
     assert "可用余额（¥1.00）不足以支付这笔扣费。" in page and 'href="/recharge"' in page
     assert "alert-warning" in page
     assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
+
+
+# --- a first visit, and a balance short of a price (issue 16.4) -------------------------------
+
+
+def test_at_zero_the_console_says_top_up_first_with_each_models_price(client, auth, session):
+    auth.login(UserFactory())
+    page = client.get("/console").get_data(as_text=True)
+    assert "请先充值：每次运行都从余额中扣费。" in page and 'href="/recharge">先去充值</a>' in page
+    assert "Image Studio v2</span> · 每张 ¥0.10 起" in page and "Chat Pro</span> · 每千 Token ¥0.02 起" in page
+    client.set_cookie("lang", "en")
+    page = client.get("/console").get_data(as_text=True)
+    assert "First, top up: every run is charged from your balance." in page
+    assert "Motion Video 1</span> · from ¥0.80 per second" in page and ">Top up first</a>" in page
+
+
+def test_short_of_a_price_the_card_offers_a_top_up_instead_of_the_run(client, auth, session):
+    auth.login(UserFactory(balance="0.30"))  # Image Studio's ¥0.20 fits; the video's ¥4.00 held does not
+    page = client.get("/console").get_data(as_text=True)
+    assert "console-first-step" not in page
+    cards = dict(re.findall(r'data-testid="model-([a-z0-9-]+)">(.*?)</form>', page, re.S))
+    video, image = cards["motion-video-1"], cards["image-studio-v2"]
+    assert re.search(r'value="run" hidden disabled>', video)
+    assert re.search(r'<a class="btn btn-primary flex-grow-1" href="/recharge" data-top-up>充值后运行</a>', video)
+    assert '<p class="small mb-2" data-short>本次运行的价格超过你的可用余额（¥0.30）。</p>' in video
+    assert 'value="run">' in image and "data-top-up hidden" in image and "data-short hidden" in image
+    client.set_cookie("lang", "en")
+    video = client.get("/console").get_data(as_text=True)
+    assert "This run needs more than your available balance (¥0.30)." in video and ">Top up to run</a>" in video

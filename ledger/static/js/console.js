@@ -6,6 +6,8 @@
     var price = form.querySelector("[data-price]");
     var error = form.querySelector("[data-quote-error]");
     var run = form.querySelector("button[value=run]");
+    var shortNote = form.querySelector("[data-short]");
+    var topUp = form.querySelector("[data-top-up]");
     var pending = null;
     function refresh() {
       var params = new URLSearchParams();
@@ -20,7 +22,11 @@
           if (res.ok) {
             price.textContent = "¥" + res.body.display;
             error.hidden = true;
-            run.disabled = false;
+            // Short of the price: the top-up link instead of the run button (the server checks again).
+            var short = Number(res.body.amount) > Number(form.dataset.available);
+            run.hidden = run.disabled = short;
+            shortNote.hidden = !short;
+            topUp.hidden = !short;
           } else {
             error.textContent = res.body.error ? res.body.error.message : "";
             error.hidden = false;
