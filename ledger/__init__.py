@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.logs import configure_logging
     from ledger.services.xorpay import XorPayClient
-    from ledger.web import auth, errors, i18n, openapi, parsing, security, templating, tracing
+    from ledger.web import assets, auth, errors, i18n, openapi, parsing, security, templating, tracing
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     tracing.init_app(app)  # first: a request that CSRF or a rate limit refuses is still traced and counted
     for extension in (csrf, limiter, bootstrap):
         extension.init_app(app)
-    for web_support in (errors, auth, i18n, parsing, templating, security, openapi):
+    for web_support in (errors, auth, i18n, parsing, templating, security, openapi, assets):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)

@@ -1,10 +1,11 @@
 """`/recharge`: top up with Alipay or WeChat Pay through XorPay, watch the order, check it, see past
-top-ups; redeem a code."""
+top-ups, their receipts and their CSV; redeem a code."""
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import StringField
@@ -16,8 +17,16 @@ from ledger.money import EXACT_DECIMAL, format_amount, normalise_typed_amount
 from ledger.services.billing import get_balance
 from ledger.services.codes import redeem as redeem_code
 from ledger.services.pay_methods import method_maximum
-from ledger.services.payments import check_payment, create_topup, get_own_order, list_orders
-from ledger.web.context import gateway, request_origin, settings
+from ledger.services.payments import (
+    check_payment,
+    create_topup,
+    get_own_order,
+    list_orders,
+    own_receipt,
+    topups_csv,
+    topups_csv_filename,
+)
+from ledger.web.context import gateway, request_origin, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
 from ledger.web.templating import qr_svg
@@ -160,3 +169,26 @@ def check(transaction_id: str) -> Any:
         category, message = CHECKED.get(topup.status, NOT_YET)
         flash(_(message), category)
     return redirect(url_for("payments.order", transaction_id=transaction_id))
+
+
+@bp.get("/recharge/topups.csv")
+@login_required
+def export_topups() -> Any:
+    """Every top-up of the person as a CSV download (times in their zone, named by their today)."""
+    tz = user_timezone()
+    return Response(
+        topups_csv(get_session(), user_id=current_user.id, tz=tz),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{topups_csv_filename(datetime.now(tz).date())}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.get("/recharge/<transaction_id>/receipt")
+@login_required
+def receipt(transaction_id: str) -> Any:
+    """The printable receipt of one of the person's paid top-ups."""
+    paid = own_receipt(get_session(), user_id=current_user.id, transaction_id=transaction_id)
+    return render_template("payments/receipt.html", order=paid, site_url=settings().SITE_URL)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import LedgerError
 from ledger.logs import current_request_id
 from ledger.models import Actor, AuditLog
+from ledger.services.paging import Page, newest_first
 
 E = TypeVar("E", bound=LedgerError)
 
@@ -76,8 +77,7 @@ def refusal(
     return error
 
 
-def recent_audit(session: Session, user_id: uuid.UUID, limit: int = 30) -> list[AuditLog]:
-    """The person's latest audit events, newest first."""
-    return list(
-        session.scalars(select(AuditLog).where(AuditLog.user_id == user_id).order_by(AuditLog.id.desc()).limit(limit))
-    )
+def audit_page(session: Session, user_id: uuid.UUID, before: object = None) -> Page[AuditLog]:
+    """A page of the person's audit events, newest first, below the id `before` (raw: InvalidRequest
+    when it is not one)."""
+    return newest_first(session, select(AuditLog).where(AuditLog.user_id == user_id), AuditLog.id, before)

@@ -24,6 +24,7 @@ from ledger.models import BillingAccount, EventType, Hold, HoldStatus, LedgerEnt
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
 from ledger.services.events import emit
+from ledger.services.paging import Page, newest_first
 
 MODEL_MAX_LENGTH = 100
 REQUEST_ID_MAX_LENGTH = 128
@@ -298,10 +299,7 @@ def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> Usag
     return session.scalar(select(UsageLog).where(UsageLog.id == wanted, UsageLog.user_id == user_id))
 
 
-def recent_ledger(session: Session, user_id: uuid.UUID, limit: int = 20) -> list[LedgerEntry]:
-    """The person's latest balance changes, newest first, each with the balance it left."""
-    return list(
-        session.scalars(
-            select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc()).limit(limit)
-        )
-    )
+def ledger_page(session: Session, user_id: uuid.UUID, before: object = None) -> Page[LedgerEntry]:
+    """A page of the person's balance changes, newest first, each with the balance it left; below the
+    id `before` (raw: InvalidRequest when it is not one)."""
+    return newest_first(session, select(LedgerEntry).where(LedgerEntry.user_id == user_id), LedgerEntry.id, before)

@@ -7,12 +7,15 @@ the transaction that marks it succeeded. No transaction is held open across a ca
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -155,6 +158,58 @@ def list_orders(session: Session, *, user_id: uuid.UUID, limit: int = 20) -> lis
             .limit(limit)
         )
     )
+
+
+def own_receipt(session: Session, *, user_id: uuid.UUID, transaction_id: object) -> PaymentTransaction:
+    """One of the person's own paid orders, for its receipt. NotFound for an order not paid (pending,
+    expired, failed), another person's order, or an unknown or malformed id."""
+    order = get_own_order(session, user_id=user_id, transaction_id=transaction_id)
+    if order.status != PaymentStatus.SUCCEEDED:
+        raise NotFound(N_("There is no receipt for this order: only a paid top-up has one."))
+    return order
+
+
+TOPUP_CSV_COLUMNS = ("created_at", "transaction_id", "amount", "pay_type", "status", "paid_at", "provider_order_id")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # as the usage CSV (SPEC 8): not read as a formula
+
+
+def topups_csv_filename(today: date) -> str:
+    return f"topups_{today:%Y%m%d}.csv"
+
+
+def topups_csv(session: Session, *, user_id: uuid.UUID, tz: ZoneInfo) -> bytes:
+    """Every top-up order of the person, oldest first, as a CSV like the usage CSV of SPEC 8: UTF-8
+    with a BOM (Excel), a header row, CRLF, times in `tz` to the second, amounts as the API writes
+    them, the API's names for method and status; a cell that starts like a formula gets a '.
+    Built in memory: a person's orders are few (TOPUP_MAX_PENDING, RATELIMIT_TOPUP)."""
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+    def cell(text: str | None) -> str:
+        return "'" + text if text and text.startswith(FORMULA_STARTS) else text or ""
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(TOPUP_CSV_COLUMNS)
+    orders = session.scalars(
+        select(PaymentTransaction)
+        .where(PaymentTransaction.user_id == user_id)
+        .order_by(PaymentTransaction.created_at, PaymentTransaction.id)
+    )
+    for order in orders:
+        writer.writerow(
+            [
+                local(order.created_at),
+                str(order.id),
+                to_api(order.amount),
+                str(order.pay_type),
+                order.status.value,
+                local(order.paid_at),
+                cell(order.provider_order_id),
+            ]
+        )
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def settle(

@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import segno
+from babel.dates import get_timezone_name
 from flask import Flask
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, get_timezone
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -35,6 +36,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
     app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
     app.jinja_env.filters["device"] = describe_device
+    # "中国标准时间" / "China Standard Time": the person's zone as it was at that instant (summer time...)
+    app.jinja_env.filters["zone_name"] = lambda dt: get_timezone_name(
+        dt.astimezone(get_timezone()), locale=get_locale()
+    )
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

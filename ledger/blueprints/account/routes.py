@@ -1,16 +1,26 @@
-"""`/account`: profile, avatar, and the person's recent ledger entries with running balance."""
+"""`/account`: profile, avatar, and the person's ledger entries with running balance (paged)."""
 
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.billing import recent_ledger
+from ledger.services.billing import ledger_page
 from ledger.services.holds import money_on_hold
 from ledger.services.low_balance import set_own_threshold
 from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
@@ -48,7 +58,7 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
         profile=profile,
         avatar_form=avatar,
         alert_form=alert,
-        entries=recent_ledger(get_session(), current_user.id),
+        entries=ledger_page(get_session(), current_user.id, request.args.get("before")),
         on_hold=money_on_hold(get_session(), current_user.id),
     ), max(profile.status, avatar.status, alert.status)
 

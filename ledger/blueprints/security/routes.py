@@ -1,8 +1,8 @@
-"""`/security`: login sessions (sign out one or all others), password change, recent audit events."""
+"""`/security`: login sessions (sign out one or all others), password change, audit events (paged)."""
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
@@ -11,7 +11,7 @@ from ledger.blueprints.security.forms import PasswordForm, SessionsForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.accounts import active_sessions, change_password, revoke_other_sessions, revoke_session
-from ledger.services.audit import recent_audit
+from ledger.services.audit import audit_page
 from ledger.web.auth import current_session_id
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import submit
@@ -26,7 +26,7 @@ def _page(form: PasswordForm | None = None, sessions_form: SessionsForm | None =
         "security/security.html",
         sessions=active_sessions(db, current_user.id),
         this_session=current_session_id(),
-        events=recent_audit(db, current_user.id),
+        events=audit_page(db, current_user.id, request.args.get("before")),
         form=form,
         sessions_form=sessions_form,
     ), max(form.status, sessions_form.status)

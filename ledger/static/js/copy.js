@@ -1,4 +1,5 @@
-// Copy buttons: <button data-copy="#input-id">; shown only where the clipboard can be used.
+// Copy buttons: <button data-copy="#id"> copies that input's value (or that element's text); shown only
+// where the clipboard can be used.
 (function () {
   "use strict";
   if (!navigator.clipboard) return;
@@ -8,10 +9,13 @@
     var label = button.textContent;
     button.hidden = false;
     button.addEventListener("click", function () {
-      navigator.clipboard.writeText(source.value).then(function () {
+      var text = "value" in source ? source.value : source.textContent.trim();
+      navigator.clipboard.writeText(text).then(function () {
         button.textContent = button.dataset.copiedLabel || label;
         setTimeout(function () { button.textContent = label; }, 2000);
-      }, function () { source.select(); });
+      }, function () {
+        if (source.select) { source.select(); } else { window.getSelection().selectAllChildren(source); }
+      });
     });
   });
 })();
