@@ -13,7 +13,7 @@ from ledger.i18n import N_
 from ledger.jobs import video_handoff
 from ledger.money import format_amount, to_api
 from ledger.services.billing import get_available, get_balance, own_usage
-from ledger.services.pricing import MODELS, offers, quote, run_model
+from ledger.services.pricing import MODELS, described, offers, quote, run_model
 from ledger.services.video import MODEL as VIDEO_MODEL
 from ledger.services.video import line_of, start_video_job
 from ledger.web import schemas
@@ -59,6 +59,7 @@ def console() -> Any:
         available=get_available(session, current_user.id),
         line=line_of(session, current_user.id),
         outcomes=OUTCOME_LABELS,
+        describe_params=described,
     )
 
 

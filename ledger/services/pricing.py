@@ -31,6 +31,12 @@ class Param:
     choices: tuple[str, ...] = ()  # a choice parameter, or else a whole number in [minimum, maximum]
     minimum: int = 1
     maximum: int = 1
+    choice_labels: Mapping[str, str] = field(default_factory=dict)  # how a choice reads (marked N_)
+
+    def label_of(self, value: object) -> str:
+        """How a value of this parameter reads on a page (translate it there): a choice's label, or
+        the value itself."""
+        return self.choice_labels.get(str(value), str(value))
 
     def parse(self, raw: object) -> str | int:
         """The parameter's value from a form or a query (missing: the default); InvalidRequest otherwise."""
@@ -64,7 +70,13 @@ MODELS: dict[str, Model] = {
             description=N_("Text to image. Priced per image, by resolution."),
             unit=N_("image"),
             params=(
-                Param("resolution", N_("Resolution"), "1024", choices=("512", "1024", "2048")),
+                Param(
+                    "resolution",
+                    N_("Resolution"),
+                    "1024",
+                    choices=("512", "1024", "2048"),
+                    choice_labels={"512": "512 × 512", "1024": "1024 × 1024", "2048": "2048 × 2048"},
+                ),
                 Param("images", N_("Images"), "1", minimum=1, maximum=8),
             ),
             unit_prices={"512": Decimal("0.10"), "1024": Decimal("0.20"), "2048": Decimal("0.50")},
@@ -86,13 +98,24 @@ MODELS: dict[str, Model] = {
             description=N_("Chat completion. Priced per 1,000 tokens."),
             unit=N_("1k tokens"),
             params=(
-                Param("tier", N_("Tier"), "standard", choices=("standard", "long-context")),
+                Param(
+                    "tier",
+                    N_("Tier"),
+                    "standard",
+                    choices=("standard", "long-context"),
+                    choice_labels={"standard": N_("Standard"), "long-context": N_("Long context")},
+                ),
                 Param("tokens", N_("Tokens"), "2000", minimum=1, maximum=200_000),
             ),
             unit_prices={"standard": Decimal("0.02"), "long-context": Decimal("0.06")},
         ),
     )
 }
+
+
+def described(model: Model, params: Mapping[str, object]) -> list[tuple[str, str]]:
+    """A run's parameters as a page shows them: (label, value label) pairs, both to translate."""
+    return [(p.label, p.label_of(params[p.name])) for p in model.params if p.name in params]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ledger.services.accounts import describe_device
 from ledger.services.billing import get_balance
 from ledger.services.low_balance import low_threshold
 from ledger.web.context import settings
-from ledger.web.i18n import LANGUAGES
+from ledger.web.i18n import LANGUAGES, zone_label
 
 
 def invite_link(code: str) -> str:
@@ -45,6 +45,7 @@ def init_app(app: Flask) -> None:
     def _globals() -> dict[str, Any]:
         return {
             "languages": LANGUAGES,
+            "zone_label": zone_label,
             "current_locale": str(get_locale()),
             "new_uuid": lambda: str(uuid.uuid4()),
             # Called by the header only when someone is signed in.

@@ -202,3 +202,13 @@ def test_a_bad_warning_amount_is_refused_on_its_field_in_chinese(client, auth, s
     assert "请填写 0.00 到 100000.00 之间的金额" in response.get_data(as_text=True)
     session.refresh(user)
     assert user.low_balance_threshold is None
+
+
+def test_time_zones_are_named_as_people_say_them(client, auth, session):
+    auth.login(UserFactory())
+    page = client.get("/account").get_data(as_text=True)
+    assert "站点默认（北京时间）" in page
+    assert "美国（洛杉矶）时间 · America/Los_Angeles" in page
+    client.set_cookie("lang", "en")
+    page = client.get("/account").get_data(as_text=True)
+    assert "Site default (Beijing time)" in page and "United States (Los Angeles) Time · America/Los_Angeles" in page

@@ -36,6 +36,7 @@ def test_running_a_model_charges_and_shows_result_and_balance(client, auth, sess
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "运行完成" in page
     assert "¥1.00" in page and "¥9.00" in page
+    assert "分辨率: 2048 × 2048</span>" in page and "张数: 2</span>" in page  # labels, not raw names
     usage = session.scalars(select(UsageLog).where(UsageLog.user_id == user.id)).one()
     assert (usage.amount, usage.model, usage.params) == (
         Decimal("1.00"),
@@ -156,3 +157,13 @@ def test_short_of_a_price_the_card_offers_a_top_up_instead_of_the_run(client, au
     client.set_cookie("lang", "en")
     video = client.get("/console").get_data(as_text=True)
     assert "This run needs more than your available balance (¥0.30)." in video and ">Top up to run</a>" in video
+
+
+def test_the_chat_tiers_read_as_words_in_both_languages(client, auth, session):
+    auth.login(UserFactory(balance="1.00"))
+    page = client.get("/console").get_data(as_text=True)
+    assert '<option value="long-context">长上下文</option>' in page and ">标准</span> · ¥0.02" in page
+    assert "long-context</span>" not in page
+    client.set_cookie("lang", "en")
+    page = client.get("/console").get_data(as_text=True)
+    assert '<option value="long-context">Long context</option>' in page

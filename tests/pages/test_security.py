@@ -91,3 +91,9 @@ def test_security_page_shows_recent_audit_events(client, auth, session):
     body = client.get("/security").get_data(as_text=True)
     events = body[body.index('data-testid="events"') :]
     assert "登录失败" in events or "Failed sign-in" in events
+
+
+def test_signing_out_elsewhere_when_signed_in_nowhere_else_says_so(client, auth, session):
+    auth.login(UserFactory())
+    page = post_form(client, auth, "/security/sessions/revoke-others", "/security")
+    assert "没有在其他地方登录，无需退出。" in client.get(page.headers["Location"]).get_data(as_text=True)

@@ -25,6 +25,7 @@ from ledger.services.holds import money_on_hold
 from ledger.services.low_balance import set_own_threshold
 from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import request_origin, settings
+from ledger.web.i18n import zone_choices, zone_label
 from ledger.web.parsing import submit
 
 bp = Blueprint("account", __name__)
@@ -51,7 +52,7 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
             }
         )
     default = settings().DEFAULT_TIMEZONE
-    profile.timezone.choices = [("", _("Site default (%(zone)s)", zone=default))] + [(z, z) for z in TIMEZONES]
+    profile.timezone.choices = [("", _("Site default (%(zone)s)", zone=zone_label(default))), *zone_choices(TIMEZONES)]
     avatar = avatar or AvatarForm()
     return render_template(
         "account/account.html",

@@ -15,8 +15,21 @@ ENTER_PASSWORD = DataRequired(message=_l("Enter your password."))
 
 
 class LoginForm(TextForm):
-    email = EmailField(_l("Email"), filters=[_strip], validators=[ENTER_EMAIL, Length(max=EMAIL_MAX_LENGTH)])
-    password = PasswordField(_l("Password"), validators=[ENTER_PASSWORD, Length(max=PASSWORD_MAX_LENGTH)])
+    email = EmailField(
+        _l("Email"),
+        filters=[_strip],
+        validators=[
+            ENTER_EMAIL,
+            Length(max=EMAIL_MAX_LENGTH, message=_l("An email address has at most %(max)d characters.")),
+        ],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            ENTER_PASSWORD,
+            Length(max=PASSWORD_MAX_LENGTH, message=_l("A password has at most %(max)d characters.")),
+        ],
+    )
     submit = SubmitField(_l("Sign in"))
 
 

@@ -64,7 +64,10 @@ def revoke_others() -> Any:
     )
     if count is None:
         return _page(sessions_form=form)
-    flash(ngettext("Signed out %(num)d other session.", "Signed out %(num)d other sessions.", count), "success")
+    if count:
+        flash(ngettext("Signed out %(num)d other session.", "Signed out %(num)d other sessions.", count), "success")
+    else:
+        flash(_("You were signed in nowhere else: nothing to sign out."), "info")
     return redirect(url_for("security.security"))
 
 
@@ -91,7 +94,9 @@ def password() -> Any:
             "Your password is changed; %(num)d other session was signed out.",
             "Your password is changed; %(num)d other sessions were signed out.",
             count,
-        ),
+        )
+        if count
+        else _("Your password is changed."),
         "success",
     )
     return redirect(url_for("security.security"))
