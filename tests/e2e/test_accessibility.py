@@ -1,0 +1,153 @@
+"""Every page passes axe-core's WCAG 2.1 A and AA rules (SPEC 9), in Chinese and English, on a phone
+(390 px) and a desktop (1280 px): signed out, signed in, with an order, as an admin, and the XorPay
+sandbox's pages. One test per language and width: it makes the data once and opens every page in
+one browser context per person. Any violation fails, named with the page, the rule and the nodes."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from sqlalchemy import select
+
+from ledger.models import User
+from ledger.services.audit import SYSTEM
+from ledger.services.billing import adjust_balance
+from tests.e2e.conftest import Page
+
+pytestmark = [pytest.mark.e2e, pytest.mark.committed]
+
+WCAG_21_AA = {"wcag2a", "wcag2aa", "wcag21a", "wcag21aa"}
+# Best practices held to as well: every page says what it is in one h1, inside one main landmark.
+ALSO = {"page-has-heading-one", "landmark-one-main", "landmark-unique", "heading-order"}
+AXE = Axe()
+
+
+def violations(tab: Page, label: str) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is now, one line per rule and node."""
+    tab.page.wait_for_load_state("networkidle")
+    results = AXE.run(tab.page, options={"resultTypes": ["violations"]})
+    found = []
+    for rule in results.response["violations"]:
+        tags = set(rule["tags"])
+        if not (tags & WCAG_21_AA or rule["id"] in ALSO):
+            print(f"(best practice) {tab.name} {label}: {rule['id']} {[n['target'] for n in rule['nodes']]}")
+            continue
+        for node in rule["nodes"]:
+            why = node["failureSummary"].replace("\n", " ")
+            found.append(
+                f"{tab.name} {label}: {rule['id']} ({rule['impact']}) {' '.join(map(str, node['target']))}: {why}"
+            )
+    tab.shot(label.replace("/", "-"))
+    return found
+
+
+@pytest.fixture(
+    params=[("zh", 390, 844), ("zh", 1280, 900), ("en", 390, 844), ("en", 1280, 900)],
+    ids=["zh-390", "zh-1280", "en-390", "en-1280"],
+)
+def people(request, browser, live_server, committed):
+    """Opens a tab in the language and width, each in a browser context of its own (its own cookies)."""
+    language, width, height = request.param
+    contexts = []
+
+    def open_tab(who: str) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+        context.add_cookies([{"name": "lang", "value": language, "url": live_server.url}])
+        contexts.append(context)
+        return Page(context.new_page(), live_server.url, f"axe-{language}-{width}-{who}")
+
+    open_tab.language = language
+    yield open_tab
+    for context in contexts:
+        context.close()
+
+
+def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):
+    found: list[str] = []
+
+    # Signed out: the forms, empty and refused.
+    visitor = people("visitor")
+    for path in ("/login", "/register"):
+        visitor.goto(path)
+        found += violations(visitor, path.strip("/"))
+    visitor.page.fill("input[name=email]", "not-an-email")
+    visitor.page.click("main button[type=submit]")
+    found += violations(visitor, "register-refused")
+
+    # A person with money, a run on the console, an unpaid and a paid order.
+    email = f"axe-{people.language}@example.com"
+    person = people("person")
+    person.register(email)
+    with committed.session() as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="axe", origin=SYSTEM)
+    p = person.page
+    person.goto("/console")
+    found += violations(person, "console")
+    p.locator("[data-testid=model-image-studio-v2] button[value=run]").click()
+    p.wait_for_selector("[data-testid=run-result]")
+    found += violations(person, "console-result")
+
+    person.goto("/recharge")
+    found += violations(person, "recharge")
+    p.click("form[action$='/recharge'] button[type=submit]")
+    p.wait_for_selector("[data-testid=qr] svg")
+    found += violations(person, "order-pending")
+    order_url = p.url
+
+    # The sandbox's pages: its order list, the pay page, the page after paying.
+    sandbox = people("sandbox")
+    sandbox.goto("/sandbox/xorpay/")
+    found += violations(sandbox, "sandbox-orders")
+    sandbox.page.click("[data-testid=sandbox-orders] a")
+    sandbox.page.wait_for_selector("[data-testid=sandbox-pay]")
+    found += violations(sandbox, "sandbox-pay")
+    sandbox.page.click("[data-testid=sandbox-pay]")
+    sandbox.page.wait_for_selector("[data-testid=sandbox-notify]")
+    found += violations(sandbox, "sandbox-paid")
+
+    p.wait_for_selector("[data-testid=new-balance]", timeout=15000)  # the order page follows by itself
+    assert p.url == order_url
+    found += violations(person, "order-paid")
+    for path in ("/", "/usage", "/invites", "/account", "/api/docs", "/no-such-page", "/security"):
+        person.goto(path)
+        found += violations(person, path.strip("/") or "dashboard")
+    p.fill("[name=current]", "wrong-password")
+    p.click("form[action$='/security/password'] button[type=submit]")
+    found += violations(person, "security-refused")
+
+    # The back office.
+    made = live_server.app.test_cli_runner().invoke(
+        args=["users", "create", f"boss-{people.language}@example.com", "--password", "admin-password", "--admin"]
+    )
+    assert made.exit_code == 0, made.output
+    admin = people("admin")
+    a = admin.page
+    admin.goto("/login")
+    a.fill("input[name=email]", f"boss-{people.language}@example.com")
+    a.fill("input[name=password]", "admin-password")
+    a.click("main button[type=submit]")
+    a.wait_for_url(f"{admin.base}/")
+    for path in ("/admin", "/admin/users", f"/admin/users?q={email}", "/admin/orders", "/admin/audit", "/admin/codes"):
+        admin.goto(path)
+        found += violations(admin, path.strip("/").replace("/", "-").split("?")[0] + ("-search" if "?" in path else ""))
+    a.locator("[data-testid=create-codes] [name=count]").fill("2")
+    a.locator("[data-testid=create-codes] [name=amount]").fill("5.00")
+    a.locator("[data-testid=create-codes] [name=reason]").fill("axe")
+    a.click("[data-testid=create-codes] button[type=submit]")
+    a.wait_for_selector("[data-testid=confirm]")
+    found += violations(admin, "admin-confirm")
+    a.click("[data-testid=confirm]")
+    a.wait_for_url(re.compile(r"/admin/codes/batches/"))
+    found += violations(admin, "admin-code-batch")
+    admin.goto(f"/admin/users?q={email}")
+    a.click(f"[data-testid=people] a:text-is('{email}')")
+    a.wait_for_url(re.compile(r"/admin/users/[0-9a-f-]{36}$"))
+    found += violations(admin, "admin-person")
+    a.click("main a[href*='/admin/orders/']")
+    a.wait_for_url(re.compile(r"/admin/orders/[0-9a-f-]{36}$"))
+    found += violations(admin, "admin-order")
+
+    if found:
+        pytest.fail(f"{len(found)} axe-core violations:\n" + "\n".join(found), pytrace=False)
