@@ -5,6 +5,7 @@ one browser context per person. Any violation fails, named with the page, the ru
 
 import re
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -110,6 +111,8 @@ def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):
     p.wait_for_selector("[data-testid=new-balance]", timeout=15000)  # the order page follows by itself
     assert p.url == order_url
     found += violations(person, "order-paid")
+    person.goto(urlsplit(order_url).path.rstrip("/") + "/receipt")
+    found += violations(person, "receipt")
     for path in ("/", "/usage", "/invites", "/account", "/api/docs", "/no-such-page", "/security"):
         person.goto(path)
         found += violations(person, path.strip("/") or "dashboard")
