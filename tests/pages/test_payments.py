@@ -87,6 +87,8 @@ def test_recharge_refuses_an_amount_saying_what_is_allowed(client, auth, session
     assert response.status_code == 422
     assert "请输入 ¥1.00 到 ¥1,000.00 之间的金额，最多两位小数。" in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(PaymentTransaction)) == 0
+    # the refusal takes the focus after the post (keyboard and screen reader start from it)
+    assert 'data-testid="recharge-error" tabindex="-1" autofocus>' in response.get_data(as_text=True)
 
 
 # --- Alipay or WeChat Pay -----------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_an_unknown_code_is_said_on_the_field_in_the_persons_language(client, au
     assert response.status_code == 422
     assert 'data-testid="redeem-error"' in page and said in page
     assert 'value="abcd-efgh"' in page  # what was typed stays, to be corrected
+    assert 'aria-describedby="code-error" aria-invalid="true" autofocus>' in page  # and takes the focus
 
 
 def test_a_used_code_says_so_and_ten_unknown_codes_stop_every_try_for_an_hour(client, auth, session, code):
