@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from ledger.money import format_amount
 from ledger.services.accounts import describe_device
 from ledger.services.billing import get_balance
 from ledger.services.low_balance import low_threshold
+from ledger.services.pricing import MODELS, described
 from ledger.web.context import settings
 from ledger.web.i18n import LANGUAGES, zone_label
 
@@ -36,6 +38,17 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
     app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
     app.jinja_env.filters["device"] = describe_device
+    # Audit details and order metadata as JSON that reads: Chinese as written, not \\u escapes
+    # (a str, so autoescaped as text)
+    app.jinja_env.filters["readable_json"] = lambda value, indent=None: json.dumps(
+        value, ensure_ascii=False, sort_keys=True, indent=indent, default=str
+    )
+    # "Image Studio v2", not "image-studio-v2": a model by the name people see on the console
+    app.jinja_env.filters["model_name"] = lambda model_id: MODELS[model_id].name if model_id in MODELS else model_id
+    # A use's parameters as the console labels them, (label, value) to translate; raw pairs for other models
+    app.jinja_env.filters["params_of"] = lambda params, model_id: (
+        described(MODELS[model_id], params) if model_id in MODELS else [(k, str(v)) for k, v in params.items()]
+    )
     # "中国标准时间" / "China Standard Time": the person's zone as it was at that instant (summer time...)
     app.jinja_env.filters["zone_name"] = lambda dt: get_timezone_name(
         dt.astimezone(get_timezone()), locale=get_locale()

@@ -72,7 +72,7 @@ def test_an_unpaid_order_is_reopened_from_the_history_and_links_to_the_payment(p
 
     for path in ("/recharge", "/"):
         tab.goto(path)
-        if narrow:
+        if narrow or path == "/":  # the dashboard's narrow card has the phone's layout at every width
             link = p.locator("[data-testid=reopen-order]").first
             expect(link).to_have_text("去支付")
         else:

@@ -61,6 +61,9 @@ def test_the_confirmation_names_the_action_and_the_trail_names_people_by_email(c
     post_form(client, auth, f"{page}/adjust", page, amount="5.00", debit="y", reason="typo", confirmed="yes")
     trail = client.get("/admin/audit").get_data(as_text=True)
     assert ">named@example.com</a>" in trail and f">{someone.id}</a>" not in trail
+    post_form(client, auth, f"{page}/adjust", page, amount="1.00", reason="客服补偿", confirmed="yes")
+    trail = client.get("/admin/audit").get_data(as_text=True)
+    assert "客服补偿" in trail and "\\u5ba2" not in trail  # details read as written, not as \u escapes
     # The admin's own ¥0.00 is below the threshold: the banner shows on their pages, not in the back office.
     assert 'data-testid="low-balance"' in client.get("/").get_data(as_text=True)
     assert 'data-testid="low-balance"' not in trail

@@ -137,7 +137,7 @@ def test_account_a_page_and_one_more_balance_change(client, auth, session):
     second = client.get(link).get_data(as_text=True)
     assert balances_in(rows_of(second, "ledger")) == ["1.00"]
     assert older_link(second) is None
-    assert re.search(r'href="/account#balance-history"[^>]*data-testid="newest">Newest<', second)
+    assert re.search(r'href="/account#balance-history"[^>]*data-testid="newest">← Newest<', second)
 
 
 def test_account_paging_in_chinese_and_only_own_entries(client, auth, session):
@@ -150,5 +150,5 @@ def test_account_paging_in_chinese_and_only_own_entries(client, auth, session):
     assert re.search(r'data-testid="older">更早 →<', first)
     second = client.get(older_link(first)).get_data(as_text=True)
     assert balances_in(rows_of(second, "ledger")) == ["2.00", "1.00"]
-    assert re.search(r'data-testid="newest">最新<', second)
+    assert re.search(r'data-testid="newest">← 最新<', second)
     assert older_link(first) == f"/account?before={ids[2]}#balance-history"

@@ -276,7 +276,7 @@ def test_every_order_can_be_reopened_on_a_phone_from_the_history_and_the_dashboa
     for path in ("/recharge", "/"):
         page = client.get(path).get_data(as_text=True)
         links = re.findall(
-            r'<a class="d-md-none[^"]*" href="/recharge/([^"]+)" data-testid="reopen-order">([^<]*)</a>', page
+            r'<a class="[^"]*d-block[^"]*" href="/recharge/([^"]+)" data-testid="reopen-order">([^<]*)</a>', page
         )
         assert sorted(links) == sorted([(str(unpaid.id), "去支付"), (str(paid.id), "详情")])
     in_english(client)
@@ -300,3 +300,12 @@ def test_the_alipay_order_page_links_to_the_payment_on_a_phone_and_in_a_new_wind
     in_english(client)
     page = client.get(f"/recharge/{alipay.id}").get_data(as_text=True)
     assert """data-testid="open-alipay-window">Or pay on Alipay's page in a new window</a>""" in page
+
+
+def test_the_dashboard_lists_top_ups_in_its_narrow_card_without_the_cut_off_order_column(client, auth, session):
+    user = UserFactory()
+    PaymentFactory(user=user)
+    auth.login(user)
+    dashboard, history = client.get("/").get_data(as_text=True), client.get("/recharge").get_data(as_text=True)
+    assert '<th class="d-none">订单</th>' in dashboard and '<th class="d-none d-md-table-cell">订单</th>' in history
+    assert '<a class="d-block small text-nowrap"' in dashboard  # "去支付" at every width

@@ -28,3 +28,15 @@ def test_usage_page_with_a_bad_range_says_so(client, session, me):
     response = client.get("/usage?from=2026-03-05&to=2026-03-01")
     assert response.status_code == 422
     assert 'data-testid="range-error"' in response.get_data(as_text=True)
+
+
+def test_usage_names_models_as_the_console_does_not_by_their_ids(client, session, me):
+    UsageFactory(user=me, model="image-studio-v2", amount=Decimal("0.20"), params={"resolution": "2048", "images": 2})
+    UsageFactory(user=me, model="retired-model", amount=Decimal("0.10"), params={"size": "xl"})
+    for path in ("/usage", "/"):
+        page = client.get(path).get_data(as_text=True)
+        assert "Image Studio v2" in page and "<code>image-studio-v2</code>" not in page, path
+        assert "retired-model" in page, path  # a model no longer offered keeps its id
+    details = client.get("/usage").get_data(as_text=True)
+    assert "分辨率: 2048 × 2048 · 张数: 2" in details and "resolution=2048" not in details
+    assert "size: xl" in details
