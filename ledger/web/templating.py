@@ -20,7 +20,7 @@ from ledger.services.accounts import describe_device
 from ledger.services.billing import get_balance
 from ledger.services.low_balance import low_threshold
 from ledger.services.pricing import MODELS, described
-from ledger.web.context import settings
+from ledger.web.context import settings, user_timezone
 from ledger.web.i18n import LANGUAGES, zone_label
 
 
@@ -59,6 +59,7 @@ def init_app(app: Flask) -> None:
         return {
             "languages": LANGUAGES,
             "zone_label": zone_label,
+            "current_zone": lambda: user_timezone().key,  # the person's zone (or the site's), by its IANA id
             "current_locale": str(get_locale()),
             "new_uuid": lambda: str(uuid.uuid4()),
             # Called by the header only when someone is signed in.

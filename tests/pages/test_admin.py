@@ -65,7 +65,7 @@ def test_the_confirmation_names_the_action_and_the_trail_names_people_by_email(c
     trail = client.get("/admin/audit").get_data(as_text=True)
     assert "客服补偿" in trail and "\\u5ba2" not in trail  # details read as written, not as \u escapes
     # The admin's own ¥0.00 is below the threshold: the banner shows on their pages, not in the back office.
-    assert 'data-testid="low-balance"' in client.get("/").get_data(as_text=True)
+    assert 'data-testid="low-balance"' in client.get("/usage").get_data(as_text=True)
     assert 'data-testid="low-balance"' not in trail
 
 

@@ -43,7 +43,7 @@ def test_receipt_in_chinese_says_everything_about_the_payment(client, auth, sess
     assert receipt == (
         f"收据 Ledger · http://ledger.test 预付余额充值，已全额支付。 "
         f"金额 ¥88.50 订单号 {order.id} 复制 支付方式 微信支付 "
-        "支付时间 2026-03-05 14:07:09 （中国标准时间） XorPay 订单号 xp-aoid-20260305 账户 receipt@example.com"
+        "支付时间 2026-03-05 14:07:09 （北京时间） XorPay 订单号 xp-aoid-20260305 账户 receipt@example.com"
     )
     assert '<code class="order-number user-select-all' in page
     assert 'href="/static/css/receipt.css?v=' in page  # its print CSS
@@ -60,7 +60,7 @@ def test_receipt_in_english_and_in_the_persons_time_zone(client, auth, session):
     assert receipt == (
         "Receipt Ledger · http://ledger.test Top-up of your prepaid balance, paid in full. "
         f"Amount ¥1,234.00 Order number {order.id} Copy Payment method Alipay "
-        "Paid at 2026-03-05 01:07:09 (Eastern Standard Time) XorPay order number xp-aoid-20260305 "
+        "Paid at 2026-03-05 01:07:09 (United States (New York) Time) XorPay order number xp-aoid-20260305 "
         "Account ny@example.com"
     )
 

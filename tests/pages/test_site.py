@@ -33,3 +33,12 @@ def test_a_person_who_has_topped_up_sees_no_first_step(client, auth, session):
     auth.logout()
     auth.login(UserFactory(balance="5.00"))
     assert "first-step" not in client.get("/").get_data(as_text=True)
+
+
+def test_a_new_persons_first_step_is_said_once_not_also_by_the_low_balance_banner(client, auth, session):
+    auth.login(UserFactory())
+    dashboard = client.get("/").get_data(as_text=True)
+    assert 'data-testid="first-step"' in dashboard and 'data-testid="low-balance"' not in dashboard
+    console = client.get("/console").get_data(as_text=True)
+    assert 'data-testid="console-first-step"' in console and 'data-testid="low-balance"' not in console
+    assert 'data-testid="low-balance"' in client.get("/usage").get_data(as_text=True)  # elsewhere it still warns
