@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,38 @@ def page(request, browser, live_server, committed) -> Iterator[Page]:
     tab = Page(context.new_page(), live_server.url, f"{request.node.originalname}-{label}")
     yield tab
     context.close()
+
+
+class Tabs:
+    """Opens tabs in one language and viewport, each in a browser context of its own (its own
+    cookies: one person each); closes them all at the end. `tabs("admin")` returns a Page."""
+
+    def __init__(self, browser, base: str, language: str, width: int, height: int, prefix: str) -> None:
+        self.browser, self.base, self.language = browser, base, language
+        self.width, self.height, self.prefix = width, height, prefix
+        self.contexts: list = []
+
+    def __call__(self, who: str) -> Page:
+        context = self.browser.new_context(
+            viewport={"width": self.width, "height": self.height}, locale="zh-CN", accept_downloads=True
+        )
+        context.add_cookies([{"name": "lang", "value": self.language, "url": self.base}])
+        self.contexts.append(context)
+        return Page(context.new_page(), self.base, f"{self.prefix}-{self.language}-{self.width}-{who}")
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@contextmanager
+def tabs(browser, live_server, param: tuple[str, int, int], prefix: str) -> Iterator[Tabs]:
+    """The Tabs of a fixture's (language, width, height) parameter."""
+    opened = Tabs(browser, live_server.url, *param, prefix)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ledger.models import User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import adjust_balance
-from tests.e2e.conftest import Page
+from tests.e2e.conftest import Page, tabs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -49,19 +49,8 @@ def violations(tab: Page, label: str) -> list[str]:
 )
 def people(request, browser, live_server, committed):
     """Opens a tab in the language and width, each in a browser context of its own (its own cookies)."""
-    language, width, height = request.param
-    contexts = []
-
-    def open_tab(who: str) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-        context.add_cookies([{"name": "lang", "value": language, "url": live_server.url}])
-        contexts.append(context)
-        return Page(context.new_page(), live_server.url, f"axe-{language}-{width}-{who}")
-
-    open_tab.language = language
-    yield open_tab
-    for context in contexts:
-        context.close()
+    with tabs(browser, live_server, request.param, "axe") as opened:
+        yield opened
 
 
 def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Page
+from tests.e2e.conftest import ROOT, Page, tabs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -23,19 +23,8 @@ REFUNDED = {"zh": "已退款", "en": "Refunded"}
 @pytest.fixture(params=[("zh", 1366, 900), ("en", 390, 844)], ids=["zh-wide", "en-narrow"])
 def desk(request, browser, live_server, committed):
     """Opens tabs in a language and a viewport, each in a browser of its own (its own cookies)."""
-    language, width, height = request.param
-    contexts = []
-
-    def open_tab(who: str) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
-        context.add_cookies([{"name": "lang", "value": language, "url": live_server.url}])
-        contexts.append(context)
-        return Page(context.new_page(), live_server.url, f"back-office-{language}-{who}")
-
-    open_tab.language = language
-    yield open_tab
-    for context in contexts:
-        context.close()
+    with tabs(browser, live_server, request.param, "back-office") as opened:
+        yield opened
 
 
 def sign_in(tab: Page, email: str, password: str) -> None:

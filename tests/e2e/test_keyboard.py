@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import PaymentTransaction, User
-from tests.e2e.conftest import Page
+from tests.e2e.conftest import Page, tabs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -90,21 +90,8 @@ def skip_link_first(tab: Page, path: str) -> None:
 
 @pytest.fixture(params=[("zh", 1280, 900), ("en", 390, 844)], ids=["zh-1280", "en-390"])
 def keyboard(request, browser, live_server, committed):
-    language, width, height = request.param
-    contexts = []
-
-    def open_tab(who: str) -> Page:
-        context = browser.new_context(
-            viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True
-        )
-        context.add_cookies([{"name": "lang", "value": language, "url": live_server.url}])
-        contexts.append(context)
-        return Page(context.new_page(), live_server.url, f"keyboard-{language}-{width}-{who}")
-
-    open_tab.language = language
-    yield open_tab
-    for context in contexts:
-        context.close()
+    with tabs(browser, live_server, request.param, "keyboard") as opened:
+        yield opened
 
 
 def sign_in_by_keyboard(tab: Page, email: str, password: str) -> None:
