@@ -9,6 +9,7 @@ from flask import Flask, request
 from flask_babel import get_locale, gettext
 
 from ledger.extensions import babel
+from ledger.i18n import N_
 from ledger.web.context import user_timezone
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -25,6 +26,20 @@ def select_locale() -> str:
     if "x-internal-token" in request.headers:
         return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
     return DEFAULT_LANGUAGE
+
+
+# How a top-up order's status reads (a badge on pages, a word in a message).
+PAYMENT_STATUS_LABELS = {
+    "pending": N_("Awaiting payment"),
+    "succeeded": N_("Paid"),
+    "failed": N_("Failed"),
+    "expired": N_("Expired"),
+}
+
+
+def payment_status_label(status: object) -> str:
+    status = str(getattr(status, "value", status))
+    return gettext(PAYMENT_STATUS_LABELS[status]) if status in PAYMENT_STATUS_LABELS else status
 
 
 # China's zone under its other names too: people there call it Beijing time, not "Shanghai".

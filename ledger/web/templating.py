@@ -21,7 +21,7 @@ from ledger.services.billing import get_balance
 from ledger.services.low_balance import low_threshold
 from ledger.services.pricing import MODELS, described
 from ledger.web.context import settings, user_timezone
-from ledger.web.i18n import LANGUAGES, zone_label
+from ledger.web.i18n import LANGUAGES, payment_status_label, zone_label
 
 
 def invite_link(code: str) -> str:
@@ -38,6 +38,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
     app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
     app.jinja_env.filters["device"] = describe_device
+    app.jinja_env.globals["payment_status_label"] = payment_status_label  # macros are imported without context
     # Audit details and order metadata as JSON that reads: Chinese as written, not \\u escapes
     # (a str, so autoescaped as text)
     app.jinja_env.filters["readable_json"] = lambda value, indent=None: json.dumps(

@@ -124,6 +124,7 @@ def test_check_with_xorpay_credits_a_paid_order(client, auth, admin_user, sessio
         post_form(client, auth, f"{page}/check", page, reason="customer says paid", confirmed="yes").status_code == 302
     )
     assert balance_of(session, order.user_id) == Decimal("50.00")
+    assert "订单状态为已支付" in client.get(page).get_data(as_text=True).replace(" ", "")  # a word, not "succeeded"
 
 
 def test_a_refund_from_the_order_page_is_confirmed_and_made(client, auth, admin_user, session, xorpay, settings):

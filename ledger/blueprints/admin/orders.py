@@ -18,6 +18,7 @@ from ledger.money import format_amount
 from ledger.services import admin, payments, refunds
 from ledger.validation import day, whole_number
 from ledger.web.context import gateway, settings, user_timezone
+from ledger.web.i18n import payment_status_label
 
 PAGE = 25
 
@@ -84,7 +85,7 @@ def check(transaction_id: str) -> Any:
         found = payments.order_by_id(session, transaction_id)
         origin = admin.admin_origin(acting().origin)
         checked = payments.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
-        flash(_("XorPay was asked; the order is %(status)s.", status=checked.status.value), "info")
+        flash(_("XorPay was asked; the order is %(status)s.", status=payment_status_label(checked.status)), "info")
         return redirect(back)
 
     return confirm_then(form, preview, act, back=back)
