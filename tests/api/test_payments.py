@@ -401,10 +401,25 @@ def test_check_now_is_limited_per_order(limited, session, xorpay):
     assert [check(other_spelling) for other_spelling in respelled] == [429] * 4
 
 
+def freeze_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notify service's clock stops in the middle of a minute."""
+    import ledger.services.notify
+
+    stopped_at = datetime.now(UTC).replace(second=30)
+
+    class Stopped(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return stopped_at.astimezone(tz)
+
+    monkeypatch.setattr(ledger.services.notify, "datetime", Stopped)
+
+
 def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer_429(app, client, session, monkeypatch):
     """300 forged posts from one address: one row counting them, 429 past RATELIMIT_WEBHOOK_REFUSALS,
     and a real notify from that address still credits (only refusals are limited)."""
     monkeypatch.setitem(app.config, "LEDGER", replace(app.config["LEDGER"], RATELIMIT_WEBHOOK_REFUSALS="60/minute"))
+    freeze_the_clock(monkeypatch)  # 300 posts could straddle two minutes, each window with its own 60
     order = PaymentFactory()
     forged = signed_notify(order, secret="not-the-secret")
     audit_rows_before = session.scalar(select(func.count()).select_from(AuditLog))
