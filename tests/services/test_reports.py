@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from tests.factories import UsageFactory
-from tests.helpers import at
+from tests.helpers import SHANGHAI, at
 
 
 def test_csv_streams_in_constant_memory_batches(session, me):
@@ -97,3 +97,56 @@ def test_hourly_sums_follow_updates_and_deletes_and_verify_checks_them(session, 
     session.execute(update(UsageHourly).where(UsageHourly.user_id == me.id).values(amount=Decimal("9.99")))
     assert len([b for b in find_breaches(session) if b.invariant.startswith("derived")]) == 2
     assert kept
+
+
+def test_hourly_sums_follow_statements_of_many_rows(session, me):
+    """The sums are kept once a statement (migration 0016): an INSERT, UPDATE or DELETE of many rows,
+    some of one (person, hour, model) and some of others, leaves the same sums as adding up the logs."""
+    from sqlalchemy import delete, func, insert, select, update
+
+    from ledger.models import UsageHourly, UsageLog
+
+    def sums_of(table_sums: bool) -> list[tuple[object, ...]]:
+        if table_sums:
+            query = select(UsageHourly.hour, UsageHourly.model, UsageHourly.count, UsageHourly.amount)
+            return sorted(session.execute(query.where(UsageHourly.user_id == me.id)).all())
+        hour = func.date_trunc("hour", UsageLog.created_at, "UTC")
+        query = select(hour, UsageLog.model, func.count(), func.sum(UsageLog.amount)).where(UsageLog.user_id == me.id)
+        return sorted(session.execute(query.group_by(hour, UsageLog.model)).all())
+
+    rows = [
+        {"user_id": me.id, "amount": Decimal(f"{n}.25"), "model": model, "request_id": f"many-{n}",
+         "balance_after": Decimal(0), "created_at": at(f"2026-03-01 {hour}:{n:02d}:00")}
+        for n, (hour, model) in enumerate([(10, "a"), (10, "a"), (10, "b"), (11, "a"), (11, "a"), (12, "b")])
+    ]  # fmt: skip
+    session.execute(insert(UsageLog), rows)  # executemany
+    session.execute(insert(UsageLog).values([{**r, "request_id": r["request_id"] + "-x"} for r in rows]))  # one INSERT
+    assert [((h + SHANGHAI).hour, m, n) for h, m, n, _ in sums_of(True)] == [
+        (10, "a", 4),
+        (10, "b", 2),
+        (11, "a", 4),
+        (12, "b", 2),
+    ]
+    assert sums_of(True) == sums_of(False)
+    # one UPDATE: all of 12:00/b moves to 10:00/a, half of 11:00/a to a new hour
+    session.execute(
+        update(UsageLog)
+        .where(UsageLog.request_id.in_(["many-5", "many-5-x"]))
+        .values(created_at=at("2026-03-01 10:59:00"), model="a")
+    )
+    session.execute(
+        update(UsageLog)
+        .where(UsageLog.request_id.in_(["many-3", "many-4-x"]))
+        .values(created_at=at("2026-03-01 13:00:00"))
+    )
+    assert sums_of(True) == sums_of(False)
+    assert [((h + SHANGHAI).hour, m, n) for h, m, n, _ in sums_of(True)] == [
+        (10, "a", 6),
+        (10, "b", 2),
+        (11, "a", 2),
+        (13, "a", 2),
+    ]
+    # one DELETE: a whole group and part of another
+    session.execute(delete(UsageLog).where(UsageLog.request_id.in_(["many-2", "many-2-x", "many-0", "many-3"])))
+    assert sums_of(True) == sums_of(False)
+    assert [((h + SHANGHAI).hour, m, n) for h, m, n, _ in sums_of(True)] == [(10, "a", 5), (11, "a", 2), (13, "a", 1)]
