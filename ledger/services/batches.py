@@ -33,11 +33,11 @@ from ledger.errors import (
 )
 from ledger.i18n import N_
 from ledger.logs import current_request_id
-from ledger.models import BillingAccount, LedgerKind, UsageLog
+from ledger.models import BillingAccount, LedgerKind
 from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
 from ledger.services.billing import ChargeRequest, expire_due_holds
-from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS
+from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS, Usage
 from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 MAX_ITEMS = 1000
@@ -50,7 +50,7 @@ class ItemResult:
 
     index: int
     status: str
-    usage: UsageLog | None = None
+    usage: Usage | None = None
     balance: Decimal | None = None
     error: LedgerError | None = None
 
@@ -61,7 +61,7 @@ class _Account:
     held: Decimal
     disabled: bool
     low_balance: Decimal  # the person's threshold (their own, else the site's)
-    charged: dict[str, UsageLog] = field(default_factory=dict)  # this batch's charges, by request id
+    charged: dict[str, Usage] = field(default_factory=dict)  # this batch's charges, by request id
 
     @property
     def available(self) -> Decimal:
@@ -138,13 +138,11 @@ def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decima
 
 def _look(
     session: Session, pairs: list[tuple[uuid.UUID, str]]
-) -> tuple[dict[tuple[uuid.UUID, str], UsageLog], set[tuple[uuid.UUID, str]]]:
+) -> tuple[dict[tuple[uuid.UUID, str], Usage], set[tuple[uuid.UUID, str]]]:
     """The usage logs of the batch's request ids (replays), and the request ids that holds took."""
     connection = session.connection()
     arrays = {"p_pair_user": [user_id for user_id, _ in pairs], "p_pair_request": [r for _, r in pairs]}
-    before = {
-        (row.user_id, row.request_id): UsageLog(**row._mapping) for row in connection.execute(LOOK_CHARGED, arrays)
-    }
+    before = {(row.user_id, row.request_id): Usage(**row._mapping) for row in connection.execute(LOOK_CHARGED, arrays)}
     taken = {(row.user_id, row.request_id) for row in connection.execute(LOOK_HELD, arrays)}
     return before, taken
 
@@ -153,7 +151,7 @@ def _decide(
     index: int,
     item: ChargeRequest | InvalidRequest,
     accounts: dict[uuid.UUID, _Account],
-    before: dict[tuple[uuid.UUID, str], UsageLog],
+    before: dict[tuple[uuid.UUID, str], Usage],
     taken: set[tuple[uuid.UUID, str]],
 ) -> ItemResult:
     """What one deduct would answer, given the batch so far."""
@@ -176,7 +174,7 @@ def _decide(
         short = InsufficientBalance(account.balance, account.available)
         return ItemResult(index, "insufficient_balance", error=short)
     account.balance -= item.amount
-    usage = UsageLog(
+    usage = Usage(
         id=uuid.uuid4(),
         user_id=item.user_id,
         amount=item.amount,
@@ -189,7 +187,7 @@ def _decide(
     return ItemResult(index, "charged", usage=usage, balance=usage.balance_after)
 
 
-def _note_crossing(session: Session, account: _Account, usage: UsageLog) -> None:
+def _note_crossing(session: Session, account: _Account, usage: Usage) -> None:
     """After `usage` was taken from the account: a balance.low event if it crossed the threshold."""
     after = account.available
     note_crossing(
@@ -209,7 +207,7 @@ def _refusal_row(item: Any, error: Any, origin: Origin) -> Any:
     return audit_row("usage.insufficient_balance", origin=origin, user_id=item.user_id, details=details)
 
 
-def _write(session: Session, usages: list[UsageLog], origin: Origin) -> None:
+def _write(session: Session, usages: list[Usage], origin: Origin) -> None:
     """The batch's charges in one statement: the usage logs, the balances, the ledger entries and the
     audit rows, each table written once from one JSON array of the items (in their order).
 
@@ -249,7 +247,7 @@ def _write(session: Session, usages: list[UsageLog], origin: Origin) -> None:
         usage.created_at = created_at  # the transaction's time: the same for all its rows
 
 
-def _details(u: UsageLog) -> dict[str, object]:
+def _details(u: Usage) -> dict[str, object]:
     """A `usage.charged` audit row's details, as charges.charge_usage writes for a single charge."""
     return {
         "amount": to_api(u.amount),

@@ -18,8 +18,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ParamSpec
 
-from sqlalchemy import Row, and_, bindparam, exists, func, insert, select, update
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from ledger import metrics
@@ -41,12 +44,28 @@ USERS = User.__table__
 P = ParamSpec("P")
 
 
+@dataclass(slots=True)
+class Usage:
+    """A usage log as a charge wrote it (or first wrote it, for a replay): a plain record with the
+    columns of UsageLog. The hot path writes with one statement and needs no ORM object (building
+    one cost as much as a tenth of a charge's Python, and 2 ms for a batch of 100 under its locks)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    amount: Decimal
+    model: str
+    params: dict[str, Any]
+    request_id: str
+    balance_after: Decimal
+    created_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Charge:
     """The outcome of a charge: the usage log (as written, or as first written for a replay), the
     balance it left, and whether it was charged before."""
 
-    usage: UsageLog
+    usage: Usage
     balance: Decimal
     replayed: bool
 
@@ -96,7 +115,7 @@ def charge_usage(
     asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
     with atomic(session):
         connection = session.connection()
-        found = connection.execute(LOCK_AND_LOOK, asked).one_or_none()
+        found = LOCK_AND_LOOK.one_or_none(connection, asked)
         if found is None:
             raise UserNotFound()
         if found.disabled:
@@ -111,12 +130,13 @@ def charge_usage(
         if balance - held < req.amount:
             raise insufficient(req, balance, balance - held, "usage.insufficient_balance", origin)
         usage = _usage_of(req, balance - req.amount)
-        usage.created_at = connection.execute(WRITE, _write_parameters(usage, origin)).scalar()
-        if usage.created_at is None:  # taken while we waited for the lock: look again (a new snapshot)
-            again = connection.execute(LOCK_AND_LOOK, asked).one()
+        written = WRITE.one_or_none(connection, _write_parameters(usage, origin))
+        if written is None:  # taken while we waited for the lock: look again (a new snapshot)
+            again = LOCK_AND_LOOK.one_or_none(connection, asked)
             if again.hold_taken:
                 raise RequestIdConflict(request_id=req.request_id)
             return _replay(req, again)
+        usage.created_at = written.created_at
         available = balance - held
         note_crossing(
             session,
@@ -139,11 +159,11 @@ def _expire_due_holds(session: Session, user_id: uuid.UUID) -> tuple[Decimal, De
     return account.balance, account.held
 
 
-def _replay(req: ChargeRequest, found: Row[Any]) -> Charge:
+def _replay(req: ChargeRequest, found: Any) -> Charge:
     """A request id charged before: the first answer, word for word, or a conflict."""
     if found.amount != req.amount or found.model != req.model:
         raise RequestIdConflict(request_id=req.request_id, amount=to_api(found.amount), model=found.model)
-    first = UsageLog(
+    first = Usage(
         id=found.usage_id,
         user_id=req.user_id,
         amount=found.amount,
@@ -156,9 +176,9 @@ def _replay(req: ChargeRequest, found: Row[Any]) -> Charge:
     return Charge(usage=first, balance=found.balance_after, replayed=True)
 
 
-def _usage_of(req: ChargeRequest, balance_after: Decimal) -> UsageLog:
-    """The usage log of a charge (not added to a session: the write is one Core statement)."""
-    return UsageLog(
+def _usage_of(req: ChargeRequest, balance_after: Decimal) -> Usage:
+    """The usage log of a charge, to be written by WRITE."""
+    return Usage(
         id=uuid.uuid4(),
         user_id=req.user_id,
         amount=req.amount,
@@ -169,27 +189,29 @@ def _usage_of(req: ChargeRequest, balance_after: Decimal) -> UsageLog:
     )
 
 
-def _write_parameters(usage: UsageLog, origin: Origin) -> dict[str, Any]:
+def _write_parameters(usage: Usage, origin: Origin) -> dict[str, Any]:
     return {
         "p_usage_id": usage.id,
         "p_user_id": usage.user_id,
         "p_amount": usage.amount,
         "p_debit": -usage.amount,
         "p_model": usage.model,
-        "p_params": usage.params,
+        "p_params": Jsonb(usage.params),
         "p_request_id": usage.request_id,
         "p_balance_after": usage.balance_after,
         "p_actor": origin.actor.value,
         "p_ip": origin.ip,
         "p_user_agent": (origin.user_agent or "")[:512] or None,
         "p_trace_id": current_request_id(),
-        "p_details": {
-            "amount": to_api(usage.amount),
-            "model": usage.model,
-            "request_id": usage.request_id,
-            "usage_id": str(usage.id),
-            "balance_after": to_api(usage.balance_after),
-        },
+        "p_details": Jsonb(
+            {
+                "amount": to_api(usage.amount),
+                "model": usage.model,
+                "request_id": usage.request_id,
+                "usage_id": str(usage.id),
+                "balance_after": to_api(usage.balance_after),
+            }
+        ),
     }
 
 
@@ -282,5 +304,34 @@ def _write() -> Any:
     return select(written.c.created_at).add_cte(account, entry, audit)
 
 
-LOCK_AND_LOOK = _lock_and_look()
-WRITE = _write()
+@dataclass(frozen=True)
+class Prepared:
+    """A statement of the hot path, compiled once to psycopg's SQL with the values of its fixed
+    parameters, and run on the session's DBAPI connection: psycopg prepares it on the server after a
+    few runs, and SQLAlchemy's per-call work (the statement's cache key, parameter and result
+    processing) is skipped, which was half of what the service added to psycopg's own cost. A
+    failure still goes through SQLAlchemy's handling: a dropped connection is invalidated and raised
+    as a DBAPIError, as from `connection.execute`. Parameters are given as psycopg takes them
+    (Jsonb for JSON); a row's fields are read by name."""
+
+    sql: str
+    fixed: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Any) -> Prepared:
+        compiled = statement.compile(dialect=psycopg_dialect())
+        return cls(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+
+    def one_or_none(self, connection: Connection, parameters: dict[str, Any]) -> Any:
+        """The statement's first row, or None."""
+        values = self.fixed | parameters
+        with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+            try:
+                cursor.execute(self.sql, values)
+            except Exception as error:
+                connection._handle_dbapi_exception(error, self.sql, values, cursor, None)  # raises
+            return cursor.fetchone()
+
+
+LOCK_AND_LOOK = Prepared.of(_lock_and_look())
+WRITE = Prepared.of(_write())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, g
 from flask_login import current_user
 
 from ledger.web.context import settings
@@ -37,6 +37,6 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user and current_user.is_authenticated:
+        if not g.get("internal") and current_user and current_user.is_authenticated:  # a service loads no user
             headers.setdefault("Cache-Control", "private, no-store")  # pages with balances stay out of caches
         return response

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from ledger.models import PaymentTransaction, UsageLog
 from ledger.money import to_api
 from ledger.services.batches import ItemResult
+from ledger.services.charges import Usage
 from ledger.services.holds import HoldAnswer, HoldView
 from ledger.services.reports import Group, Item
 from ledger.web.context import site_timezone, user_timezone
@@ -22,7 +23,7 @@ def iso(dt: datetime | None, tz: ZoneInfo | None = None) -> str | None:
     return None if dt is None else dt.astimezone(tz or user_timezone()).isoformat()
 
 
-def usage_json(usage: UsageLog | Item, tz: ZoneInfo | None = None) -> dict[str, Any]:
+def usage_json(usage: UsageLog | Usage | Item, tz: ZoneInfo | None = None) -> dict[str, Any]:
     """A charge (a usage log, or a report's item)."""
     return {
         "usage_id": str(usage.id),
@@ -85,7 +86,7 @@ def hold_answer_json(answer: HoldAnswer) -> dict[str, Any]:
     }
 
 
-def charge_json(usage: UsageLog, balance: Decimal, *, replayed: bool) -> dict[str, Any]:
+def charge_json(usage: UsageLog | Usage, balance: Decimal, *, replayed: bool) -> dict[str, Any]:
     """What a deduct answers (SPEC 6), for other services: the charge, the balance it left, replayed."""
     return {
         **usage_json(usage, site_timezone()),
