@@ -588,10 +588,12 @@ class LedgerEntry(Base):
 
 
 class UsageHourly(Base):
-    """Usage summed per person, hour (UTC) and model, kept by a trigger on usage_logs inserts.
+    """Usage summed per person, hour (UTC) and model, kept by statement triggers on usage_logs
+    (migration 0016: an insert of many rows adds to each group once; an update or a delete, which
+    only a manual fix makes, takes back what it removed).
 
     Reports over long ranges read these sums instead of every charge; `ledger verify` checks that
-    they equal the usage logs. Usage logs are append-only, so inserts are all there is to follow.
+    they equal the usage logs.
     """
 
     __tablename__ = "usage_hourly"

@@ -32,11 +32,19 @@ END
 $$
 """
 
-# A group whose every row goes is deleted; the others are lowered (a sum of zero would break the
-# table's check, so the two are told apart by the count).
+# The groups' rows are locked first, in key order: the statement after them then reads them afresh
+# (under READ COMMITTED one statement that waited on a row would recheck only the rows its own
+# snapshot matched, and a concurrent change could leave the sums wrong without an error). A group
+# whose every row goes is deleted; the others are lowered (a sum of zero would break the table's
+# check, so the two are told apart by the count).
 REMOVE = """
 CREATE FUNCTION usage_hourly_remove() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM usage_hourly h
+      JOIN (SELECT DISTINCT user_id, date_trunc('hour', created_at, 'UTC') AS hour, model FROM old_rows) g
+        ON (h.user_id, h.hour, h.model) = (g.user_id, g.hour, g.model)
+     ORDER BY h.user_id, h.hour, h.model
+       FOR UPDATE OF h;
     WITH gone AS (
         SELECT user_id, date_trunc('hour', created_at, 'UTC') AS hour, model, count(*) AS count,
                sum(amount) AS amount

@@ -5,7 +5,8 @@ The people of a batch are locked together, in one order (by id: no deadlock with
 with single deducts, which lock one account), then one statement finds every replay and every hold
 of the batch's request ids (a statement after the locks: it sees all their holders committed).
 The items are decided in Python, in their order (a person's items apply one after the other), and
-written with one multi-row statement per table. Refused items write nothing but, for a short
+written with one statement: the usage logs, the balances, the ledger entries and the audit rows,
+each table once, from one JSON array of the items. Refused items write nothing but, for a short
 balance, their audit row, as a single deduct does.
 """
 
