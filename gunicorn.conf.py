@@ -25,8 +25,12 @@ runs vary by 2x; medians of 7 rounds for the last three, means of 2 for the othe
     gthread 3 x 4                         218 / 107    p99 spread 314 ms
     gthread 4 x 2 (kept: 2 x cores x 2)   175 / 142    p99 spread 257 ms
 The last three are within the noise of each other on spread accounts; 4 x 2 has the best hot-account
-figure and tail. Measure again when the charge's path changes (issue 12): the less Python a request
-costs, the more threads a process carries.
+figure and tail. Measured again after the charge's second round (0.49 ms of CPU in the service, one
+run each, spread / hot charges/s): 4 x 2 665 / 354, 2 x 4 577 / 394, 4 x 4 693 / 488, 3 x 4 655 /
+412, 2 x 8 583 / 424, and 4 x 2 again 658-745 / 458-554: still within the noise, so 4 x 2 stays.
+`--worker-connections 4` (16 connections spread evenly over the workers) lowered the spread p99
+from 63-68 ms to 43 ms but the hot rate to 407-431/s, and would cap a server at 16 keep-alive
+connections: not kept (bench/README.md).
 """
 
 import os
