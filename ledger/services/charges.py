@@ -4,8 +4,9 @@ Still one `SELECT ... FOR UPDATE` transaction in Python, but in SQLAlchemy Core,
 a commit: the first locks the billing account and, in the same round trip, finds a replay of the
 request id (a usage log) or a hold that took it; the second writes the usage log, the balance,
 the ledger entry and the audit row together (data-modifying CTEs, one round trip). Both are built
-once, with bound parameters, and run on the session's connection. The ORM models stay the
-schema's description; nothing here is flushed by a unit of work.
+once in Core, compiled once, and run on the DBAPI connection under the session's transaction
+(`Prepared`). The ORM models stay the schema's description; nothing here is flushed by a unit of
+work, and a charge answers with a plain `Usage` record.
 """
 
 from __future__ import annotations

@@ -1,0 +1,93 @@
+"""The two hot paths write what the ORM would have written: a batch's one-statement write (JSON
+rows) and a single charge (statements on the DBAPI connection) leave the same rows for the same
+charges, whatever the text and params; a statement the database refuses is SQLAlchemy's error, with
+nothing written."""
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ledger.models import AuditLog, LedgerEntry, LedgerKind, UsageLog
+from ledger.services import charges
+from ledger.services.audit import INTERNAL
+from ledger.services.batches import charge_batch
+from ledger.services.charges import charge_usage
+from ledger.services.integrity import find_breaches
+from tests.factories import UserFactory
+from tests.helpers import balance_of, count_rows
+
+ODD_TEXT = [
+    "plain",
+    "quote ' and \" double",
+    "back\\slash \\\\ \\u0041 \\n",
+    "emoji \U0001f600 \U00010348",
+    "中文 请求",
+    "  spaces around  ",
+    "line\nbreak\ttab\u2028\u2029",
+    "$$ dollar $$ ; DROP TABLE x; --",
+    '{"json": [1, 2]}',
+    "%(p_items)s %s :name",
+]
+ODD_PARAMS = [
+    {},
+    {"n": 5, "id": "x", "amount": "9", "user_id": None, "details": {"n": [1, 2, {"n": None}]}},
+    {"float": 0.1, "big": 10**40, "small": -1.5e-7, "t": True, "f": False, "null": None},
+    {"unicode": "\U0001f600 中文 \u2028", "quotes": "\\\"'", "empty": "", "nested": {"a": {"b": [[], {}]}}},
+    {"": "empty key"},
+]
+
+
+def written(session, user) -> tuple[list, list, list]:
+    usage = session.execute(
+        select(UsageLog.amount, UsageLog.model, UsageLog.params, UsageLog.request_id, UsageLog.balance_after)
+        .where(UsageLog.user_id == user.id)
+        .order_by(UsageLog.request_id)
+    ).all()
+    entries = session.execute(
+        select(LedgerEntry.amount, LedgerEntry.balance_after, LedgerEntry.kind)
+        .where(LedgerEntry.user_id == user.id, LedgerEntry.kind == LedgerKind.USAGE)
+        .order_by(LedgerEntry.id)
+    ).all()
+    audit = session.scalars(
+        select(AuditLog.details)
+        .where(AuditLog.user_id == user.id, AuditLog.action == "usage.charged")
+        .order_by(AuditLog.id)
+    ).all()
+    same_in_both = [{k: v for k, v in details.items() if k not in ("usage_id", "batch")} for details in audit]
+    return usage, entries, same_in_both
+
+
+def test_a_batch_writes_the_rows_fifty_single_charges_write(session):
+    one_by_one, in_a_batch = UserFactory(balance="1000.00"), UserFactory(balance="1000.00")
+    items = [
+        {"amount": f"0.{i}{j}01", "model": text[:100], "request_id": f"{text}#{j}", "params": params}
+        for i, text in enumerate(ODD_TEXT)
+        for j, params in enumerate(ODD_PARAMS)
+    ]
+    for item in items:
+        charge_usage(session, user_id=one_by_one.id, origin=INTERNAL, **item)
+    batch = [{**item, "user_id": str(in_a_batch.id)} for item in items]
+    results = charge_batch(session, charges=batch, origin=INTERNAL)
+    assert [r.status for r in results] == ["charged"] * 50
+    assert written(session, one_by_one) == written(session, in_a_batch)
+    total = sum(Decimal(item["amount"]) for item in items)
+    assert balance_of(session, in_a_batch.id) == balance_of(session, one_by_one.id) == Decimal("1000.00") - total
+    assert list(find_breaches(session)) == []
+
+
+def test_a_statement_the_database_refuses_is_sqlalchemys_error_and_writes_nothing(session, monkeypatch):
+    """The single charge's statements run on the DBAPI connection; a refusal still comes through
+    SQLAlchemy (as IntegrityError, which the web layer and retry_on_disconnect know)."""
+    person = UserFactory(balance="5.00")
+    below_zero = lambda req, balance_after: charges.Usage(  # noqa: E731 - a ledger entry may not go below 0
+        id=charges.uuid.uuid4(), user_id=req.user_id, amount=req.amount, model=req.model, params=req.params,
+        request_id=req.request_id, balance_after=Decimal("-1.00"),
+    )  # fmt: skip
+    monkeypatch.setattr(charges, "_usage_of", below_zero)
+    before = count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)
+    with pytest.raises(IntegrityError, match="balance_after_not_negative"):
+        charge_usage(session, user_id=person.id, amount="1.00", model="m", request_id="refused", origin=INTERNAL)
+    assert (count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)) == before
+    assert balance_of(session, person.id) == Decimal("5.00")
