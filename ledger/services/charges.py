@@ -329,7 +329,7 @@ class Prepared:
         with connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
             try:
                 cursor.execute(self.sql, values)
-            except Exception as error:
+            except BaseException as error:  # as SQLAlchemy's own execute: an interrupt also invalidates
                 connection._handle_dbapi_exception(error, self.sql, values, cursor, None)  # raises
             return cursor.fetchone()
 

@@ -32,9 +32,15 @@ def test_concurrent_refunds_of_one_order_never_refund_more_than_it(committed, se
 
     results = run_together(8, refund)
 
+    # While one refund is with XorPay, the others are refused (a pending refund blocks its order), so
+    # how many of the 8 get through depends on timing: one or two, never a third (20 + 20 of 50).
     made = [r for r in results if not isinstance(r, Exception)]
-    assert [r.status for r in made] == ["succeeded", "succeeded"]  # 20 + 20; a third would exceed 50
+    assert [r.status for r in made] in (["succeeded"], ["succeeded", "succeeded"])
     assert all(isinstance(r, RefundRefused) for r in results if isinstance(r, Exception))
+    if len(made) == 1:
+        assert refund(8).status == "succeeded"  # the second 20, now that nothing is pending
+    with pytest.raises(RefundRefused, match="At most"):
+        refund(9)  # a third would exceed the order's 50
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).balance == Decimal("11.0000")
         refunds = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "refund")
