@@ -7,10 +7,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from ledger.db import atomic
 from ledger.models import Actor, AuditLog, LedgerEntry
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import credit
+from ledger.services.billing import adjust_balance
 from ledger.services.paging import PAGE_SIZE
 from tests.factories import UserFactory
 
@@ -97,16 +96,7 @@ def test_security_a_malformed_page_link_is_422_in_both_languages(client, auth, s
 def credited(session, user, count: int) -> list[int]:
     """`count` credits of ¥1.00 (the balance after the n-th is ¥n.00); their entry ids."""
     for _ in range(count):
-        with atomic(session):
-            credit(
-                session,
-                user_id=user.id,
-                amount=Decimal("1.00"),
-                kind="adjustment",
-                origin=SYSTEM,
-                action="balance.adjusted",
-                memo="paging",
-            )
+        adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="paging", origin=SYSTEM)
     return list(session.scalars(select(LedgerEntry.id).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)))
 
 
