@@ -57,6 +57,7 @@ from werkzeug.security import generate_password_hash
 
 from ledger.db import Database, load_pgserver, make_engine
 from ledger.services.audit import INTERNAL
+from ledger.services.batches import MAX_ITEMS, charge_batch
 from ledger.services.integrity import find_breaches
 
 try:  # issue 12 moves the single charge to ledger.services.charges
@@ -72,6 +73,7 @@ AMOUNT = Decimal("0.0125")
 BALANCE = Decimal("1000.0000")  # each of the spread accounts
 HOT_BALANCE = Decimal("10000000.0000")
 BATCH = 100
+HISTORY = 3  # past charges of each account, written before the measurements
 CORES = os.cpu_count() or 1
 SPREAD, HOT = "spread", "hot"
 PARTS = {
@@ -140,9 +142,25 @@ def seed(database: Database, accounts: int) -> Decimal:
                 "SELECT user_id, balance, balance, 'adjustment', 'bench funding' FROM billing_accounts"
             )
         )
+    history(database, accounts)
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     return HOT_BALANCE + BALANCE * accounts
+
+
+def history(database: Database, accounts: int, per_account: int = HISTORY) -> None:
+    """Past charges (model bench-history), written by the batch service, so that the tables are
+    analyzed with rows in them, as a live database's are. On empty tables PostgreSQL plans a
+    connection's foreign-key checks and prepared look-ups as sequential scans and keeps those plans
+    while the tables grow: the first part measured got slower by the second."""
+    items = [
+        {"user_id": user_id(n), "amount": str(AMOUNT), "model": "bench-history", "request_id": f"history-{k}"}
+        for k in range(per_account)
+        for n in range(accounts + 1)
+    ]
+    with database.session() as session:
+        for start in range(0, len(items), MAX_ITEMS):
+            charge_batch(session, charges=items[start : start + MAX_ITEMS], origin=INTERNAL)
 
 
 def check_books(database: Database, start_total: Decimal) -> str:
