@@ -18,7 +18,7 @@ from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings, user_timezone
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
-from ledger.web.serialisers import batch_item_json, charge_json, order_json, usage_json
+from ledger.web.serialisers import batch_json, charge_json, order_json, usage_json
 from ledger.web.templating import invite_link
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
@@ -65,7 +65,7 @@ def deduct_batch() -> Any:
         origin=request_origin(Actor.INTERNAL),
         low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
-    return jsonify(results=[batch_item_json(r) for r in results])
+    return jsonify(results=batch_json(results))
 
 
 @bp.get("/summary")

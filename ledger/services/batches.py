@@ -12,6 +12,7 @@ balance, their audit row, as a single deduct does.
 
 from __future__ import annotations
 
+import collections
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,8 +104,8 @@ def charge_batch(
             _write(session, writes, origin)
         if refusals:
             session.add_all(refusals)
-    for result in results:
-        metrics.CHARGES.labels(result.status).inc()
+    for status, count in collections.Counter(r.status for r in results).items():  # one write a status
+        metrics.CHARGES.labels(status).inc(count)
     metrics.CHARGED_YUAN.inc(float(sum(u.amount for u in writes)))
     return results
 
@@ -140,11 +141,16 @@ def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decima
 def _look(
     session: Session, pairs: list[tuple[uuid.UUID, str]]
 ) -> tuple[dict[tuple[uuid.UUID, str], Usage], set[tuple[uuid.UUID, str]]]:
-    """The usage logs of the batch's request ids (replays), and the request ids that holds took."""
-    connection = session.connection()
+    """The usage logs of the batch's request ids (replays), and the request ids that holds took: one
+    statement."""
     arrays = {"p_pair_user": [user_id for user_id, _ in pairs], "p_pair_request": [r for _, r in pairs]}
-    before = {(row.user_id, row.request_id): Usage(**row._mapping) for row in connection.execute(LOOK_CHARGED, arrays)}
-    taken = {(row.user_id, row.request_id) for row in connection.execute(LOOK_HELD, arrays)}
+    before, taken = {}, set()
+    for row in session.connection().execute(LOOK, arrays):
+        pair = (row.pair_user_id, row.pair_request_id)
+        if row.id is not None:
+            before[pair] = Usage(**{name: getattr(row, name) for name in USAGE_FIELDS})
+        if row.held:
+            taken.add(pair)
     return before, taken
 
 
@@ -294,14 +300,23 @@ def _pairs() -> Any:
     )
 
 
-def _look_statements() -> tuple[Any, Any]:
-    """The usage logs of the batch's request ids (replays), and the pairs that holds took."""
+def _look_statement() -> Any:
+    """For each pair that has one, its usage log (a replay) and whether a hold took its request id
+    (each is unique by person and request id, so a pair gives at most one row)."""
     pair = _pairs()
-    charged = select(USAGE).join(pair, (pair.c.user_id == USAGE.c.user_id) & (pair.c.request_id == USAGE.c.request_id))
-    held = select(HOLDS.c.user_id, HOLDS.c.request_id).join(
-        pair, (pair.c.user_id == HOLDS.c.user_id) & (pair.c.request_id == HOLDS.c.request_id)
+    held = HOLDS.c.user_id.is_not(None)
+    return (
+        select(
+            pair.c.user_id.label("pair_user_id"),
+            pair.c.request_id.label("pair_request_id"),
+            *USAGE.c,
+            held.label("held"),
+        )
+        .select_from(pair)
+        .outerjoin(USAGE, (USAGE.c.user_id == pair.c.user_id) & (USAGE.c.request_id == pair.c.request_id))
+        .outerjoin(HOLDS, (HOLDS.c.user_id == pair.c.user_id) & (HOLDS.c.request_id == pair.c.request_id))
+        .where(USAGE.c.id.is_not(None) | held)
     )
-    return charged, held
 
 
 def _records(name: str, *columns: Any) -> Any:
@@ -364,5 +379,6 @@ def _write_all() -> Any:
 
 
 LOCK = _lock()
-LOOK_CHARGED, LOOK_HELD = _look_statements()
+LOOK = _look_statement()
+USAGE_FIELDS = [c.name for c in USAGE.c]
 WRITE = _write_all()

@@ -86,21 +86,29 @@ def hold_answer_json(answer: HoldAnswer) -> dict[str, Any]:
     }
 
 
-def charge_json(usage: UsageLog | Usage, balance: Decimal, *, replayed: bool) -> dict[str, Any]:
-    """What a deduct answers (SPEC 6), for other services: the charge, the balance it left, replayed."""
+def charge_json(
+    usage: UsageLog | Usage, balance: Decimal, *, replayed: bool, tz: ZoneInfo | None = None
+) -> dict[str, Any]:
+    """What a deduct answers (SPEC 6), for other services: the charge, the balance it left, replayed.
+    Times in the site's zone (`tz`, when the caller has it at hand)."""
     return {
-        **usage_json(usage, site_timezone()),
+        **usage_json(usage, tz or site_timezone()),
         "user_id": str(usage.user_id),
         "balance": to_api(balance),
         "replayed": replayed,
     }
 
 
-def batch_item_json(result: ItemResult) -> dict[str, Any]:
-    """One item of a batch (SPEC 12): charged and replayed items carry a deduct's answer, the others
-    the error a deduct would have answered."""
+def batch_json(results: list[ItemResult]) -> list[dict[str, Any]]:
+    """A batch's answers (SPEC 12), in item order: charged and replayed items carry a deduct's
+    answer, the others the error a deduct would have answered."""
+    tz = site_timezone()  # read once, not once an item
+    return [_batch_item_json(result, tz) for result in results]
+
+
+def _batch_item_json(result: ItemResult, tz: ZoneInfo) -> dict[str, Any]:
     if result.usage is not None and result.balance is not None:
-        answer = charge_json(result.usage, result.balance, replayed=result.status == "replayed")
+        answer = charge_json(result.usage, result.balance, replayed=result.status == "replayed", tz=tz)
         return {"index": result.index, "status": result.status, **answer}
     assert result.error is not None
     return {"index": result.index, "status": result.status, "error": error_body(result.error)}

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ledger.models import AuditLog, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.holds import place_hold
+from ledger.services.holds import capture_hold, place_hold
 from ledger.services.integrity import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
@@ -122,3 +122,19 @@ def test_a_thousand_items_are_charged_in_one_call(client, session, internal_head
 
 def test_a_batch_needs_the_internal_token(client, session):
     assert client.post(BATCH, json={"charges": []}).status_code == 401
+
+
+def test_a_captured_holds_request_id_is_answered_as_a_single_deduct_answers_it(client, session, internal_headers):
+    """A capture writes a usage log under the hold's request id, so the pair has both a hold and a
+    usage log: the batch's one look-up must still answer what a deduct answers."""
+    user = UserFactory(balance="5.00")
+    hold = place_hold(session, user_id=user.id, amount="2.00", model="v", request_id="job", origin=INTERNAL).hold
+    capture_hold(session, hold_id=hold.id, amount="1.50", origin=INTERNAL)
+    single = client.post("/api/billing/deduct", json=item(user, "job", "1.50", model="v"), headers=internal_headers)
+    results = batch(client, internal_headers, [item(user, "job", "1.50", model="v"), item(user, "new", "0.50")])
+    results = results.get_json()["results"]
+    assert (single.status_code, single.get_json()["error"]["code"]) == (409, "request_id_conflict")
+    assert [r["status"] for r in results] == ["request_id_conflict", "charged"]
+    assert results[1]["balance"] == "3.00"
+    assert count_rows(session, UsageLog) == 2  # the capture's and "new"
+    assert list(find_breaches(session)) == []
