@@ -26,6 +26,7 @@ from ledger.services.payments import (
     topups_csv,
     topups_csv_filename,
 )
+from ledger.services.refunds import order_refunds
 from ledger.web.context import gateway, request_origin, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
@@ -144,6 +145,7 @@ def order(transaction_id: str) -> Any:
         qr=qr,
         qr_svg=qr_svg(qr) if qr and topup.status == PaymentStatus.PENDING else None,
         balance=get_balance(session, current_user.id),
+        refunds=order_refunds(session, topup),
     )
 
 
@@ -190,5 +192,7 @@ def export_topups() -> Any:
 @login_required
 def receipt(transaction_id: str) -> Any:
     """The printable receipt of one of the person's paid top-ups."""
-    paid = own_receipt(get_session(), user_id=current_user.id, transaction_id=transaction_id)
-    return render_template("payments/receipt.html", order=paid, site_url=settings().SITE_URL)
+    session = get_session()
+    paid = own_receipt(session, user_id=current_user.id, transaction_id=transaction_id)
+    refunds = order_refunds(session, paid)
+    return render_template("payments/receipt.html", order=paid, refunds=refunds, site_url=settings().SITE_URL)

@@ -159,6 +159,36 @@ def refunds_of(session: Session, order_id: uuid.UUID) -> list[Refund]:
     )
 
 
+@dataclass(frozen=True)
+class OrderRefunds:
+    """An order's refunds as its person sees them (SPEC 15: the order shows what was refunded): the
+    ones made, oldest first, and what is still being refunded (XorPay's outcome not known yet). A
+    refused refund changed nothing and is not shown."""
+
+    made: list[Refund]
+    pending: Decimal
+
+    @classmethod
+    def of(cls, refunds: list[Refund]) -> OrderRefunds:
+        made = [r for r in refunds if r.status is RefundStatus.SUCCEEDED]
+        pending = sum((r.amount for r in refunds if r.status is RefundStatus.PENDING), Decimal(0))
+        return cls(made, pending)
+
+    @property
+    def refunded(self) -> Decimal:
+        return sum((r.amount for r in self.made), Decimal(0))
+
+    def __bool__(self) -> bool:
+        return bool(self.made or self.pending)
+
+
+def order_refunds(session: Session, order: PaymentTransaction) -> OrderRefunds:
+    """What the person is told of `order`'s refunds (nothing for an order that was never paid)."""
+    if order.status != PaymentStatus.SUCCEEDED:
+        return OrderRefunds([], Decimal(0))
+    return OrderRefunds.of(refunds_of(session, order.id))
+
+
 def _order(session: Session, transaction_id: object) -> PaymentTransaction:
     missing = NotFound(N_("There is no such top-up order."))
     order = session.get(PaymentTransaction, validation.uuid_of(transaction_id, "transaction_id", error=missing))

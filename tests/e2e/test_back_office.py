@@ -150,6 +150,16 @@ def test_an_admin_adjusts_refunds_and_issues_codes_that_the_person_redeems(desk,
     person.goto("/account")
     history = person.page.inner_text("[data-testid=ledger]")
     assert all(line in history for line in ("+¥100.00", "+¥50.00", "-¥30.00", "+¥20.00")), history
+    # The top-up's own page and its receipt say what was refunded.
+    person.goto("/recharge")
+    person.page.click("a.order-id-short:visible, a[data-testid=reopen-order]:visible")  # a phone hides the id
+    person.page.wait_for_selector("[data-testid=order-refunds]")
+    assert person.page.inner_text("[data-testid=order-refund] .money").strip() == "¥30.00"
+    person.shot("order-refunded")
+    person.page.click("a[data-testid=receipt-link]")
+    person.page.wait_for_selector("[data-testid=receipt-refunds]")
+    assert "¥30.00" in person.page.inner_text("[data-testid=receipt-refund]")
+    person.shot("receipt-refunded")
     assert person.console_errors == []
 
     env = {**os.environ, "DATABASE_URL": database_url, "LEDGER_ENV": "testing"}

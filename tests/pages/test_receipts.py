@@ -7,9 +7,16 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select, update
 
+from ledger.models import Refund, User
+from ledger.services.admin import Admin
+from ledger.services.audit import Origin
+from ledger.services.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import at
+from tests.helpers import at, settle_by_notify
+
+ADMIN = Admin(None, Origin("admin"), via="test")
 
 
 def paid_order(user, **fields):
@@ -63,6 +70,55 @@ def test_receipt_in_english_and_in_the_persons_time_zone(client, auth, session):
         "Paid at 2026-03-05 01:07:09 (United States (New York) Time) XorPay order number xp-aoid-20260305 "
         "Account ny@example.com"
     )
+
+
+@pytest.fixture
+def refunded(session, settings, xorpay):
+    """A ¥50.00 top-up paid through a notify, ¥20.00 of it refunded (at a known time), ¥5.00 being
+    refunded (XorPay's answer timed out) and ¥1.00 refused by XorPay."""
+    order = PaymentFactory(user=UserFactory(), amount=Decimal("50.00"))
+    order.owner = session.get(User, order.user_id)
+    settle_by_notify(session, order, settings)
+    xorpay.refund_answers("ok")
+    made = refund_order(session, xorpay.client, ADMIN, order.id, "20.00", reason="asked")
+    session.execute(update(Refund).where(Refund.id == made.id).values(settled_at=at("2026-03-06 10:00:00")))
+    xorpay.server.clear_all_handlers()  # the first matching answer would answer again
+    xorpay.refund_answers("order_error")
+    refund_order(session, xorpay.client, ADMIN, order.id, "1.00", reason="refused")
+    xorpay.server.clear_all_handlers()
+    xorpay.refund_times_out()
+    refund_order(session, xorpay.client, ADMIN, order.id, "5.00", reason="unknown")
+    statuses = session.scalars(select(Refund.status).where(Refund.payment_transaction_id == order.id))
+    assert sorted(statuses) == ["failed", "pending", "succeeded"]
+    return order
+
+
+def test_the_receipt_and_the_order_page_show_what_was_refunded(client, auth, session, refunded):
+    auth.login(refunded.owner)
+    receipt = receipt_text(client.get(f"/recharge/{refunded.id}/receipt").get_data(as_text=True))
+    assert "退款 ¥20.00 · 2026-03-06 10:00:00 已退款 ¥5.00 · 退款处理中 XorPay 订单号" in receipt
+    assert "¥1.00" not in receipt  # a refused refund changed nothing
+    page = client.get(f"/recharge/{refunded.id}").get_data(as_text=True)
+    block = page[page.index('data-testid="order-refunds"') : page.index("</ul>", page.index("order-refunds"))]
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", block[block.index(">") + 1 :])).strip()
+    assert (
+        words == "退款 退款从你的余额中扣除，原路退回到你付款的账户。 2026-03-06 10:00 已退款 ¥20.00 退款处理中 ¥5.00"
+    )
+    client.set_cookie("lang", "en")
+    receipt = receipt_text(client.get(f"/recharge/{refunded.id}/receipt").get_data(as_text=True))
+    assert "Refunds ¥20.00 · Refunded on 2026-03-06 10:00:00 ¥5.00 · Being refunded XorPay order number" in receipt
+
+
+def test_an_order_with_no_refund_made_or_pending_shows_none(client, auth, session, settings, xorpay):
+    user = UserFactory()
+    order = PaymentFactory(user=user)
+    settle_by_notify(session, order, settings)
+    xorpay.refund_answers("order_error")
+    refund_order(session, xorpay.client, ADMIN, order.id, "1.00", reason="refused")
+    auth.login(user)
+    for path in [f"/recharge/{order.id}", f"/recharge/{order.id}/receipt"]:
+        page = client.get(path).get_data(as_text=True)
+        assert "refund" not in page.lower() and "退款" not in page, path
 
 
 @pytest.mark.parametrize("status", ["pending", "expired", "failed"])

@@ -2,7 +2,6 @@
 with XorPay, mark paid by hand (补单), refund, and resolve a refund whose outcome is unknown."""
 
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -13,7 +12,7 @@ from ledger.blueprints.admin.forms import ActionForm, MarkPaidForm, RefundForm
 from ledger.blueprints.admin.people import acting
 from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
-from ledger.models import PaymentStatus, PayType, RefundStatus
+from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount
 from ledger.services import admin, payments, refunds
 from ledger.validation import day, whole_number
@@ -58,7 +57,7 @@ def order(transaction_id: str) -> Any:
         order=found,
         history=payments.notify_history(session, found),
         refunds=made,
-        refunded=sum((r.amount for r in made if r.status == RefundStatus.SUCCEEDED), Decimal(0)),
+        refunded=refunds.OrderRefunds.of(made).refunded,
         action_form=ActionForm(),
         mark=MarkPaidForm(),
         refund=RefundForm(),
