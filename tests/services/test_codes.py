@@ -193,7 +193,7 @@ def test_after_ten_unknown_codes_in_an_hour_every_redemption_is_429_until_the_ho
         redeem(session, person.id, code, PERSON, now=datetime.now(SHANGHAI) + timedelta(minutes=59))
     assert balance_of(session, person) == 0
     assert redeem(session, person.id, code, PERSON, now=datetime.now(SHANGHAI) + timedelta(minutes=61)).amount
-    refused = session.scalars(select(AuditLog).where(AuditLog.action == "code.refused")).all()
+    refused = session.scalars(select(AuditLog).where(AuditLog.action == "code.refused").order_by(AuditLog.id)).all()
     assert [r.details["reason"] for r in refused] == ["unknown"] * 10  # a 429 writes nothing
     assert refused[0].details["code"] == "WRONG-0"
     other = UserFactory()  # the limit is a person's own
