@@ -171,7 +171,7 @@ def active_sessions(session: Session, user_id: uuid.UUID) -> list[UserSession]:
         session.scalars(
             select(UserSession)
             .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-            .order_by(UserSession.last_seen_at.desc())
+            .order_by(UserSession.last_seen_at.desc(), UserSession.id)  # the id: the same order every time
         )
     )
 

@@ -39,6 +39,7 @@ from ledger.models import (
     UserSession,
 )
 from ledger.money import MAX_CHARGE, parse_amount
+from ledger.services.accounts import active_sessions
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import held_now, post
 from ledger.services.events import emit_change
@@ -258,9 +259,10 @@ def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
     someone = person(session, user_id)
 
     def latest(model: Any, order: Any) -> list[Any]:
-        return list(
-            session.scalars(select(model).where(model.user_id == someone.id).order_by(order.desc()).limit(recent))
-        )
+        """The newest rows first; rows of one transaction share their time, so the id breaks ties
+        (the same page every time)."""
+        newest = [order.desc()] + ([] if order is model.id else [model.id.desc()])
+        return list(session.scalars(select(model).where(model.user_id == someone.id).order_by(*newest).limit(recent)))
 
     inviter = session.scalar(
         select(User)
@@ -268,11 +270,6 @@ def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
         .where(InviteRelation.invitee_id == someone.id)
     )
     invitees = session.scalar(select(func.count()).where(InviteRelation.inviter_id == someone.id)) or 0
-    sessions = session.scalars(
-        select(UserSession)
-        .where(UserSession.user_id == someone.id, UserSession.revoked_at.is_(None))
-        .order_by(UserSession.last_seen_at.desc())
-    )
     account = session.get(BillingAccount, someone.id)
     assert account is not None
     return Picture(
@@ -284,7 +281,7 @@ def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
         holds=latest(Hold, Hold.created_at),
         inviter=inviter,
         invitees=invitees,
-        live_sessions=list(sessions),
+        live_sessions=active_sessions(session, someone.id),
         audit=latest(AuditLog, AuditLog.id),
     )
 

@@ -155,7 +155,9 @@ def settle_refund(
 
 def refunds_of(session: Session, order_id: uuid.UUID) -> list[Refund]:
     return list(
-        session.scalars(select(Refund).where(Refund.payment_transaction_id == order_id).order_by(Refund.created_at))
+        session.scalars(
+            select(Refund).where(Refund.payment_transaction_id == order_id).order_by(Refund.created_at, Refund.id)
+        )
     )
 
 
