@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask_babel import gettext
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
@@ -44,7 +45,7 @@ api = SpecTree(
     mode="strict",  # the document holds the routes that declare a contract, and only them
     title="Ledger API",
     version="1",
-    description=(
+    description=N_(
         "A prepaid balance for a SaaS: charges, holds, batches, top-ups, reports. Money is always an exact "
         "decimal string in yuan. Services of the SaaS send x-internal-token; a signed-in person's browser "
         "sends its session cookie (and X-CSRFToken on POST)."
@@ -176,7 +177,13 @@ def document() -> Any:
 @bp.get("/api/docs")
 def docs() -> Any:
     doc = openapi_document(current_app)
-    return render_template("site/api_docs.html", doc=doc, operations=operations(doc))
+    translate = gettext  # by another name: babel would read gettext(doc["info"]...) as a message to extract
+    return render_template(
+        "site/api_docs.html",
+        doc=doc,
+        description=translate(doc["info"]["description"]),
+        operations=operations(doc, translate=translate),
+    )
 
 
 @dataclass(frozen=True)
@@ -200,20 +207,26 @@ class Operation:
     answers: list[tuple[str, str]]  # (status, schema name)
 
 
-def operations(doc: dict[str, Any]) -> list[Operation]:
-    """The document as the docs page lists it: each operation with its input fields and answers."""
+def operations(doc: dict[str, Any], translate: Callable[[str], str] = str) -> list[Operation]:
+    """The document as the docs page lists it: each operation with its input fields and answers, its
+    words (summary, description, the fields' meanings) through `translate` (the catalogue has them:
+    route docstrings are extracted by ledger.i18n.extract_blueprint, fields' meanings are marked)."""
+
+    def words(text: str) -> str:
+        return translate(text) if text else text  # gettext("") is the catalogue's header
+
     schemas_ = doc["components"]["schemas"]
     found = []
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body:
-                fields, where = _fields(schemas_[body["$ref"].rsplit("/", 1)[1]]), "body"
+                fields, where = _fields(schemas_[body["$ref"].rsplit("/", 1)[1]], words), "body"
             else:
                 query = [q for q in op.get("parameters", []) if q.get("in") == "query"]
                 fields = [
                     InputField(
-                        q["name"], _type(q.get("schema", {})), q.get("required", False), q.get("description", "")
+                        q["name"], _type(q.get("schema", {})), q.get("required", False), words(q.get("description", ""))
                     )
                     for q in query
                 ]
@@ -225,8 +238,8 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
                     method.upper(),
                     path,
                     (op.get("tags") or [""])[0],
-                    summary.strip(),
-                    (op.get("description") or description).strip(),
+                    words(summary.strip()),
+                    words((op.get("description") or description).strip()),
                     next(iter(op["security"][0]), None) if op.get("security") else None,
                     fields,
                     where,
@@ -236,10 +249,10 @@ def operations(doc: dict[str, Any]) -> list[Operation]:
     return found
 
 
-def _fields(schema: dict[str, Any]) -> list[InputField]:
+def _fields(schema: dict[str, Any], words: Callable[[str], str]) -> list[InputField]:
     required = set(schema.get("required", []))
     return [
-        InputField(name, _type(prop), name in required, prop.get("description", ""))
+        InputField(name, _type(prop), name in required, words(prop.get("description", "")))
         for name, prop in schema.get("properties", {}).items()
     ]
 

@@ -12,32 +12,36 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
+from ledger.i18n import N_
 from ledger.money import EXACT_DECIMAL
 
 Money = Annotated[
     str,
     Field(
         pattern=f"^{EXACT_DECIMAL.pattern}$",
-        description='Money as an exact decimal string in yuan (CNY), such as "12.50": never a JSON number.',
+        description=N_('Money as an exact decimal string in yuan (CNY), such as "12.50": never a JSON number.'),
         examples=["12.50"],
     ),
 ]
 Uuid = Annotated[
     str,
     Field(
-        description="A UUID.", examples=["4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"], json_schema_extra={"format": "uuid"}
+        description=N_("A UUID."),
+        examples=["4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"],
+        json_schema_extra={"format": "uuid"},
     ),
 ]
-Time = Annotated[str, Field(description="ISO 8601 with the offset of the person's (or site's) time zone.")]
+Time = Annotated[str, Field(description=N_("ISO 8601 with the offset of the person's (or site's) time zone."))]
 RequestId = Annotated[
-    str, Field(min_length=1, max_length=128, description="Yours: a repeat of the same id is a replay, charged once.")
+    str,
+    Field(min_length=1, max_length=128, description=N_("Yours: a repeat of the same id is a replay, charged once.")),
 ]
 Model = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),  # counted as the service does
-    Field(description="The paid feature's model name."),
+    Field(description=N_("The paid feature's model name.")),
 ]
-Params = Annotated[dict[str, Any] | None, Field(description="Anything about the use, kept with it (JSON object).")]
+Params = Annotated[dict[str, Any] | None, Field(description=N_("Anything about the use, kept with it (JSON object)."))]
 
 
 class Schema(BaseModel):
@@ -57,13 +61,13 @@ class DeductBody(Schema):
 
 class BatchBody(Schema):
     charges: list[dict[str, Any]] = Field(
-        min_length=1, max_length=1000, description="1 to 1,000 objects with the fields of a deduct."
+        min_length=1, max_length=1000, description=N_("1 to 1,000 objects with the fields of a deduct.")
     )
 
 
 class HoldBody(DeductBody):
     ttl_seconds: int | str | None = Field(
-        None, description="How long the money is held: 60 to 86,400 seconds (default 3,600), a whole number."
+        None, description=N_("How long the money is held: 60 to 86,400 seconds (default 3,600), a whole number.")
     )
 
 
@@ -76,7 +80,7 @@ class EmptyBody(Schema):
 
 
 class CodeBody(Schema):
-    code: str = Field(max_length=200, description="As typed: spaces, dashes and case do not matter.")
+    code: str = Field(max_length=200, description=N_("As typed: spaces, dashes and case do not matter."))
 
 
 class InviteeBody(Schema):
@@ -85,21 +89,25 @@ class InviteeBody(Schema):
 
 class TopupBody(Schema):
     amount: Money
-    pay_type: Literal["alipay", "native"] | None = Field(None, description="alipay (default) or native: WeChat Pay.")
+    pay_type: Literal["alipay", "native"] | None = Field(
+        None, description=N_("alipay (default) or native: WeChat Pay.")
+    )
 
 
 class ReportQuery(Schema):
-    from_: str | None = Field(None, alias="from", description="First day, YYYY-MM-DD (default: 29 days ago).")
-    to: str | None = Field(None, description="Last day, YYYY-MM-DD (default: today).")
+    from_: str | None = Field(None, alias="from", description=N_("First day, YYYY-MM-DD (default: 29 days ago)."))
+    to: str | None = Field(None, description=N_("Last day, YYYY-MM-DD (default: today)."))
     group_by: Literal["day", "model"] | None = None
     model: str | None = None
     format: Literal["json", "csv"] | None = None
     cursor: str | None = None
-    limit: str | None = Field(None, description="Items a page: 1 to 500.")
+    limit: str | None = Field(None, description=N_("Items a page: 1 to 500."))
 
 
 class QuoteQuery(Schema):
-    model: str | None = Field(None, description="A model of the console (needed); its parameters come as more fields.")
+    model: str | None = Field(
+        None, description=N_("A model of the console (needed); its parameters come as more fields.")
+    )
 
 
 # --- answers --------------------------------------------------------------------------------------
@@ -107,10 +115,10 @@ class QuoteQuery(Schema):
 
 class ErrorDetail(Schema):
     code: str = Field(examples=["insufficient_balance"])
-    message: str = Field(description="In the person's language (zh or en).")
-    field: str | None = Field(None, description="The input field it is about, if any.")
-    balance: Money | None = Field(None, description="insufficient_balance: the person's balance.")
-    available: Money | None = Field(None, description="insufficient_balance: what they may spend (balance - held).")
+    message: str = Field(description=N_("In the person's language (zh or en)."))
+    field: str | None = Field(None, description=N_("The input field it is about, if any."))
+    balance: Money | None = Field(None, description=N_("insufficient_balance: the person's balance."))
+    available: Money | None = Field(None, description=N_("insufficient_balance: what they may spend (balance - held)."))
 
 
 class Error(Schema):
@@ -139,7 +147,7 @@ class BatchItem(Schema):
     """A charged or replayed item carries a deduct's answer; any other carries `error`."""
 
     index: int
-    status: str = Field(description="charged, replayed, or the code a single deduct would have answered.")
+    status: str = Field(description=N_("charged, replayed, or the code a single deduct would have answered."))
     error: ErrorDetail | None = None
     usage_id: Uuid | None = None
     user_id: Uuid | None = None
@@ -191,8 +199,8 @@ class Order(Schema):
 
 
 class NewOrder(Order):
-    qr: str = Field(description="What the QR code encodes: scanned with Alipay, or WeChat for native.")
-    qr_svg: str = Field(description="The QR code as inline SVG.")
+    qr: str = Field(description=N_("What the QR code encodes: scanned with Alipay, or WeChat for native."))
+    qr_svg: str = Field(description=N_("The QR code as inline SVG."))
 
 
 class Group(Schema):
@@ -244,7 +252,7 @@ class Summary(Schema):
 
 
 class Bound(Schema):
-    inviter: str = Field(description="How the inviter is shown to the invitee (never their email).")
+    inviter: str = Field(description=N_("How the inviter is shown to the invitee (never their email)."))
     created_at: Time
 
 

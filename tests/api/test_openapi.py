@@ -2,7 +2,10 @@
 that validate them; a body the schema refuses is a SPEC 6 refusal in the person's language."""
 
 import pytest
+from flask_babel import force_locale, gettext
+from markupsafe import escape
 
+from ledger.web.openapi import openapi_document, operations
 from tests.factories import UserFactory
 
 # JSON routes that are not in the document, and why.
@@ -49,6 +52,27 @@ def test_the_docs_page_lists_every_operation_in_chinese_and_english(client):
     client.get("/lang/en")
     page = client.get("/api/docs").get_data(as_text=True)
     assert "Request body (JSON)" in page and "/api/billing/deduct" in page
+
+
+def test_every_word_of_the_docs_page_is_in_the_persons_language(app, client):
+    """The routes' summaries and descriptions (from their docstrings) and the fields' meanings (from the
+    schemas) are in the catalogue, so a new route or field without a translation fails here."""
+    page = client.get("/api/docs").get_data(as_text=True)
+    doc = openapi_document(app)
+    texts = {doc["info"]["description"]}
+    for op in operations(doc):
+        texts |= {op.summary, op.description, *(f.description for f in op.fields)} - {""}
+    assert len(texts) == 34
+    with app.test_request_context(), force_locale("zh"):
+        untranslated = sorted(t for t in texts if gettext(t) == t)
+        shown = {t: gettext(t) for t in texts}
+    assert untranslated == []
+    for english, chinese in shown.items():
+        assert str(escape(chinese)) in page and str(escape(english)) not in page, english
+    assert escape("为某人的一次付费功能使用扣费。") in page
+    client.get("/lang/en")
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert all(str(escape(english)) in page for english in texts)
 
 
 @pytest.mark.parametrize(
