@@ -32,6 +32,7 @@ class Settings:
     SECRET_KEY: str = DEV_SECRET_KEY
     DATABASE_URL: str = ""
     SITE_URL: str = "http://127.0.0.1:5000"
+    SITE_NAME: str = "Ledger"  # what people see: page titles, the header, the footer, receipts
     XORPAY_AID: str = "sandbox-aid"
     XORPAY_APP_SECRET: str = DEV_XORPAY_APP_SECRET
     XORPAY_NOTIFY_URL: str = "http://127.0.0.1:5000/api/payments/webhook"
@@ -172,11 +173,15 @@ def validate(settings: Settings) -> None:
             raise ConfigError(
                 f"{name} must be a rate limit such as 10/minute, not {getattr(settings, name)!r}"
             ) from None
+    if not 1 <= len(settings.SITE_NAME) <= MAX_SITE_NAME or not settings.SITE_NAME.isprintable():
+        raise ConfigError(f"SITE_NAME must be 1 to {MAX_SITE_NAME} printable characters, not {settings.SITE_NAME!r}")
     if settings.TOPUP_MAX_PENDING < 1:
         raise ConfigError("TOPUP_MAX_PENDING must be at least 1 (else nobody could top up)")
     if settings.is_production:
         _refuse_unsafe_production(settings)
 
+
+MAX_SITE_NAME = 40  # it shares the header with the balance and the person's email on a phone
 
 # Every limit string; each must parse (SPEC 19).
 LIMIT_SETTINGS = (

@@ -38,6 +38,9 @@ def test_environment_wins_over_env_file(tmp_path):
         ({"DEFAULT_TIMEZONE": "Mars/Base"}, "not a known time zone"),
         ({"XORPAY_SANDBOX": "maybe"}, "XORPAY_SANDBOX must be 1 or 0"),
         ({"LEDGER_ENV": "staging"}, "LEDGER_ENV must be one of"),
+        ({"SITE_NAME": ""}, "SITE_NAME must be 1 to 40 printable characters"),
+        ({"SITE_NAME": "x" * 41}, "SITE_NAME must be 1 to 40 printable characters"),
+        ({"SITE_NAME": "Pixel\nForge"}, "SITE_NAME must be 1 to 40 printable characters"),
     ],
 )
 def test_settings_that_cannot_run_are_refused_with_the_variable_named(environ, message):

@@ -59,6 +59,7 @@ def init_app(app: Flask) -> None:
     def _globals() -> dict[str, Any]:
         return {
             "languages": LANGUAGES,
+            "site_name": settings().SITE_NAME,
             "zone_label": zone_label,
             "current_zone": lambda: user_timezone().key,  # the person's zone (or the site's), by its IANA id
             "current_locale": str(get_locale()),

@@ -2,6 +2,7 @@
 and full order ids wherever an order is shown."""
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from ledger.services.admin import Admin
 from ledger.services.audit import Origin
 from ledger.services.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import at, settle_by_notify
+from tests.helpers import AuthActions, at, settle_by_notify
 
 ADMIN = Admin(None, Origin("admin"), via="test")
 
@@ -70,6 +71,21 @@ def test_receipt_in_english_and_in_the_persons_time_zone(client, auth, session):
         "Paid at 2026-03-05 01:07:09 (United States (New York) Time) XorPay order number xp-aoid-20260305 "
         "Account ny@example.com"
     )
+
+
+def test_the_site_name_is_the_one_people_see_on_every_page_and_the_receipt(settings, database, session):
+    from ledger import create_app
+
+    branded = create_app(replace(settings, SITE_NAME="像素工坊 <Pixel>"), database).test_client()
+    sign_in = branded.get("/login").get_data(as_text=True)
+    assert "<title>登录 · 像素工坊 &lt;Pixel&gt;</title>" in sign_in
+    assert '<h1 class="h3 fw-semibold">登录 像素工坊 &lt;Pixel&gt;</h1>' in sign_in
+    assert "© 像素工坊 &lt;Pixel&gt; · " in sign_in and "Ledger" not in sign_in
+    user = UserFactory()
+    order = paid_order(user)
+    AuthActions(branded).login(user)
+    receipt = receipt_text(branded.get(f"/recharge/{order.id}/receipt").get_data(as_text=True))
+    assert receipt.startswith("收据 像素工坊 &lt;Pixel&gt; · http://ledger.test 预付余额充值")
 
 
 @pytest.fixture
