@@ -33,8 +33,8 @@ def extract_blueprint(
 
             route.__doc__ = ast.get_docstring(node)
             for text in parse_comments(route):
-                if text:
-                    yield node.lineno, "_", text, []
+                if text and text.strip():
+                    yield node.lineno, "_", text.strip(), []  # as the docs page looks it up
 
 
 def _is_contract(decorator: ast.expr) -> bool:

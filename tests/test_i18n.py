@@ -1,11 +1,14 @@
 """Chinese by default, English on request, and every visible string translated."""
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
+from babel.messages.extract import DEFAULT_KEYWORDS
 from babel.messages.pofile import read_po
 
+from ledger.i18n import extract_blueprint
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +59,29 @@ def test_language_switch_ignores_unknown_languages_and_foreign_next(client, sess
     response = client.get("/lang/xx?next=https://evil.example/")
     assert response.headers["Location"] == "/"
     assert "lang=" not in response.headers.get("Set-Cookie", "")
+
+
+def test_route_docstrings_are_extracted_as_the_api_docs_page_looks_them_up():
+    """The summary and description of a route with a contract, cut as spectree cuts them and stripped
+    as the page strips them (an indented first paragraph, a \\f and what follows it); other functions'
+    docstrings are not messages."""
+    source = b'''
+@bp.get("/x")
+@contract(ok={200: None}, tag="t")
+def x():
+    """Summary line
+    continued.
+
+        curl -X POST /api/x
+
+    Then it answers.
+    \\f
+    Notes for us.
+    """
+
+
+def helper():
+    """Not for the catalogue."""
+'''
+    found = [message for _, _, message, _ in extract_blueprint(io.BytesIO(source), DEFAULT_KEYWORDS, [], {})]
+    assert found == ["Summary line continued.", "curl -X POST /api/x\n\nThen it answers."]

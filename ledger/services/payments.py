@@ -86,7 +86,7 @@ def create_topup(
         )
     try:
         created = gateway.create(
-            name=f"Ledger 余额充值 ¥{amount:.2f}",
+            name=f"{settings.SITE_NAME} 余额充值 ¥{amount:.2f}",  # on the payer's screen and bill
             pay_type=method.value,
             price=f"{amount:.2f}",
             order_id=str(order.id),

@@ -226,7 +226,10 @@ def operations(doc: dict[str, Any], translate: Callable[[str], str] = str) -> li
                 query = [q for q in op.get("parameters", []) if q.get("in") == "query"]
                 fields = [
                     InputField(
-                        q["name"], _type(q.get("schema", {})), q.get("required", False), words(q.get("description", ""))
+                        q["name"],
+                        _type(q.get("schema", {}), words),
+                        q.get("required", False),
+                        words(q.get("description", "")),
                     )
                     for q in query
                 ]
@@ -252,19 +255,20 @@ def operations(doc: dict[str, Any], translate: Callable[[str], str] = str) -> li
 def _fields(schema: dict[str, Any], words: Callable[[str], str]) -> list[InputField]:
     required = set(schema.get("required", []))
     return [
-        InputField(name, _type(prop), name in required, words(prop.get("description", "")))
+        InputField(name, _type(prop, words), name in required, words(prop.get("description", "")))
         for name, prop in schema.get("properties", {}).items()
     ]
 
 
-def _type(prop: dict[str, Any]) -> str:
+def _type(prop: dict[str, Any], words: Callable[[str], str] = str) -> str:
+    """A field's JSON type as the docs page shows it: JSON's own names, with money and arrays said."""
     if "anyOf" in prop:
-        return " | ".join(_type(p) for p in prop["anyOf"])
+        return " | ".join(_type(p, words) for p in prop["anyOf"])
     if "pattern" in prop and prop.get("type") == "string":
-        return "string (money)" if "0-9" in prop["pattern"] else "string"
+        return words(N_("string (money)")) if "0-9" in prop["pattern"] else "string"
     if prop.get("type") == "array":
-        return f"array of {_type(prop.get('items', {}))}"
-    return str(prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any")
+        return words(N_("array of %(items)s")) % {"items": _type(prop.get("items", {}), words)}
+    return str(prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or words(N_("any")))
 
 
 def _ref_name(answer: dict[str, Any]) -> str:

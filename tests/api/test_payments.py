@@ -45,6 +45,7 @@ def test_create_opens_a_pending_order_with_the_qr(client, auth, session, xorpay)
     )
     form = xorpay.sent_forms()[0]
     assert (form["price"], form["pay_type"], form["order_id"]) == ("50.00", "alipay", str(order.id))
+    assert form["name"] == "Ledger 余额充值 ¥50.00"  # SITE_NAME: the payer sees it in Alipay
     assert form["notify_url"] == "http://ledger.test/api/payments/webhook"
     assert form["sign"] == sign(form["name"], "alipay", "50.00", str(order.id), form["notify_url"], XORPAY_SECRET)
     # who paid is our user id: the person's email stays with us (SPEC 19)

@@ -1,12 +1,14 @@
 """The payments service: the order status machine and reconcile (query2 for open and late orders)."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from ledger.models import IllegalTransition, PaymentStatus, PaymentTransaction
-from ledger.services.payments import reconcile
-from tests.factories import PaymentFactory
+from ledger.services.audit import SYSTEM
+from ledger.services.payments import create_topup, reconcile
+from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID, balance_of
 
 
@@ -57,3 +59,11 @@ def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, x
     PaymentFactory(status="expired", created_at=datetime.now(UTC) - timedelta(days=3))
     PaymentFactory(status="failed", provider_order_id=None)
     assert reconcile(session, xorpay.client, settings=settings).checked == 0
+
+
+def test_the_payers_screen_names_the_site(session, xorpay, settings):
+    """XorPay shows the order's name on the Alipay / WeChat screen and in the payer's bill: SITE_NAME."""
+    xorpay.create_ok(aoid="aoid-1", qr="https://qr.alipay.com/x")
+    branded = replace(settings, SITE_NAME="像素工坊")
+    create_topup(session, xorpay.client, settings=branded, user=UserFactory(), amount="12.50", origin=SYSTEM)
+    assert xorpay.sent_forms()[-1]["name"] == "像素工坊 余额充值 ¥12.50"
