@@ -39,7 +39,7 @@ from ledger.models import BillingAccount, LedgerKind
 from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
 from ledger.services.billing import ChargeRequest, expire_due_holds
-from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS, Usage
+from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS, Usage, charged_details
 from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 MAX_ITEMS = 1000
@@ -231,7 +231,7 @@ def _write(session: Session, usages: list[Usage], origin: Origin) -> None:
             "params": u.params,
             "request_id": u.request_id,
             "balance_after": str(u.balance_after),
-            "details": _details(u),
+            "details": {**charged_details(u), "batch": True},
         }
         for n, u in enumerate(usages)
     ]
@@ -252,18 +252,6 @@ def _write(session: Session, usages: list[Usage], origin: Origin) -> None:
     )
     for usage in usages:
         usage.created_at = created_at  # the transaction's time: the same for all its rows
-
-
-def _details(u: Usage) -> dict[str, object]:
-    """A `usage.charged` audit row's details, as charges.charge_usage writes for a single charge."""
-    return {
-        "amount": to_api(u.amount),
-        "model": u.model,
-        "request_id": u.request_id,
-        "usage_id": str(u.id),
-        "balance_after": to_api(u.balance_after),
-        "batch": True,
-    }
 
 
 # --- the statements, built once ------------------------------------------------------------------

@@ -204,15 +204,18 @@ def _write_parameters(usage: Usage, origin: Origin) -> dict[str, Any]:
         "p_ip": origin.ip,
         "p_user_agent": (origin.user_agent or "")[:512] or None,
         "p_trace_id": current_request_id(),
-        "p_details": Jsonb(
-            {
-                "amount": to_api(usage.amount),
-                "model": usage.model,
-                "request_id": usage.request_id,
-                "usage_id": str(usage.id),
-                "balance_after": to_api(usage.balance_after),
-            }
-        ),
+        "p_details": Jsonb(charged_details(usage)),
+    }
+
+
+def charged_details(usage: Usage) -> dict[str, object]:
+    """A `usage.charged` audit row's details (a batch's items add `"batch": true`)."""
+    return {
+        "amount": to_api(usage.amount),
+        "model": usage.model,
+        "request_id": usage.request_id,
+        "usage_id": str(usage.id),
+        "balance_after": to_api(usage.balance_after),
     }
 
 
