@@ -13,7 +13,7 @@ from ledger.i18n import N_
 from ledger.jobs import video_handoff
 from ledger.money import format_amount, to_api
 from ledger.services.billing import get_available, get_balance, own_usage
-from ledger.services.pricing import MODELS, described, offers, quote, run_model
+from ledger.services.pricing import MODELS, console_run, offers, quote, run_model
 from ledger.services.video import MODEL as VIDEO_MODEL
 from ledger.services.video import line_of, start_video_job
 from ledger.web import schemas
@@ -49,17 +49,18 @@ class RunForm(TextForm):
 @login_required
 def console() -> Any:
     session, selected = get_session(), request.args.get("model")
+    result = own_usage(session, user_id=current_user.id, usage_id=request.args.get("result"))
     selected = selected if selected in MODELS else None  # the model whose values the query carries
     return render_template(
         "console/console.html",
         offers=offers(selected, request.args),
         selected=selected,
-        result=own_usage(session, user_id=current_user.id, usage_id=request.args.get("result")),
+        result=result,
+        run=console_run(result.model, result.params) if result else None,
         balance=get_balance(session, current_user.id),
         available=get_available(session, current_user.id),
         line=line_of(session, current_user.id),
         outcomes=OUTCOME_LABELS,
-        describe_params=described,
     )
 
 

@@ -113,11 +113,6 @@ MODELS: dict[str, Model] = {
 }
 
 
-def described(model: Model, params: Mapping[str, object]) -> list[tuple[str, str]]:
-    """A run's parameters as a page shows them: (label, value label) pairs, both to translate."""
-    return [(p.label, p.label_of(params[p.name])) for p in model.params if p.name in params]
-
-
 @dataclass(frozen=True)
 class Quote:
     model: Model
@@ -149,6 +144,19 @@ class Offer:
     model: Model
     quote: Quote
     error: InvalidRequest | None = None
+
+
+def console_run(model_id: object, params: object) -> Quote | None:
+    """A charge's model and parameters read back as a run of the console, or None when they are not
+    exactly one: an API charge may name any model with any parameters, and those are data to show
+    as sent, never labels to translate or values to compute with."""
+    model = MODELS.get(model_id) if isinstance(model_id, str) else None
+    if model is None or not isinstance(params, Mapping) or set(params) != {p.name for p in model.params}:
+        return None
+    try:
+        return quote(model.id, params)
+    except InvalidRequest:
+        return None
 
 
 def offers(selected: object, raw_params: Mapping[str, object]) -> dict[str, Offer]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import segno
 from babel.dates import get_timezone_name
 from flask import Flask
-from flask_babel import format_datetime, get_locale, get_timezone
+from flask_babel import format_datetime, get_locale, get_timezone, gettext
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -19,7 +20,7 @@ from ledger.money import format_amount
 from ledger.services.accounts import describe_device
 from ledger.services.billing import get_balance
 from ledger.services.low_balance import low_threshold
-from ledger.services.pricing import MODELS, described
+from ledger.services.pricing import MODELS, console_run
 from ledger.web.context import settings, user_timezone
 from ledger.web.i18n import LANGUAGES, payment_status_label, zone_label
 
@@ -34,6 +35,24 @@ def qr_svg(text: str) -> Markup:
     return Markup(svg)  # noqa: S704 - segno writes only path data; the text is not embedded
 
 
+def shown_params(params: object, model_id: object) -> list[tuple[str, str]]:
+    """A charge's parameters as (label, value) text for a page to print, escaped like any text. A
+    console run reads as the console labels it, in the person's language; anything else is data
+    (an API charge may carry any params) and is shown exactly as it was sent: never passed through
+    gettext, which would apply its %-formatting and mark the result safe HTML."""
+    run = console_run(model_id, params)
+    if run is not None:
+        pairs = []
+        for param in run.model.params:
+            value = run.params[param.name]
+            choice = param.choice_labels.get(str(value))
+            pairs.append((gettext(param.label), gettext(choice) if choice else str(value)))
+        return pairs
+    if not isinstance(params, Mapping):
+        return []
+    return [(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)) for k, v in params.items()]
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
     app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
@@ -46,10 +65,7 @@ def init_app(app: Flask) -> None:
     )
     # "Image Studio v2", not "image-studio-v2": a model by the name people see on the console
     app.jinja_env.filters["model_name"] = lambda model_id: MODELS[model_id].name if model_id in MODELS else model_id
-    # A use's parameters as the console labels them, (label, value) to translate; raw pairs for other models
-    app.jinja_env.filters["params_of"] = lambda params, model_id: (
-        described(MODELS[model_id], params) if model_id in MODELS else [(k, str(v)) for k, v in params.items()]
-    )
+    app.jinja_env.filters["params_of"] = shown_params
     # "中国标准时间" / "China Standard Time": the person's zone as it was at that instant (summer time...)
     app.jinja_env.filters["zone_name"] = lambda dt: get_timezone_name(
         dt.astimezone(get_timezone()), locale=get_locale()

@@ -4,6 +4,7 @@ import re
 import uuid
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from ledger.models import BillingAccount, UsageLog
@@ -167,3 +168,26 @@ def test_the_chat_tiers_read_as_words_in_both_languages(client, auth, session):
     client.set_cookie("lang", "en")
     page = client.get("/console").get_data(as_text=True)
     assert '<option value="long-context">Long context</option>' in page
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_result_with_params_the_console_never_makes_is_shown_as_text_not_simulated(
+    client, auth, session, internal_headers, language
+):
+    # An internal charge of a console model's id: ?result= opens it, and its params are only data.
+    user = UserFactory(balance="10.00")
+    auth.login(user)
+    client.set_cookie("lang", language)
+    body = {
+        "user_id": str(user.id),
+        "amount": "0.10",
+        "model": "image-studio-v2",
+        "request_id": "api-1",
+        "params": {"resolution": "<i>%(x)s</i>", "images": 1_000_000_000},
+    }
+    usage_id = client.post("/api/billing/deduct", json=body, headers=internal_headers).get_json()["usage_id"]
+    response = client.get(f"/console?result={usage_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "resolution: &lt;i&gt;%(x)s&lt;/i&gt;</span>" in page and "images: 1000000000</span>" in page
+    assert "sim-tile" not in page and "sim-output" not in page  # not simulated: no billion tiles

@@ -3,7 +3,9 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from tests.factories import UsageFactory
+import pytest
+
+from tests.factories import UsageFactory, UserFactory
 from tests.helpers import at
 
 
@@ -40,3 +42,57 @@ def test_usage_names_models_as_the_console_does_not_by_their_ids(client, session
     details = client.get("/usage").get_data(as_text=True)
     assert "分辨率: 2048 × 2048 · 张数: 2" in details and "resolution=2048" not in details
     assert "size: xl" in details
+
+
+# Params are the SaaS's data, sent as it likes through the internal API (SPEC 6): a page prints them
+# as text. Through gettext they were %-formatted (a KeyError for ever on /usage) and marked safe HTML.
+HOSTILE_PARAMS = {
+    "k": "%(x)s",
+    "d": "%d",
+    "note": '<a href=https://evil.example/pay>Top up here</a><meta http-equiv=refresh content="5;url=https://evil.example">',
+    "nested": {"<b>": ["%s", 1]},
+}
+
+
+@pytest.fixture
+def payer(auth, session):
+    """A signed-in person with money to be charged through the API."""
+    user = UserFactory(balance="10.00")
+    auth.login(user)
+    return user
+
+
+def charge_with_params(client, internal_headers, user, model, params, request_id="hostile-1"):
+    body = {"user_id": str(user.id), "amount": "0.10", "model": model, "request_id": request_id, "params": params}
+    assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("model", ["someones-model", "image-studio-v2", "chat-pro"])
+def test_usage_prints_hostile_params_as_text_in_either_language(client, payer, internal_headers, language, model):
+    # A console model's id with params the console never makes is data too, not a console run.
+    client.set_cookie("lang", language)
+    charge_with_params(client, internal_headers, payer, model, HOSTILE_PARAMS)
+    response = client.get("/usage")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<meta http-equiv" not in page and "<a href=https://evil.example" not in page
+    assert "<b>" not in page  # (JSONB keeps keys shortest first)
+    assert (
+        "d: %d · k: %(x)s · note: &lt;a href=https://evil.example/pay&gt;Top up here&lt;/a&gt;"
+        "&lt;meta http-equiv=refresh content=&#34;5;url=https://evil.example&#34;&gt;"
+        " · nested: {&#34;&lt;b&gt;&#34;: [&#34;%s&#34;, 1]}</td>"
+    ) in page
+
+
+@pytest.mark.parametrize(
+    "language, shown", [("zh", "分辨率: 2048 × 2048 · 张数: 2"), ("en", "Resolution: 2048 × 2048 · Images: 2")]
+)
+def test_usage_translates_only_the_consoles_own_labels(client, payer, internal_headers, language, shown):
+    client.set_cookie("lang", language)
+    charge_with_params(client, internal_headers, payer, "image-studio-v2", {"resolution": "2048", "images": 2})
+    # Words that have a translation stay as sent when they are data: "Images" is not 张数 here.
+    charge_with_params(client, internal_headers, payer, "other", {"Images": "Resolution"}, request_id="r-2")
+    page = client.get("/usage").get_data(as_text=True)
+    assert shown in page
+    assert "Images: Resolution</td>" in page
