@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask import Response as FlaskResponse
 from flask_babel import gettext
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SpecTree
@@ -32,9 +33,15 @@ from ledger.web.parsing import json_body
 class _FlaskPlugin(FlaskPlugin):
     """Answers are checked against their schemas in development and tests, where a drift from the
     contract should fail loudly. Not in production: there a drift would turn a done charge into a
-    500, and the check cost 5 % of an internal charge's Python under load (py-spy)."""
+    500, and the check cost 5 % of an internal charge's Python under load (py-spy).
+
+    A streamed answer (the usage CSV, SPEC 8) passes through unread, in every mode: spectree reads
+    every Response's whole body first (`get_data()`, whatever `skip_validation` says), which built
+    a year's CSV in memory before its first byte."""
 
     def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool, force_resp_serialize: bool) -> Any:
+        if isinstance(resp, FlaskResponse) and resp.is_streamed:
+            return resp, None
         skip = skip_validation or settings().is_production
         return super().validate_response(resp, resp_model, skip, force_resp_serialize)
 

@@ -3,11 +3,14 @@
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
+from ledger.blueprints import api_usage
+from ledger.services import reports
 from tests.factories import UsageFactory, UserFactory
 from tests.helpers import at
 
@@ -191,3 +194,38 @@ def test_other_bad_parameters_are_422(client, session, me, args):
     response = report(client, **args)
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("env", ["testing", "production"])
+def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me, monkeypatch, env):
+    # SPEC 8: memory stays flat whatever the range, so nothing between the route and the server may
+    # read the answer first (spectree's response check did: a year's CSV was built in memory).
+    for n in range(3):
+        UsageFactory(user=me, amount=Decimal("0.10"), created_at=at("2026-03-01 10:00:00") + timedelta(minutes=n))
+    produced = []
+    export = api_usage.export_csv
+
+    def counted(session, q):
+        chunks = export(session, q)
+
+        def each():
+            for chunk in chunks:
+                produced.append(chunk)
+                yield chunk
+
+        return each()
+
+    monkeypatch.setattr(api_usage, "export_csv", counted)
+    monkeypatch.setattr(reports, "CSV_BATCH", 1)  # a chunk a row
+    monkeypatch.setitem(
+        client.application.config, "LEDGER", replace(client.application.config["LEDGER"], LEDGER_ENV=env)
+    )
+    response = client.get(
+        "/api/usage/report", query_string={"format": "csv", "from": "2026-03-01", "to": "2026-03-01"}, buffered=False
+    )
+    assert response.status_code == 200 and response.is_streamed
+    # Werkzeug's test client takes the first chunk (the header line) to start the answer; no row yet.
+    assert [chunk.decode("utf-8-sig") for chunk in produced] == [",".join(reports.CSV_COLUMNS) + "\r\n"]
+    body = response.get_data()
+    assert b"".join(produced) == body
+    assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 4
