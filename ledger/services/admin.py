@@ -27,7 +27,6 @@ from ledger.i18n import N_
 from ledger.models import (
     Actor,
     AuditLog,
-    BillingAccount,
     EventType,
     Hold,
     InviteRelation,
@@ -41,7 +40,7 @@ from ledger.models import (
 from ledger.money import MAX_CHARGE, parse_amount
 from ledger.services.accounts import active_sessions
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import held_now, post
+from ledger.services.billing import Funds, funds, post
 from ledger.services.events import emit_change
 from ledger.services.profile import username_key
 
@@ -130,13 +129,10 @@ def preview_adjustment(session: Session, user_id: object, amount: object, *, deb
     """Check an adjustment (a positive exact amount; a debit at most the available amount)."""
     someone = person(session, user_id)
     value = parse_amount(amount, places=2, maximum=MAX_CHARGE)
-    account = session.get(BillingAccount, someone.id, populate_existing=True)
-    assert account is not None
-    # what the person can spend now: a hold past its expiry counts no more, even before the job writes it
-    available = account.balance - held_now(session, someone.id)
-    if debit and value > available:
-        raise InsufficientBalance(account.balance, available)
-    return Adjustment(someone, -value if debit else value, account.balance, available)
+    money = funds(session, someone.id)
+    if debit and value > money.available:
+        raise InsufficientBalance(money.balance, money.available)
+    return Adjustment(someone, -value if debit else value, money.balance, money.available)
 
 
 def adjust(
@@ -244,7 +240,7 @@ class Picture:
     """A person's whole picture for the back office."""
 
     person: User
-    account: BillingAccount
+    money: Funds  # as the person's own pages show it
     entries: list[LedgerEntry]
     orders: list[PaymentTransaction]
     usage: list[UsageLog]
@@ -270,11 +266,9 @@ def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
         .where(InviteRelation.invitee_id == someone.id)
     )
     invitees = session.scalar(select(func.count()).where(InviteRelation.inviter_id == someone.id)) or 0
-    account = session.get(BillingAccount, someone.id)
-    assert account is not None
     return Picture(
         person=someone,
-        account=account,
+        money=funds(session, someone.id),
         entries=latest(LedgerEntry, LedgerEntry.id),
         orders=latest(PaymentTransaction, PaymentTransaction.created_at),
         usage=latest(UsageLog, UsageLog.created_at),

@@ -113,18 +113,35 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
     return due
 
 
-def held_now(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> Decimal:
-    """What the person's active holds set aside at `now`, read without a lock: a hold past its expiry
-    counts no more, even before a transaction or the job writes it (SPEC 11)."""
-    return Decimal(
-        session.scalar(
-            select(func.coalesce(func.sum(Hold.amount), 0)).where(
-                Hold.user_id == user_id,
-                Hold.status == HoldStatus.ACTIVE,
-                Hold.expires_at > (now or datetime.now(UTC)),
-            )
-        )
+@dataclass(frozen=True)
+class Funds:
+    """A person's money as every page and API shows it: the balance, what is set aside (active holds
+    and pending refunds, SPEC 4.7) and what may be spent."""
+
+    balance: Decimal
+    held: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+def funds(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> Funds:
+    """The person's money at `now`, read without a lock (a page's or a summary's; a charge checks
+    again under the account's lock). `held` is the account's (its active holds and pending refunds)
+    less the holds past their expiry that no transaction has written yet: those count no more from
+    that instant (SPEC 11). Raises UserNotFound."""
+    past_due = (
+        select(func.coalesce(func.sum(Hold.amount), 0))
+        .where(Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= (now or datetime.now(UTC)))
+        .scalar_subquery()
     )
+    row = session.execute(
+        select(BillingAccount.balance, BillingAccount.held - past_due).where(BillingAccount.user_id == user_id)
+    ).first()
+    if row is None:
+        raise UserNotFound()
+    return Funds(balance=row[0], held=Decimal(row[1]))
 
 
 def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:
@@ -285,9 +302,8 @@ def get_balance(session: Session, user_id: uuid.UUID) -> Decimal:
 
 
 def get_available(session: Session, user_id: uuid.UUID) -> Decimal:
-    """What a charge may take now: the balance minus active holds (read without a lock, for a page;
-    the charge itself checks again under the account's lock)."""
-    return get_balance(session, user_id) - held_now(session, user_id)
+    """What a charge may take now (`funds`: read without a lock, for a page)."""
+    return funds(session, user_id).available
 
 
 def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> UsageLog | None:

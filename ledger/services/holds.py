@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
 from ledger.db import atomic, lock
 from ledger.errors import AccountDisabled, CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
-from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog, User
+from ledger.models import BillingAccount, Hold, HoldStatus, Refund, RefundStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
 from ledger.services.billing import (
     ChargeRequest,
+    Funds,
     expire_due_holds,
-    held_now,
+    funds,
     lock_account,
     refuse_if_disabled,
     short_of,
@@ -69,19 +70,30 @@ class HoldView:
 
 @dataclass(frozen=True)
 class OnHold:
-    """A person's money on hold now: the total and each active hold (not yet past its expiry)."""
+    """A person's money set aside now (`billing.funds`): each active hold not yet past its expiry
+    (the newest first, at most a page of them), and what pending refunds keep (SPEC 15)."""
 
-    held: Decimal
+    funds: Funds  # the balance, held and available amount, read together
     holds: list[Hold]
+    refunding: Decimal
+
+    @property
+    def held(self) -> Decimal:
+        return self.funds.held
 
 
 def money_on_hold(session: Session, user_id: uuid.UUID, *, now: datetime | None = None, limit: int = 20) -> OnHold:
-    """What the person's active holds set aside at `now` (read only: a hold past its expiry counts
-    no more, even before the expiry job writes it)."""
+    """What is set aside from the person's balance at `now` and why (read only: a hold past its
+    expiry counts no more, even before the expiry job writes it)."""
     now = now or datetime.now(UTC)
     live = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now)
     holds = list(session.scalars(select(Hold).where(*live).order_by(Hold.created_at.desc(), Hold.id).limit(limit)))
-    return OnHold(held_now(session, user_id, now), holds)
+    refunding = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.user_id == user_id, Refund.status == RefundStatus.PENDING
+        )
+    )
+    return OnHold(funds(session, user_id, now), holds, Decimal(refunding))
 
 
 def place_hold(

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from ledger.config import Settings
 from ledger.db import atomic
-from ledger.errors import InvalidRequest
+from ledger.errors import InvalidRequest, UserNotFound
 from ledger.i18n import N_
-from ledger.models import BillingAccount, EventType, User
+from ledger.models import EventType, User
 from ledger.money import InvalidAmount, normalise_typed_amount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import held_now
+from ledger.services.billing import funds
 from ledger.services.events import emit
 
 SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # what services assume when a caller names no site threshold
@@ -58,15 +58,11 @@ def note_crossing(
 
 def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal) -> Decimal | None:
     """The person's threshold while their available amount is below it (the pages' banner), else None."""
-    row = session.execute(
-        select(BillingAccount.balance, User.low_balance_threshold)
-        .join(User, User.id == BillingAccount.user_id)
-        .where(BillingAccount.user_id == user_id)
-    ).first()
-    if row is None:
+    own = session.scalar(select(User.low_balance_threshold).where(User.id == user_id))
+    try:
+        available = funds(session, user_id).available
+    except UserNotFound:
         return None
-    balance, own = row
-    available = balance - held_now(session, user_id)  # a hold past its expiry counts no more
     limit = threshold(own, site)
     return limit if available < limit else None
 

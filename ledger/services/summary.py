@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger.models import BillingAccount, PaymentTransaction, UsageLog, User
+from ledger.models import PaymentTransaction, UsageLog, User
+from ledger.money import CURRENCY
 from ledger.services.holds import OnHold, money_on_hold
 
 RECENT = 5
@@ -22,8 +23,7 @@ RECENT = 5
 @dataclass(frozen=True)
 class Summary:
     user: User
-    balance: Decimal
-    on_hold: OnHold  # money set aside by active holds
+    on_hold: OnHold  # the balance, and what is set aside from it: active holds, pending refunds
     currency: str
     spent_today: Decimal
     spent_30_days: Decimal
@@ -32,8 +32,12 @@ class Summary:
     recent_topups: list[PaymentTransaction]
 
     @property
+    def balance(self) -> Decimal:
+        return self.on_hold.funds.balance
+
+    @property
     def available(self) -> Decimal:
-        return self.balance - self.on_hold.held
+        return self.on_hold.funds.available
 
 
 def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
@@ -44,7 +48,6 @@ def start_of_day(now: datetime, tz: ZoneInfo, days_back: int = 0) -> datetime:
 
 def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime) -> Summary:
     """Balance, money on hold and spending of one person; days are counted in `tz` (today is the 1st of 30 days)."""
-    account = session.scalars(select(BillingAccount).where(BillingAccount.user_id == user.id)).one()
     today, month = start_of_day(now, tz), start_of_day(now, tz, days_back=29)
     spent_today, spent_30, count_30 = session.execute(
         select(
@@ -67,9 +70,8 @@ def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime
     ).all()
     return Summary(
         user=user,
-        balance=account.balance,
         on_hold=money_on_hold(session, user.id, now=now),
-        currency=account.currency,
+        currency=CURRENCY,
         spent_today=Decimal(spent_today),
         spent_30_days=Decimal(spent_30),
         count_30_days=count_30,

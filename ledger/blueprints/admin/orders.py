@@ -14,7 +14,7 @@ from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
 from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount
-from ledger.services import admin, payments, refunds
+from ledger.services import admin, billing, payments, refunds
 from ledger.validation import day, whole_number
 from ledger.web.context import gateway, settings, user_timezone
 from ledger.web.i18n import payment_status_label
@@ -97,7 +97,7 @@ def mark_paid(transaction_id: str) -> Any:
     def preview() -> list[str]:
         admin.reason_of(form.reason.data)
         found = payments.order_by_id(session, transaction_id)
-        balance = admin.picture(session, found.user_id, recent=0).account.balance
+        balance = billing.get_balance(session, found.user_id)
         return [
             _("Order %(id)s is marked paid with trade number %(trade)s.", id=found.id, trade=form.trade_no.data or "—"),
             balance_change(balance, balance + found.amount),
