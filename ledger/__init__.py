@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     if settings.LEDGER_ENV != "testing":  # tests read log records through pytest's capture
         configure_logging()
     tracing.init_app(app)  # first: a request that CSRF or a rate limit refuses is still traced and counted
+    auth.guard_back_office(app)  # then: nobody but an admin learns from CSRF or routing that /admin exists
     for extension in (csrf, limiter, bootstrap):
         extension.init_app(app)
     for web_support in (errors, auth, i18n, parsing, templating, security, openapi, assets):

@@ -8,9 +8,9 @@ import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Request, g, redirect, request, session, url_for
+from flask import Flask, Request, abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_login import login_user
+from flask_login import current_user, login_user
 
 from ledger.db import get_session
 from ledger.errors import Unauthorized
@@ -76,6 +76,21 @@ class CookieSessions(SecureCookieSessionInterface):
         if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()  # what Flask answers for no cookie, signer or not
         return super().open_session(app, request)
+
+
+BACK_OFFICE = "/admin"
+
+
+def guard_back_office(app: Flask) -> None:
+    """The back office does not exist for anyone but admins (SPEC 13): 404 for every path under
+    /admin and every method, signed in or not. Registered before CSRF's check and answered before
+    routing, so that neither a 400 (no CSRF token) nor a 405 (wrong method) maps its routes."""
+
+    @app.before_request
+    def _admins_only() -> None:
+        inside = request.path == BACK_OFFICE or request.path.startswith(BACK_OFFICE + "/")
+        if inside and not (current_user.is_authenticated and current_user.is_admin):
+            abort(404)
 
 
 def init_app(app: Flask) -> None:

@@ -56,8 +56,10 @@ def report_filters(args: Mapping[str, Any]) -> tuple[ReportQuery, LedgerError | 
         return report_query({}), refused
 
 
-def safe_next_url(target: str | None, default: str) -> str:
-    """Follow `next=` only to a path on this site (no open redirect, no header injection)."""
+def safe_next_url(target: str | None, default: str, *, under: str = "/") -> str:
+    """Where to go next, from a form or a query (`next=`, `back`): `target` only when it is a path
+    on this site under `under`, else `default` (no open redirect, no header injection). Every
+    redirect to a place a request names goes through here."""
     if not target or not target.isprintable():  # CR, LF and other controls never reach a Location header
         return default
     target = target.replace("\\", "/").strip()
@@ -66,7 +68,7 @@ def safe_next_url(target: str | None, default: str) -> str:
     if (
         parts.scheme != host.scheme
         or parts.netloc != host.netloc
-        or not target.startswith("/")
+        or not target.startswith(under)
         or target.startswith("//")
     ):
         return default

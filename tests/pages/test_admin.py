@@ -26,6 +26,36 @@ def test_the_back_office_does_not_exist_for_anyone_but_admins(client, auth, sess
     assert client.get(path).status_code == 404  # signed in, not an admin
 
 
+# Every method on an action's path, and paths that do not exist: CSRF (400) and routing (405, 404)
+# must not tell a non-admin which routes the back office has (SPEC 13).
+PROBES = [
+    ("GET", "/admin/users/x/adjust"),
+    ("POST", "/admin/users/x/adjust"),
+    ("PUT", "/admin/users/x/adjust"),
+    ("DELETE", "/admin/orders/x/refund"),
+    ("OPTIONS", "/admin/refunds/x/resolve"),
+    ("POST", "/admin"),
+    ("POST", "/admin/no-such-page"),
+    ("GET", "/admin/"),
+]
+
+
+@pytest.mark.parametrize("method, path", PROBES)
+def test_nobody_but_an_admin_can_map_the_back_office(client, auth, session, method, path):
+    for who in ("signed out", "signed in"):
+        if who == "signed in":
+            auth.login(UserFactory())
+        answer = client.open(path, method=method, data={"reason": "probe"})
+        assert answer.status_code == 404, (who, method, path)
+        assert answer.headers.get("Allow") is None, (who, method, path)
+
+
+def test_an_admin_still_gets_routing_and_csrf_answers(client, admin_user, session):
+    assert client.get("/admin/users/x/adjust").status_code == 405
+    assert client.post("/admin/users/x/adjust", data={"reason": "probe"}).status_code == 400  # no CSRF token
+    assert client.post("/admin/no-such-page").status_code == 404
+
+
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_every_page_of_the_back_office_answers(client, admin_user, session, language):
     client.set_cookie("lang", language)
@@ -181,3 +211,41 @@ def test_people_search_finds_a_name_by_its_folded_form(client, admin_user, sessi
     person = UserFactory(username="Straße")
     found = client.get("/admin/users?q=STRASSE").get_data(as_text=True)
     assert str(person.id) in found
+
+
+@pytest.mark.parametrize(
+    "back, lands_on",
+    [
+        ("/admin/orders?status=pending", "/admin/orders?status=pending"),
+        ("/admin/orders\r\nSet-Cookie: admin=1", "/admin/orders"),
+        ("https://evil.example/admin/", "/admin/orders"),
+        ("//evil.example/admin/", "/admin/orders"),
+        ("/usage", "/admin/orders"),  # on this site, but not the back office
+    ],
+)
+def test_resolving_a_refund_goes_back_only_to_a_back_office_page(
+    client, auth, admin_user, session, xorpay, settings, back, lands_on
+):
+    from ledger.models import Refund
+    from tests.helpers import settle_by_notify
+
+    order = PaymentFactory(user=UserFactory())
+    settle_by_notify(session, order, settings)
+    page = f"/admin/orders/{order.id}"
+    xorpay.refund_times_out()
+    post_form(client, auth, f"{page}/refund", page, amount="10.00", reason="dup", confirmed="yes")
+    refund = session.scalars(select(Refund).where(Refund.payment_transaction_id == order.id)).one()
+    answer = post_form(
+        client,
+        auth,
+        f"/admin/refunds/{refund.id}/resolve",
+        page,
+        outcome="failed",
+        back=back,
+        reason="not made at XorPay",
+        confirmed="yes",
+    )
+    assert (answer.status_code, answer.headers["Location"]) == (302, lands_on)
+    assert "Set-Cookie" not in answer.headers or "admin=1" not in answer.headers["Set-Cookie"]
+    session.refresh(refund)
+    assert refund.status == "failed"

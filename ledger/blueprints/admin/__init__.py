@@ -1,12 +1,12 @@
-"""`/admin`: the back office (SPEC 13), for admins only: everyone else, signed in or not, gets 404.
+"""`/admin`: the back office (SPEC 13), for admins only: everyone else, signed in or not, gets 404
+(web.auth.guard_back_office, before CSRF and routing could tell them apart).
 
 Every action is a POST with CSRF and a required reason, shown first as a confirmation step with
 its effect; services.admin (and refunds, codes) do the work and write the audit rows.
 """
 
-from flask import Blueprint, abort
+from flask import Blueprint
 from flask_babel import gettext as _
-from flask_login import current_user
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -42,12 +42,6 @@ def _sections() -> dict[str, object]:
             ("admin.audit", _("Audit"), {"admin.audit"}),
         ]
     }
-
-
-@bp.before_request
-def _admins_only() -> None:
-    if not (current_user.is_authenticated and current_user.is_admin):
-        abort(404)  # the back office does not exist for anyone else
 
 
 from ledger.blueprints.admin import audit, codes, orders, overview, people  # noqa: E402, F401 - their routes join bp

@@ -18,6 +18,7 @@ from ledger.services import admin, billing, payments, refunds
 from ledger.validation import day, whole_number
 from ledger.web.context import gateway, settings, user_timezone
 from ledger.web.i18n import payment_status_label
+from ledger.web.parsing import safe_next_url
 
 PAGE = 25
 
@@ -157,7 +158,7 @@ def refund(transaction_id: str) -> Any:
 def resolve(refund_id: str) -> Any:
     form, session = ActionForm(), get_session()
     succeeded = request.form.get("outcome") == "succeeded"
-    back = request.form.get("back") or url_for("admin.orders")
+    back = safe_next_url(request.form.get("back"), url_for("admin.orders"), under="/admin/")
 
     def preview() -> list[str]:
         admin.reason_of(form.reason.data)
@@ -168,9 +169,9 @@ def resolve(refund_id: str) -> Any:
     def act() -> Any:
         refunds.settle_refund(session, acting(), refund_id, succeeded=succeeded, reason=form.reason.data)
         flash(_("The refund is resolved."), "success")
-        return redirect(back if back.startswith("/admin/") else url_for("admin.orders"))
+        return redirect(back)
 
-    return confirm_then(form, preview, act, back=back if back.startswith("/admin/") else url_for("admin.orders"))
+    return confirm_then(form, preview, act, back=back)
 
 
 def _day(raw: str | None, field: str) -> date | None:
