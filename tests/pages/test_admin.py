@@ -1,5 +1,6 @@
 """The back office (SPEC 13): admins only, every action confirmed, reasoned and audited."""
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -181,3 +182,12 @@ def test_people_search_finds_a_name_by_its_folded_form(client, admin_user, sessi
     person = UserFactory(username="Straße")
     found = client.get("/admin/users?q=STRASSE").get_data(as_text=True)
     assert str(person.id) in found
+
+
+def test_people_search_finds_look_alike_names_but_never_by_a_set_aside_key_s_id(client, admin_user, session):
+    plain = UserFactory(username="admin")
+    user_id = uuid.UUID("0000dead-beef-4000-8000-000000000000")  # migration 0017's "<key> <id>"
+    set_aside = UserFactory(id=user_id, username="\u0251dmin", username_key=f"adrnin {user_id}")
+    found = client.get("/admin/users?q=ADMIN").get_data(as_text=True)
+    assert str(plain.id) in found and str(set_aside.id) in found
+    assert str(set_aside.id) not in client.get("/admin/users?q=dead-beef").get_data(as_text=True)
