@@ -429,6 +429,9 @@ def gunicorn(url: str, log: Path) -> Iterator[Server]:
         "XORPAY_APP_SECRET": secrets.token_urlsafe(32),
         "XORPAY_SANDBOX": "0",
         "RATELIMIT_ENABLED": "1",
+        # production refuses http:// addresses; nothing is fetched from these in the benchmark
+        "SITE_URL": "https://ledger.example",
+        "XORPAY_NOTIFY_URL": "https://ledger.example/api/payments/webhook",
     }
     modes = [("production", "memory://")]
     if reachable("127.0.0.1", 6379):

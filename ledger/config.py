@@ -6,7 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from itertools import combinations
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -191,9 +193,23 @@ LIMIT_SETTINGS = (
     "RATELIMIT_TOPUP_CHECK",
     "RATELIMIT_WEBHOOK_REFUSALS",
 )
-# Secrets that guard money or sessions: at least this long in production.
+# Secrets that guard money or sessions. In production each is at least MIN_SECRET_LENGTH long, has
+# at least MIN_SECRET_VARIETY different characters, and no two are equal (one leaked would give
+# away the other). The variety floor refuses "x" * 32 or "password" * 4, never a generated secret:
+# 32 hex characters (secrets.token_hex(16), the shortest generated form) have fewer than 8 different
+# ones with a probability below 1e-7; secrets.token_urlsafe(32) and `openssl rand -hex 32` far less.
 SECRET_SETTINGS = ("SECRET_KEY", "INTERNAL_API_KEY", "XORPAY_APP_SECRET", "EVENTS_SECRET", "METRICS_TOKEN")
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_VARIETY = 8
+HOW_TO_GENERATE = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+# XorPay gives its app secret; the others are ours to generate.
+SECRET_ADVICE = {"XORPAY_APP_SECRET": "use the app secret XorPay gave you"}
+# Addresses that must be https:// in production, and why (EVENTS_URL only when set).
+HTTPS_SETTINGS = {
+    "SITE_URL": "sign-in, invite links and payment pages are built on it",
+    "XORPAY_NOTIFY_URL": "XorPay posts paid orders to it",
+    "EVENTS_URL": "events about people's balances are posted to it",
+}
 
 
 def _refuse_unsafe_production(settings: Settings) -> None:
@@ -212,14 +228,40 @@ def _refuse_unsafe_production(settings: Settings) -> None:
         raise ConfigError("RATELIMIT_ENABLED=0 is refused in production: sign-in would have no limit")
     if not settings.DATABASE_URL:
         raise ConfigError("DATABASE_URL must point at PostgreSQL in production")
-    for name in SECRET_SETTINGS:
-        value = getattr(settings, name)
-        if value and len(value) < MIN_SECRET_LENGTH:  # the optional ones (events, metrics) only when set
+    given = {name: getattr(settings, name) for name in SECRET_SETTINGS if getattr(settings, name)}
+    for name, value in given.items():  # the optional ones (events, metrics) only when set
+        if len(value) < MIN_SECRET_LENGTH:
             raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters in production")
-    if not settings.XORPAY_API_BASE.startswith("https://"):
+        if len(set(value)) < MIN_SECRET_VARIETY:  # never the value in a message: logs keep them
+            raise ConfigError(
+                f"{name} must have at least {MIN_SECRET_VARIETY} different characters in production (else it"
+                f" is easy to guess): {SECRET_ADVICE.get(name, HOW_TO_GENERATE)}"
+            )
+    for (one, one_value), (other, other_value) in combinations(given.items(), 2):
+        if one_value == other_value:
+            renew = one if other == "XORPAY_APP_SECRET" else other
+            raise ConfigError(
+                f"{one} and {other} must be different secrets in production (one leaked would give away the"
+                f" other): for {renew}, {HOW_TO_GENERATE}"
+            )
+    if not _is_https_url(settings.XORPAY_API_BASE):
         raise ConfigError("XORPAY_API_BASE must be an https:// URL in production (orders and refunds travel on it)")
+    for name, why in HTTPS_SETTINGS.items():
+        value = getattr(settings, name)
+        if (value or name != "EVENTS_URL") and not _is_https_url(value):
+            raise ConfigError(f"{name} must be an https:// URL with a host in production ({why})")
     if settings.RATELIMIT_STORAGE_URI.split(":", 1)[0].strip().lower() in ("memory", ""):
         raise ConfigError(
             "RATELIMIT_STORAGE_URI=memory:// is refused in production: each server process would count alone;"
             " use redis://..."
         )
+
+
+def _is_https_url(value: str) -> bool:
+    """An https:// URL with a host (and a number for a port, if any)."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
@@ -192,8 +193,10 @@ class User(UserMixin, Base):
         # Emails are stored lower-cased, so the unique constraint is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("username IS NULL OR char_length(username) BETWEEN 3 AND 30", name="username_length"),
-        # Usernames are unique by their key: NFKC and case folded, so that "Alice", "alice" and the
-        # full-width "ａｌｉｃｅ" are one name (SPEC 19). The key is made in Python (profile.username_key).
+        # Usernames are unique by their key: NFKC, case folded and reduced to Unicode's confusables
+        # skeleton, so that "Alice", "alice", the full-width "ａｌｉｃｅ" and "ɑlice" (Latin alpha) are
+        # one name (SPEC 19). The key is made in Python (profile.username_key); migration 0017 set
+        # some old names' keys aside as "<key> <id>" (a space no username has).
         Index("uq_users_username_key", "username_key", unique=True),
         CheckConstraint("(username IS NULL) = (username_key IS NULL)", name="username_with_key"),
         CheckConstraint(
@@ -206,7 +209,7 @@ class User(UserMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     username: Mapped[str | None] = mapped_column(String(30))
-    username_key: Mapped[str | None] = mapped_column(String(128))
+    username_key: Mapped[str | None] = mapped_column(Text)  # a skeleton can be 7 times the name
     full_name: Mapped[str | None] = mapped_column(String(100))
     website: Mapped[str | None] = mapped_column(String(200))
     avatar: Mapped[str | None] = mapped_column(String(100))

@@ -1,12 +1,15 @@
 """Settings: environment over .env, and start-up refusals with a clear message."""
 
 import re
+import secrets
+import shutil
+import subprocess
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
-from ledger.config import ConfigError, load_settings
+from ledger.config import DEV_SECRET_KEY, SECRET_SETTINGS, ConfigError, load_settings
 
 
 def test_environment_wins_over_env_file(tmp_path):
@@ -69,16 +72,162 @@ def test_production_cookies_are_secure(settings):
 SAFE_PRODUCTION = {
     "LEDGER_ENV": "production",
     "DATABASE_URL": "postgresql://db/x",
-    "SECRET_KEY": "k" * 32,
-    "INTERNAL_API_KEY": "i" * 32,
+    "SITE_URL": "https://ledger.example",
+    "XORPAY_NOTIFY_URL": "https://ledger.example/api/payments/webhook",
+    "SECRET_KEY": "Jq3vX8rTz1mWk6pLc9nYb4dHf7sAg2eU",
+    "INTERNAL_API_KEY": "7f2c9e4a1b8d3f6e0a5c2b9d4e7f1a3c",
     "XORPAY_APP_SECRET": "40a658ab0bfd4db6b257443379aba84f",
     "RATELIMIT_STORAGE_URI": "redis://cache:6379/0",
 }
+EVENTS = {"EVENTS_URL": "https://saas.example/hooks", "EVENTS_SECRET": "mN5qR8tV2wX4yZ6aB9cD1eF3gH7jK0Lp"}
+GENERATE = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 
 
 def test_a_safe_production_configuration_starts():
     settings = load_settings(SAFE_PRODUCTION, env_file=None)
     assert (settings.is_production, settings.PROXY_COUNT) == (True, 0)
+
+
+def test_a_safe_production_configuration_with_events_and_metrics_starts():
+    metrics = {"METRICS_TOKEN": "Zx8Cv6Bn4Mq2Wr9Ty7Ui5Op3As1Df0Gh", "SITE_URL": "https://ledger.example:8443/app"}
+    settings = load_settings(SAFE_PRODUCTION | EVENTS | metrics, env_file=None)
+    assert (settings.EVENTS_URL, settings.SITE_URL) == ("https://saas.example/hooks", "https://ledger.example:8443/app")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),  # what `openssl rand -hex 32` prints
+        lambda: secrets.token_hex(16),
+    ],
+    ids=["token_urlsafe(32)", "token_hex(32)", "token_hex(16)"],
+)
+def test_generated_secrets_always_pass_the_production_checks(make):
+    names = ("SECRET_KEY", "INTERNAL_API_KEY", "EVENTS_SECRET", "METRICS_TOKEN")
+    for _ in range(300):
+        load_settings(SAFE_PRODUCTION | EVENTS | {name: make() for name in names}, env_file=None)
+
+
+def test_openssl_rand_hex_passes_the_production_checks():
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl on this machine")
+    for _ in range(200):
+        made = subprocess.run([openssl, "rand", "-hex", "32"], capture_output=True, text=True, check=True)
+        load_settings(SAFE_PRODUCTION | {"SECRET_KEY": made.stdout.strip()}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"SITE_URL": "http://ledger.example"},
+            "SITE_URL must be an https:// URL with a host in production"
+            " (sign-in, invite links and payment pages are built on it)",
+        ),
+        (
+            {"SITE_URL": "https://"},
+            "SITE_URL must be an https:// URL with a host in production"
+            " (sign-in, invite links and payment pages are built on it)",
+        ),
+        (
+            {"SITE_URL": "ledger.example"},
+            "SITE_URL must be an https:// URL with a host in production"
+            " (sign-in, invite links and payment pages are built on it)",
+        ),
+        (
+            {"XORPAY_NOTIFY_URL": "http://ledger.example/api/payments/webhook"},
+            "XORPAY_NOTIFY_URL must be an https:// URL with a host in production (XorPay posts paid orders to it)",
+        ),
+        (
+            {"XORPAY_NOTIFY_URL": ""},
+            "XORPAY_NOTIFY_URL must be an https:// URL with a host in production (XorPay posts paid orders to it)",
+        ),
+        (
+            EVENTS | {"EVENTS_URL": "http://saas.example/hooks"},
+            "EVENTS_URL must be an https:// URL with a host in production"
+            " (events about people's balances are posted to it)",
+        ),
+        (
+            EVENTS | {"EVENTS_URL": "https://saas.example:port/hooks"},
+            "EVENTS_URL must be an https:// URL with a host in production"
+            " (events about people's balances are posted to it)",
+        ),
+        (
+            {"INTERNAL_API_KEY": SAFE_PRODUCTION["SECRET_KEY"]},
+            "SECRET_KEY and INTERNAL_API_KEY must be different secrets in production"
+            f" (one leaked would give away the other): for INTERNAL_API_KEY, {GENERATE}",
+        ),
+        (
+            {"SECRET_KEY": SAFE_PRODUCTION["XORPAY_APP_SECRET"]},
+            "SECRET_KEY and XORPAY_APP_SECRET must be different secrets in production"
+            f" (one leaked would give away the other): for SECRET_KEY, {GENERATE}",
+        ),
+        (
+            EVENTS | {"METRICS_TOKEN": EVENTS["EVENTS_SECRET"]},
+            "EVENTS_SECRET and METRICS_TOKEN must be different secrets in production"
+            f" (one leaked would give away the other): for METRICS_TOKEN, {GENERATE}",
+        ),
+        (
+            {"SECRET_KEY": "k" * 32},
+            "SECRET_KEY must have at least 8 different characters in production (else it is easy to guess):"
+            f" {GENERATE}",
+        ),
+        (
+            {"INTERNAL_API_KEY": "password" * 4},
+            "INTERNAL_API_KEY must have at least 8 different characters in production (else it is easy to guess):"
+            f" {GENERATE}",
+        ),
+        (
+            {"METRICS_TOKEN": "0" * 64},
+            "METRICS_TOKEN must have at least 8 different characters in production (else it is easy to guess):"
+            f" {GENERATE}",
+        ),
+        (
+            {"XORPAY_APP_SECRET": "ab" * 16},
+            "XORPAY_APP_SECRET must have at least 8 different characters in production (else it is easy to guess):"
+            " use the app secret XorPay gave you",
+        ),
+    ],
+    ids=[
+        "site-http",
+        "site-no-host",
+        "site-no-scheme",
+        "notify-http",
+        "notify-empty",
+        "events-http",
+        "events-bad-port",
+        "secret-key-is-internal-key",
+        "secret-key-is-xorpay-secret",
+        "metrics-token-is-events-secret",
+        "one-character-32-times",
+        "password-4-times",
+        "zero-64-times",
+        "xorpay-secret-two-characters",
+    ],
+)
+def test_production_refuses_plain_http_and_weak_or_shared_secrets_naming_the_setting(change, message):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(SAFE_PRODUCTION | change, env_file=None)
+    assert str(refused.value) == message
+    for name in SECRET_SETTINGS:  # a secret's value never shows in the message
+        if name in change:
+            assert change[name] not in str(refused.value)
+
+
+@pytest.mark.parametrize("mode", ["development", "testing"])
+def test_development_and_testing_keep_plain_http_and_dev_values(mode):
+    environ = {
+        "LEDGER_ENV": mode,
+        "SITE_URL": "http://127.0.0.1:5000",
+        "XORPAY_NOTIFY_URL": "http://127.0.0.1:5000/api/payments/webhook",
+        "EVENTS_URL": "http://127.0.0.1:9000/hooks",
+        "EVENTS_SECRET": "x" * 16,
+        "METRICS_TOKEN": DEV_SECRET_KEY,  # the same as SECRET_KEY's default
+    }
+    settings = load_settings(environ, env_file=None)
+    assert (settings.SITE_URL, settings.SECRET_KEY) == ("http://127.0.0.1:5000", DEV_SECRET_KEY)
 
 
 @pytest.mark.parametrize(

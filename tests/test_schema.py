@@ -1,10 +1,12 @@
 """Alembic owns the schema: the models and the migrations agree, and the migrations run both ways."""
 
+import unicodedata
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Text, inspect, text
 from sqlalchemy.engine import make_url
 
 from ledger.db import make_engine
@@ -92,3 +94,67 @@ def test_a_request_id_is_charged_once_by_the_database(session):
     session.execute(insert, {"u": user.id})
     with pytest.raises(IntegrityError, match="uq_usage_logs_user_id_request_id"), session.begin_nested():
         session.execute(insert, {"u": user.id})
+
+
+# Named people as 0016 keeps them: (id, username, created_at), oldest of each look-alike group first.
+LOOK_ALIKES = [
+    ("10000000-0000-4000-8000-000000000000", "admin", "2026-01-01"),
+    ("20000000-0000-4000-8000-000000000000", "\u0251dmin", "2026-02-01"),  # Latin alpha
+    ("30000000-0000-4000-8000-000000000000", "adm\u0131n", "2026-03-01"),  # dotless i
+    ("40000000-0000-4000-8000-000000000000", "\u0430\u0441\u0435", "2026-01-05"),  # Cyrillic, older
+    ("50000000-0000-4000-8000-000000000000", "ace", "2026-01-06"),
+    ("60000000-0000-4000-8000-000000000000", "paypa1", "2026-01-07"),  # the same instant: by id
+    ("70000000-0000-4000-8000-000000000000", "paypal", "2026-01-07"),
+    ("80000000-0000-4000-8000-000000000000", "Bob", "2026-01-08"),
+    ("90000000-0000-4000-8000-000000000000", None, "2026-01-09"),
+]
+
+
+def _names_and_keys(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT id::text, username, username_key FROM users ORDER BY id")).all()
+
+
+def test_skeleton_keys_keep_every_name_and_set_later_look_alikes_aside_both_ways(scratch_engine):
+    with scratch_engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0016")
+        for number, (user_id, name, created) in enumerate(LOOK_ALIKES):
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, username, username_key, invite_code, created_at) "
+                    "VALUES (:id, :email, 'x', :name, :key, :code, CAST(:created AS timestamptz))"
+                ),
+                {
+                    "id": user_id,
+                    "email": f"p{number}@example.com",
+                    "name": name,
+                    "key": name and unicodedata.normalize("NFKC", name.casefold()),  # 0013's key
+                    "code": f"c{number}",
+                    "created": created,
+                },
+            )
+    before = _names_and_keys(scratch_engine)
+    upgraded = [
+        (LOOK_ALIKES[0][0], "admin", "adrnin"),
+        (LOOK_ALIKES[1][0], "\u0251dmin", f"adrnin {LOOK_ALIKES[1][0]}"),
+        (LOOK_ALIKES[2][0], "adm\u0131n", f"adrnin {LOOK_ALIKES[2][0]}"),
+        (LOOK_ALIKES[3][0], "\u0430\u0441\u0435", "ace"),
+        (LOOK_ALIKES[4][0], "ace", f"ace {LOOK_ALIKES[4][0]}"),
+        (LOOK_ALIKES[5][0], "paypa1", "paypal"),
+        (LOOK_ALIKES[6][0], "paypal", f"paypal {LOOK_ALIKES[6][0]}"),
+        (LOOK_ALIKES[7][0], "Bob", "bob"),
+        (LOOK_ALIKES[8][0], None, None),
+    ]
+    for _ in range(2):  # upgrade, downgrade, and again
+        with scratch_engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+        assert _names_and_keys(scratch_engine) == upgraded
+        assert isinstance(_column_type(scratch_engine, "username_key"), Text)
+        with scratch_engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0016")
+        assert _names_and_keys(scratch_engine) == before
+        assert _column_type(scratch_engine, "username_key").length == 128
+
+
+def _column_type(engine, name):
+    return next(c["type"] for c in inspect(engine).get_columns("users") if c["name"] == name)

@@ -96,7 +96,8 @@ def search_people(session: Session, query: object, *, page: int = 1) -> tuple[li
         matches = [
             func.lower(User.email).contains(needle, autoescape=True),
             func.lower(User.username).contains(needle, autoescape=True),
-            User.username_key.contains(username_key(text), autoescape=True),  # "admin" finds "ａｄｍｉｎ"
+            # "admin" finds "ａｄｍｉｎ" and "ɑdmin"; a set-aside key's " <id>" is no part of the name
+            func.split_part(User.username_key, " ", 1).contains(username_key(text), autoescape=True),
             User.invite_code == needle,
         ]
         with contextlib.suppress(ValueError):

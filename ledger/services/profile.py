@@ -12,8 +12,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
+import icu
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,10 +49,20 @@ def _one_writing_system(name: str) -> bool:
     return len(scripts) <= 1 or any(scripts <= allowed for allowed in MIXABLE)
 
 
+# UTS #39 (ICU's data, not a table of ours). One per process: building it loads the confusables data,
+# and getSkeleton takes it const, which ICU documents as safe from many threads at once (uspoof.h).
+SPOOF_CHECKER = icu.SpoofChecker()
+
+
 def username_key(name: str) -> str:
-    """What makes two usernames the same name: NFKC then case folding (Unicode's NFKC_Casefold, as
-    far as the standard library goes), so look-alikes such as "ａｄｍｉｎ" and "ADMIN" are "admin"."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    """What makes two usernames the same name: NFKC then case folding ("ａｄｍｉｎ" and "ADMIN" are
+    "admin"), then Unicode's confusables skeleton (UTS #39), so that names that look alike are one
+    name: "ɑdmin" (Latin alpha), "admın" (dotless i) and "admin" are "adrnin", the Cyrillic "асе" is
+    "ace", "paypa1" is "paypal". The skeleton is case folded again because some prototypes are
+    capitals (digit zero is "O"): "l0ve" is then "love". Never shown; at most 7 characters a letter
+    (a Hangul syllable's skeleton), so the key's column is unbounded text."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return SPOOF_CHECKER.getSkeleton(0, folded).casefold()  # the type, 0, is unused since ICU 58
 
 
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
@@ -112,7 +123,10 @@ def update_profile(
     origin: Origin,
 ) -> User:
     """Check and save the person's profile; raises InvalidRequest naming a bad field, or
-    UsernameTaken (usernames are unique by `username_key`)."""
+    UsernameTaken: usernames are unique by `username_key`, and a name is also taken while someone
+    keeps it under a set-aside key ("<key> <their id>", given by migration 0017 to the later of two
+    old names that became one). The person's own name, saved unchanged, keeps the key it has.
+    Locks the person's row."""
     change = ProfileChange.parse(username, full_name, website, timezone)
     if change.timezone and not session.scalar(
         select(func.count()).select_from(text("pg_timezone_names")).where(text("name = :zone")),
@@ -121,8 +135,18 @@ def update_profile(
         raise InvalidRequest(N_("Choose a time zone from the list."), field="timezone")
     try:
         with atomic(session):
+            kept, kept_key = session.execute(
+                select(User.username, User.username_key).where(User.id == user.id).with_for_update()
+            ).one()
             key = username_key(change.username) if change.username else None
-            if key and session.scalar(select(User.id).where(User.username_key == key, User.id != user.id)):
+            if change.username is not None and change.username == kept:
+                key = kept_key  # their name as it is: a set-aside key stays theirs
+            elif key and session.scalar(
+                select(User.id).where(
+                    or_(User.username_key == key, User.username_key.startswith(f"{key} ", autoescape=True)),
+                    User.id != user.id,
+                )
+            ):
                 raise UsernameTaken(field="username")
             session.execute(
                 update(User)

@@ -12,7 +12,7 @@ from ledger.models import AuditLog
 from ledger.services.audit import INTERNAL
 from ledger.services.charges import charge_usage
 from tests.factories import UsageFactory, UserFactory
-from tests.helpers import broken_crc_png, image_bytes, noise_png, post_form
+from tests.helpers import broken_crc_png, count_rows, image_bytes, noise_png, post_form
 
 
 def test_profile_edit_saves_and_audits(client, auth, session):
@@ -68,6 +68,33 @@ def test_a_look_alike_of_a_taken_username_is_taken_too(client, auth, session, lo
     assert response.status_code == 422 and "用户名已被占用" in response.get_data(as_text=True)
     session.refresh(user)
     assert (user.username, user.username_key) == (None, None)
+
+
+TAKEN = '<div class="invalid-feedback" id="username-error">该用户名已被占用。</div>'
+
+
+@pytest.mark.parametrize(
+    ("taken", "look_alike"),
+    [
+        ("admin", "\u0251dmin"),  # Latin small alpha
+        ("admin", "adm\u0131n"),  # Latin small dotless i
+        ("ace", "\u0430\u0441\u0435"),  # Cyrillic, one script
+        ("paypal", "paypa1"),  # digit one
+        ("paypa1", "paypal"),
+    ],
+)
+def test_a_confusable_of_a_taken_username_is_refused_and_nothing_is_written(client, auth, session, taken, look_alike):
+    """UTS #39's confusables skeleton on top of NFKC and case folding (the issue's examples)."""
+    UserFactory(username=taken)
+    user = UserFactory()
+    auth.login(user)
+    audit_rows = count_rows(session, AuditLog)
+    response = post_form(client, auth, "/account", "/account", username=look_alike, full_name="Bob", website="")
+    assert response.status_code == 422
+    assert TAKEN in response.get_data(as_text=True)
+    session.refresh(user)
+    assert (user.username, user.username_key, user.full_name) == (None, None, None)
+    assert count_rows(session, AuditLog) == audit_rows
 
 
 def test_a_full_width_username_is_kept_in_its_plain_form(client, auth, session):
