@@ -66,6 +66,9 @@ def init_app(app: Flask) -> None:
     # "Image Studio v2", not "image-studio-v2": a model by the name people see on the console
     app.jinja_env.filters["model_name"] = lambda model_id: MODELS[model_id].name if model_id in MODELS else model_id
     app.jinja_env.filters["params_of"] = shown_params
+    app.jinja_env.filters["params_line"] = lambda params, model_id: " · ".join(
+        f"{label}: {value}" for label, value in shown_params(params, model_id)
+    )
     # "中国标准时间" / "China Standard Time": the person's zone as it was at that instant (summer time...)
     app.jinja_env.filters["zone_name"] = lambda dt: get_timezone_name(
         dt.astimezone(get_timezone()), locale=get_locale()
