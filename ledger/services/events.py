@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ledger.db import atomic
-from ledger.logs import bound_request_id, current_request_id
+from ledger.logs import bound_request_id, current_request_id, redacted_url, without_url_secrets
 from ledger.models import BillingAccount, Event, EventStatus, EventType
 from ledger.money import to_api
 
@@ -220,13 +220,15 @@ def _record(session: Session, claim: _Claim, error: str | None, clock: datetime)
 
 
 def _send(claim: _Claim, url: str, secret: str, post: Post, timeout: Timeout) -> str | None:
-    """Post one event; None when the receiver answered 2xx, else why not."""
+    """Post one event to `url` (whole: its query and credentials too); None when the receiver
+    answered 2xx, else why not, told (and logged) without the URL's query and credentials."""
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: signature(secret, claim.body, int(time.time())),
         "X-Request-ID": claim.request_id or str(claim.event_id),
         "User-Agent": "Ledger-Events/1",
     }
+    shown = {"event_id": str(claim.event_id), "url": redacted_url(url)}
     with bound_request_id(claim.request_id):
         try:
             # stream: only the status is read; a body the receiver trickles is not waited for
@@ -235,11 +237,13 @@ def _send(claim: _Claim, url: str, secret: str, post: Post, timeout: Timeout) ->
             ) as answer:
                 status = answer.status_code
         except requests.RequestException as exc:
-            log.warning("event not delivered", extra={"fields": {"event_id": str(claim.event_id), "error": str(exc)}})
-            return f"{type(exc).__name__}: {exc}"
+            # Its text quotes the path and query asked for: a token there stays out of logs and rows.
+            error = without_url_secrets(f"{type(exc).__name__}: {exc}", url)
+            log.warning("event not delivered", extra={"fields": {**shown, "error": error}})
+            return error
         if 200 <= status < 300:
             return None
-        log.warning("event refused", extra={"fields": {"event_id": str(claim.event_id), "status": status}})
+        log.warning("event refused", extra={"fields": {**shown, "status": status}})
         return f"HTTP {status}"
 
 

@@ -3,8 +3,11 @@ real local receiver, retried with backoff after a 500 and a timeout, given up af
 replayed on demand."""
 
 import json
+import logging
 import re
+import socket
 import time
+from dataclasses import replace as replaced
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +17,7 @@ import requests
 from sqlalchemy import select, text
 from werkzeug import Response
 
+from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
 from ledger.models import Event, EventStatus, EventType
@@ -314,6 +318,52 @@ def test_an_event_replayed_while_it_is_posted_is_sent_again(committed, httpserve
         again = session.get(Event, event.id, populate_existing=True)
         assert (again.status, again.attempts) == ("pending", 0)  # the replay wins: due now, not leased
         assert again.next_attempt_at < datetime.now(UTC) < again.next_attempt_at + LEASE
+
+
+@pytest.mark.committed
+def test_a_token_and_a_password_in_events_url_reach_neither_the_logs_nor_last_error_nor_verify(
+    settings, database, committed, caplog
+):
+    with socket.socket() as probe:  # a port nothing listens on once it is closed: refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://user:pass@127.0.0.1:{port}/hook?token=s3cret"
+    event = committed_event(committed)
+    with caplog.at_level(logging.INFO), committed.session() as session:
+        assert deliver_due(session, url=url, secret=SECRET).failed == 1
+    with committed.session() as session, session.begin():  # stuck long enough for verify to warn of it
+        session.execute(
+            text("UPDATE events SET created_at = now() - interval '11 minutes' WHERE id = :id"), {"id": event.id}
+        )
+    with committed.session() as session:
+        last_error = session.get(Event, event.id).last_error
+    hooked = create_app(replaced(settings, EVENTS_URL=url, EVENTS_SECRET="s" * 32), database)
+    verify = hooked.test_cli_runner().invoke(args=["ledger", "verify"])
+    logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+
+    assert last_error == (
+        f"ConnectionError: HTTPConnectionPool(host='127.0.0.1', port={port}): Max retries exceeded with url: /hook"
+        f" (Caused by NewConnectionError(\"HTTPConnection(host='127.0.0.1', port={port}): Failed to establish a new"
+        ' connection: [Errno 111] Connection refused"))'
+    )
+    assert f"event {event.id}: balance.adjusted, 1 attempt(s), last: {last_error}" in verify.output
+    assert f"'url': 'http://127.0.0.1:{port}/hook'" in logged and "Max retries exceeded with url: /hook (" in logged
+    for told in (last_error, verify.output, logged):
+        assert "s3cret" not in told and "pass" not in told
+
+
+def test_the_post_still_goes_to_the_whole_events_url(session, httpserver):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    httpserver.expect_request("/hook", method="POST", query_string="token=s3cret").respond_with_data("ok")
+    url = f"http://user:pass@{httpserver.host}:{httpserver.port}/hook?token=s3cret"
+    assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+    [(request, _answer)] = httpserver.log
+    assert (request.args["token"], request.authorization.username, request.authorization.password) == (
+        "s3cret",
+        "user",
+        "pass",
+    )
 
 
 def test_without_an_events_url_nothing_is_sent_and_events_wait(session):
