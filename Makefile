@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: run test install lint migrate seed translations chromium clean bench messages bench-charge
 
-# The web server and one job worker (hold expiry, reconcile, video jobs); Ctrl-C stops both.
+# The web server and one job worker (hold expiry, reconcile, event delivery, video jobs); Ctrl-C stops both.
 run: install .env migrate seed
 	$(BIN)/python -m ledger.devserver
 

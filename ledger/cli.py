@@ -117,7 +117,8 @@ def run_worker(concurrency: int, metrics_port: int | None) -> None:
     if metrics_port:
         metrics.serve_from_worker(metrics_port)
     click.echo(
-        f"worker: {concurrency} at a time; periodic: events every 10 s, hold expiry every minute, reconcile every 5",
+        f"worker: {concurrency} at a time on every queue (event delivery takes at most one); periodic: events"
+        " every 10 s, hold expiry every minute, reconcile every 5",
         err=True,
     )
     job_queue(app).run_worker(app, concurrency=concurrency)
@@ -189,7 +190,8 @@ def replay_events(since: str, type_: str | None) -> None:
 
 @events_cli.command("deliver")
 def deliver_events() -> None:
-    """Post the events that are due now, once (for deployments that run no worker: call it from cron)."""
+    """Post the events that are due now, in one bounded run as the worker's job does (at most 200,
+    none started after 20 s): for deployments that run no worker, call it from cron."""
     settings = current_app.config["LEDGER"]
     if not settings.EVENTS_URL:
         click.echo("EVENTS_URL is empty: events are kept, not sent", err=True)

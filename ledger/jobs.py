@@ -1,9 +1,14 @@
 """Background and periodic work (SPEC 17) on procrastinate: a task queue in the app's own
 PostgreSQL (the embedded one too), no broker to add. Each job is a thin call into services.
 
-Workers: `flask --app wsgi jobs worker` (any number, on any hosts). Periodic jobs are deferred by
-every worker and run once per period: procrastinate keeps one job per (task, period) in the
-database. The web process defers jobs through `JobQueue.defer`.
+Workers: `flask --app wsgi jobs worker` (any number, on any hosts), each on every queue. Periodic
+jobs are deferred by every worker and run once per period: procrastinate keeps one job per (task,
+period) in the database. The web process defers jobs through `JobQueue.defer`.
+
+Event delivery waits on the SaaS's receiver, so it is kept from delaying the rest: its own queue
+(`events`), one delivery job at a time across all workers (a procrastinate `lock`: a worker does
+not fetch a job whose lock is held, so the next one waits in the queue, not in a worker's slot),
+and a bounded run (services.events.deliver_due). It takes at most one of a worker's slots.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ledger.services.payments import reconcile
 
 tasks = procrastinate.Blueprint()
 NAMESPACE = "ledger"
+EVENTS_QUEUE = "events"
 
 
 @contextmanager
@@ -77,13 +83,29 @@ def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) ->
 
 
 @tasks.periodic(cron="* * * * * */10", periodic_id="every-10-seconds")  # croniter: a 6th field is seconds
-@tasks.task(name="deliver_events", pass_context=True, queueing_lock="deliver_events")
+@tasks.task(
+    name="deliver_events", pass_context=True, queue=EVENTS_QUEUE, lock="deliver_events", queueing_lock="deliver_events"
+)
 def deliver_events_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
-    """Every 10 seconds: post the events that are due to EVENTS_URL (SPEC 16); nothing when it is empty."""
+    """Every 10 seconds: post the events that are due to EVENTS_URL (SPEC 16); nothing when it is
+    empty. One such job runs at a time and each ends within about 30 seconds (see the module)."""
     with _session(context) as (app, session):
         settings = app.config["LEDGER"]
         done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
     return {"delivered": done.delivered, "failed": done.failed, "abandoned": done.abandoned}
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="every-minute")
+@tasks.task(name="fail_stalled_deliveries", pass_context=True, queueing_lock="fail_stalled_deliveries")
+async def fail_stalled_deliveries_job(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Every minute: mark failed the delivery jobs left running by a worker that died (killed, or
+    its host lost: no heartbeat for 30 seconds), whose lock would otherwise keep every later
+    delivery job waiting. Their events were leased, so they are simply due again."""
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(task_name=f"{NAMESPACE}:deliver_events"))
+    for job in stalled:
+        await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+    return len(stalled)
 
 
 @tasks.periodic(cron="17 3 * * *", periodic_id="daily")
@@ -145,12 +167,18 @@ class JobQueue:
             return None
 
     def run_worker(self, flask_app: Flask, **options: Any) -> None:
-        """Run a worker until it is stopped (or, with wait=False, until the queue is empty).
-        Jobs that defer jobs do it through the worker's own opening of the app."""
+        """Run a worker on every queue until it is stopped (or, with wait=False, until the queues
+        are empty). Jobs that defer jobs do it through the worker's own opening of the app."""
+        asyncio.run(self.run_worker_async(flask_app, **options))
+
+    async def run_worker_async(self, flask_app: Flask, **options: Any) -> None:
+        """`run_worker` in the running event loop; cancelling it stops the worker as SIGTERM does
+        (its running jobs finish first)."""
         self.close()
         self._working = True
         try:
-            self.app.run_worker(additional_context={"flask_app": flask_app}, **options)
+            async with self.app.open_async():
+                await self.app.run_worker_async(additional_context={"flask_app": flask_app}, **options)
         finally:
             self._working = False
 

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from requests.utils import requote_uri
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _request_id: ContextVar[str | None] = ContextVar("ledger_request_id", default=None)
@@ -84,3 +87,32 @@ def configure_logging(*, everything: bool = False, level: int = logging.INFO) ->
     logger.setLevel(level)
     if not everything:
         logger.propagate = False
+
+
+def redacted_url(url: str) -> str:
+    """`url` as logs and stored errors may show it: without its credentials (user:password@), its
+    query and its fragment, where tokens travel. `http://u:p@host:8080/hook?token=x#y` gives
+    `http://host:8080/hook`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def without_url_secrets(text: str, url: str) -> str:
+    """`text` (an HTTP library's error, say) with `url`'s credentials, query and fragment taken out
+    wherever it quotes them: the whole URL, or the path and query it asked for, as given or
+    percent-encoded as requests sends them."""
+    try:
+        forms = [urlsplit(form) for form in dict.fromkeys((url, requote_uri(url)))]
+    except ValueError:
+        return text.replace(url, redacted_url(url))
+    for parts in forms:
+        userinfo = parts.netloc.rpartition("@")[0]
+        for piece in (f"{userinfo}@", f"?{parts.query}", f"#{parts.fragment}"):
+            if len(piece) > 1:
+                text = text.replace(piece, "")
+        for secret in {parts.query, parts.password or "", unquote(parts.password or "")} - {""}:
+            text = text.replace(secret, "[redacted]")  # quoted some other way
+    return text

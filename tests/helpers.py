@@ -5,6 +5,8 @@ Fixtures live in tests/conftest.py; this module holds plain functions and classe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import os
@@ -15,12 +17,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy import func, select
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import func, select, text
 from werkzeug import Response
 
+from ledger.jobs import NAMESPACE, job_queue
 from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
 from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
@@ -179,6 +184,103 @@ def run_together(n: int, work):
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(task, range(n)))
+
+
+def rows_of(database, sql: str, **params) -> list[tuple]:
+    """The rows of a query, read in a transaction of their own (committed rows only)."""
+    with database.session() as session:
+        return [tuple(row) for row in session.execute(text(sql), params)]
+
+
+def wait_until(condition, *, seconds: float = 20, what="the condition"):
+    """Poll `condition` until it returns something true (returned), at most `seconds`: a bounded
+    wait for something another thread or process does, not a clock."""
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what() if callable(what) else what}"
+        time.sleep(0.05)
+    return result
+
+
+class WorkerThread:
+    """A procrastinate worker, as `flask jobs worker` runs it (`JobQueue.run_worker_async`, every
+    queue), in a thread of its own until `stop`, so that a test can queue jobs while it works:
+    `defer` queues through the worker's own connection pool, on its event loop."""
+
+    def __init__(self, flask_app, **options) -> None:
+        self.queue = job_queue(flask_app)
+        self.loop = asyncio.new_event_loop()
+        self.task: asyncio.Task | None = None
+        options = {"install_signal_handlers": False, "fetch_job_polling_interval": 0.2, **options}
+
+        async def work() -> None:
+            self.task = asyncio.current_task()
+            await self.queue.run_worker_async(flask_app, **options)
+
+        def run() -> None:
+            with contextlib.suppress(asyncio.CancelledError):  # stopped
+                self.loop.run_until_complete(work())
+
+        self.thread = threading.Thread(target=run, daemon=True)
+
+    def start(self, database) -> WorkerThread:
+        self.thread.start()
+        wait_until(lambda: rows_of(database, "SELECT id FROM procrastinate_workers"), what="the worker to register")
+        return self
+
+    def defer(self, task: str, *, queueing_lock: str | None = None, **kwargs) -> int | None:
+        """Queue a job of `task` with the task's own settings (queue, locks), as JobQueue.defer
+        does: None when one with the same queueing lock is waiting already."""
+        job = self.queue.app.configure_task(f"{NAMESPACE}:{task}", queueing_lock=queueing_lock).defer_async(**kwargs)
+        try:
+            return asyncio.run_coroutine_threadsafe(job, self.loop).result(timeout=20)
+        except AlreadyEnqueued:
+            return None
+
+    def stop(self) -> None:
+        """Stop as SIGTERM does: the running jobs finish first."""
+        if self.task is not None:
+            self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the worker did not stop"
+        self.loop.close()
+
+
+class HangingReceiver:
+    """An events receiver (a real HTTP server in a thread) that holds every POST unanswered until
+    `release` (at most a minute), then answers 200. `posts` lists the paths it was sent."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.posts: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append(self.path)
+                receiver.released.wait(60)
+                try:
+                    self.send_response(200)
+                    self.end_headers()
+                except OSError:
+                    pass  # the client stopped waiting long ago
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def funded_user(database, balance: str):

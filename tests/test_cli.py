@@ -1,4 +1,4 @@
-"""flask ledger verify / payments reconcile / demo seed / users create / events replay."""
+"""flask ledger verify / payments reconcile / demo seed / users create / events replay / jobs worker."""
 
 import os
 import subprocess
@@ -7,13 +7,14 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 
 from ledger.models import BillingAccount, Event, User
 from ledger.services.admin import Admin, adjust
 from ledger.services.audit import Origin
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import XORPAY_AID
+from tests.helpers import XORPAY_AID, rows_of, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,3 +106,34 @@ def test_events_replay_makes_past_events_due_again_and_refuses_a_bad_time(app, s
     assert (event.status, event.delivered_at) == ("pending", None)
     bad = runner.invoke(args=["events", "replay", "--since", "yesterday"])
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
+
+
+@pytest.mark.committed
+def test_the_jobs_worker_command_runs_event_delivery_on_its_queue_beside_the_other_jobs(
+    database_url, committed, tmp_path
+):
+    """`flask jobs worker` (which `make run` starts too) works every queue: event delivery's own
+    ("events", one job at a time) and the others' ("default")."""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env.update(DATABASE_URL=database_url, LEDGER_ENV="testing")
+    with (tmp_path / "worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker", "--concurrency", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:  # its periodic jobs are queued by the worker itself as it starts
+            done = "SELECT task_name, queue_name FROM procrastinate_jobs WHERE status = 'succeeded'"
+            wait_until(
+                lambda: (
+                    {("ledger:deliver_events", "events"), ("ledger:expire_holds", "default")}
+                    <= set(rows_of(committed, done))
+                ),
+                seconds=60,
+                what=lambda: "the worker's periodic jobs:\n" + (tmp_path / "worker.log").read_text()[-3000:],
+            )
+        finally:
+            worker.terminate()  # SIGTERM: the running jobs finish first
+            assert worker.wait(timeout=60) == 0

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,13 +13,15 @@ import pytest
 from procrastinate.periodic import PeriodicDeferrer
 from sqlalchemy import select, text
 
+from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
-from ledger.services.audit import INTERNAL
+from ledger.services.admin import Admin, adjust
+from ledger.services.audit import INTERNAL, Origin
 from ledger.services.holds import place_hold
 from ledger.services.video import start_video_job
-from tests.helpers import funded_user, pending_order
+from tests.helpers import HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed
 
@@ -34,6 +37,7 @@ def test_periodic_jobs_hold_expiry_reconcile_event_delivery_and_queue_cleanup(ap
         "ledger:expire_holds": "* * * * *",
         "ledger:reconcile_payments": "*/5 * * * *",
         "ledger:deliver_events": "* * * * * */10",
+        "ledger:fail_stalled_deliveries": "* * * * *",
         "ledger:remove_old_jobs": "17 3 * * *",
     }
 
@@ -143,3 +147,108 @@ def test_a_job_queued_by_a_request_logs_and_audits_under_its_request_id(app, com
         ).all()
     assert sorted(rows) == [("hold.captured", "console-req-9"), ("hold.placed", "console-req-9")]
     assert current_request_id() is None  # unbound again after the job
+
+
+def test_event_delivery_runs_one_job_at_a_time_on_a_queue_of_its_own(app):
+    task = job_queue(app).app.tasks["ledger:deliver_events"]
+    assert (task.queue, task.lock, task.queueing_lock) == ("events", "deliver_events", "deliver_events")
+
+
+def deliveries(committed) -> list[str]:
+    return [
+        s
+        for (s,) in rows_of(
+            committed, "SELECT status FROM procrastinate_jobs WHERE task_name = 'ledger:deliver_events' ORDER BY id"
+        )
+    ]
+
+
+def test_a_receiver_that_hangs_delays_neither_hold_expiry_nor_reconcile_nor_video_jobs(
+    settings, database, committed, xorpay, monkeypatch
+):
+    """The issue: each delivery job hung on the receiver, and the next one (queued every 10 s) took
+    another of the worker's slots, until none was left for the other jobs. Here a worker of two
+    slots: once a delivery job hangs on the receiver, a second is queued behind it (as the next
+    period does), then the work of the other jobs; it is done while the first still hangs."""
+    receiver = HangingReceiver()
+    hooked = create_app(replace(settings, EVENTS_URL=receiver.url, EVENTS_SECRET="s" * 32), database)
+    monkeypatch.setitem(hooked.extensions, "ledger.xorpay", xorpay.client)
+    user = funded_user(committed, "20.00")
+    with committed.session() as session:
+        for _ in range(6):  # six events to post: many posts' worth of hanging
+            adjust(session, Admin(None, Origin("admin"), via="test"), user.id, "1.00", debit=False, reason="r")
+
+    worker = WorkerThread(hooked, concurrency=2).start(committed)
+    try:
+        worker.defer("deliver_events", timestamp=int(time.time()))  # unless the worker's own is waiting
+        wait_until(lambda: receiver.posts, what="a delivery job to hang on the receiver")
+        worker.defer("deliver_events", timestamp=int(time.time()) + 10)  # the next period's
+        # Work for the other jobs, made now (the worker's periodic jobs ran at its start).
+        with committed.session() as session:
+            hold = place_hold(
+                session,
+                user_id=user.id,
+                amount="6.00",
+                model="m",
+                request_id="job",
+                ttl_seconds=60,
+                origin=INTERNAL,
+                now=datetime.now(UTC) - timedelta(hours=1),
+            ).hold
+            video = start_video_job(
+                session,
+                user_id=user.id,
+                raw_params={"quality": "720p", "seconds": "1"},
+                outcome="complete",
+                run_id=str(uuid.uuid4()),
+                origin=INTERNAL,
+                handoff=lambda job_id: worker.defer(
+                    "run_video_job", queueing_lock=f"video:{job_id}", job_id=str(job_id)
+                ),
+            )
+        order = pending_order(committed, user, amount="25.00")
+        xorpay.query2_answers("payed")
+        worker.defer("expire_holds", timestamp=int(time.time()))
+        worker.defer("reconcile_payments", timestamp=int(time.time()))
+
+        def done() -> bool:
+            with committed.session() as session:
+                return (
+                    session.get(Hold, hold.id).status == "expired"
+                    and session.get(PaymentTransaction, order.id).status == "succeeded"
+                    and session.get(VideoJob, video.id).status == "done"
+                )
+
+        wait_until(done, seconds=15, what="hold expiry, reconcile and the video job")
+        # All the while the first delivery job hangs, and the second waits in the queue, in no slot.
+        assert deliveries(committed) == ["doing", "todo"]
+        assert not receiver.released.is_set()
+    finally:
+        receiver.release()
+        worker.stop()
+        receiver.close()
+    with committed.session() as session:
+        account = session.get(BillingAccount, user.id)
+        assert (account.balance, account.held) == (Decimal("50.2000"), Decimal("0.0000"))  # 20 + 6 + 25 - 0.80
+
+
+def test_a_delivery_job_left_running_by_a_dead_worker_is_failed_and_the_next_one_runs(app, committed):
+    queue = job_queue(app)
+    with committed.session() as session, session.begin():  # a worker that died mid-delivery
+        dead = session.scalar(
+            text(
+                "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '5 minutes') RETURNING id"
+            )
+        )
+        left = queue.defer("deliver_events", timestamp=int(time.time()))
+        session.execute(
+            text("UPDATE procrastinate_jobs SET status = 'doing', worker_id = :w WHERE id = :j"), {"w": dead, "j": left}
+        )
+    following = queue.defer("deliver_events", timestamp=int(time.time()) + 10)  # held back by the lock until...
+    queue.defer("fail_stalled_deliveries", timestamp=int(time.time()))
+    queue.run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    assert ("ledger:fail_stalled_deliveries", "succeeded") in jobs_in_queue(committed)
+    statuses = dict(
+        rows_of(committed, "SELECT id, status FROM procrastinate_jobs WHERE id IN (:a, :b)", a=left, b=following)
+    )
+    assert statuses == {left: "failed", following: "succeeded"}

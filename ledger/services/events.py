@@ -2,9 +2,12 @@
 least once by the worker, signed like Stripe's webhooks, retried with backoff for 24 hours.
 
 `emit` adds an event to the caller's transaction: it exists exactly when the change does.
-`deliver_due` (the worker's job, every few seconds) posts the events that are due, one at a time,
-each locked with SKIP LOCKED so that several workers share the work without sending one twice at
-the same moment; any 2xx is delivery. `replay` makes events due again (`flask events replay`).
+`deliver_due` (the worker's job, every 10 seconds) posts the events that are due, one at a time:
+it claims each in a short transaction (SKIP LOCKED, then a lease on the row), posts it with no
+transaction open, and records the outcome in another short transaction, so that several workers
+share the work without sending one event at the same moment and a slow receiver holds no lock.
+Each run is bounded (a count, a time budget, short timeouts): a receiver that hangs delays only
+the events. Any 2xx is delivery. `replay` makes events due again (`flask events replay`).
 The receiver dedupes by the event's `id` and checks `X-Ledger-Signature` as `signature` makes it.
 """
 
@@ -26,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ledger.db import atomic
-from ledger.logs import bound_request_id, current_request_id
+from ledger.logs import bound_request_id, current_request_id, redacted_url, without_url_secrets
 from ledger.models import BillingAccount, Event, EventStatus, EventType
 from ledger.money import to_api
 
@@ -35,10 +38,22 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=10)
 LONGEST_WAIT = timedelta(hours=1)
-TIMEOUT_SECONDS = 10
+# A post waits at most this long to connect and then between bytes of the answer (requests'
+# timeouts); a receiver should answer at once and do its work after.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)
+# One run posts at most BATCH events and starts no post after RUN_BUDGET seconds: it ends within
+# RUN_BUDGET plus one post (under 30 s) however the receiver behaves; the rest waits for the next run.
+BATCH = 200
+RUN_BUDGET = 20.0
+# A claimed event is not due again before its lease ends: far longer than one post can take, so
+# that no other run sends it meanwhile; a worker that dies mid-post leaves it due again after it.
+LEASE = timedelta(minutes=2)
 SIGNATURE_HEADER = "X-Ledger-Signature"
 
 Post = Callable[..., requests.Response]
+Timeout = float | tuple[float, float]
 
 
 def emit(
@@ -126,6 +141,16 @@ class Delivery:
     abandoned: int = 0
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """An event taken for one post: what is sent, and the lease that marks the row as ours."""
+
+    event_id: uuid.UUID
+    body: bytes
+    request_id: str | None
+    leased_until: datetime
+
+
 def deliver_due(
     session: Session,
     *,
@@ -133,67 +158,100 @@ def deliver_due(
     secret: str,
     now: datetime | None = None,
     post: Post = requests.post,
-    limit: int = 500,
-    timeout: float = TIMEOUT_SECONDS,
+    limit: int = BATCH,
+    budget: float = RUN_BUDGET,
+    timeout: Timeout = TIMEOUT,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Delivery:
-    """Post the events that are due, oldest first, at most `limit`; each in a transaction of its own
-    (the row locked, SKIP LOCKED). A 2xx marks it delivered; anything else (status, timeout,
-    refused connection) is retried after `backoff` until its `give_up_at` (24 hours after the
-    event, or after its replay), then it is abandoned (`replay` can send it again)."""
+    """Post the events that were due when the run started, oldest first: at most `limit`, and no
+    post started once `budget` seconds (by `monotonic`) have passed; the others wait for the next
+    run. Each event is claimed in a short transaction (the row locked SKIP LOCKED, its
+    `next_attempt_at` pushed `LEASE` ahead), posted with no transaction open (`timeout`: connect,
+    read), and its outcome written in another short transaction, only if the lease is still ours
+    (a replay or, after the lease ran out, another run took it over). A 2xx marks it delivered;
+    anything else (status, timeout, refused connection) is retried after `backoff` until its
+    `give_up_at` (24 hours after the event, or after its replay), then it is abandoned (`replay`
+    can send it again). `now` fixes the clock (tests); nothing is sent when `url` is empty."""
     done = Delivery()
     if not url:
         return done
+    due_by, started = now or datetime.now(UTC), monotonic()
     for _ in range(limit):
+        if monotonic() - started >= budget:
+            break
         with atomic(session):
-            clock = now or datetime.now(UTC)
             event = session.scalars(
                 select(Event)
-                .where(Event.status == EventStatus.PENDING, Event.next_attempt_at <= clock)
+                .where(Event.status == EventStatus.PENDING, Event.next_attempt_at <= due_by)
                 .order_by(Event.next_attempt_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
             if event is None:
                 break
+            clock = now or datetime.now(UTC)
             if clock >= event.give_up_at:
                 event.status = EventStatus.ABANDONED
                 done.abandoned += 1
                 continue
-            error = _send(event, url, secret, post, timeout)
-            event.attempts += 1
-            if error is None:
-                event.status, event.delivered_at, event.last_error = EventStatus.DELIVERED, clock, None
-                done.delivered += 1
-            else:
-                event.next_attempt_at, event.last_error = clock + backoff(event.attempts), error[:300]
-                done.failed += 1
+            event.next_attempt_at = clock + LEASE
+            claim = _Claim(event.id, body_of(event), event.request_id, event.next_attempt_at)
+        error = _send(claim, url, secret, post, timeout)  # no transaction open: the lease keeps others off
+        with atomic(session):
+            _record(session, claim, error, now or datetime.now(UTC))
+        if error is None:
+            done.delivered += 1
+        else:
+            done.failed += 1
     return done
 
 
-def _send(event: Event, url: str, secret: str, post: Post, timeout: float) -> str | None:
-    """Post one event; None when the receiver answered 2xx, else why not."""
-    body = body_of(event)
+def _record(session: Session, claim: _Claim, error: str | None, clock: datetime) -> None:
+    """Write the outcome of a post, if the event is still ours (pending, under our lease)."""
+    event = session.get(Event, claim.event_id, with_for_update=True, populate_existing=True)
+    if event is None or event.status != EventStatus.PENDING or event.next_attempt_at != claim.leased_until:
+        log.info("event taken over during its post", extra={"fields": {"event_id": str(claim.event_id)}})
+        return
+    event.attempts += 1
+    if error is None:
+        event.status, event.delivered_at, event.last_error = EventStatus.DELIVERED, clock, None
+    else:
+        event.next_attempt_at, event.last_error = clock + backoff(event.attempts), error[:300]
+
+
+def _send(claim: _Claim, url: str, secret: str, post: Post, timeout: Timeout) -> str | None:
+    """Post one event to `url` (whole: its query and credentials too); None when the receiver
+    answered 2xx, else why not, told (and logged) without the URL's query and credentials."""
     headers = {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(secret, body, int(time.time())),
-        "X-Request-ID": event.request_id or str(event.id),
+        SIGNATURE_HEADER: signature(secret, claim.body, int(time.time())),
+        "X-Request-ID": claim.request_id or str(claim.event_id),
         "User-Agent": "Ledger-Events/1",
     }
-    with bound_request_id(event.request_id):
+    shown = {"event_id": str(claim.event_id), "url": redacted_url(url)}
+    with bound_request_id(claim.request_id):
         try:
-            answer = post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+            # stream: only the status is read; a body the receiver trickles is not waited for
+            with post(
+                url, data=claim.body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            ) as answer:
+                status = answer.status_code
         except requests.RequestException as exc:
-            log.warning("event not delivered", extra={"fields": {"event_id": str(event.id), "error": str(exc)}})
-            return f"{type(exc).__name__}: {exc}"
-        if 200 <= answer.status_code < 300:
+            # Its text quotes the path and query asked for: a token there stays out of logs and rows.
+            error = without_url_secrets(f"{type(exc).__name__}: {exc}", url)
+            log.warning("event not delivered", extra={"fields": {**shown, "error": error}})
+            return error
+        if 200 <= status < 300:
             return None
-        log.warning("event refused", extra={"fields": {"event_id": str(event.id), "status": answer.status_code}})
-        return f"HTTP {answer.status_code}"
+        log.warning("event refused", extra={"fields": {**shown, "status": status}})
+        return f"HTTP {status}"
 
 
 def replay(session: Session, *, since: datetime, type_: EventType | None = None) -> int:
     """Make every event created since `since` (of `type_`) due now, delivered or not; returns how
-    many. They are sent again with their own ids, so a receiver that dedupes sees no double."""
+    many. They are sent again with their own ids, so a receiver that dedupes sees no double. An
+    event being posted at that moment is sent again too: the replay ends its lease, so the post's
+    outcome is not written over it."""
     now, where = datetime.now(UTC), [Event.created_at >= since]
     if type_ is not None:
         where.append(Event.type == type_)

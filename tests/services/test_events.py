@@ -3,16 +3,21 @@ real local receiver, retried with backoff after a 500 and a timeout, given up af
 replayed on demand."""
 
 import json
+import logging
 import re
+import socket
 import time
+from dataclasses import replace as replaced
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+import requests
+from sqlalchemy import select, text
 from werkzeug import Response
 
+from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
 from ledger.models import Event, EventStatus, EventType
@@ -20,12 +25,22 @@ from ledger.services.admin import Admin, adjust
 from ledger.services.audit import INTERNAL, Origin
 from ledger.services.billing import credit
 from ledger.services.charges import charge_usage
-from ledger.services.events import backoff, deliver_due, emit_change, replay, signature, verify_signature
+from ledger.services.events import (
+    CONNECT_TIMEOUT,
+    LEASE,
+    READ_TIMEOUT,
+    backoff,
+    deliver_due,
+    emit_change,
+    replay,
+    signature,
+    verify_signature,
+)
 from ledger.services.holds import expire_holds, place_hold
 from ledger.services.integrity import find_breaches, find_warnings
 from ledger.services.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import settle_by_notify
+from tests.helpers import funded_user, settle_by_notify
 
 SECRET = "events-secret-for-tests"
 ADMIN = Admin(None, Origin("admin"), via="test")
@@ -179,6 +194,176 @@ def test_an_event_undelivered_for_24_hours_is_abandoned_and_replay_sends_it_agai
     httpserver.clear()
     httpserver.expect_request("/hook").respond_with_data("ok")
     assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+
+
+def test_each_post_waits_at_most_3_seconds_to_connect_and_5_to_read(session, httpserver):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    asked = []
+
+    def post(url, **options):
+        asked.append(options["timeout"])
+        return requests.post(url, **options)  # noqa: S113 -- the timeout is in the options
+
+    assert deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET, post=post).delivered == 1
+    assert asked == [(3.0, 5.0)] == [(CONNECT_TIMEOUT, READ_TIMEOUT)]
+
+
+def adjusted_events(session, count: int) -> list[Event]:
+    """`count` events of one person, oldest first (each due a second after the one before)."""
+    person = UserFactory(balance="50.00")
+    for _ in range(count):
+        adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    made = events(session, person)
+    for n, event in enumerate(made):
+        event.next_attempt_at = event.created_at + timedelta(seconds=n)
+    session.flush()
+    return made
+
+
+class HangingPosts:
+    """Posts that each take as long as a receiver that never answers makes them (connect, then the
+    read timeout), on a clock of their own: the run's `monotonic`."""
+
+    def __init__(self) -> None:
+        self.seconds, self.sent = 0.0, []
+
+    def __call__(self, url, **options):
+        self.sent.append(json.loads(options["data"])["id"])
+        self.seconds += CONNECT_TIMEOUT + READ_TIMEOUT
+        raise requests.ReadTimeout("read timed out")
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+
+def test_a_run_starts_no_post_after_20_seconds_and_leaves_the_rest_due_for_the_next(session):
+    made = adjusted_events(session, 5)
+    hanging, start = HangingPosts(), made[-1].next_attempt_at
+    done = deliver_due(
+        session, url="http://saas.test/hook", secret=SECRET, now=start, post=hanging, monotonic=hanging.monotonic
+    )
+    assert (done.delivered, done.failed) == (0, 3)  # posts started at 0, 8 and 16 s; none at 24 s
+    assert hanging.seconds == 24.0  # the run's length against a receiver that hangs: under half a minute
+    assert hanging.sent == [str(e.id) for e in made[:3]]  # the oldest first
+    waiting = made[3:]
+    assert [(e.attempts, e.next_attempt_at <= start) for e in waiting] == [(0, True), (0, True)]
+    later = deliver_due(
+        session, url="http://saas.test/hook", secret=SECRET, now=start, post=hanging, monotonic=hanging.monotonic
+    )
+    assert later.failed == 2 and hanging.sent[3:] == [str(e.id) for e in waiting]
+
+
+def test_a_run_posts_at_most_its_limit_and_leaves_the_rest_due_for_the_next(session, httpserver):
+    made = adjusted_events(session, 5)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url, start = httpserver.url_for("/hook"), made[-1].next_attempt_at
+    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 2
+    assert [e.status for e in made] == ["delivered", "delivered", "pending", "pending", "pending"]
+    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 2
+    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 1
+    assert len(httpserver.log) == 5
+
+
+def committed_event(committed) -> Event:
+    person = funded_user(committed, "5.00")
+    with committed.session() as session:
+        adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+        return session.scalars(select(Event).where(Event.user_id == person.id)).one()
+
+
+@pytest.mark.committed
+def test_no_transaction_is_open_and_no_row_locked_while_an_event_is_posted(committed, httpserver):
+    event = committed_event(committed)
+    seen = []
+
+    def answer(request):
+        try:
+            with committed.session() as other, other.begin():  # another worker, while the post is in flight
+                other.execute(text("SELECT id FROM events WHERE id = :id FOR UPDATE NOWAIT"), {"id": event.id})
+                open_elsewhere = other.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND state LIKE 'idle in transaction%'"
+                    )
+                )
+            with committed.session() as other:
+                second = deliver_due(other, url=httpserver.url_for("/hook"), secret=SECRET)
+            seen.append((open_elsewhere, second.delivered + second.failed))
+        except Exception as exc:  # asserted on below
+            seen.append(exc)
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(answer)
+    with committed.session() as session:
+        assert deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET).delivered == 1
+    assert seen == [(0, 0)]  # unlocked, no transaction left open, and the lease kept the second run off it
+    with committed.session() as session:
+        assert session.get(Event, event.id).status == "delivered"
+
+
+@pytest.mark.committed
+def test_an_event_replayed_while_it_is_posted_is_sent_again(committed, httpserver):
+    event = committed_event(committed)
+
+    def answer(request):
+        with committed.session() as other:
+            replay(other, since=event.created_at)
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(answer)
+    with committed.session() as session:
+        deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET)
+        again = session.get(Event, event.id, populate_existing=True)
+        assert (again.status, again.attempts) == ("pending", 0)  # the replay wins: due now, not leased
+        assert again.next_attempt_at < datetime.now(UTC) < again.next_attempt_at + LEASE
+
+
+@pytest.mark.committed
+def test_a_token_and_a_password_in_events_url_reach_neither_the_logs_nor_last_error_nor_verify(
+    settings, database, committed, caplog
+):
+    with socket.socket() as probe:  # a port nothing listens on once it is closed: refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://user:pass@127.0.0.1:{port}/hook?token=s3cret"
+    event = committed_event(committed)
+    with caplog.at_level(logging.INFO), committed.session() as session:
+        assert deliver_due(session, url=url, secret=SECRET).failed == 1
+    with committed.session() as session, session.begin():  # stuck long enough for verify to warn of it
+        session.execute(
+            text("UPDATE events SET created_at = now() - interval '11 minutes' WHERE id = :id"), {"id": event.id}
+        )
+    with committed.session() as session:
+        last_error = session.get(Event, event.id).last_error
+    hooked = create_app(replaced(settings, EVENTS_URL=url, EVENTS_SECRET="s" * 32), database)
+    verify = hooked.test_cli_runner().invoke(args=["ledger", "verify"])
+    logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+
+    assert last_error == (
+        f"ConnectionError: HTTPConnectionPool(host='127.0.0.1', port={port}): Max retries exceeded with url: /hook"
+        f" (Caused by NewConnectionError(\"HTTPConnection(host='127.0.0.1', port={port}): Failed to establish a new"
+        ' connection: [Errno 111] Connection refused"))'
+    )
+    assert f"event {event.id}: balance.adjusted, 1 attempt(s), last: {last_error}" in verify.output
+    assert f"'url': 'http://127.0.0.1:{port}/hook'" in logged and "Max retries exceeded with url: /hook (" in logged
+    for told in (last_error, verify.output, logged):
+        assert "s3cret" not in told and "pass" not in told
+
+
+def test_the_post_still_goes_to_the_whole_events_url(session, httpserver):
+    person = UserFactory(balance="15.00")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
+    httpserver.expect_request("/hook", method="POST", query_string="token=s3cret").respond_with_data("ok")
+    url = f"http://user:pass@{httpserver.host}:{httpserver.port}/hook?token=s3cret"
+    assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+    [(request, _answer)] = httpserver.log
+    assert (request.args["token"], request.authorization.username, request.authorization.password) == (
+        "s3cret",
+        "user",
+        "pass",
+    )
 
 
 def test_without_an_events_url_nothing_is_sent_and_events_wait(session):

@@ -1,0 +1,49 @@
+"""What logs and stored errors may show of a URL: never its credentials, query or fragment."""
+
+import pytest
+
+from ledger.logs import redacted_url, without_url_secrets
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pass@127.0.0.1:8080/hook?token=s3cret#part", "http://127.0.0.1:8080/hook"),
+        ("https://saas.example/hooks/ledger", "https://saas.example/hooks/ledger"),
+        ("https://key@saas.example/?t=1", "https://saas.example/"),
+        ("http://[::1/hook?token=s3cret", "(a URL that does not parse)"),
+    ],
+)
+def test_a_url_is_shown_without_credentials_query_or_fragment(url, shown):
+    assert redacted_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "told"),
+    [
+        (  # requests' refused connection quotes the path and query it asked for
+            "http://user:pass@127.0.0.1:9/hook?token=s3cret",
+            "ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url:"
+            " /hook?token=s3cret (Caused by NewConnectionError('Connection refused'))",
+            "ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url:"
+            " /hook (Caused by NewConnectionError('Connection refused'))",
+        ),
+        (  # ... percent-encoded as requests sends it
+            "http://h.test/hook?token=s3 cret&x=é",
+            "ConnectionError: Max retries exceeded with url: /hook?token=s3%20cret&x=%C3%A9 (Caused by ...)",
+            "ConnectionError: Max retries exceeded with url: /hook (Caused by ...)",
+        ),
+        (  # another library's message that quotes the whole URL
+            "http://user:pass@h.test/hook?token=s3cret#f",
+            "InvalidSchema: No connection adapters were found for 'http://user:pass@h.test/hook?token=s3cret#f'",
+            "InvalidSchema: No connection adapters were found for 'http://h.test/hook'",
+        ),
+        (  # the secrets alone, quoted some other way
+            "http://user:p%40ss@h.test/hook?token=s3cret",
+            "auth p@ss failed for token=s3cret",
+            "auth [redacted] failed for [redacted]",
+        ),
+    ],
+)
+def test_an_error_tells_nothing_of_the_urls_credentials_query_or_fragment(url, error, told):
+    assert without_url_secrets(error, url) == told
