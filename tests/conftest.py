@@ -175,8 +175,9 @@ def me(client: FlaskClient, auth: AuthActions, session: Session):
 
 
 @pytest.fixture
-def xorpay(app: Flask, httpserver, monkeypatch: pytest.MonkeyPatch) -> FakeXorPay:
+def xorpay(app: Flask, httpserver, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeXorPay]:
     """XorPay answered by a local HTTP server (pytest-httpserver), used by the app for this test."""
     fake = FakeXorPay(httpserver)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", fake.client)
-    return fake
+    yield fake
+    fake.settle()

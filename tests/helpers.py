@@ -127,12 +127,16 @@ def settle_by_notify(session, order, settings) -> bool:
     return handle_notify(session, signed_notify(order), settings=settings, origin=SYSTEM)
 
 
+SLOW = "X-Test-Slow"  # marks an answer that outlived the client's wait
+
+
 class FakeXorPay:
     """XorPay as a real HTTP peer (pytest-httpserver), with the answers a test sets."""
 
     def __init__(self, httpserver) -> None:
         self.server = httpserver
         self.client = XorPayClient(httpserver.url_for("/"), XORPAY_AID, XORPAY_SECRET, timeout=(1, 1))
+        self.slow_started = 0  # answers that outlive the client's wait (refund_times_out)
 
     def create_answers(self, body: dict) -> None:
         self.server.expect_request(f"/api/pay/{XORPAY_AID}", method="POST").respond_with_json(body)
@@ -159,10 +163,20 @@ class FakeXorPay:
         """XorPay takes longer than the client waits: the outcome of the refund is unknown."""
 
         def slow(_request):
+            self.slow_started += 1  # the server answers one request at a time
             time.sleep(1.5)
-            return Response('{"status": "ok"}', content_type="application/json")
+            return Response('{"status": "ok"}', content_type="application/json", headers={SLOW: "1"})
 
         self.server.expect_request(re.compile(r"/api/refund/.*"), method="POST").respond_with_handler(slow)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every slow answer is in the server's log: one logged after this test would be
+        read by the next test as its own request (the server and its log serve a whole worker)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(1 for _request, answer in self.server.log if answer.headers.get(SLOW)) >= self.slow_started:
+                return
+            time.sleep(0.02)
 
     def sent_forms(self) -> list[dict]:
         return [request.form.to_dict() for request, _ in self.server.log]
