@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
+from ledger.validation import Digit, digit_spans, integer_pattern, render_digits
 
 CURRENCY = "CNY"
 # NUMERIC(18,4) in the database: four decimal places of a yuan.
@@ -21,7 +22,8 @@ STORAGE_QUANTUM = Decimal(1).scaleb(-STORAGE_PLACES)
 MAX_CHARGE = Decimal("1000000")
 
 # At most 14 integer digits: what NUMERIC(18,4) can hold.
-EXACT_DECIMAL = re.compile(r"[0-9]{1,14}(?:\.[0-9]{1,20})?")
+INTEGER_DIGITS, FRACTION_DIGITS = 14, 20
+EXACT_DECIMAL = re.compile(rf"[0-9]{{1,{INTEGER_DIGITS}}}(?:\.[0-9]{{1,{FRACTION_DIGITS}}})?")
 # What a person may type around an amount on a page: currency signs before, 元 or 块 after.
 _TYPED_DECORATION = re.compile(r"^[¥￥]?\s*(.*?)\s*(?:元|块|块钱|CNY|RMB)?$", re.IGNORECASE)
 # Thousands written with separators ("1,000", "1,000.50"): the commas go, nothing else changes.
@@ -56,6 +58,55 @@ def parse_amount(
     if maximum is not None and value > maximum:
         raise error(N_("The amount must not exceed ¥%(maximum)s."), field=field, maximum=maximum)
     return value.quantize(Decimal(1).scaleb(-places))
+
+
+def amount_pattern(*, places: int, maximum: Decimal, minimum: Decimal | None = None) -> str:
+    """The strings `parse_amount(raw, places=places, maximum=maximum)` takes, at least `minimum`
+    (default: any positive amount), as one anchored regular expression that Python, JSON Schema
+    (ECMA-262) and pydantic (Rust) read alike: exact decimals (EXACT_DECIMAL) whose digits past
+    `places` decimals are zeros, within the bounds. Both bounds have at most `places` decimals."""
+    unit = Decimal(1).scaleb(-places)
+    low = int((minimum or unit) / unit)
+    high = min(int(maximum / unit), 10 ** (INTEGER_DIGITS + places) - 1)
+    assert places >= 1 and 0 < low <= high and low * unit == (minimum or unit) and high * unit <= maximum
+    whole_low, fraction_low = divmod(low, 10**places)
+    whole_high, fraction_high = divmod(high, 10**places)
+    top = 10**places - 1
+    if whole_low == whole_high:
+        branches = [(whole_low, whole_low, fraction_low, fraction_high)]
+    else:  # the first and last whole numbers may take only part of the fractions; those between, all
+        first = whole_low if fraction_low == 0 else whole_low + 1
+        last = whole_high if fraction_high == top else whole_high - 1
+        branches = [(whole_low, whole_low, fraction_low, top)] if first > whole_low else []
+        branches += [(first, last, 0, top)] if first <= last else []
+        branches += [(whole_high, whole_high, 0, fraction_high)] if last < whole_high else []
+    alternatives = [
+        f"(?:{integer_pattern(a, b, max_digits=INTEGER_DIGITS)}){_fractions(f, g, places)}" for a, b, f, g in branches
+    ]
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
+def _fractions(low: int, high: int, places: int) -> str:
+    """The written decimals (a point and 1 to FRACTION_DIGITS digits, or none for .0) whose first
+    `places` digits, padded with zeros, are from `low` to `high`, and whose other digits are zeros."""
+    spans = digit_spans(str(low).zfill(places), str(high).zfill(places))
+    if spans == [[(0, 9)] * places]:  # any
+        return rf"(?:\.[0-9]{{1,{places}}}0{{0,{FRACTION_DIGITS - places}}})?"
+    if spans == [[(0, 0)] * places]:  # none
+        return rf"(?:\.0{{1,{FRACTION_DIGITS}}})?"
+    return "(?:" + "|".join(_written(span) for span in spans) + ")"
+
+
+def _written(span: list[Digit]) -> str:
+    """A span of `places` digit classes as its written decimals: its trailing digits may be left
+    out where each could be 0 (".5" is ".50"), and zeros may follow it up to FRACTION_DIGITS."""
+    rest = f"0{{0,{FRACTION_DIGITS - len(span)}}}"
+    for i in reversed(range(1, len(span))):
+        rest = render_digits([span[i]]) + rest
+        if all(low == 0 for low, _ in span[i:]):
+            rest = f"(?:{rest})?"
+    written = rf"\.{render_digits([span[0]])}{rest}"
+    return f"(?:{written})?" if all(low == 0 for low, _ in span) else written
 
 
 def normalise_typed_amount(raw: object) -> object:

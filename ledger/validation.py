@@ -4,6 +4,11 @@ checked completely before a service acts on them.
 Each check takes the raw value as it came (any type), returns a clean Python value, or raises
 InvalidRequest naming the field. Text must be storable by PostgreSQL: no NUL, no lone surrogate.
 Money is parsed by ledger.money (exact strings, SPEC 19).
+
+Some checks are also written as regular expressions (`text_pattern`, `whole_number_pattern`), for
+the API's schemas and document: each matches exactly the strings its check takes, and is read alike
+by Python, by JSON Schema's ECMA-262 and by the Rust engine of pydantic (no `\\s`, `.`, or
+lookaround: those differ between them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from typing import Any
 
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
+
+# The characters str.strip() removes (str.isspace()), as the inside of a character class.
+WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The most digits whole_number reads.
+WHOLE_NUMBER_DIGITS = 9
 
 
 def is_storable_text(value: str) -> bool:
@@ -87,17 +97,98 @@ def uuid_of(raw: object, field: str, *, error: LedgerError | None = None) -> uui
 
 
 def whole_number(raw: object, field: str, *, minimum: int, maximum: int, message: str | None = None) -> int:
-    """A whole number written in ASCII digits (a JSON integer is accepted too), within [minimum, maximum]."""
+    """A whole number written in ASCII digits (a JSON integer is accepted too, and so is a JSON number
+    without a fraction: 60.0 is the number 60), within [minimum, maximum]."""
     value: int | None = None
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
-    elif isinstance(raw, str) and 1 <= len(raw.strip()) <= 9 and raw.strip().isascii() and raw.strip().isdigit():
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif (
+        isinstance(raw, str)
+        and 1 <= len(raw.strip()) <= WHOLE_NUMBER_DIGITS
+        and raw.strip().isascii()
+        and raw.strip().isdigit()
+    ):
         value = int(raw.strip())
     if value is None or not minimum <= value <= maximum:
         raise InvalidRequest(
             message or N_("Enter a whole number from %(min)d to %(max)d."), field=field, min=minimum, max=maximum
         )
     return value
+
+
+def text_pattern(*, max_length: int, strip: bool = True) -> str:
+    """What `text` takes (1 to `max_length` characters, after stripping surrounding spaces when
+    `strip`; no NUL), as a regular expression."""
+    if not strip:
+        return f"^[^\\x00]{{1,{max_length}}}$"
+    edge = f"[^{WHITESPACE}\\x00]"
+    return f"^[{WHITESPACE}]*{edge}(?:[^\\x00]{{0,{max_length - 2}}}{edge})?[{WHITESPACE}]*$"
+
+
+def whole_number_pattern(*, minimum: int, maximum: int) -> str:
+    """What `whole_number` takes as text (ASCII digits, leading zeros and surrounding spaces
+    allowed, from `minimum` to `maximum`), as a regular expression."""
+    digits = integer_pattern(minimum, maximum, max_digits=WHOLE_NUMBER_DIGITS)
+    return f"^[{WHITESPACE}]*(?:{digits})[{WHITESPACE}]*$"
+
+
+def integer_pattern(low: int, high: int, *, max_digits: int) -> str:
+    """A regular expression (unanchored) of the strings of 1 to `max_digits` ASCII digits, leading
+    zeros allowed, whose value is from `low` to `high` (0 <= low <= high)."""
+    branches = [f"0{{1,{max_digits}}}"] if low == 0 else []
+    for length in range(1, max_digits + 1):
+        first, last = max(low, 10 ** (length - 1)), min(high, 10**length - 1)
+        if first > last:
+            continue
+        zeros = max_digits - length  # each length has its own room for leading zeros
+        lead = f"0{{0,{zeros}}}" if zeros else ""
+        branches += [lead + render_digits(span) for span in digit_spans(str(first), str(last))]
+    return "|".join(branches)
+
+
+Digit = tuple[int, int]  # a class of digits, from..to
+
+
+def digit_spans(first: str, last: str) -> list[list[Digit]]:
+    """The digit strings of `first`'s length from `first` to `last` (both that long, first <= last),
+    as a few sequences of digit classes: "120".."345" is 1[2-9][0-9], 2[0-9][0-9], 3[0-3][0-9],
+    34[0-5]."""
+    if not first:
+        return [[]]
+    if first[0] == last[0]:
+        return [[(int(first[0]),) * 2, *rest] for rest in digit_spans(first[1:], last[1:])]
+    rest = len(first) - 1
+    low, high = int(first[0]), int(last[0])
+    spans: list[list[Digit]] = []
+    if first[1:] != "0" * rest:  # starts inside its first digit's block
+        spans += [[(low, low), *tail] for tail in digit_spans(first[1:], "9" * rest)]
+        low += 1
+    ends: list[list[Digit]] = []
+    if last[1:] != "9" * rest:  # ends inside its first digit's block
+        ends = [[(high, high), *tail] for tail in digit_spans("0" * rest, last[1:])]
+        high -= 1
+    if low <= high:
+        spans.append([(low, high), *[(0, 9)] * rest])
+    return spans + ends
+
+
+def render_digits(span: list[Digit]) -> str:
+    """A sequence of digit classes as a regular expression, repeated classes counted: 1[0-9]{2}."""
+    out, i = [], 0
+    while i < len(span):
+        low, high = span[i]
+        if low == high:
+            out.append(str(low))
+            i += 1
+            continue
+        j = i
+        while j < len(span) and span[j] == span[i]:
+            j += 1
+        out.append(f"[{low}-{high}]" + (f"{{{j - i}}}" if j - i > 1 else ""))
+        i = j
+    return "".join(out)
 
 
 def day(raw: object, field: str, *, first: date, last: date, error: type[LedgerError] = InvalidRequest) -> date:

@@ -21,7 +21,7 @@ bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 
 @bp.post("/register")
 @login_required
-@contract(json=schemas.CodeBody, ok={201: schemas.Bound}, refusals=(400, 404, 409), auth="session", tag="invites")
+@contract(json=schemas.InviteCodeBody, ok={201: schemas.Bound}, refusals=(400, 404, 409), auth="session", tag="invites")
 def register() -> Any:
     """Bind the signed-in person to the inviter of `code` (once, within their first week)."""
     relation, inviter = bind_invite(

@@ -6,9 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.errors import InvalidTopupAmount
 from ledger.extensions import csrf
-from ledger.i18n import N_
 from ledger.models import Actor, PayType
 from ledger.services.notify import handle_notify
 from ledger.services.payments import create_topup, get_own_order
@@ -33,10 +31,6 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
     refusals=(400, 429, 502),
     auth="session",
     tag="payments",
-    # the code parse_topup_amount answers a malformed amount with
-    money_error=lambda field: InvalidTopupAmount(
-        N_('Give the amount as a decimal string such as "12.50".'), field=field
-    ),
 )
 def create() -> Any:
     """Start a top-up: a XorPay order and the QR code to pay it, with Alipay or WeChat Pay (`native`)."""

@@ -70,6 +70,15 @@ class _Account:
         return self.balance - self.held
 
 
+def charge_list(charges: object) -> list[dict[str, Any]]:
+    """A batch's `charges`: a list of 1 to MAX_ITEMS JSON objects, else InvalidRequest."""
+    if not isinstance(charges, list) or not 1 <= len(charges) <= MAX_ITEMS:
+        raise InvalidRequest(N_("Give a list of 1 to %(max)d charges."), field="charges", max=MAX_ITEMS)
+    if not all(isinstance(item, dict) for item in charges):
+        raise InvalidRequest(N_("Each charge is a JSON object."), field="charges")
+    return charges
+
+
 @retry_on_disconnect
 def charge_batch(
     session: Session, *, charges: object, origin: Origin, low_balance: Decimal = SITE_DEFAULT
@@ -81,11 +90,7 @@ def charge_batch(
     item, in order. The item that takes a person's available amount below their threshold (their
     own, else `low_balance`) adds a balance.low event, as a single deduct would.
     """
-    if not isinstance(charges, list) or not 1 <= len(charges) <= MAX_ITEMS:
-        raise InvalidRequest(N_("Give a list of 1 to %(max)d charges."), field="charges", max=MAX_ITEMS)
-    if not all(isinstance(item, dict) for item in charges):
-        raise InvalidRequest(N_("Each charge is a JSON object."), field="charges")
-    parsed = [_parse(item) for item in charges]
+    parsed = [_parse(item) for item in charge_list(charges)]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
         accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), low_balance)

@@ -80,11 +80,18 @@ def display_name(user: User) -> str:
     return user.username or mask_email(user.email)
 
 
-def _find_inviter(session: Session, raw: object, field: str) -> User:
-    """The owner of an invite code as typed (case and surrounding spaces do not matter)."""
+def typed_code(raw: object, field: str = "code") -> str:
+    """An invite code as typed, as codes are stored: without surrounding spaces, in lower case.
+    Raises InvalidRequest when there is none."""
     code = raw.strip().lower() if isinstance(raw, str) else ""
     if not code:
         raise InvalidRequest(N_("Enter an invite code."), field=field)
+    return code
+
+
+def _find_inviter(session: Session, raw: object, field: str) -> User:
+    """The owner of an invite code as typed (case and surrounding spaces do not matter)."""
+    code = typed_code(raw, field)
     # A code is short, plain text: anything else can belong to no one (and never reaches the database).
     plausible = len(code) <= 16 and validation.is_storable_text(code)
     inviter = session.scalar(select(User).where(User.invite_code == code)) if plausible else None

@@ -106,8 +106,8 @@ def parse_query(
 ) -> ReportQuery:
     """Validate the filters of a report. Raises InvalidRange (bad, reversed or over 366 days) or
     InvalidRequest (unknown group_by, model too long). Without dates: the last 30 days."""
-    end = _parse_date(raw_to, "to") if raw_to else today
-    start = _parse_date(raw_from, "from") if raw_from else max(end - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
+    end = parse_date(raw_to, "to") if raw_to else today
+    start = parse_date(raw_from, "from") if raw_from else max(end - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
     if start > end:
         raise InvalidRange(N_("The start date must not be after the end date."), field="from")
     if (end - start).days + 1 > MAX_DAYS:
@@ -119,7 +119,8 @@ def parse_query(
     return ReportQuery(user_id=user_id, tz=tz, start=start, end=end, group_by=str(group_by), model=model)
 
 
-def _parse_date(raw: object, name: str) -> date:
+def parse_date(raw: object, name: str) -> date:
+    """A report's day `from` or `to`: YYYY-MM-DD from FIRST_DAY to LAST_DAY, else InvalidRange."""
     # Room for the day after and the time-zone shift at both ends.
     return validation.day(raw, name, first=FIRST_DAY, last=LAST_DAY, error=InvalidRange)
 

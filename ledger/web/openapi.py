@@ -3,28 +3,35 @@ ledger.web.schemas, and the OpenAPI 3.1 document made from those same schemas at
 GET /api/openapi.json; GET /api/docs shows it as a page of this site (no script, no CDN).
 
 A JSON route says what it takes and answers with `@contract(...)` under its auth decorator (so an
-unauthenticated call is a 401 before its body is looked at). A body the schema refuses is answered
-as every refusal is (SPEC 6: 422 invalid_request naming the field, in the person's language).
+unauthenticated call is a 401 before its body is looked at). A body or query the schema refuses is
+answered as every refusal is (SPEC 6: 422, naming the field, in the person's language), with the
+code and words of the field's service (schemas.RefusedAs): invalid_amount for a top-up's amount,
+invalid_range for a report's day, invalid_request mostly.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
+from typing import Any, get_args
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 from flask import Response as FlaskResponse
 from flask_babel import gettext
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 
+from ledger.config import Settings
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
+from ledger.models import PayType
+from ledger.money import amount_pattern
 from ledger.web import schemas
 from ledger.web.context import settings
 from ledger.web.parsing import json_body
@@ -84,12 +91,9 @@ def contract(
     query: type[BaseModel] | None = None,
     auth: str | None = None,
     tag: str,
-    money_error: Callable[[str], LedgerError] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON route: its body or query schema, its answers by status (`ok`: the successes,
-    `refusals`: the error statuses it may answer, each with the Error schema), who may call it.
-    `money_error(field)` is the refusal of a missing or malformed amount, as the route's service words
-    it (default: invalid_request with the money message)."""
+    `refusals`: the error statuses it may answer, each with the Error schema), who may call it."""
     statuses = {f"HTTP_{status}": model for status, model in ok.items()}
     for status in {*refusals, *COMMON_REFUSALS, *(SIGN_IN_REFUSALS if auth else ()), *(BODY_REFUSALS if json else ())}:
         statuses.setdefault(f"HTTP_{status}", schemas.Error)
@@ -99,7 +103,7 @@ def contract(
         resp=Response(**statuses),  # type: ignore[arg-type]
         tags=[tag],
         security={auth: []} if auth else None,
-        before=functools.partial(_refuse_invalid, model=json or query, money_error=money_error or _malformed_money),
+        before=functools.partial(_refuse_invalid, model=json or query, in_query=json is None),
     )
     if json is None:
         return validated
@@ -118,59 +122,61 @@ def contract(
 
 
 def _refuse_invalid(
-    _req: Any,
+    req: Any,
     _resp: Any,
     error: ValidationError | None,
     _instance: Any,
     *_: Any,
     model: type[BaseModel] | None,
-    money_error: Callable[[str], LedgerError],
+    in_query: bool,
 ) -> None:
     """A request the schema refuses is a SPEC 6 refusal, worded as the route's service words it."""
     if error is None:
         return
     first = error.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else None
-    raise _refusal(first["type"], field, model, first.get("ctx") or {}, money_error)
+    given = req.args if in_query else (req.get_json(silent=True) or {})
+    raise _refusal(first["type"], field, model, given)
 
 
-def _refusal(
-    kind: str, field: str | None, model: type[BaseModel] | None, ctx: dict[str, Any], money_error: Any
-) -> LedgerError:
+def _refusal(kind: str, field: str | None, model: type[BaseModel] | None, given: Mapping[str, Any]) -> LedgerError:
+    """The refusal of the first field the schema refused: what the field's service check says of its
+    value (schemas.RefusedAs), else a plain word by the kind of error."""
     if field is None:
         return InvalidRequest(N_("Send a JSON object as the body (Content-Type: application/json)."))
-    if field in MONEY_FIELDS:
-        return money_error(field)
-    if field in ID_FIELDS:
-        return InvalidRequest(N_("Give an id such as 3f2b0c4e-8d1a-4e5b-9c7d-2a6f1e0b5c9d."), field=field)
-    if kind == "literal_error":
-        return InvalidRequest(N_("Choose one of: %(choices)s."), field=field, choices=ctx.get("expected", ""))
-    if kind.startswith("dict"):
-        return InvalidRequest(N_("Give a JSON object."), field=field)
-    if kind.startswith(("too_short", "too_long", "list")):
-        return InvalidRequest(N_("Give a list of 1 to %(max)d charges."), field=field, max=1000)
-    bounds = _length_bounds(model, field)
+    info = _field(model, field)
+    refused_as = next((m for m in info.metadata if isinstance(m, schemas.RefusedAs)), None) if info else None
+    if refused_as is not None:
+        try:
+            refused_as.check(given.get(field), field, given)
+        except LedgerError as refused:
+            return refused
+    if kind == "literal_error" and info is not None:
+        return InvalidRequest(N_("Choose one of: %(choices)s."), field=field, choices=", ".join(_choices(info)))
+    bounds = _length_bounds(info)
     if bounds and kind.startswith("string_too"):
         return InvalidRequest(N_("Enter %(min)d to %(max)d characters."), field=field, min=bounds[0], max=bounds[1])
     return InvalidRequest(N_("Enter text."), field=field)
 
 
-MONEY_FIELDS = {"amount"}
-ID_FIELDS = {"user_id", "invitee_id"}
+def _field(model: type[BaseModel] | None, name: str) -> FieldInfo | None:
+    """The schema's field of that name (as sent: its alias, if it has one)."""
+    fields = model.model_fields if model else {}
+    return next((info for key, info in fields.items() if (info.alias or key) == name), None)
 
 
-def _length_bounds(model: type[BaseModel] | None, field: str) -> tuple[int, int] | None:
-    """The (min, max) length the schema sets on a text field (Field or StringConstraints)."""
-    info = model.model_fields.get(field) if model else None
+def _choices(info: FieldInfo) -> list[str]:
+    """The values a Literal field takes."""
+    return [str(choice) for choice in get_args(info.annotation)]
+
+
+def _length_bounds(info: FieldInfo | None) -> tuple[int, int] | None:
+    """The (min, max) length the schema sets on a text field."""
     if info is None:
         return None
     low = next((m.min_length for m in info.metadata if getattr(m, "min_length", None) is not None), None)
     high = next((m.max_length for m in info.metadata if getattr(m, "max_length", None) is not None), None)
     return None if low is None and high is None else (low or 0, high or 10**9)
-
-
-def _malformed_money(field: str) -> LedgerError:
-    return InvalidRequest(N_('Give the amount as a decimal string such as "12.50".'), field=field)
 
 
 bp = Blueprint("openapi", __name__)
@@ -271,8 +277,8 @@ def _type(prop: dict[str, Any], words: Callable[[str], str] = str) -> str:
     """A field's JSON type as the docs page shows it: JSON's own names, with money and arrays said."""
     if "anyOf" in prop:
         return " | ".join(_type(p, words) for p in prop["anyOf"])
-    if "pattern" in prop and prop.get("type") == "string":
-        return words(N_("string (money)")) if "0-9" in prop["pattern"] else "string"
+    if prop.get("format") == "decimal":
+        return words(N_("string (money)"))
     if prop.get("type") == "array":
         return words(N_("array of %(items)s")) % {"items": _type(prop.get("items", {}), words)}
     return str(prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or words(N_("any")))
@@ -285,10 +291,11 @@ def _ref_name(answer: dict[str, Any]) -> str:
 
 def openapi_document(app: Flask) -> dict[str, Any]:
     """spectree's document of the app's JSON routes, with what spectree cannot say itself: the
-    report's CSV, and no default 422 schema of its own. Made once per app."""
+    report's CSV, this site's top-up limits, and no default 422 schema of its own. Made once per app."""
     if "ledger.openapi" not in app.extensions:
         with app.test_request_context():
             doc = copy.deepcopy(api.spec)
+        _topup_limits(doc["components"]["schemas"]["TopupBody"], settings(app))
         report = doc["paths"].get("/api/usage/report", {}).get("get")
         if report:  # spectree answers one JSON schema a status; this 200 is JSON, or CSV with format=csv
             report["responses"]["200"]["content"] = {
@@ -297,6 +304,19 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             }
         app.extensions["ledger.openapi"] = doc
     return app.extensions["ledger.openapi"]
+
+
+def _topup_limits(body: dict[str, Any], config: Settings) -> None:
+    """A top-up's amount as this site takes it (pay_methods.parse_topup_amount): from TOPUP_MIN to
+    TOPUP_MAX with Alipay (the default), to TOPUP_MAX_WECHAT with WeChat Pay (`native`)."""
+
+    def within(maximum: Decimal) -> str:
+        return amount_pattern(places=schemas.TOPUP_PLACES, minimum=config.TOPUP_MIN, maximum=maximum)
+
+    body["properties"]["amount"]["pattern"] = within(max(config.TOPUP_MAX, config.TOPUP_MAX_WECHAT))
+    body["if"] = {"properties": {"pay_type": {"const": PayType.NATIVE.value}}, "required": ["pay_type"]}
+    body["then"] = {"properties": {"amount": {"pattern": within(config.TOPUP_MAX_WECHAT)}}}
+    body["else"] = {"properties": {"amount": {"pattern": within(config.TOPUP_MAX)}}}
 
 
 def _component(doc: dict[str, Any], model: type[BaseModel]) -> str:

@@ -2,18 +2,65 @@
 each JSON route's input before its view runs and its answer after (ledger.web.openapi), and the
 OpenAPI document at /api/openapi.json is made from them: the document is what the code checks.
 
-The services still check every value (exact money, UUIDs, bounds) and word the refusals; a schema
-refuses only what its service would refuse too, and says the same field.
+A request schema says exactly what its route takes (SPEC 18: schemathesis checks both ways): each
+field's constraint is the one its service checks, written as JSON Schema (money, text and whole
+numbers as patterns made from the service's own rules: ledger.money, ledger.validation). The API is
+a little stricter than a service where JSON Schema says a thing one way: a UUID in its usual form,
+ttl_seconds as a JSON number, a query parameter never empty. The services still check every value;
+what a schema refuses is answered as the field's service words it (RefusedAs), naming the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    RootModel,
+    TypeAdapter,
+)
+from pydantic_core import CoreSchema, core_schema
 
+from ledger import validation
+from ledger.errors import InvalidRequest
 from ledger.i18n import N_
-from ledger.money import EXACT_DECIMAL
+from ledger.models import PayType
+from ledger.money import EXACT_DECIMAL, MAX_CHARGE, STORAGE_PLACES, amount_pattern, parse_amount
+from ledger.services import batches, billing, holds, invites, pricing, reports
+from ledger.services.pay_methods import parse_pay_type, parse_topup_amount
+from ledger.web.context import settings
+
+
+@dataclass(frozen=True)
+class Format:
+    """The JSON Schema `format` of a string field (an annotation for readers and tools: the field's
+    pattern is what is checked)."""
+
+    name: str
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(schema), "format": self.name}
+
+
+@dataclass(frozen=True)
+class RefusedAs:
+    """How a value that this field's schema refuses is answered (SPEC 6): as the service that reads
+    the field answers it. `check(value, field, given)` is that service's own check of the raw value
+    (`given`: the whole body or query) and raises its refusal (ledger.web.openapi calls it)."""
+
+    check: Callable[[Any, str, Mapping[str, Any]], object]
+
+
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+NO_NUL = "^[^\\x00]*$"  # text PostgreSQL can store (a lone surrogate cannot even be sent as UTF-8)
 
 Money = Annotated[
     str,
@@ -22,30 +69,140 @@ Money = Annotated[
         description=N_('Money as an exact decimal string in yuan (CNY), such as "12.50": never a JSON number.'),
         examples=["12.50"],
     ),
+    Format("decimal"),
+]
+# What a charge, a hold and a capture take (SPEC 5): more than 0, at most 4 decimals, at most 1,000,000.
+ChargeAmount = Annotated[
+    str,
+    Field(
+        pattern=amount_pattern(places=STORAGE_PLACES, maximum=MAX_CHARGE),
+        description=N_(
+            'Yuan as an exact decimal string such as "12.50" (never a JSON number): more than 0, at most '
+            "4 decimal places, at most 1,000,000."
+        ),
+        examples=["12.50"],
+    ),
+    Format("decimal"),
+    RefusedAs(lambda value, field, _: parse_amount(value, places=STORAGE_PLACES, maximum=MAX_CHARGE, field=field)),
+]
+# A top-up's amount: fen at most, positive. Its bounds are settings (TOPUP_MIN, TOPUP_MAX by method):
+# the service checks them, and ledger.web.openapi writes this site's into the document's pattern.
+TOPUP_PLACES = 2
+TopupAmount = Annotated[
+    str,
+    Field(
+        pattern=amount_pattern(places=TOPUP_PLACES, maximum=Decimal("99999999999999.99")),
+        description=N_(
+            'Yuan as an exact decimal string such as "50.00" (never a JSON number), at most 2 decimal places, '
+            "from TOPUP_MIN to TOPUP_MAX with Alipay or to TOPUP_MAX_WECHAT with WeChat Pay: the pattern "
+            "holds this site's figures."
+        ),
+        examples=["50.00"],
+    ),
+    Format("decimal"),
+    RefusedAs(
+        lambda value, _, given: parse_topup_amount(
+            value,
+            settings(),
+            PayType(given["pay_type"]) if given.get("pay_type") in tuple(PayType) else PayType.ALIPAY,
+        )
+    ),
 ]
 Uuid = Annotated[
     str,
     Field(
+        pattern=UUID_PATTERN,
         description=N_("A UUID."),
         examples=["4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"],
-        json_schema_extra={"format": "uuid"},
     ),
+    Format("uuid"),
+    RefusedAs(lambda _, field, __: validation.uuid_of(None, field)),  # however it is wrong, one message
 ]
 Time = Annotated[str, Field(description=N_("ISO 8601 with the offset of the person's (or site's) time zone."))]
 RequestId = Annotated[
     str,
-    Field(min_length=1, max_length=128, description=N_("Yours: a repeat of the same id is a replay, charged once.")),
+    Field(
+        pattern=validation.text_pattern(max_length=billing.REQUEST_ID_MAX_LENGTH, strip=False),
+        description=N_("Yours, 1 to 128 characters: a repeat of the same id is a replay, charged once."),
+    ),
+    RefusedAs(
+        lambda value, field, _: validation.text(value, field, max_length=billing.REQUEST_ID_MAX_LENGTH, strip=False)
+    ),
 ]
 Model = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),  # counted as the service does
-    Field(description=N_("The paid feature's model name.")),
+    Field(
+        pattern=validation.text_pattern(max_length=billing.MODEL_MAX_LENGTH),
+        description=N_("The paid feature's model name: 1 to 100 characters, surrounding spaces aside."),
+    ),
+    RefusedAs(lambda value, field, _: validation.text(value, field, max_length=billing.MODEL_MAX_LENGTH)),
 ]
-Params = Annotated[dict[str, Any] | None, Field(description=N_("Anything about the use, kept with it (JSON object)."))]
+
+
+class _NulFreeKeys:
+    """In the document, an object's keys have no NUL either."""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(schema), "propertyNames": {"pattern": NO_NUL}}
+
+
+# Documents what `params` may hold (the fields validate with _JsonObject, by the service's own check).
+class PlainJson(
+    RootModel[
+        Annotated[str, Field(pattern=NO_NUL)]
+        | bool
+        | int
+        | float
+        | list["PlainJson"]
+        | Annotated[dict[str, "PlainJson"], _NulFreeKeys()]
+        | None
+    ]
+):
+    """Any JSON value without a NUL character in its texts or keys."""
+
+
+_PARAMS_AS_DOCUMENTED = TypeAdapter(Annotated[dict[str, PlainJson], _NulFreeKeys()]).core_schema
+
+
+class _JsonObject:
+    """A JSON object as the service takes it (`validation.json_object`: JSON that JSONB can store,
+    at most PARAMS_MAX_BYTES): checked whole by that same check, documented as PlainJson (at any depth)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def storable(value: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return validation.json_object(value, "params", max_bytes=billing.PARAMS_MAX_BYTES)
+            except InvalidRequest as refused:
+                raise ValueError(str(refused)) from None
+
+        return core_schema.no_info_after_validator_function(storable, core_schema.dict_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return handler(_PARAMS_AS_DOCUMENTED)
+
+
+Params = Annotated[
+    _JsonObject | None,
+    Field(
+        description=N_("Anything about the use, kept with it: a JSON object of at most 16 KB, without NUL characters.")
+    ),
+    RefusedAs(lambda value, field, _: validation.json_object(value, field, max_bytes=billing.PARAMS_MAX_BYTES)),
+]
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="allow")  # unknown fields are ignored, as the views always did
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(**kwargs: Any) -> Any:
+    """A query parameter that may be left out (for its default), and is never empty or null when given."""
+    return Field(None, json_schema_extra=_no_default, **kwargs)
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -53,26 +210,44 @@ class Schema(BaseModel):
 
 class DeductBody(Schema):
     user_id: Uuid
-    amount: Money
+    amount: ChargeAmount
     model: Model
     request_id: RequestId
     params: Params = None
 
 
 class BatchBody(Schema):
-    charges: list[dict[str, Any]] = Field(
-        min_length=1, max_length=1000, description=N_("1 to 1,000 objects with the fields of a deduct.")
-    )
+    charges: Annotated[
+        list[dict[str, Any]],
+        Field(min_length=1, max_length=batches.MAX_ITEMS),
+        RefusedAs(lambda value, _, __: batches.charge_list(value)),
+    ] = Field(description=N_("1 to 1,000 objects with the fields of a deduct."))
+
+
+def _json_number(value: object) -> object:
+    """A JSON number, as JSON Schema's integer is (60 or 60.0): text and true/false are not."""
+    if isinstance(value, str | bool):
+        raise ValueError("not a JSON number")
+    return value
 
 
 class HoldBody(DeductBody):
-    ttl_seconds: int | str | None = Field(
-        None, description=N_("How long the money is held: 60 to 86,400 seconds (default 3,600), a whole number.")
+    ttl_seconds: Annotated[
+        Annotated[int, Field(ge=holds.TTL_MIN, le=holds.TTL_MAX), BeforeValidator(_json_number)] | None,
+        # a JSON number without a fraction: the service's own words for anything else
+        RefusedAs(
+            lambda _, field, __: validation.whole_number(None, field, minimum=holds.TTL_MIN, maximum=holds.TTL_MAX)
+        ),
+    ] = Field(
+        None,
+        description=N_(
+            "How long the money is held: a whole number of seconds from 60 to 86,400 (default 3,600), as a JSON number."
+        ),
     )
 
 
 class CaptureBody(Schema):
-    amount: Money
+    amount: ChargeAmount
 
 
 class EmptyBody(Schema):
@@ -83,30 +258,95 @@ class CodeBody(Schema):
     code: str = Field(max_length=200, description=N_("As typed: spaces, dashes and case do not matter."))
 
 
+class InviteCodeBody(Schema):
+    code: Annotated[
+        str,
+        Field(min_length=1, pattern=f"[^{validation.WHITESPACE}]"),  # something besides spaces
+        RefusedAs(lambda value, field, _: invites.typed_code(value, field)),
+    ] = Field(description=N_("An invite code as typed: case and surrounding spaces do not matter."))
+
+
 class InviteeBody(Schema):
     invitee_id: Uuid
 
 
 class TopupBody(Schema):
-    amount: Money
-    pay_type: Literal["alipay", "native"] | None = Field(
-        None, description=N_("alipay (default) or native: WeChat Pay.")
+    amount: TopupAmount
+    pay_type: Annotated[Literal["alipay", "native"], RefusedAs(lambda value, _, __: parse_pay_type(value))] = Field(
+        PayType.ALIPAY.value, description=N_("alipay (default) or native: WeChat Pay.")
     )
 
 
-class ReportQuery(Schema):
-    from_: str | None = Field(None, alias="from", description=N_("First day, YYYY-MM-DD (default: 29 days ago)."))
-    to: str | None = Field(None, description=N_("Last day, YYYY-MM-DD (default: today)."))
-    group_by: Literal["day", "model"] | None = None
-    model: str | None = None
-    format: Literal["json", "csv"] | None = None
-    cursor: str | None = None
-    limit: str | None = Field(None, description=N_("Items a page: 1 to 500."))
+class QuerySchema(Schema):
+    """The parameters of a GET: each given at most once, as text."""
 
 
-class QuoteQuery(Schema):
-    model: str | None = Field(
-        None, description=N_("A model of the console (needed); its parameters come as more fields.")
+Day = Annotated[
+    str,
+    Field(pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    Format("date"),
+    RefusedAs(lambda value, field, _: reports.parse_date(value, field)),
+]
+
+
+class ReportQuery(QuerySchema):
+    from_: Day = optional(alias="from", description=N_("First day, YYYY-MM-DD (default: 29 days ago)."))
+    to: Day = optional(description=N_("Last day, YYYY-MM-DD (default: today)."))
+    group_by: Literal["day", "model"] = optional(description=N_("Groups by day (the default) or by model."))
+    model: Annotated[
+        str,
+        Field(pattern=validation.text_pattern(max_length=100)),
+        RefusedAs(lambda value, field, _: validation.text(value, field, max_length=100)),
+    ] = optional(description=N_("Only this model's charges."))
+    format: Literal["json", "csv"] = optional(description=N_("json (the default) or csv."))
+    cursor: Annotated[
+        str,
+        Field(pattern="^[A-Za-z0-9_-]{1,200}$"),
+        RefusedAs(lambda value, _, __: reports.decode_cursor(value)),
+    ] = optional(description=N_("The next_cursor of the page before, as it was given."))
+    limit: Annotated[
+        str,
+        Field(pattern=validation.whole_number_pattern(minimum=1, maximum=reports.MAX_LIMIT)),
+        RefusedAs(lambda value, field, _: validation.whole_number(value, field, minimum=1, maximum=reports.MAX_LIMIT)),
+    ] = optional(description=N_("Items a page: 1 to 500 (default 50)."))
+
+
+def _console_param(name: str) -> Any:
+    """A parameter of a console model as a query field, checked as pricing.Param.parse checks it."""
+    param = next(p for m in pricing.MODELS.values() for p in m.params if p.name == name)
+    refused = RefusedAs(lambda value, _, __: param.parse(value))
+    if param.choices:
+        return Annotated[Literal[param.choices], refused]  # type: ignore[valid-type]
+    pattern = validation.whole_number_pattern(minimum=param.minimum, maximum=param.maximum)
+    return Annotated[str, Field(pattern=pattern), refused]
+
+
+ConsoleModel = Literal[tuple(pricing.MODELS)]  # type: ignore[valid-type]
+
+
+class QuoteQuery(QuerySchema):
+    """A model and its parameters (each checked whatever the model; a model ignores the others')."""
+
+    model: Annotated[ConsoleModel, RefusedAs(lambda value, _, __: pricing.quote(value, {}))] = Field(
+        description=N_("A model of the console: image-studio-v2, motion-video-1 or chat-pro.")
+    )
+    resolution: _console_param("resolution") = optional(  # type: ignore[valid-type]
+        description=N_("image-studio-v2: 512, 1024 (the default) or 2048.")
+    )
+    images: _console_param("images") = optional(  # type: ignore[valid-type]
+        description=N_("image-studio-v2: how many images, 1 to 8 (default 1).")
+    )
+    quality: _console_param("quality") = optional(  # type: ignore[valid-type]
+        description=N_("motion-video-1: 720p (the default) or 1080p.")
+    )
+    seconds: _console_param("seconds") = optional(  # type: ignore[valid-type]
+        description=N_("motion-video-1: seconds of video, 1 to 60 (default 5).")
+    )
+    tier: _console_param("tier") = optional(  # type: ignore[valid-type]
+        description=N_("chat-pro: standard (the default) or long-context.")
+    )
+    tokens: _console_param("tokens") = optional(  # type: ignore[valid-type]
+        description=N_("chat-pro: tokens, 1 to 200,000 (default 2,000).")
     )
 
 
