@@ -8,7 +8,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.wsgi import ClosingIterator
 
 from ledger.errors import LedgerError
 
@@ -173,12 +174,12 @@ def take_request_session() -> Session:
     return g.pop("db_session", None) or get_database().session_factory()
 
 
-def stream_and_close(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
-    """Yield `chunks`, then close `session`, even when the client goes away half-way."""
-    try:
-        yield from chunks
-    finally:
-        session.close()
+def stream_and_close(chunks: Iterator[bytes], session: Session) -> Iterable[bytes]:
+    """`chunks` as a response body that closes `session` when the server closes it: after the last
+    chunk, when the client goes away half-way, and when no chunk is ever asked for (a HEAD request:
+    a generator's `finally` would not run then, and the session, its transaction and connection
+    would stay checked out until a garbage collection)."""
+    return ClosingIterator(chunks, session.close)
 
 
 def _close_request_session(_exc: BaseException | None) -> None:

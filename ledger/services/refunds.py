@@ -24,7 +24,6 @@ from ledger.db import atomic, lock
 from ledger.errors import NotFound, RefundRefused
 from ledger.i18n import N_
 from ledger.models import (
-    BillingAccount,
     EventType,
     LedgerKind,
     PaymentStatus,
@@ -35,7 +34,7 @@ from ledger.models import (
 from ledger.money import parse_amount, to_api
 from ledger.services.admin import Admin, admin_origin, reason_of
 from ledger.services.audit import record_audit
-from ledger.services.billing import lock_account, post
+from ledger.services.billing import Funds, funds, lock_account, post
 from ledger.services.events import emit_change
 from ledger.services.xorpay import GatewayError, XorPayClient
 
@@ -61,9 +60,8 @@ def plan_refund(session: Session, transaction_id: object, amount: object) -> Ref
     """Check a refund of `amount` (an exact string, 2 decimals) of an order, without writing."""
     order = _order(session, transaction_id)
     value = parse_amount(amount, places=2)
-    account = session.get(BillingAccount, order.user_id, populate_existing=True)
-    assert account is not None
-    return _checked(session, order, value, account)
+    # as the person's pages read it: a hold past its expiry counts no more, even before it is written
+    return _checked(session, order, value, funds(session, order.user_id))
 
 
 def refund_order(
@@ -80,8 +78,8 @@ def refund_order(
     with atomic(session):  # 1. the refund committed pending, its amount held, before XorPay hears of it
         order = lock(session, PaymentTransaction, PaymentTransaction.id == wanted)
         assert order is not None
-        account = lock_account(session, order.user_id)
-        _checked(session, order, value, account)
+        account = lock_account(session, order.user_id)  # its holds past their expiry are written first
+        _checked(session, order, value, Funds(account.balance, account.held))
         refund = Refund(
             id=uuid.uuid4(),
             payment_transaction_id=order.id,
@@ -199,7 +197,7 @@ def _order(session: Session, transaction_id: object) -> PaymentTransaction:
     return order
 
 
-def _checked(session: Session, order: PaymentTransaction, value: Decimal, account: BillingAccount) -> RefundPlan:
+def _checked(session: Session, order: PaymentTransaction, value: Decimal, money: Funds) -> RefundPlan:
     """What the books allow: a succeeded order, no refund pending, fewer than 50, within what is
     refundable and what the person has available."""
     if order.status is not PaymentStatus.SUCCEEDED:
@@ -219,11 +217,11 @@ def _checked(session: Session, order: PaymentTransaction, value: Decimal, accoun
         raise RefundRefused(
             N_("At most ¥%(refundable)s of this order can be refunded."), field="amount", refundable=refundable
         )
-    if value > account.available:
+    if value > money.available:
         raise RefundRefused(
-            N_("The person has only ¥%(available)s available."), field="amount", available=account.available
+            N_("The person has only ¥%(available)s available."), field="amount", available=money.available
         )
-    return RefundPlan(order, value, refundable, account.balance, account.available)
+    return RefundPlan(order, value, refundable, money.balance, money.available)
 
 
 def _note_unknown(session: Session, refund_id: uuid.UUID, admin: Admin, error: GatewayError) -> None:

@@ -1,6 +1,7 @@
 """GET /api/usage/report: exact totals and groups, day boundaries in the person's zone, pagination, CSV, 422s."""
 
 import csv
+import gc
 import io
 import json
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 from ledger.blueprints import api_usage
 from ledger.services import reports
 from tests.factories import UsageFactory, UserFactory
-from tests.helpers import at
+from tests.helpers import AuthActions, at, funded_user
 
 
 def report(client, **args):
@@ -229,3 +230,24 @@ def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me,
     body = response.get_data()
     assert b"".join(produced) == body
     assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 4
+
+
+def test_a_csv_asked_for_its_headers_only_gives_its_database_connection_back(app, committed, engine):
+    # HEAD (Flask answers it with the GET route) sends no body: the server never iterates the
+    # stream, only closes it. The request's session, taken away from the request for the stream,
+    # must be closed then too, not left checked out in a transaction until a garbage collection.
+    person = funded_user(committed, "10.00")
+    browser = app.test_client()
+    AuthActions(browser).login(person.email, "p" * 10)
+    before = engine.pool.checkedout()
+    collecting = gc.isenabled()
+    gc.disable()  # the leak lasts until the cyclic collector runs: keep it from hiding it
+    try:
+        for method in ("HEAD", "GET"):
+            answer = browser.open("/api/usage/report", method=method, query_string={"format": "csv"})
+            assert answer.status_code == 200
+            answer.close()  # what a WSGI server does once the answer is sent (or the client left)
+            assert engine.pool.checkedout() == before, method
+    finally:
+        if collecting:
+            gc.enable()
