@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import requests
 from sqlalchemy import select, update
@@ -32,6 +33,7 @@ from ledger.db import atomic
 from ledger.logs import bound_request_id, current_request_id, redacted_url, without_url_secrets
 from ledger.models import BillingAccount, Event, EventStatus, EventType
 from ledger.money import to_api
+from ledger.services.outbound import post_within
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ GIVE_UP_AFTER = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=10)
 LONGEST_WAIT = timedelta(hours=1)
 # A post waits at most this long to connect and then between bytes of the answer (requests'
-# timeouts); a receiver should answer at once and do its work after.
+# timeouts), and at most their sum in all (outbound.post_within: a receiver that trickles its
+# answer is cut off); a receiver should answer at once and do its work after.
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
 TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)
@@ -54,6 +57,14 @@ SIGNATURE_HEADER = "X-Ledger-Signature"
 
 Post = Callable[..., requests.Response]
 Timeout = float | tuple[float, float]
+
+
+def post_event(url: str, **options: Any) -> requests.Response:
+    """requests.post with `options`, ended when its timeouts' sum has passed, whatever the receiver
+    does (connect and read alike when `timeout` is one number, as requests takes it)."""
+    timeout = options["timeout"]
+    deadline = sum(timeout) if isinstance(timeout, tuple) else 2 * timeout
+    return post_within(url, deadline=deadline, **options)
 
 
 def emit(
@@ -157,7 +168,7 @@ def deliver_due(
     url: str,
     secret: str,
     now: datetime | None = None,
-    post: Post = requests.post,
+    post: Post = post_event,
     limit: int = BATCH,
     budget: float = RUN_BUDGET,
     timeout: Timeout = TIMEOUT,

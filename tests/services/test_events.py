@@ -256,28 +256,26 @@ def test_a_run_starts_no_post_after_20_seconds_and_leaves_the_rest_due_for_the_n
     assert later.failed == 2 and hanging.sent[3:] == [str(e.id) for e in waiting]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requests' timeouts bound each socket read, not the post: a receiver that answers its"
-    " headers a byte at a time keeps one post, the run, the delivery lock and a worker's shutdown"
-    " waiting as long as it likes (see review22's report; needs a deadline on the whole post)",
-)
 def test_a_receiver_that_trickles_its_answer_cannot_hold_a_post_past_its_timeouts(session):
     # A receiver (or a proxy before it) that sends its status line, then a byte of header every
     # 0.2 s for 3 s: no single read waits 0.5 s, so requests never times out.
-    adjusted_events(session, 1)
+    (event,) = adjusted_events(session, 1)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
+    cut = []
 
     def trickle() -> None:
         peer, _ = listener.accept()
         with peer:
             peer.recv(65536)
-            peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            for _ in range(15):
-                time.sleep(0.2)
-                peer.sendall(b"a")
-            peer.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            try:
+                peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(15):
+                    time.sleep(0.2)
+                    peer.sendall(b"a")
+                peer.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the post's deadline closed the connection
+                cut.append(True)
 
     receiver = threading.Thread(target=trickle, daemon=True)
     receiver.start()
@@ -288,6 +286,9 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_a_post_past_its_timeout
         receiver.join(10)
         listener.close()
     assert time.monotonic() - started < 1.0 + 0.5 + 0.5 + 0.5  # budget, connect, read, and slack
+    assert cut == [True]
+    session.refresh(event)
+    assert (event.status, event.attempts, event.last_error) == ("pending", 1, "DeadlinePassed: no answer within 1 s")
 
 
 def test_a_run_posts_at_most_its_limit_and_leaves_the_rest_due_for_the_next(session, httpserver):
