@@ -193,12 +193,16 @@ class User(UserMixin, Base):
         # Emails are stored lower-cased, so the unique constraint is case-insensitive.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("username IS NULL OR char_length(username) BETWEEN 3 AND 30", name="username_length"),
-        # Usernames are unique by their key: NFKC, case folded and reduced to Unicode's confusables
-        # skeleton, so that "Alice", "alice", the full-width "ａｌｉｃｅ" and "ɑlice" (Latin alpha) are
-        # one name (SPEC 19). The key is made in Python (profile.username_key); migration 0017 set
-        # some old names' keys aside as "<key> <id>" (a space no username has).
+        # Usernames are unique by two keys (SPEC 19), both made in Python (profile.username_keys):
+        # `username_key`, NFKC, case folded and reduced to Unicode's confusables skeleton, so that
+        # "Alice", "alice", the full-width "ａｌｉｃｅ" and "ɑlice" (Latin alpha) are one name; and
+        # `username_shape`, the skeleton of the name as pages show it, capitals kept, so that
+        # "PaypaI" (capital i) is "Paypal". Migration 0017 set some old names' keys aside as
+        # "<key> <id>" (a space no username has).
         Index("uq_users_username_key", "username_key", unique=True),
+        Index("uq_users_username_shape", "username_shape", unique=True),
         CheckConstraint("(username IS NULL) = (username_key IS NULL)", name="username_with_key"),
+        CheckConstraint("(username IS NULL) = (username_shape IS NULL)", name="username_with_shape"),
         CheckConstraint(
             "low_balance_threshold >= 0 AND low_balance_threshold = round(low_balance_threshold, 2)",
             name="low_balance_threshold_cents",
@@ -210,6 +214,7 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     username: Mapped[str | None] = mapped_column(String(30))
     username_key: Mapped[str | None] = mapped_column(Text)  # a skeleton can be 7 times the name
+    username_shape: Mapped[str | None] = mapped_column(Text)
     full_name: Mapped[str | None] = mapped_column(String(100))
     website: Mapped[str | None] = mapped_column(String(200))
     avatar: Mapped[str | None] = mapped_column(String(100))

@@ -14,7 +14,7 @@ from ledger.db import atomic
 from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
 from ledger.services.audit import SYSTEM
 from ledger.services.billing import credit
-from ledger.services.profile import username_key
+from ledger.services.profile import username_keys
 
 PASSWORD = "correct-horse-42"
 _PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow on purpose
@@ -50,7 +50,8 @@ class UserFactory(ModelFactory):
     password_hash = _PASSWORD_HASH
     invite_code = factory.LazyFunction(lambda: uuid.uuid4().hex[:12])
     username = None
-    username_key = factory.LazyAttribute(lambda user: username_key(user.username) if user.username else None)
+    username_key = factory.LazyAttribute(lambda user: username_keys(user.username)[0])
+    username_shape = factory.LazyAttribute(lambda user: username_keys(user.username)[1])
 
     @factory.post_generation
     def balance(user: User, create: bool, extracted: Decimal | str | None, **_kwargs) -> None:

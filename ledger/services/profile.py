@@ -9,6 +9,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -55,14 +56,32 @@ SPOOF_CHECKER = icu.SpoofChecker()
 
 
 def username_key(name: str) -> str:
-    """What makes two usernames the same name: NFKC then case folding ("ａｄｍｉｎ" and "ADMIN" are
-    "admin"), then Unicode's confusables skeleton (UTS #39), so that names that look alike are one
-    name: "ɑdmin" (Latin alpha), "admın" (dotless i) and "admin" are "adrnin", the Cyrillic "асе" is
-    "ace", "paypa1" is "paypal". The skeleton is case folded again because some prototypes are
-    capitals (digit zero is "O"): "l0ve" is then "love". Never shown; at most 7 characters a letter
-    (a Hangul syllable's skeleton), so the key's column is unbounded text."""
+    """What makes two usernames the same name whatever their case: NFKC then case folding
+    ("ａｄｍｉｎ" and "ADMIN" are "admin"), then Unicode's confusables skeleton (UTS #39), so that
+    names that look alike are one name: "ɑdmin" (Latin alpha), "admın" (dotless i) and "admin" are
+    "adrnin", the Cyrillic "асе" is "ace", "paypa1" is "paypal". The skeleton is case folded again
+    because some prototypes are capitals (digit zero is "O"): "l0ve" is then "love". Never shown;
+    at most 7 characters a letter (a Hangul syllable's skeleton), so the key's column is text."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     return SPOOF_CHECKER.getSkeleton(0, folded).casefold()  # the type, 0, is unused since ICU 58
+
+
+def username_shape(name: str) -> str:
+    """The skeleton of the name as pages show it, capitals kept: "PaypaI" (capital i), "Paypal"
+    and "Paypa1" are "Paypal", "Ivan" is "lvan". Case folding first (username_key) makes a capital
+    I an i, never the l it looks like; folding after would make "ALI" the "all" that "ALL" is. So a
+    name is taken when either key is: two relations, each one of look-alikes."""
+    return SPOOF_CHECKER.getSkeleton(0, unicodedata.normalize("NFKC", name))
+
+
+def username_keys(name: str | None) -> tuple[str | None, str | None]:
+    """Both keys of a username (None for none)."""
+    return (username_key(name), username_shape(name)) if name else (None, None)
+
+
+def _holds(column: Any, key: str) -> Any:
+    """SQL: `column` holds `key`, as it is or set aside ("<key> <id>")."""
+    return or_(column == key, column.startswith(f"{key} ", autoescape=True))
 
 
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
@@ -123,10 +142,10 @@ def update_profile(
     origin: Origin,
 ) -> User:
     """Check and save the person's profile; raises InvalidRequest naming a bad field, or
-    UsernameTaken: usernames are unique by `username_key`, and a name is also taken while someone
-    keeps it under a set-aside key ("<key> <their id>", given by migration 0017 to the later of two
-    old names that became one). The person's own name, saved unchanged, keeps the key it has.
-    Locks the person's row."""
+    UsernameTaken: usernames are unique by `username_key` and by `username_shape`, and a name is
+    also taken while someone keeps it under a set-aside key ("<key> <their id>", given by migration
+    0017 to the later of two old names that became one). The person's own name, saved unchanged,
+    keeps the keys it has. Locks the person's row."""
     change = ProfileChange.parse(username, full_name, website, timezone)
     if change.timezone and not session.scalar(
         select(func.count()).select_from(text("pg_timezone_names")).where(text("name = :zone")),
@@ -135,16 +154,21 @@ def update_profile(
         raise InvalidRequest(N_("Choose a time zone from the list."), field="timezone")
     try:
         with atomic(session):
-            kept, kept_key = session.execute(
-                select(User.username, User.username_key).where(User.id == user.id).with_for_update()
+            kept, *kept_keys = session.execute(
+                select(User.username, User.username_key, User.username_shape)
+                .where(User.id == user.id)
+                .with_for_update()
             ).one()
-            key = username_key(change.username) if change.username else None
+            key, shape = username_keys(change.username)
             if change.username is not None and change.username == kept:
-                key = kept_key  # their name as it is: a set-aside key stays theirs
-            elif key and session.scalar(
-                select(User.id).where(
-                    or_(User.username_key == key, User.username_key.startswith(f"{key} ", autoescape=True)),
-                    User.id != user.id,
+                key, shape = kept_keys  # their name as it is: a set-aside key stays theirs
+            elif (
+                key
+                and shape
+                and session.scalar(
+                    select(User.id).where(
+                        _holds(User.username_key, key) | _holds(User.username_shape, shape), User.id != user.id
+                    )
                 )
             ):
                 raise UsernameTaken(field="username")
@@ -154,6 +178,7 @@ def update_profile(
                 .values(
                     username=change.username,
                     username_key=key,
+                    username_shape=shape,
                     full_name=change.full_name,
                     website=change.website,
                     timezone=change.timezone,
