@@ -161,7 +161,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError("TOPUP_MIN must be positive and not above TOPUP_MAX")
     if settings.TOPUP_MIN > settings.TOPUP_MAX_WECHAT:
         raise ConfigError("TOPUP_MIN must not be above TOPUP_MAX_WECHAT")
-    if settings.EVENTS_URL and not settings.EVENTS_URL.startswith(("https://", "http://")):
+    if settings.EVENTS_URL and urlsplit(settings.EVENTS_URL).scheme not in ("https", "http"):  # any case
         raise ConfigError("EVENTS_URL must be an http(s) URL, or empty to keep events unsent")
     if settings.EVENTS_URL and len(settings.EVENTS_SECRET) < 16:
         raise ConfigError("EVENTS_SECRET must be at least 16 characters when EVENTS_URL is set (events are signed)")

@@ -90,20 +90,25 @@ def configure_logging(*, everything: bool = False, level: int = logging.INFO) ->
 
 
 def redacted_url(url: str) -> str:
-    """`url` as logs and stored errors may show it: without its credentials (user:password@), its
-    query and its fragment, where tokens travel. `http://u:p@host:8080/hook?token=x#y` gives
-    `http://host:8080/hook`."""
+    """`url` as logs may show it: its scheme, host and port alone. Tokens travel in the
+    credentials (user:password@), the query, the fragment and, for many webhooks, the path
+    (`https://hooks.example/T0/B0/secret`). `http://u:p@host:8080/hook?token=x#y` gives
+    `http://host:8080`."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(a URL that does not parse)"
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
+
+
+# A secret shorter than this, quoted on its own, is left alone: replacing "p" would cut words up.
+SHORTEST_SECRET = 6
 
 
 def without_url_secrets(text: str, url: str) -> str:
-    """`text` (an HTTP library's error, say) with `url`'s credentials, query and fragment taken out
-    wherever it quotes them: the whole URL, or the path and query it asked for, as given or
-    percent-encoded as requests sends them."""
+    """`text` (an HTTP library's error, say) with `url`'s credentials, path, query and fragment
+    taken out wherever it quotes them: the whole URL, or the path and query it asked for, as given
+    or percent-encoded as requests sends them. The path reads `/…`."""
     try:
         forms = [urlsplit(form) for form in dict.fromkeys((url, requote_uri(url)))]
     except ValueError:
@@ -113,6 +118,9 @@ def without_url_secrets(text: str, url: str) -> str:
         for piece in (f"{userinfo}@", f"?{parts.query}", f"#{parts.fragment}"):
             if len(piece) > 1:
                 text = text.replace(piece, "")
-        for secret in {parts.query, parts.password or "", unquote(parts.password or "")} - {""}:
+        if parts.path not in ("", "/"):
+            text = text.replace(parts.path, "/…")
+        secrets = {parts.query, parts.password or "", unquote(parts.password or "")}
+        for secret in {s for s in secrets if len(s) >= SHORTEST_SECRET}:
             text = text.replace(secret, "[redacted]")  # quoted some other way
     return text

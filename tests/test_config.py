@@ -88,6 +88,11 @@ def test_a_safe_production_configuration_starts():
     assert (settings.is_production, settings.PROXY_COUNT) == (True, 0)
 
 
+def test_an_events_url_is_read_whatever_the_case_of_its_scheme():
+    settings = load_settings(SAFE_PRODUCTION | EVENTS | {"EVENTS_URL": "HTTPS://saas.example/hooks"}, env_file=None)
+    assert settings.EVENTS_URL == "HTTPS://saas.example/hooks"
+
+
 def test_a_safe_production_configuration_with_events_and_metrics_starts():
     metrics = {"METRICS_TOKEN": "Zx8Cv6Bn4Mq2Wr9Ty7Ui5Op3As1Df0Gh", "SITE_URL": "https://ledger.example:8443/app"}
     settings = load_settings(SAFE_PRODUCTION | EVENTS | metrics, env_file=None)

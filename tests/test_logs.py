@@ -1,4 +1,4 @@
-"""What logs and stored errors may show of a URL: never its credentials, query or fragment."""
+"""What logs and stored errors may show of a URL: never its credentials, path, query or fragment."""
 
 import pytest
 
@@ -8,13 +8,13 @@ from ledger.logs import redacted_url, without_url_secrets
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("http://user:pass@127.0.0.1:8080/hook?token=s3cret#part", "http://127.0.0.1:8080/hook"),
-        ("https://saas.example/hooks/ledger", "https://saas.example/hooks/ledger"),
-        ("https://key@saas.example/?t=1", "https://saas.example/"),
+        ("http://user:pass@127.0.0.1:8080/hook?token=s3cret#part", "http://127.0.0.1:8080"),
+        ("https://hooks.example/T000/B000/s3cretpath", "https://hooks.example"),
+        ("https://key@saas.example/?t=1", "https://saas.example"),
         ("http://[::1/hook?token=s3cret", "(a URL that does not parse)"),
     ],
 )
-def test_a_url_is_shown_without_credentials_query_or_fragment(url, shown):
+def test_a_url_is_shown_without_credentials_path_query_or_fragment(url, shown):
     assert redacted_url(url) == shown
 
 
@@ -26,24 +26,34 @@ def test_a_url_is_shown_without_credentials_query_or_fragment(url, shown):
             "ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url:"
             " /hook?token=s3cret (Caused by NewConnectionError('Connection refused'))",
             "ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url:"
-            " /hook (Caused by NewConnectionError('Connection refused'))",
+            " /… (Caused by NewConnectionError('Connection refused'))",
         ),
         (  # ... percent-encoded as requests sends it
             "http://h.test/hook?token=s3 cret&x=é",
             "ConnectionError: Max retries exceeded with url: /hook?token=s3%20cret&x=%C3%A9 (Caused by ...)",
-            "ConnectionError: Max retries exceeded with url: /hook (Caused by ...)",
+            "ConnectionError: Max retries exceeded with url: /… (Caused by ...)",
         ),
         (  # another library's message that quotes the whole URL
             "http://user:pass@h.test/hook?token=s3cret#f",
             "InvalidSchema: No connection adapters were found for 'http://user:pass@h.test/hook?token=s3cret#f'",
-            "InvalidSchema: No connection adapters were found for 'http://h.test/hook'",
+            "InvalidSchema: No connection adapters were found for 'http://h.test/…'",
         ),
         (  # the secrets alone, quoted some other way
-            "http://user:p%40ss@h.test/hook?token=s3cret",
-            "auth p@ss failed for token=s3cret",
+            "http://user:p%40ssw0rd@h.test/hook?token=s3cret",
+            "auth p@ssw0rd failed for token=s3cret",
             "auth [redacted] failed for [redacted]",
+        ),
+        (  # a secret in the path, as many webhooks carry it
+            "https://hooks.example/T000/B000/s3cretpath",
+            "ConnectionError: Max retries exceeded with url: /T000/B000/s3cretpath (Caused by ...)",
+            "ConnectionError: Max retries exceeded with url: /… (Caused by ...)",
+        ),
+        (  # a short query is taken out where it follows its '?', and nowhere else
+            "http://h.test:9/?p",
+            "ConnectionError: HTTPConnectionPool(host='h.test', port=9): url: /?p",
+            "ConnectionError: HTTPConnectionPool(host='h.test', port=9): url: /",
         ),
     ],
 )
-def test_an_error_tells_nothing_of_the_urls_credentials_query_or_fragment(url, error, told):
+def test_an_error_tells_nothing_of_the_urls_credentials_path_query_or_fragment(url, error, told):
     assert without_url_secrets(error, url) == told
