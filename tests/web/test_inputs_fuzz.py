@@ -848,7 +848,9 @@ class Fuzzer:
         try:
             return self._send(case, req)
         finally:
-            savepoint.rollback()
+            # A streamed answer's session, closed with the answer, may have ended it already.
+            if self.connection.get_nested_transaction() is savepoint:
+                savepoint.rollback()
 
     def _send(self, case: Case, req: FuzzRequest) -> Outcome:
         fields = self.resolve(case.fields, req.fields)
