@@ -8,7 +8,7 @@ server), seeded in bulk with 10,000 funded accounts plus one hot account, the sa
 
   (a) pgbench running bench/charge.pgbench: the statements `charge_usage` sends, in one transaction
   (b) plain psycopg 3 threads sending the same statements (read from the same file), a connection each
-  (c) `ledger.services.billing.charge_usage` in-process from threads, a session each
+  (c) `ledger.services.books.accounts.charge_usage` in-process from threads, a session each
   (d) HTTP POST /api/billing/deduct under `gunicorn -c gunicorn.conf.py 'wsgi:app'`, driven by wrk
       (bench/deduct.lua)
   (e) HTTP POST /api/billing/deduct/batch, 100 charges a call, 16 connections ("not available"
@@ -57,13 +57,13 @@ from werkzeug.security import generate_password_hash
 
 from ledger.db import Database, load_pgserver, make_engine
 from ledger.services.audit import INTERNAL
-from ledger.services.batches import MAX_ITEMS, charge_batch
-from ledger.services.integrity import find_breaches
+from ledger.services.books.batch_charges import MAX_ITEMS, charge_batch
+from ledger.services.books.invariants import find_breaches
 
-try:  # issue 12 moves the single charge to ledger.services.charges
-    from ledger.services.charges import charge_usage
+try:  # issue 12 moves the single charge to ledger.services.books.charges
+    from ledger.services.books.charges import charge_usage
 except ImportError:
-    from ledger.services.billing import charge_usage
+    from ledger.services.books.accounts import charge_usage
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

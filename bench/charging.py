@@ -30,11 +30,11 @@ from ledger import create_app
 from ledger.config import Settings
 from ledger.db import Database, make_engine
 from ledger.models import BillingAccount
-from ledger.services.accounts import register_user
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import adjust_balance
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books.accounts import adjust_balance
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
+from ledger.services.people.sign_in import register_user
 
 KEY = "bench-internal-key"
 PRICE = Decimal("0.0125")

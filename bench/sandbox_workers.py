@@ -32,7 +32,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import fresh_database
-from ledger.services.xorpay import GatewayError, XorPayClient
+from ledger.services.payments.xorpay import GatewayError, XorPayClient
 
 ROOT = Path(__file__).resolve().parent.parent
 AID, SECRET = "sandbox-aid", "bench-xorpay-secret"

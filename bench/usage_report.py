@@ -31,8 +31,8 @@ from sqlalchemy import text
 from ledger import create_app
 from ledger.config import Settings
 from ledger.db import Database, make_engine
-from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
+from ledger.services.people.sign_in import register_user
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "bench-password"

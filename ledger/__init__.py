@@ -15,7 +15,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger.blueprints import register_blueprints
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.logs import configure_logging
-    from ledger.services.xorpay import XorPayClient
+    from ledger.services.payments.xorpay import XorPayClient
     from ledger.web import assets, auth, errors, i18n, openapi, parsing, security, templating, tracing
 
     settings = settings or load_settings()

@@ -18,16 +18,16 @@ from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.logs import configure_logging
 from ledger.models import Actor, EventType, User
-from ledger.services.accounts import register_user
-from ledger.services.admin import Admin, adjust, set_admin
 from ledger.services.audit import SYSTEM, Origin
-from ledger.services.billing import adjust_balance
-from ledger.services.code_batches import create_batch
-from ledger.services.codes import shown
+from ledger.services.backoffice.people import Admin, adjust, set_admin
+from ledger.services.books.accounts import adjust_balance
+from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.events import deliver_due, replay
-from ledger.services.integrity import find_breaches, find_warnings
-from ledger.services.payments import reconcile
-from ledger.services.refunds import refund_order
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import shown
+from ledger.services.payments.orders import reconcile
+from ledger.services.payments.refunds import refund_order
+from ledger.services.people.sign_in import register_user
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
 payments_cli = AppGroup("payments", help="Top-up orders at XorPay.")

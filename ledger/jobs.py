@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from ledger.db import get_database
 from ledger.logs import bound_request_id, current_request_id
-from ledger.services import video
 from ledger.services.audit import SYSTEM
+from ledger.services.books.holds import expire_holds
+from ledger.services.console import video
 from ledger.services.events import deliver_due
-from ledger.services.holds import expire_holds
-from ledger.services.notify import forget_old_refusals
-from ledger.services.payments import reconcile
+from ledger.services.payments.orders import reconcile
+from ledger.services.payments.webhook import forget_old_refusals
 
 tasks = procrastinate.Blueprint()
 NAMESPACE = "ledger"

@@ -13,8 +13,8 @@ from werkzeug.security import generate_password_hash
 from ledger.db import atomic
 from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import credit
-from ledger.services.profile import username_keys
+from ledger.services.books.accounts import credit
+from ledger.services.people.profile import username_keys
 
 PASSWORD = "correct-horse-42"
 _PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashed once: scrypt is slow on purpose

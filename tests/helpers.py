@@ -27,11 +27,11 @@ from werkzeug import Response
 
 from ledger.jobs import NAMESPACE, job_queue
 from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
-from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
-from ledger.services.notify import handle_notify
-from ledger.services.xorpay import XorPayClient, sign
+from ledger.services.books.accounts import adjust_balance
+from ledger.services.payments.webhook import handle_notify
+from ledger.services.payments.xorpay import XorPayClient, sign
+from ledger.services.people.sign_in import register_user
 from tests import factories
 
 INTERNAL_KEY = "test-internal-key"

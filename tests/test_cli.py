@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, text
 
 from ledger.models import BillingAccount, Event, User
-from ledger.services.admin import Admin, adjust
 from ledger.services.audit import Origin
+from ledger.services.backoffice.people import Admin, adjust
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID, rows_of, wait_until
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ledger.models import Actor, AuditLog, CodeBatch, RedemptionCode
 from ledger.services.audit import Origin
-from ledger.services.codes import normalise, redeem
+from ledger.services.growth.codes import normalise, redeem
 from tests.factories import UserFactory
 
 

@@ -8,10 +8,10 @@ from ledger import create_app
 from ledger.db import Database, load_pgserver, make_engine
 from ledger.models import BillingAccount
 from ledger.schema import fresh_database
-from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
-from ledger.services.integrity import find_breaches
+from ledger.services.books.accounts import adjust_balance
+from ledger.services.books.invariants import find_breaches
+from ledger.services.people.sign_in import register_user
 from tests.helpers import INTERNAL_KEY
 
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.services.admin import Admin
 from ledger.services.audit import INTERNAL, Origin
-from ledger.services.holds import place_hold
-from ledger.services.refunds import refund_order
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.holds import place_hold
+from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import AuthActions, balance_of, post_form, settle_by_notify
 

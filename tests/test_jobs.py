@@ -17,10 +17,10 @@ from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
-from ledger.services.admin import Admin, adjust
 from ledger.services.audit import INTERNAL, Origin
-from ledger.services.holds import place_hold
-from ledger.services.video import start_video_job
+from ledger.services.backoffice.people import Admin, adjust
+from ledger.services.books.holds import place_hold
+from ledger.services.console.video import start_video_job
 from tests.helpers import HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed

@@ -12,9 +12,9 @@ from ledger.errors import InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerEntry, UsageLog
 from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import credit
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books.accounts import credit
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
 
 amounts = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("50"), places=4)

@@ -11,10 +11,10 @@ import requests
 from sqlalchemy import select, update
 
 from ledger.models import BillingAccount, PaymentTransaction, Refund, User
-from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
-from ledger.services.integrity import find_breaches
-from ledger.services.xorpay import GatewayError, XorPayClient, sign
+from ledger.services.books.invariants import find_breaches
+from ledger.services.payments.xorpay import GatewayError, XorPayClient, sign
+from ledger.services.people.sign_in import register_user
 from tests.helpers import XORPAY_AID, XORPAY_SECRET, csrf_token_in
 
 pytestmark = pytest.mark.committed

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ledger import create_app
 from ledger.sandbox.store import FILENAME, SandboxStore
-from ledger.services.xorpay import sign
+from ledger.services.payments.xorpay import sign
 from tests.helpers import XORPAY_AID, XORPAY_SECRET, csrf_token_in, run_together
 
 SANDBOX = "/sandbox/xorpay"

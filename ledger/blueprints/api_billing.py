@@ -9,10 +9,10 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.money import to_api
-from ledger.services.batches import charge_batch
-from ledger.services.charges import charge_usage
-from ledger.services.invites import invite_overview
-from ledger.services.summary import account_summary
+from ledger.services.books.batch_charges import charge_batch
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.summary import account_summary
+from ledger.services.growth.invites import invite_overview
 from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings, user_timezone

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from ledger.db import get_session
 from ledger.money import to_api
-from ledger.services.codes import redeem as redeem_code
+from ledger.services.growth.codes import redeem as redeem_code
 from ledger.web import schemas
 from ledger.web.context import request_origin
 from ledger.web.openapi import contract

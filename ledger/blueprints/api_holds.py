@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from ledger.db import get_session
 from ledger.models import Actor
-from ledger.services.holds import capture_hold, place_hold, release_hold, view_hold
+from ledger.services.books.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings

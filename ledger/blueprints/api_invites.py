@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.money import to_api
-from ledger.services.invites import bind_invite, display_name, reward_invite
+from ledger.services.growth.invites import bind_invite, display_name, reward_invite
 from ledger.web import schemas
 from ledger.web.auth import internal_only
 from ledger.web.context import request_origin, settings

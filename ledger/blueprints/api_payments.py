@@ -8,8 +8,8 @@ from flask_login import current_user, login_required
 from ledger.db import get_session
 from ledger.extensions import csrf
 from ledger.models import Actor, PayType
-from ledger.services.notify import handle_notify
-from ledger.services.payments import create_topup, get_own_order
+from ledger.services.payments.orders import create_topup, get_own_order
+from ledger.services.payments.webhook import handle_notify
 from ledger.web import schemas
 from ledger.web.context import gateway, request_origin, settings
 from ledger.web.errors import answers_errors_as_text

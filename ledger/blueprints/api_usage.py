@@ -7,7 +7,7 @@ from flask_login import login_required
 
 from ledger.db import get_session, stream_and_close, take_request_session
 from ledger.money import to_api
-from ledger.services.reports import csv_filename, export_csv, parse_format, parse_limit, usage_report
+from ledger.services.books.usage_reports import csv_filename, export_csv, parse_format, parse_limit, usage_report
 from ledger.web import schemas
 from ledger.web.openapi import contract
 from ledger.web.parsing import report_query

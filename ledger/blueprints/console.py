@@ -12,10 +12,10 @@ from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.jobs import video_handoff
 from ledger.money import format_amount, to_api
-from ledger.services.billing import get_available, get_balance, own_usage
-from ledger.services.pricing import MODELS, console_run, offers, quote, run_model
-from ledger.services.video import MODEL as VIDEO_MODEL
-from ledger.services.video import line_of, start_video_job
+from ledger.services.books.accounts import get_available, get_balance, own_usage
+from ledger.services.console.pricing import MODELS, console_run, offers, quote, run_model
+from ledger.services.console.video import MODEL as VIDEO_MODEL
+from ledger.services.console.video import line_of, start_video_job
 from ledger.web import schemas
 from ledger.web.context import request_origin, settings
 from ledger.web.openapi import contract

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from wtforms import StringField
 
 from ledger.db import get_session
-from ledger.services.invites import RewardPolicy, bind_invite, display_name, invite_overview
+from ledger.services.growth.invites import RewardPolicy, bind_invite, display_name, invite_overview
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import TextForm, submit
 from ledger.web.templating import invite_link, qr_svg

@@ -14,10 +14,10 @@ from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.models import PaymentStatus, PayType
 from ledger.money import EXACT_DECIMAL, format_amount, normalise_typed_amount
-from ledger.services.billing import get_balance
-from ledger.services.codes import redeem as redeem_code
-from ledger.services.pay_methods import method_maximum
-from ledger.services.payments import (
+from ledger.services.books.accounts import get_balance
+from ledger.services.growth.codes import redeem as redeem_code
+from ledger.services.payments.methods import method_maximum
+from ledger.services.payments.orders import (
     check_payment,
     create_topup,
     get_own_order,
@@ -26,7 +26,7 @@ from ledger.services.payments import (
     topups_csv,
     topups_csv_filename,
 )
-from ledger.services.refunds import order_refunds
+from ledger.services.payments.refunds import order_refunds
 from ledger.web.context import gateway, request_origin, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit

@@ -7,9 +7,9 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.services.pricing import MODELS
-from ledger.services.reports import daily_series
-from ledger.services.summary import account_summary
+from ledger.services.books.summary import account_summary
+from ledger.services.books.usage_reports import daily_series
+from ledger.services.console.pricing import MODELS
 from ledger.web.charts import bar_chart
 from ledger.web.context import settings, user_timezone
 from ledger.web.i18n import LANGUAGES

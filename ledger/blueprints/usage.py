@@ -7,8 +7,8 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.services.holds import money_on_hold
-from ledger.services.reports import usage_report
+from ledger.services.books.holds import money_on_hold
+from ledger.services.books.usage_reports import usage_report
 from ledger.web.charts import bar_chart
 from ledger.web.parsing import report_filters
 

@@ -20,7 +20,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 from ledger.extensions import csrf
 from ledger.sandbox.store import FILENAME, SWITCHES, SandboxOrder, SandboxStore
-from ledger.services.xorpay import sign
+from ledger.services.payments.xorpay import sign
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox/xorpay", template_folder="templates")
 

@@ -17,7 +17,7 @@ from ledger.errors import Unauthorized
 from ledger.extensions import csrf, limiter, login_manager
 from ledger.i18n import N_
 from ledger.models import User
-from ledger.services.accounts import load_session_user, start_session
+from ledger.services.people.sign_in import load_session_user, start_session
 from ledger.web.context import request_origin, settings
 from ledger.web.errors import SIGN_IN_FIRST, render_error
 

@@ -11,7 +11,7 @@ from flask_login import current_user
 from ledger.config import Settings
 from ledger.models import Actor, User
 from ledger.services.audit import Origin
-from ledger.services.xorpay import XorPayClient
+from ledger.services.payments.xorpay import XorPayClient
 from ledger.validation import storable_text
 
 USER_AGENT_MAX = 512  # what the audit and session rows keep

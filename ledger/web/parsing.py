@@ -15,7 +15,7 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from ledger.errors import InvalidRequest, LedgerError, UnsupportedMediaType
 from ledger.i18n import N_
-from ledger.services.reports import ReportQuery, parse_query
+from ledger.services.books.usage_reports import ReportQuery, parse_query
 from ledger.web.context import user_timezone
 
 T = TypeVar("T")

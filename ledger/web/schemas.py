@@ -34,8 +34,10 @@ from ledger.errors import InvalidRequest
 from ledger.i18n import N_
 from ledger.models import PayType
 from ledger.money import EXACT_DECIMAL, MAX_CHARGE, STORAGE_PLACES, amount_pattern, parse_amount
-from ledger.services import batches, billing, holds, invites, pricing, reports
-from ledger.services.pay_methods import parse_pay_type, parse_topup_amount
+from ledger.services.books import accounts, batch_charges, holds, usage_reports
+from ledger.services.console import pricing
+from ledger.services.growth import invites
+from ledger.services.payments.methods import parse_pay_type, parse_topup_amount
 from ledger.web.context import settings
 
 
@@ -122,20 +124,20 @@ Time = Annotated[str, Field(description=N_("ISO 8601 with the offset of the pers
 RequestId = Annotated[
     str,
     Field(
-        pattern=validation.text_pattern(max_length=billing.REQUEST_ID_MAX_LENGTH, strip=False),
+        pattern=validation.text_pattern(max_length=accounts.REQUEST_ID_MAX_LENGTH, strip=False),
         description=N_("Yours, 1 to 128 characters: a repeat of the same id is a replay, charged once."),
     ),
     RefusedAs(
-        lambda value, field, _: validation.text(value, field, max_length=billing.REQUEST_ID_MAX_LENGTH, strip=False)
+        lambda value, field, _: validation.text(value, field, max_length=accounts.REQUEST_ID_MAX_LENGTH, strip=False)
     ),
 ]
 Model = Annotated[
     str,
     Field(
-        pattern=validation.text_pattern(max_length=billing.MODEL_MAX_LENGTH),
+        pattern=validation.text_pattern(max_length=accounts.MODEL_MAX_LENGTH),
         description=N_("The paid feature's model name: 1 to 100 characters, surrounding spaces aside."),
     ),
-    RefusedAs(lambda value, field, _: validation.text(value, field, max_length=billing.MODEL_MAX_LENGTH)),
+    RefusedAs(lambda value, field, _: validation.text(value, field, max_length=accounts.MODEL_MAX_LENGTH)),
 ]
 
 
@@ -172,7 +174,7 @@ class _JsonObject:
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         def storable(value: dict[str, Any]) -> dict[str, Any]:
             try:
-                return validation.json_object(value, "params", max_bytes=billing.PARAMS_MAX_BYTES)
+                return validation.json_object(value, "params", max_bytes=accounts.PARAMS_MAX_BYTES)
             except InvalidRequest as refused:
                 raise ValueError(str(refused)) from None
 
@@ -188,7 +190,7 @@ Params = Annotated[
     Field(
         description=N_("Anything about the use, kept with it: a JSON object of at most 16 KB, without NUL characters.")
     ),
-    RefusedAs(lambda value, field, _: validation.json_object(value, field, max_bytes=billing.PARAMS_MAX_BYTES)),
+    RefusedAs(lambda value, field, _: validation.json_object(value, field, max_bytes=accounts.PARAMS_MAX_BYTES)),
 ]
 
 
@@ -219,8 +221,8 @@ class DeductBody(Schema):
 class BatchBody(Schema):
     charges: Annotated[
         list[dict[str, Any]],
-        Field(min_length=1, max_length=batches.MAX_ITEMS),
-        RefusedAs(lambda value, _, __: batches.charge_list(value)),
+        Field(min_length=1, max_length=batch_charges.MAX_ITEMS),
+        RefusedAs(lambda value, _, __: batch_charges.charge_list(value)),
     ] = Field(description=N_("1 to 1,000 objects with the fields of a deduct."))
 
 
@@ -285,7 +287,7 @@ Day = Annotated[
     str,
     Field(pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
     Format("date"),
-    RefusedAs(lambda value, field, _: reports.parse_date(value, field)),
+    RefusedAs(lambda value, field, _: usage_reports.parse_date(value, field)),
 ]
 
 
@@ -302,12 +304,14 @@ class ReportQuery(QuerySchema):
     cursor: Annotated[
         str,
         Field(pattern="^[A-Za-z0-9_-]{1,200}$"),
-        RefusedAs(lambda value, _, __: reports.decode_cursor(value)),
+        RefusedAs(lambda value, _, __: usage_reports.decode_cursor(value)),
     ] = optional(description=N_("The next_cursor of the page before, as it was given."))
     limit: Annotated[
         str,
-        Field(pattern=validation.whole_number_pattern(minimum=1, maximum=reports.MAX_LIMIT)),
-        RefusedAs(lambda value, field, _: validation.whole_number(value, field, minimum=1, maximum=reports.MAX_LIMIT)),
+        Field(pattern=validation.whole_number_pattern(minimum=1, maximum=usage_reports.MAX_LIMIT)),
+        RefusedAs(
+            lambda value, field, _: validation.whole_number(value, field, minimum=1, maximum=usage_reports.MAX_LIMIT)
+        ),
     ] = optional(description=N_("Items a page: 1 to 500 (default 50)."))
 
 

@@ -17,10 +17,10 @@ from markupsafe import Markup
 
 from ledger.db import get_session
 from ledger.money import format_amount
-from ledger.services.accounts import describe_device
-from ledger.services.billing import get_balance
-from ledger.services.low_balance import low_threshold
-from ledger.services.pricing import MODELS, console_run
+from ledger.services.books.accounts import get_balance
+from ledger.services.books.low_balance import low_threshold
+from ledger.services.console.pricing import MODELS, console_run
+from ledger.services.people.sign_in import describe_device
 from ledger.web.context import settings, user_timezone
 from ledger.web.i18n import LANGUAGES, payment_status_label, zone_label
 

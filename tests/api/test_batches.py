@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from ledger.models import AuditLog, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.holds import capture_hold, place_hold
-from ledger.services.integrity import find_breaches
+from ledger.services.books.holds import capture_hold, place_hold
+from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
 

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.models import Hold, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.holds import place_hold
+from ledger.services.books.holds import place_hold
 from tests.factories import UserFactory
 from tests.helpers import count_rows
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import AuditLog, BillingAccount, InviteRelation, LedgerEntry, User
-from ledger.services.integrity import find_breaches
+from ledger.services.books.invariants import find_breaches
 from tests.factories import InviteFactory, PaymentFactory, UserFactory
 from tests.helpers import reward_entries, settle_by_notify
 

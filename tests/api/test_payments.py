@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from ledger.models import AuditLog, LedgerEntry, NotifyRefusal, PaymentTransaction
-from ledger.services.integrity import find_breaches
-from ledger.services.xorpay import XorPayClient, sign
+from ledger.services.books.invariants import find_breaches
+from ledger.services.payments.xorpay import XorPayClient, sign
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID, XORPAY_SECRET, AuthActions, balance_of, count_rows, signed_notify
 
@@ -404,7 +404,7 @@ def test_check_now_is_limited_per_order(limited, session, xorpay):
 
 def freeze_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notify service's clock stops in the middle of a minute."""
-    import ledger.services.notify
+    import ledger.services.payments.webhook
 
     stopped_at = datetime.now(UTC).replace(second=30)
 
@@ -413,7 +413,7 @@ def freeze_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
         def now(cls, tz=None):
             return stopped_at.astimezone(tz)
 
-    monkeypatch.setattr(ledger.services.notify, "datetime", Stopped)
+    monkeypatch.setattr(ledger.services.payments.webhook, "datetime", Stopped)
 
 
 def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer_429(app, client, session, monkeypatch):
@@ -439,7 +439,7 @@ def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer
 def test_refusals_from_one_ipv6_subscriber_count_together_and_a_limit_may_have_parts(app, client, session, monkeypatch):
     """An IPv6 address's /64 is one source (else a /64 could forge without end); "5/minute;3/hour"
     holds at 3; a source that is no address is cut to 64 characters, counted and stored alike."""
-    from ledger.services.notify import source_of
+    from ledger.services.payments.webhook import source_of
 
     assert source_of("2001:db8::5") == source_of("2001:db8::ffff:1") == "2001:db8::/64"
     assert source_of("2001:db8:0:1::5") == "2001:db8:0:1::/64"
@@ -458,7 +458,7 @@ def test_refusals_from_one_ipv6_subscriber_count_together_and_a_limit_may_have_p
 
 
 def test_counts_of_refused_notifies_are_forgotten_after_30_days(session):
-    from ledger.services.notify import forget_old_refusals
+    from ledger.services.payments.webhook import forget_old_refusals
 
     old, recent = (
         NotifyRefusal(

@@ -23,7 +23,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from werkzeug import Response
 
-from ledger.services import codes
+from ledger.services.growth import codes
 from tests.factories import UserFactory
 from tests.helpers import INTERNAL_KEY, XORPAY_AID, AuthActions
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.blueprints import api_usage
-from ledger.services import reports
+from ledger.services.books import usage_reports
 from tests.factories import UsageFactory, UserFactory
 from tests.helpers import AuthActions, at, funded_user
 
@@ -217,7 +217,7 @@ def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me,
         return each()
 
     monkeypatch.setattr(api_usage, "export_csv", counted)
-    monkeypatch.setattr(reports, "CSV_BATCH", 1)  # a chunk a row
+    monkeypatch.setattr(usage_reports, "CSV_BATCH", 1)  # a chunk a row
     monkeypatch.setitem(
         client.application.config, "LEDGER", replace(client.application.config["LEDGER"], LEDGER_ENV=env)
     )
@@ -226,7 +226,7 @@ def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me,
     )
     assert response.status_code == 200 and response.is_streamed
     # Werkzeug's test client takes the first chunk (the header line) to start the answer; no row yet.
-    assert [chunk.decode("utf-8-sig") for chunk in produced] == [",".join(reports.CSV_COLUMNS) + "\r\n"]
+    assert [chunk.decode("utf-8-sig") for chunk in produced] == [",".join(usage_reports.CSV_COLUMNS) + "\r\n"]
     body = response.get_data()
     assert b"".join(produced) == body
     assert len(list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))) == 4

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ledger.models import PaymentTransaction, User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
+from ledger.services.books.accounts import adjust_balance
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 

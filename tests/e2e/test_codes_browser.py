@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from ledger.models import User
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.code_batches import create_batch
-from ledger.services.codes import shown
+from ledger.services.backoffice.people import Admin
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import shown
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 

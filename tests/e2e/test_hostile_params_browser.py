@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ledger.models import User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
+from ledger.services.books.accounts import adjust_balance
 from tests.e2e.conftest import tabs
 from tests.helpers import INTERNAL_KEY
 

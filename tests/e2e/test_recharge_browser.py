@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ledger.models import User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
+from ledger.services.books.accounts import adjust_balance
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 

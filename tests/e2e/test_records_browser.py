@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ledger.db import atomic
 from ledger.models import Actor, AuditLog, PaymentTransaction, User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
+from ledger.services.books.accounts import adjust_balance
 from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]

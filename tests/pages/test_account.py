@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ledger.models import AuditLog
 from ledger.services.audit import INTERNAL
-from ledger.services.charges import charge_usage
+from ledger.services.books.charges import charge_usage
 from tests.factories import UsageFactory, UserFactory
 from tests.helpers import broken_crc_png, count_rows, image_bytes, noise_png, post_form
 

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import AuditLog, CodeBatch, RedemptionCode
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.code_batches import create_batch
-from ledger.services.codes import redeem, shown
-from ledger.services.integrity import find_breaches
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.invariants import find_breaches
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import redeem, shown
 from tests.factories import UserFactory
 from tests.helpers import post_form
 

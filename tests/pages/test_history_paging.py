@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ledger.models import Actor, AuditLog, LedgerEntry
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import adjust_balance
+from ledger.services.books.accounts import adjust_balance
 from ledger.services.paging import PAGE_SIZE
 from tests.factories import UserFactory
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from ledger.models import InviteRelation
 from ledger.services.audit import SYSTEM
-from ledger.services.invites import reward_invite
+from ledger.services.growth.invites import reward_invite
 from tests.factories import InviteFactory, UserFactory
 
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from ledger.models import Refund, User
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.refunds import refund_order
+from ledger.services.backoffice.people import Admin
+from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import AuthActions, at, settle_by_notify
 

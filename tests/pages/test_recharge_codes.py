@@ -6,10 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.code_batches import create_batch
-from ledger.services.codes import shown
+from ledger.services.backoffice.people import Admin
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import shown
 from tests.factories import UserFactory
 from tests.helpers import balance_of, post_form
 

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from ledger.models import BillingAccount, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.batches import charge_batch
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books.batch_charges import charge_batch
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
 from tests.helpers import funded_user, run_together
 
 pytestmark = pytest.mark.committed

@@ -10,9 +10,9 @@ from ledger.db import atomic
 from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.models import AuditLog, LedgerEntry, UsageLog, User
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import credit
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books.accounts import credit
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
 

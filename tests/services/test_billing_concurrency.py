@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from ledger.errors import InsufficientBalance
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
 from tests.helpers import funded_user, run_together
 
 pytestmark = pytest.mark.committed

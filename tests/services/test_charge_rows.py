@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ledger.models import AuditLog, LedgerEntry, LedgerKind, UsageLog
-from ledger.services import charges
 from ledger.services.audit import INTERNAL
-from ledger.services.batches import charge_batch
-from ledger.services.charges import charge_usage
-from ledger.services.integrity import find_breaches
+from ledger.services.books import charges
+from ledger.services.books.batch_charges import charge_batch
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
 

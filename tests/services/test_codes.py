@@ -20,11 +20,11 @@ from ledger.errors import (
     UserNotFound,
 )
 from ledger.models import AuditLog, Event, LedgerEntry, RedemptionCode
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.code_batches import batch_csv, create_batch, disable_batch, disable_code, list_batches
-from ledger.services.codes import ALPHABET, find_code, normalise, redeem, shown
-from ledger.services.integrity import find_breaches
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.invariants import find_breaches
+from ledger.services.growth.code_batches import batch_csv, create_batch, disable_batch, disable_code, list_batches
+from ledger.services.growth.codes import ALPHABET, find_code, normalise, redeem, shown
 from tests.factories import UserFactory
 from tests.helpers import balance_of
 

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from ledger.errors import CodeNotFound, CodeUsed, TooManyCodeTries
 from ledger.models import Actor, AuditLog, LedgerEntry, RedemptionCode
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.code_batches import create_batch
-from ledger.services.codes import redeem
-from ledger.services.integrity import find_breaches
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.invariants import find_breaches
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import redeem
 from tests.helpers import balance_of, funded_user, run_together
 
 pytestmark = pytest.mark.committed

@@ -22,10 +22,12 @@ from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
 from ledger.models import Event, EventStatus, EventType
-from ledger.services.admin import Admin, adjust
 from ledger.services.audit import INTERNAL, Origin
-from ledger.services.billing import credit
-from ledger.services.charges import charge_usage
+from ledger.services.backoffice.people import Admin, adjust
+from ledger.services.books.accounts import credit
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.holds import expire_holds, place_hold
+from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.events import (
     CONNECT_TIMEOUT,
     LEASE,
@@ -37,9 +39,7 @@ from ledger.services.events import (
     signature,
     verify_signature,
 )
-from ledger.services.holds import expire_holds, place_hold
-from ledger.services.integrity import find_breaches, find_warnings
-from ledger.services.refunds import refund_order
+from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import funded_user, settle_by_notify
 

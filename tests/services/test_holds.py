@@ -16,9 +16,9 @@ from ledger.errors import (
 )
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.charges import charge_usage
-from ledger.services.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
-from ledger.services.integrity import find_breaches, find_warnings
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
+from ledger.services.books.invariants import find_breaches, find_warnings
 from tests.factories import UserFactory
 from tests.helpers import count_rows
 

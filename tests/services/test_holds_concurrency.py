@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from ledger.errors import HoldSettled, InsufficientBalance
 from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.charges import charge_usage
-from ledger.services.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
-from ledger.services.integrity import find_breaches
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
+from ledger.services.books.invariants import find_breaches
 from tests.helpers import funded_user, run_together
 
 pytestmark = pytest.mark.committed

@@ -14,10 +14,10 @@ from ledger.db import atomic
 from ledger.errors import CaptureExceedsHold, HoldSettled, InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerKind
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.billing import credit
-from ledger.services.charges import charge_usage
-from ledger.services.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold
-from ledger.services.integrity import find_breaches
+from ledger.services.books.accounts import credit
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold
+from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
 
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("8"), places=2)

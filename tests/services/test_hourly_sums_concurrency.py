@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import Connection, text
 
-from ledger.services.integrity import find_breaches
+from ledger.services.books.invariants import find_breaches
 from tests.helpers import funded_user
 
 pytestmark = pytest.mark.committed

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from ledger.db import atomic
 from ledger.models import AuditLog, BillingAccount, InviteRelation, User
 from ledger.services.audit import SYSTEM
-from ledger.services.billing import credit
-from ledger.services.integrity import find_breaches
-from ledger.services.invites import reward_invite
+from ledger.services.books.accounts import credit
+from ledger.services.books.invariants import find_breaches
+from ledger.services.growth.invites import reward_invite
 from tests.factories import InviteFactory, PaymentFactory, UserFactory
 from tests.helpers import balance_of, reward_entries, settle_by_notify
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import BillingAccount, LedgerEntry
-from ledger.services.integrity import find_breaches
+from ledger.services.books.invariants import find_breaches
 from tests.helpers import invited_pair, pending_order, run_together, signed_notify
 
 pytestmark = pytest.mark.committed
@@ -61,8 +61,8 @@ def test_twenty_invitees_topping_up_at_once_reward_the_inviter_at_most_max_per_m
     from dataclasses import replace
 
     from ledger.models import InviteRelation
-    from ledger.services.accounts import register_user
     from ledger.services.audit import SYSTEM
+    from ledger.services.people.sign_in import register_user
 
     monkeypatch.setitem(app.config, "LEDGER", replace(settings, INVITE_REWARD_MAX_PER_MONTH=3))
     inviter, _, _ = invited_pair(committed)
@@ -99,8 +99,8 @@ def test_a_small_and_a_large_first_top_up_settling_at_once_never_both_decide(com
     """SPEC 19: a later, larger top-up never pays what a too-small first one missed, even when the
     two settle at the same instant (the earlier top-ups are counted under the relation's lock)."""
     from ledger.models import AuditLog
-    from ledger.services.accounts import register_user
     from ledger.services.audit import SYSTEM
+    from ledger.services.people.sign_in import register_user
 
     inviter, _, _ = invited_pair(committed)
     forms = []

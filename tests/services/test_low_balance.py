@@ -10,10 +10,10 @@ from sqlalchemy import select
 from ledger.errors import InvalidRequest
 from ledger.models import Event, User
 from ledger.services.audit import INTERNAL, SYSTEM
-from ledger.services.batches import charge_batch
-from ledger.services.charges import charge_usage
-from ledger.services.holds import place_hold, release_hold
-from ledger.services.low_balance import low_threshold, set_own_threshold
+from ledger.services.books.batch_charges import charge_batch
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.holds import place_hold, release_hold
+from ledger.services.books.low_balance import low_threshold, set_own_threshold
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import settle_by_notify
 
@@ -77,7 +77,7 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
     """Before any transaction or the job writes the expiry, the money is available again (SPEC 11)."""
     from sqlalchemy import text
 
-    from ledger.services.admin import preview_adjustment
+    from ledger.services.backoffice.people import preview_adjustment
 
     person = UserFactory(balance="20.00")
     place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", origin=INTERNAL)

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, PaymentTransaction
-from ledger.services.accounts import register_user
 from ledger.services.audit import SYSTEM
-from ledger.services.integrity import find_breaches
+from ledger.services.books.invariants import find_breaches
+from ledger.services.people.sign_in import register_user
 from tests.helpers import AuthActions, funded_user, pending_order, run_together, signed_notify
 
 pytestmark = pytest.mark.committed
@@ -35,8 +35,8 @@ def test_thirty_identical_notifies_credit_once(committed, app, settings):
 
 
 def test_notify_racing_reconcile_credits_once(committed, app, settings, httpserver):
-    from ledger.services.payments import reconcile
-    from ledger.services.xorpay import XorPayClient
+    from ledger.services.payments.orders import reconcile
+    from ledger.services.payments.xorpay import XorPayClient
 
     user = funded_user(committed, "0.50")
     order = pending_order(committed, user, amount="20.00")
@@ -64,7 +64,7 @@ class WatchingGateway:
     """A gateway that, while it 'waits on the network', records transactions left open in the database."""
 
     def __init__(self, engine, status="new"):
-        from ledger.services.xorpay import CreatedOrder
+        from ledger.services.payments.xorpay import CreatedOrder
 
         self.engine, self.status, self.seen = engine, status, []
         self.created = CreatedOrder
@@ -90,7 +90,7 @@ class WatchingGateway:
 
 
 def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, monkeypatch, settings):
-    from ledger.services.payments import reconcile
+    from ledger.services.payments.orders import reconcile
 
     with committed.session() as session:
         register_user(session, email="watched@example.com", password="p" * 10, origin=SYSTEM)
@@ -115,7 +115,7 @@ def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, mo
 def test_twenty_parallel_orders_open_exactly_topup_max_pending(committed, settings, httpserver):
     """The person's row is locked while the open orders are counted: parallel requests count in turn."""
     from ledger.errors import TooManyPendingOrders
-    from ledger.services.payments import create_topup
+    from ledger.services.payments.orders import create_topup
     from tests.helpers import FakeXorPay
 
     fake = FakeXorPay(httpserver)

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import InvalidRequest, UnknownModel
-from ledger.services.pricing import quote
+from ledger.services.console.pricing import quote
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 
 from ledger.errors import UsernameTaken
 from ledger.services.audit import SYSTEM
-from ledger.services.profile import update_profile, username_key, username_shape
+from ledger.services.people.profile import update_profile, username_key, username_shape
 from tests.factories import UserFactory
 
 

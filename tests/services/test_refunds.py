@@ -8,10 +8,10 @@ from sqlalchemy import select, text
 
 from ledger.errors import InvalidRequest, NotFound, RefundRefused
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, Refund
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.integrity import find_breaches, find_warnings
-from ledger.services.refunds import MAX_PER_ORDER, refund_order, settle_refund
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.invariants import find_breaches, find_warnings
+from ledger.services.payments.refunds import MAX_PER_ORDER, refund_order, settle_refund
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import settle_by_notify
 
@@ -100,7 +100,7 @@ def test_refunded_amounts_add_up_to_the_order_at_most(session, xorpay, paid):
 
 def test_a_refund_never_takes_more_than_the_person_has_available(session, xorpay, paid):
     from ledger.services.audit import INTERNAL
-    from ledger.services.charges import charge_usage
+    from ledger.services.books.charges import charge_usage
 
     charge_usage(session, user_id=paid.user_id, amount="45.00", model="m", request_id="spent", origin=INTERNAL)
     with pytest.raises(RefundRefused, match=r"¥5\.00"):

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 
 from ledger.errors import RefundRefused
 from ledger.models import BillingAccount, LedgerEntry, PaymentTransaction
-from ledger.services.admin import Admin
 from ledger.services.audit import Origin
-from ledger.services.integrity import find_breaches
-from ledger.services.notify import handle_notify
-from ledger.services.refunds import refund_order
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.invariants import find_breaches
+from ledger.services.payments.refunds import refund_order
+from ledger.services.payments.webhook import handle_notify
 from tests.helpers import funded_user, pending_order, run_together, signed_notify
 
 pytestmark = pytest.mark.committed

@@ -11,7 +11,7 @@ from tests.helpers import SHANGHAI, at
 def test_csv_streams_in_constant_memory_batches(session, me):
     from zoneinfo import ZoneInfo
 
-    from ledger.services.reports import CSV_BATCH, ReportQuery, export_csv
+    from ledger.services.books.usage_reports import CSV_BATCH, ReportQuery, export_csv
 
     for n in range(CSV_BATCH + 10):
         UsageFactory(user=me, request_id=f"r{n}", created_at=at("2026-03-05 10:00:00") + timedelta(seconds=n))
@@ -31,7 +31,7 @@ def test_hourly_sums_give_the_same_report_as_the_logs(session, me):
     import random
     from zoneinfo import ZoneInfo
 
-    from ledger.services.reports import hour_aligned, parse_query, usage_report
+    from ledger.services.books.usage_reports import hour_aligned, parse_query, usage_report
 
     rng = random.Random(7)
     start = datetime(2026, 2, 20, tzinfo=UTC)
@@ -64,7 +64,7 @@ def test_hourly_sums_give_the_same_report_as_the_logs(session, me):
 def test_half_hour_zones_read_the_logs_and_stay_exact(session, me):
     from zoneinfo import ZoneInfo
 
-    from ledger.services.reports import hour_aligned, parse_query, usage_report
+    from ledger.services.books.usage_reports import hour_aligned, parse_query, usage_report
 
     # 2026-03-01 18:45 UTC is 00:15 on the 2nd in Kolkata (+05:30): an hourly sum would put it on the 1st.
     UsageFactory(user=me, amount=Decimal("1.00"), created_at=datetime(2026, 3, 1, 18, 45, tzinfo=UTC))
@@ -79,7 +79,7 @@ def test_hourly_sums_follow_updates_and_deletes_and_verify_checks_them(session, 
     from sqlalchemy import delete, select, update
 
     from ledger.models import UsageHourly, UsageLog
-    from ledger.services.integrity import find_breaches
+    from ledger.services.books.invariants import find_breaches
 
     kept = UsageFactory(user=me, amount=Decimal("2.00"), created_at=at("2026-03-01 10:05:00"))
     moved = UsageFactory(user=me, amount=Decimal("3.00"), created_at=at("2026-03-01 10:30:00"))

@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 from ledger.errors import InsufficientBalance, InvalidRequest
 from ledger.models import BillingAccount, Hold, UsageLog
 from ledger.services.audit import SYSTEM, Origin
-from ledger.services.holds import expire_holds
-from ledger.services.integrity import find_breaches
-from ledger.services.video import line_of, reap_stalled, run_video_job, start_video_job
+from ledger.services.books.holds import expire_holds
+from ledger.services.books.invariants import find_breaches
+from ledger.services.console.video import line_of, reap_stalled, run_video_job, start_video_job
 from tests.factories import UserFactory
 from tests.helpers import count_rows
 

@@ -4,7 +4,14 @@ import socket
 
 import pytest
 
-from ledger.services.xorpay import GATEWAY_MESSAGES, GatewayError, XorPayClient, notify_sign, sign, verify_notify_sign
+from ledger.services.payments.xorpay import (
+    GATEWAY_MESSAGES,
+    GatewayError,
+    XorPayClient,
+    notify_sign,
+    sign,
+    verify_notify_sign,
+)
 
 SECRET = "s3cr3t"
 ORDER_ID = "2b9fc5b8-1d2e-4e9a-9a59-0d3c3f5b7a1c"

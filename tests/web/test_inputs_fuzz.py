@@ -55,13 +55,13 @@ from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.payments import RechargeForm, RedeemForm
 from ledger.blueprints.security.forms import PasswordForm
 from ledger.extensions import limiter
-from ledger.services import accounts, profile
-from ledger.services.admin import Admin
 from ledger.services.audit import INTERNAL
-from ledger.services.code_batches import create_batch
-from ledger.services.holds import place_hold
-from ledger.services.pricing import MODELS
-from ledger.services.xorpay import CreatedOrder, sign
+from ledger.services.backoffice.people import Admin
+from ledger.services.books.holds import place_hold
+from ledger.services.console.pricing import MODELS
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.payments.xorpay import CreatedOrder, sign
+from ledger.services.people import profile, sign_in
 from ledger.web.auth import SESSION_ID_KEY
 from tests.factories import PASSWORD, InviteFactory, PaymentFactory, UserFactory
 from tests.helpers import INTERNAL_KEY, XORPAY_SECRET, AuthActions
@@ -914,9 +914,9 @@ class Fuzzer:
 def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer]:
     # Passwords hashed with one PBKDF2 round instead of scrypt: the fuzz is about input, not hashing.
     fast_hash = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(accounts, "generate_password_hash", fast_hash, raising=False)
+    monkeypatch.setattr(sign_in, "generate_password_hash", fast_hash, raising=False)
     monkeypatch.setattr(profile, "generate_password_hash", fast_hash, raising=False)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", fast_hash("not-a-real-password"), raising=False)
+    monkeypatch.setattr(sign_in, "_DUMMY_HASH", fast_hash("not-a-real-password"), raising=False)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", FakeGateway())
     # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
     monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job_id: None)

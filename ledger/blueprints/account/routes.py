@@ -20,10 +20,10 @@ from flask_login import current_user, login_required
 from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.billing import ledger_page
-from ledger.services.holds import money_on_hold
-from ledger.services.low_balance import set_own_threshold
-from ledger.services.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
+from ledger.services.books.accounts import ledger_page
+from ledger.services.books.holds import money_on_hold
+from ledger.services.books.low_balance import set_own_threshold
+from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import request_origin, settings
 from ledger.web.i18n import zone_choices, zone_label
 from ledger.web.parsing import submit

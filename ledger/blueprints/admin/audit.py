@@ -8,7 +8,7 @@ from flask import render_template, request
 from ledger.blueprints.admin import bp
 from ledger.db import get_session
 from ledger.models import Actor
-from ledger.services.admin import audit_trail, emails_of
+from ledger.services.backoffice.people import audit_trail, emails_of
 from ledger.validation import day
 from ledger.web.context import user_timezone
 

@@ -14,7 +14,10 @@ from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
 from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount
-from ledger.services import admin, billing, payments, refunds
+from ledger.services.backoffice import people as backoffice
+from ledger.services.books import accounts
+from ledger.services.payments import orders as topup_orders
+from ledger.services.payments import refunds
 from ledger.validation import day, whole_number
 from ledger.web.context import gateway, settings, user_timezone
 from ledger.web.i18n import payment_status_label
@@ -28,11 +31,11 @@ def orders() -> Any:
     args, session, tz = request.args, get_session(), user_timezone()
     since, until = _day(args.get("from"), "from"), _day(args.get("to"), "to")
     who = (args.get("person") or "").strip()
-    found, total = payments.find_orders(
+    found, total = topup_orders.find_orders(
         session,
         status=args.get("status"),
         pay_type=args.get("pay_type"),
-        user_ids=[p.id for p in admin.search_people(session, who)[0]] if who else None,
+        user_ids=[p.id for p in backoffice.search_people(session, who)[0]] if who else None,
         since=datetime.combine(since, time.min, tzinfo=tz) if since else None,
         until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz) if until else None,
         page=whole_number(args.get("page") or "1", "page", minimum=1, maximum=100_000),
@@ -51,18 +54,18 @@ def orders() -> Any:
 @bp.get("/orders/<transaction_id>")
 def order(transaction_id: str) -> Any:
     session = get_session()
-    found = payments.order_by_id(session, transaction_id)
+    found = topup_orders.order_by_id(session, transaction_id)
     made = refunds.refunds_of(session, found.id)
     return render_template(
         "admin/order.html",
         order=found,
-        history=payments.notify_history(session, found),
+        history=topup_orders.notify_history(session, found),
         refunds=made,
         refunded=refunds.OrderRefunds.of(made).refunded,
         action_form=ActionForm(),
         mark=MarkPaidForm(),
         refund=RefundForm(),
-        owner=admin.person(session, found.user_id),
+        owner=backoffice.person(session, found.user_id),
     )
 
 
@@ -71,8 +74,8 @@ def check(transaction_id: str) -> Any:
     form, session, back = ActionForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
-        found = payments.order_by_id(session, transaction_id)
+        backoffice.reason_of(form.reason.data)
+        found = topup_orders.order_by_id(session, transaction_id)
         return [
             _(
                 "Ask XorPay about order %(id)s (%(status)s); credit it if it was paid.",
@@ -82,9 +85,9 @@ def check(transaction_id: str) -> Any:
         ]
 
     def act() -> Any:
-        found = payments.order_by_id(session, transaction_id)
-        origin = admin.admin_origin(acting().origin)
-        checked = payments.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
+        found = topup_orders.order_by_id(session, transaction_id)
+        origin = backoffice.admin_origin(acting().origin)
+        checked = topup_orders.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
         flash(_("XorPay was asked; the order is %(status)s.", status=payment_status_label(checked.status)), "info")
         return redirect(back)
 
@@ -96,9 +99,9 @@ def mark_paid(transaction_id: str) -> Any:
     form, session, back = MarkPaidForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
-        found = payments.order_by_id(session, transaction_id)
-        balance = billing.get_balance(session, found.user_id)
+        backoffice.reason_of(form.reason.data)
+        found = topup_orders.order_by_id(session, transaction_id)
+        balance = accounts.get_balance(session, found.user_id)
         return [
             _("Order %(id)s is marked paid with trade number %(trade)s.", id=found.id, trade=form.trade_no.data or "—"),
             balance_change(balance, balance + found.amount),
@@ -106,14 +109,14 @@ def mark_paid(transaction_id: str) -> Any:
 
     def act() -> Any:
         who = acting()
-        why = admin.reason_of(form.reason.data)
-        payments.mark_paid(
+        why = backoffice.reason_of(form.reason.data)
+        topup_orders.mark_paid(
             session,
             settings=settings(),
             transaction_id=transaction_id,
             trade_no=form.trade_no.data,
             reason=why,
-            origin=admin.admin_origin(who.origin),
+            origin=backoffice.admin_origin(who.origin),
             admin_details=who.details(why),
         )
         flash(_("The order is paid and credited."), "success")
@@ -127,7 +130,7 @@ def refund(transaction_id: str) -> Any:
     form, session, back = RefundForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
+        backoffice.reason_of(form.reason.data)
         plan = refunds.plan_refund(session, transaction_id, form.amount.data)
         return [
             _(
@@ -161,7 +164,7 @@ def resolve(refund_id: str) -> Any:
     back = safe_next_url(request.form.get("back"), url_for("admin.orders"), under="/admin/")
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
+        backoffice.reason_of(form.reason.data)
         if succeeded:
             return [_("The refund is recorded as made at XorPay: its amount leaves the balance.")]
         return [_("The refund is recorded as not made: its amount is available again.")]

@@ -7,7 +7,7 @@ from flask import render_template
 
 from ledger.blueprints.admin import bp
 from ledger.db import get_session
-from ledger.services.overview import overview
+from ledger.services.backoffice.overview import overview
 from ledger.web.charts import bar_chart
 from ledger.web.context import user_timezone
 

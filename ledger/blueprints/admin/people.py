@@ -11,26 +11,26 @@ from ledger.blueprints.admin.forms import ActionForm, AdjustForm
 from ledger.blueprints.admin.steps import balance_change, confirm_then
 from ledger.db import get_session
 from ledger.money import format_amount
-from ledger.services import admin
+from ledger.services.backoffice import people as backoffice
 from ledger.validation import whole_number
 from ledger.web.context import request_origin
 
 
-def acting() -> admin.Admin:
-    return admin.Admin(current_user.id, request_origin())
+def acting() -> backoffice.Admin:
+    return backoffice.Admin(current_user.id, request_origin())
 
 
 @bp.get("/users")
 def people() -> Any:
     query = request.args.get("q", "")
     page = whole_number(request.args.get("page") or "1", "page", minimum=1, maximum=100_000)
-    found, total = admin.search_people(get_session(), query, page=page)
-    return render_template("admin/people.html", people=found, total=total, q=query, page=page, size=admin.PAGE)
+    found, total = backoffice.search_people(get_session(), query, page=page)
+    return render_template("admin/people.html", people=found, total=total, q=query, page=page, size=backoffice.PAGE)
 
 
 @bp.get("/users/<user_id>")
 def person(user_id: str) -> Any:
-    return render_template("admin/person.html", p=admin.picture(get_session(), user_id), adjust=AdjustForm())
+    return render_template("admin/person.html", p=backoffice.picture(get_session(), user_id), adjust=AdjustForm())
 
 
 @bp.post("/users/<user_id>/adjust")
@@ -38,8 +38,8 @@ def adjust(user_id: str) -> Any:
     form, session = AdjustForm(), get_session()
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
-        plan = admin.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
+        backoffice.reason_of(form.reason.data)
+        plan = backoffice.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
         if plan.amount < 0:
             what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
         else:
@@ -47,7 +47,7 @@ def adjust(user_id: str) -> Any:
         return [what, balance_change(plan.balance, plan.balance_after)]
 
     def act() -> Any:
-        admin.adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data)
+        backoffice.adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data)
         flash(_("The balance is adjusted."), "success")
         return redirect(url_for("admin.person", user_id=user_id))
 
@@ -59,12 +59,12 @@ def sign_out(user_id: str) -> Any:
     form, session = ActionForm(), get_session()
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
-        someone = admin.person(session, user_id)
-        return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=admin.live_sessions(session, someone.id))]
+        backoffice.reason_of(form.reason.data)
+        someone = backoffice.person(session, user_id)
+        return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=backoffice.live_sessions(session, someone.id))]
 
     def act() -> Any:
-        count = admin.sign_out_everywhere(session, acting(), user_id, reason=form.reason.data)
+        count = backoffice.sign_out_everywhere(session, acting(), user_id, reason=form.reason.data)
         flash(_("%(n)d session(s) ended.", n=count), "success")
         return redirect(url_for("admin.person", user_id=user_id))
 
@@ -85,8 +85,8 @@ def _set_disabled(user_id: str, *, disabled: bool) -> Any:
     form, session = ActionForm(), get_session()
 
     def preview() -> list[str]:
-        admin.reason_of(form.reason.data)
-        someone = admin.to_disable(session, user_id, disabled=disabled)
+        backoffice.reason_of(form.reason.data)
+        someone = backoffice.to_disable(session, user_id, disabled=disabled)
         if disabled:
             return [
                 _("%(who)s cannot sign in or be charged; their sessions end; their money stays.", who=someone.email)
@@ -94,7 +94,7 @@ def _set_disabled(user_id: str, *, disabled: bool) -> Any:
         return [_("%(who)s can sign in and be charged again.", who=someone.email)]
 
     def act() -> Any:
-        admin.set_disabled(session, acting(), user_id, disabled=disabled, reason=form.reason.data)
+        backoffice.set_disabled(session, acting(), user_id, disabled=disabled, reason=form.reason.data)
         flash(_("The account is disabled.") if disabled else _("The account is enabled."), "success")
         return redirect(url_for("admin.person", user_id=user_id))
 

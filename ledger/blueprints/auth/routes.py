@@ -9,7 +9,7 @@ from flask_login import current_user, login_required, logout_user
 from ledger.blueprints.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.accounts import authenticate, end_session, register_user
+from ledger.services.people.sign_in import authenticate, end_session, register_user
 from ledger.web.auth import current_session_id, sign_in
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import safe_next_url, submit

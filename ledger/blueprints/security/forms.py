@@ -2,7 +2,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo
 
-from ledger.services.accounts import PASSWORD_MIN_LENGTH
+from ledger.services.people.sign_in import PASSWORD_MIN_LENGTH
 from ledger.web.parsing import Form, TextForm
 
 

@@ -10,8 +10,8 @@ from flask_login import current_user, login_required
 from ledger.blueprints.security.forms import PasswordForm, SessionsForm
 from ledger.db import get_session
 from ledger.extensions import limiter
-from ledger.services.accounts import active_sessions, change_password, revoke_other_sessions, revoke_session
 from ledger.services.audit import audit_page
+from ledger.services.people.sign_in import active_sessions, change_password, revoke_other_sessions, revoke_session
 from ledger.web.auth import current_session_id
 from ledger.web.context import request_origin, settings
 from ledger.web.parsing import submit

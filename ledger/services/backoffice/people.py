@@ -38,11 +38,11 @@ from ledger.models import (
     UserSession,
 )
 from ledger.money import MAX_CHARGE, parse_amount
-from ledger.services.accounts import active_sessions
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import Funds, funds, post
+from ledger.services.books.accounts import Funds, funds, post
 from ledger.services.events import emit_change
-from ledger.services.profile import username_key
+from ledger.services.people.profile import username_key
+from ledger.services.people.sign_in import active_sessions
 
 REASON_MAX = 500
 PAGE = 25

@@ -28,11 +28,11 @@ from ledger.i18n import N_
 from ledger.models import AuditLog, EventType, LedgerKind, PaymentStatus, PaymentTransaction, PayType, User
 from ledger.money import to_api
 from ledger.services.audit import SYSTEM, Origin, record_audit
-from ledger.services.billing import credit
+from ledger.services.books.accounts import credit
 from ledger.services.events import emit_change
-from ledger.services.invites import lock_first_topup_reward, pay_first_topup_reward
-from ledger.services.pay_methods import parse_pay_type, parse_topup_amount
-from ledger.services.xorpay import PAID_STATUSES, GatewayError, XorPayClient
+from ledger.services.growth.invites import lock_first_topup_reward, pay_first_topup_reward
+from ledger.services.payments.methods import parse_pay_type, parse_topup_amount
+from ledger.services.payments.xorpay import PAID_STATUSES, GatewayError, XorPayClient
 
 ORDER_EXPIRE_SECONDS = 30 * 60
 # How long reconcile keeps asking about expired or failed orders (XorPay retries a notify for ~6.5 h).

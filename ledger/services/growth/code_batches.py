@@ -25,9 +25,9 @@ from ledger.errors import InvalidRequest, NotFound
 from ledger.i18n import N_
 from ledger.models import CodeBatch, RedemptionCode, User
 from ledger.money import parse_amount, to_api
-from ledger.services.admin import Admin, admin_origin, reason_of
 from ledger.services.audit import record_audit
-from ledger.services.codes import CodeView, find_code, last_day, new_code, shown, status_of
+from ledger.services.backoffice.people import Admin, admin_origin, reason_of
+from ledger.services.growth.codes import CodeView, find_code, last_day, new_code, shown, status_of
 
 MAX_COUNT = 10_000
 MAX_AMOUNT = Decimal("100000.00")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger.models import PaymentTransaction, UsageLog, User
 from ledger.money import CURRENCY
-from ledger.services.holds import OnHold, money_on_hold
+from ledger.services.books.holds import OnHold, money_on_hold
 
 RECENT = 5
 

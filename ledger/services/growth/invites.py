@@ -33,7 +33,7 @@ from ledger.models import (
 )
 from ledger.money import to_api
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import credit
+from ledger.services.books.accounts import credit
 
 # Bindings are rare; one transaction-level lock serialises them so that two people binding each
 # other's codes at the same instant cannot both pass the loop check.

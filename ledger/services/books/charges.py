@@ -33,8 +33,8 @@ from ledger.logs import current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import to_api
 from ledger.services.audit import Origin
-from ledger.services.billing import ChargeRequest, expire_due_holds, insufficient
-from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
+from ledger.services.books.accounts import ChargeRequest, expire_due_holds, insufficient
+from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 ACCOUNTS = BillingAccount.__table__
 USAGE = UsageLog.__table__

@@ -19,7 +19,7 @@ from ledger.errors import AccountDisabled, EmailTaken, InvalidCredentials, Inval
 from ledger.i18n import N_
 from ledger.models import BillingAccount, User, UserSession
 from ledger.services.audit import Origin, record_audit, refusal
-from ledger.services.invites import bind_in_transaction
+from ledger.services.growth.invites import bind_in_transaction
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 8

@@ -32,11 +32,11 @@ from ledger.models import (
     RefundStatus,
 )
 from ledger.money import parse_amount, to_api
-from ledger.services.admin import Admin, admin_origin, reason_of
 from ledger.services.audit import record_audit
-from ledger.services.billing import Funds, funds, lock_account, post
+from ledger.services.backoffice.people import Admin, admin_origin, reason_of
+from ledger.services.books.accounts import Funds, funds, lock_account, post
 from ledger.services.events import emit_change
-from ledger.services.xorpay import GatewayError, XorPayClient
+from ledger.services.payments.xorpay import GatewayError, XorPayClient
 
 MAX_PER_ORDER = 50
 # XorPay's answers that say for sure the refund did not happen; anything else may have refunded.

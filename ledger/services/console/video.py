@@ -28,10 +28,10 @@ from ledger.errors import HoldSettled, InvalidRequest
 from ledger.i18n import N_
 from ledger.models import BillingAccount, Hold, HoldStatus, VideoJob, VideoJobStatus
 from ledger.services.audit import Origin
-from ledger.services.billing import ChargeRequest
-from ledger.services.holds import capture, release, set_aside
-from ledger.services.low_balance import SITE_DEFAULT
-from ledger.services.pricing import Quote, quote
+from ledger.services.books.accounts import ChargeRequest
+from ledger.services.books.holds import capture, release, set_aside
+from ledger.services.books.low_balance import SITE_DEFAULT
+from ledger.services.console.pricing import Quote, quote
 
 MODEL = "motion-video-1"
 AT_ONCE = 2  # a person's jobs running at the same time; the others wait in line

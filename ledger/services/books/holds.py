@@ -23,7 +23,7 @@ from ledger.errors import AccountDisabled, CaptureExceedsHold, HoldNotFound, Hol
 from ledger.models import BillingAccount, Hold, HoldStatus, Refund, RefundStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import (
+from ledger.services.books.accounts import (
     ChargeRequest,
     Funds,
     expire_due_holds,
@@ -33,7 +33,7 @@ from ledger.services.billing import (
     short_of,
     write_usage,
 )
-from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
+from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 TTL_DEFAULT = 3600
 TTL_MIN, TTL_MAX = 60, 86_400

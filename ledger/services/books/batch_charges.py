@@ -38,9 +38,9 @@ from ledger.logs import current_request_id
 from ledger.models import BillingAccount, LedgerKind
 from ledger.money import to_api
 from ledger.services.audit import Origin, audit_row
-from ledger.services.billing import ChargeRequest, expire_due_holds
-from ledger.services.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS, Usage, charged_details
-from ledger.services.low_balance import SITE_DEFAULT, note_crossing, threshold
+from ledger.services.books.accounts import ChargeRequest, expire_due_holds
+from ledger.services.books.charges import ACCOUNTS, AUDIT, ENTRIES, HOLDS, USAGE, USERS, Usage, charged_details
+from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 MAX_ITEMS = 1000
 

@@ -22,7 +22,7 @@ from ledger.i18n import N_
 from ledger.models import EventType, User
 from ledger.money import InvalidAmount, normalise_typed_amount, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import funds
+from ledger.services.books.accounts import funds
 from ledger.services.events import emit
 
 SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # what services assume when a caller names no site threshold

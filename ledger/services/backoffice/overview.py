@@ -24,7 +24,7 @@ from ledger.models import (
     UsageLog,
     User,
 )
-from ledger.services.summary import start_of_day
+from ledger.services.books.summary import start_of_day
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from ledger.errors import InvalidRequest, UnknownModel
 from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
-from ledger.services.charges import Charge, charge_usage
-from ledger.services.low_balance import SITE_DEFAULT
+from ledger.services.books.charges import Charge, charge_usage
+from ledger.services.books.low_balance import SITE_DEFAULT
 
 
 @dataclass(frozen=True)

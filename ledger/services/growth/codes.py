@@ -40,7 +40,7 @@ from ledger.errors import (
 )
 from ledger.models import AuditLog, CodeBatch, EventType, LedgerKind, RedemptionCode, User
 from ledger.services.audit import Origin, record_audit
-from ledger.services.billing import credit
+from ledger.services.books.accounts import credit
 from ledger.services.events import emit_change
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 characters: 16 of them carry 80 random bits

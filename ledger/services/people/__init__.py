@@ -1,0 +1,1 @@
+"""People: registration, sign-in, sessions and passwords; profiles and avatars."""
