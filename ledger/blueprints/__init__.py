@@ -1,4 +1,5 @@
-"""One blueprint per page group and per API group; each is thin: parse, call a service, render."""
+"""One blueprint per page group and per API group, in packages by the same domains as the services
+(books, payments, growth, people, backoffice, console); each is thin: parse, call a service, render."""
 
 from __future__ import annotations
 
@@ -7,27 +8,17 @@ from flask import Flask
 
 def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     """Every page and API of the app; the XorPay sandbox only when asked (config refuses it in production)."""
-    from ledger.blueprints import (
-        account,
-        admin,
-        api_billing,
-        api_codes,
-        api_holds,
-        api_invites,
-        api_payments,
-        api_usage,
-        auth,
-        console,
-        health,
-        invites,
-        payments,
-        security,
-        site,
-        usage,
-    )
+    from ledger.blueprints import backoffice, health, site
+    from ledger.blueprints.books import billing_api, holds_api, usage, usage_api
+    from ledger.blueprints.console import api as console_api
+    from ledger.blueprints.console import pages as console
+    from ledger.blueprints.growth import codes_api, invites, invites_api
+    from ledger.blueprints.payments import api as payments_api
+    from ledger.blueprints.payments import recharge
+    from ledger.blueprints.people import account, auth, security
 
-    pages = (site, auth, console, payments, usage, invites, account, security, admin)
-    apis = (api_billing, api_holds, api_payments, api_invites, api_codes, api_usage, health)
+    pages = (site, auth, console, recharge, usage, invites, account, security, backoffice)
+    apis = (billing_api, holds_api, payments_api, invites_api, codes_api, usage_api, console_api, health)
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)
     if sandbox:

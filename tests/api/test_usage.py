@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.blueprints import api_usage
+from ledger.blueprints.books import usage_api
 from ledger.services.books import usage_reports
 from tests.factories import UsageFactory, UserFactory
 from tests.helpers import AuthActions, at, funded_user
@@ -204,7 +204,7 @@ def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me,
     for n in range(3):
         UsageFactory(user=me, amount=Decimal("0.10"), created_at=at("2026-03-01 10:00:00") + timedelta(minutes=n))
     produced = []
-    export = api_usage.export_csv
+    export = usage_api.export_csv
 
     def counted(session, q):
         chunks = export(session, q)
@@ -216,7 +216,7 @@ def test_csv_reaches_the_server_unread_to_stream_row_by_row(client, session, me,
 
         return each()
 
-    monkeypatch.setattr(api_usage, "export_csv", counted)
+    monkeypatch.setattr(usage_api, "export_csv", counted)
     monkeypatch.setattr(usage_reports, "CSV_BATCH", 1)  # a chunk a row
     monkeypatch.setitem(
         client.application.config, "LEDGER", replace(client.application.config["LEDGER"], LEDGER_ENV=env)

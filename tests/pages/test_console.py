@@ -109,7 +109,7 @@ def video_form(auth, **fields):
 
 def test_a_video_starts_as_a_job_and_the_console_shows_its_line(client, auth, session, monkeypatch):
     handed = []
-    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: handed.append)
+    monkeypatch.setattr("ledger.blueprints.console.pages.video_handoff", lambda _app: handed.append)
     auth.login(UserFactory(balance="10.00"))
     response = client.post("/console/video", data=video_form(auth))
     assert (response.status_code, response.headers["Location"]) == (302, "/console#jobs")
@@ -122,7 +122,7 @@ def test_a_video_starts_as_a_job_and_the_console_shows_its_line(client, auth, se
 
 
 def test_a_video_the_balance_cannot_hold_says_so_with_a_link_to_top_up(client, auth, session, monkeypatch):
-    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job: None)
+    monkeypatch.setattr("ledger.blueprints.console.pages.video_handoff", lambda _app: lambda _job: None)
     auth.login(UserFactory(balance="1.00"))
     response = client.post("/console/video", data=video_form(auth), follow_redirects=True)
     page = response.get_data(as_text=True)

@@ -146,7 +146,7 @@ def test_a_missing_page_and_order_are_translated_error_pages(client, auth, sessi
 
 
 def test_errors_do_not_leak_tracebacks(client, auth, session, monkeypatch):
-    import ledger.blueprints.api_billing as api_billing
+    import ledger.blueprints.books.billing_api as api_billing
     import ledger.blueprints.site as site
 
     def boom(*_args, **_kwargs):

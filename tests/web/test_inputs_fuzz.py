@@ -49,11 +49,11 @@ from sqlalchemy import Connection
 from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
-from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
-from ledger.blueprints.admin.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
-from ledger.blueprints.auth.forms import LoginForm, RegisterForm
-from ledger.blueprints.payments import RechargeForm, RedeemForm
-from ledger.blueprints.security.forms import PasswordForm
+from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
+from ledger.blueprints.payments.recharge import RechargeForm, RedeemForm
+from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
+from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
+from ledger.blueprints.people.security.forms import PasswordForm
 from ledger.extensions import limiter
 from ledger.services.audit import INTERNAL
 from ledger.services.backoffice.people import Admin
@@ -236,7 +236,7 @@ CASES = [
         fields={"model": MODEL, "action": MISSING, "request_id": RUN_ID, **PARAMS},
     ),
     Case("POST", "console.run", "user", "form", fields={"model": MODEL, "action": "quote", **PARAMS}, variant="quote"),
-    Case("GET", "console.quote_api", "user", query={"model": MODEL, **PARAMS}),
+    Case("GET", "console_api.quote", "user", query={"model": MODEL, **PARAMS}),
     Case("GET", "console.video_jobs", "user"),
     Case(
         "POST",
@@ -919,7 +919,7 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     monkeypatch.setattr(sign_in, "_DUMMY_HASH", fast_hash("not-a-real-password"), raising=False)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", FakeGateway())
     # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
-    monkeypatch.setattr("ledger.blueprints.console.video_handoff", lambda _app: lambda _job_id: None)
+    monkeypatch.setattr("ledger.blueprints.console.pages.video_handoff", lambda _app: lambda _job_id: None)
 
     user = UserFactory(balance="10.00", password_hash=fast_hash(PASSWORD), is_admin=True)  # the back office too
     other = UserFactory(password_hash=fast_hash(PASSWORD))

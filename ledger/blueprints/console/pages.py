@@ -3,7 +3,7 @@ video is a job (a hold for its quoted maximum, a line, a worker: services.video)
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import HiddenField
@@ -11,14 +11,11 @@ from wtforms import HiddenField
 from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.jobs import video_handoff
-from ledger.money import format_amount, to_api
 from ledger.services.books.accounts import get_available, get_balance, own_usage
-from ledger.services.console.pricing import MODELS, console_run, offers, quote, run_model
+from ledger.services.console.pricing import MODELS, console_run, offers, run_model
 from ledger.services.console.video import MODEL as VIDEO_MODEL
 from ledger.services.console.video import line_of, start_video_job
-from ledger.web import schemas
 from ledger.web.context import request_origin, settings
-from ledger.web.openapi import contract
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -125,18 +122,3 @@ def _chosen(model_id: str | None) -> dict[str, str]:
     """The parameters of `model_id` as the form sent them, for the page's query string."""
     model = MODELS.get(model_id or "")
     return {p.name: request.form.get(p.name, "") for p in model.params} if model else {}
-
-
-@bp.get("/api/console/quote")
-@login_required
-@contract(query=schemas.QuoteQuery, ok={200: schemas.Quote}, refusals=(404,), auth="session", tag="console")
-def quote_api() -> Any:
-    """The price of one run of a console model with the given parameters."""
-    priced = quote(request.args.get("model"), request.args)
-    return jsonify(
-        model=priced.model.id,
-        amount=to_api(priced.amount),
-        unit_price=to_api(priced.unit_price),
-        quantity=str(priced.quantity),
-        display=format_amount(priced.amount),
-    )

@@ -44,4 +44,4 @@ def _sections() -> dict[str, object]:
     }
 
 
-from ledger.blueprints.admin import audit, codes, orders, overview, people  # noqa: E402, F401 - their routes join bp
+from ledger.blueprints.backoffice import audit, codes, orders, overview, people  # noqa: E402, F401 - their routes join bp

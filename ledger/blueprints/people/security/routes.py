@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
-from ledger.blueprints.security.forms import PasswordForm, SessionsForm
+from ledger.blueprints.people.security.forms import PasswordForm, SessionsForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.audit import audit_page

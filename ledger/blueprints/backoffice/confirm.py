@@ -7,7 +7,7 @@ from typing import Any
 from flask import render_template
 from flask_babel import gettext as _
 
-from ledger.blueprints.admin.forms import ActionForm
+from ledger.blueprints.backoffice.forms import ActionForm
 from ledger.money import format_amount
 from ledger.web.parsing import submit
 

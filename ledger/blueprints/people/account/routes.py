@@ -17,7 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ledger.blueprints.account.forms import AlertForm, AvatarForm, ProfileForm
+from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.books.accounts import ledger_page

@@ -8,10 +8,10 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from ledger.blueprints.admin import bp
-from ledger.blueprints.admin.forms import ActionForm, CodeBatchForm
-from ledger.blueprints.admin.people import acting
-from ledger.blueprints.admin.steps import confirm_then
+from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.confirm import confirm_then
+from ledger.blueprints.backoffice.forms import ActionForm, CodeBatchForm
+from ledger.blueprints.backoffice.people import acting
 from ledger.db import get_session
 from ledger.errors import LedgerError
 from ledger.money import format_amount

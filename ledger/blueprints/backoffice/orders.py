@@ -7,10 +7,10 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ledger.blueprints.admin import bp
-from ledger.blueprints.admin.forms import ActionForm, MarkPaidForm, RefundForm
-from ledger.blueprints.admin.people import acting
-from ledger.blueprints.admin.steps import balance_change, confirm_then
+from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.confirm import balance_change, confirm_then
+from ledger.blueprints.backoffice.forms import ActionForm, MarkPaidForm, RefundForm
+from ledger.blueprints.backoffice.people import acting
 from ledger.db import get_session
 from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount

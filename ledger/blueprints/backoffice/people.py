@@ -6,9 +6,9 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ledger.blueprints.admin import bp
-from ledger.blueprints.admin.forms import ActionForm, AdjustForm
-from ledger.blueprints.admin.steps import balance_change, confirm_then
+from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.confirm import balance_change, confirm_then
+from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm
 from ledger.db import get_session
 from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
-from ledger.blueprints.auth.forms import LoginForm, RegisterForm
+from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.people.sign_in import authenticate, end_session, register_user

@@ -1,3 +1,0 @@
-from ledger.blueprints.account.routes import bp
-
-__all__ = ["bp"]

@@ -1,3 +1,0 @@
-from ledger.blueprints.auth.routes import bp
-
-__all__ = ["bp"]

@@ -1,0 +1,1 @@
+"""Invitations (/invites and its API) and redemption codes (the API)."""

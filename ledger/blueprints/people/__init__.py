@@ -1,0 +1,1 @@
+"""Sign-in and registration, the account (profile, avatar, alert) and security (sessions, password, audit)."""

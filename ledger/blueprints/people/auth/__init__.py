@@ -1,0 +1,3 @@
+from ledger.blueprints.people.auth.routes import bp
+
+__all__ = ["bp"]

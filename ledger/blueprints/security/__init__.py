@@ -1,3 +1,0 @@
-from ledger.blueprints.security.routes import bp
-
-__all__ = ["bp"]
