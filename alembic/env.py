@@ -8,7 +8,7 @@ from sqlalchemy import pool
 from ledger.config import load_settings
 from ledger.db import make_engine, resolve_database_url
 from ledger.models import Base
-from ledger.schema import described_by_models
+from ledger.migrations import described_by_models
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

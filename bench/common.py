@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger.db import embedded_postgres_url
-from ledger.schema import fresh_database as _fresh_database
+from ledger.migrations import fresh_database as _fresh_database
 
 
 def fresh_database(name: str) -> str:

@@ -16,7 +16,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.logs import configure_logging
     from ledger.services.payments.xorpay import XorPayClient
-    from ledger.web import assets, auth, errors, i18n, openapi, parsing, security, templating, tracing
+    from ledger.web import assets, auth, errors, language, openapi, parsing, security, templating, tracing
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     auth.guard_back_office(app)  # then: nobody but an admin learns from CSRF or routing that /admin exists
     for extension in (csrf, limiter, bootstrap):
         extension.init_app(app)
-    for web_support in (errors, auth, i18n, parsing, templating, security, openapi, assets):
+    for web_support in (errors, auth, language, parsing, templating, security, openapi, assets):
         web_support.init_app(app)
     register_blueprints(app, sandbox=settings.XORPAY_SANDBOX)
     cli.register_commands(app)

@@ -25,8 +25,8 @@ from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.events import deliver_due, replay
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
-from ledger.services.payments.orders import reconcile
 from ledger.services.payments.refunds import refund_order
+from ledger.services.payments.settlement import reconcile
 from ledger.services.people.sign_in import register_user
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")

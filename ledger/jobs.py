@@ -31,7 +31,7 @@ from ledger.services.audit import SYSTEM
 from ledger.services.books.holds import expire_holds
 from ledger.services.console import video
 from ledger.services.events import deliver_due
-from ledger.services.payments.orders import reconcile
+from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.webhook import forget_old_refusals
 
 tasks = procrastinate.Blueprint()

@@ -25,8 +25,8 @@ from werkzeug.serving import make_server
 from ledger import create_app
 from ledger.config import Settings
 from ledger.db import Database, embedded_postgres_url, make_engine
+from ledger.migrations import fresh_database
 from ledger.models import Base
-from ledger.schema import fresh_database
 from tests import factories
 from tests.helpers import INTERNAL_KEY, XORPAY_AID, XORPAY_SECRET, AuthActions, FakeXorPay
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from ledger import create_app
 from ledger.db import Database, load_pgserver, make_engine
+from ledger.migrations import fresh_database
 from ledger.models import BillingAccount
-from ledger.schema import fresh_database
 from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches

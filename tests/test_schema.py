@@ -10,8 +10,8 @@ from sqlalchemy import Text, inspect, text
 from sqlalchemy.engine import make_url
 
 from ledger.db import make_engine
+from ledger.migrations import alembic_config, described_by_models
 from ledger.models import Base
-from ledger.schema import alembic_config, described_by_models
 
 
 @pytest.fixture

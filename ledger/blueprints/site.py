@@ -12,7 +12,7 @@ from ledger.services.books.usage_reports import daily_series
 from ledger.services.console.pricing import MODELS
 from ledger.web.charts import bar_chart
 from ledger.web.context import settings, user_timezone
-from ledger.web.i18n import LANGUAGES
+from ledger.web.language import LANGUAGES
 from ledger.web.parsing import report_query, safe_next_url
 
 bp = Blueprint("site", __name__)

@@ -3,7 +3,7 @@ JSON on /api/ routes and a translated page elsewhere.
 
 Page routes that show a refusal inside their own form use `parsing.submit`; everything else that
 raises reaches the handlers here. Messages are translated when the answer is made, in the person's
-language (ledger.web.i18n).
+language (ledger.web.language).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ GET /api/openapi.json; GET /api/docs shows it as a page of this site (no script,
 A JSON route says what it takes and answers with `@contract(...)` under its auth decorator (so an
 unauthenticated call is a 401 before its body is looked at). A body or query the schema refuses is
 answered as every refusal is (SPEC 6: 422, naming the field, in the person's language), with the
-code and words of the field's service (schemas.RefusedAs): invalid_amount for a top-up's amount,
+code and words of the field's service (fields.RefusedAs): invalid_amount for a top-up's amount,
 invalid_range for a report's day, invalid_request mostly.
 """
 
@@ -32,7 +32,7 @@ from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
 from ledger.models import PayType
 from ledger.money import amount_pattern
-from ledger.web import schemas
+from ledger.web import fields, schemas
 from ledger.web.context import settings
 from ledger.web.parsing import json_body
 
@@ -141,11 +141,11 @@ def _refuse_invalid(
 
 def _refusal(kind: str, field: str | None, model: type[BaseModel] | None, given: Mapping[str, Any]) -> LedgerError:
     """The refusal of the first field the schema refused: what the field's service check says of its
-    value (schemas.RefusedAs), else a plain word by the kind of error."""
+    value (fields.RefusedAs), else a plain word by the kind of error."""
     if field is None:
         return InvalidRequest(N_("Send a JSON object as the body (Content-Type: application/json)."))
     info = _field(model, field)
-    refused_as = next((m for m in info.metadata if isinstance(m, schemas.RefusedAs)), None) if info else None
+    refused_as = next((m for m in info.metadata if isinstance(m, fields.RefusedAs)), None) if info else None
     if refused_as is not None:
         try:
             refused_as.check(given.get(field), field, given)
@@ -311,7 +311,7 @@ def _topup_limits(body: dict[str, Any], config: Settings) -> None:
     TOPUP_MAX with Alipay (the default), to TOPUP_MAX_WECHAT with WeChat Pay (`native`)."""
 
     def within(maximum: Decimal) -> str:
-        return amount_pattern(places=schemas.TOPUP_PLACES, minimum=config.TOPUP_MIN, maximum=maximum)
+        return amount_pattern(places=fields.TOPUP_PLACES, minimum=config.TOPUP_MIN, maximum=maximum)
 
     body["properties"]["amount"]["pattern"] = within(max(config.TOPUP_MAX, config.TOPUP_MAX_WECHAT))
     body["if"] = {"properties": {"pay_type": {"const": PayType.NATIVE.value}}, "required": ["pay_type"]}

@@ -22,7 +22,7 @@ from ledger.services.books.low_balance import low_threshold
 from ledger.services.console.pricing import MODELS, console_run
 from ledger.services.people.sign_in import describe_device
 from ledger.web.context import settings, user_timezone
-from ledger.web.i18n import LANGUAGES, payment_status_label, zone_label
+from ledger.web.language import LANGUAGES, payment_status_label, zone_label
 
 
 def invite_link(code: str) -> str:

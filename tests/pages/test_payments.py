@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import PaymentTransaction
-from ledger.services.payments.orders import reconcile
+from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.xorpay import sign
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_SECRET, balance_of, post_form

@@ -7,7 +7,8 @@ import pytest
 
 from ledger.models import IllegalTransition, PaymentStatus, PaymentTransaction
 from ledger.services.audit import SYSTEM
-from ledger.services.payments.orders import create_topup, reconcile
+from ledger.services.payments.orders import create_topup
+from ledger.services.payments.settlement import reconcile
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import XORPAY_AID, balance_of
 

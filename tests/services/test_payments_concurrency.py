@@ -35,7 +35,7 @@ def test_thirty_identical_notifies_credit_once(committed, app, settings):
 
 
 def test_notify_racing_reconcile_credits_once(committed, app, settings, httpserver):
-    from ledger.services.payments.orders import reconcile
+    from ledger.services.payments.settlement import reconcile
     from ledger.services.payments.xorpay import XorPayClient
 
     user = funded_user(committed, "0.50")
@@ -90,7 +90,7 @@ class WatchingGateway:
 
 
 def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, monkeypatch, settings):
-    from ledger.services.payments.orders import reconcile
+    from ledger.services.payments.settlement import reconcile
 
     with committed.session() as session:
         register_user(session, email="watched@example.com", password="p" * 10, origin=SYSTEM)

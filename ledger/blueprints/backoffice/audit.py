@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import render_template, request
 
-from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.blueprint import bp
 from ledger.db import get_session
 from ledger.models import Actor
 from ledger.services.backoffice.people import audit_trail, emails_of

@@ -8,7 +8,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.blueprint import bp
 from ledger.blueprints.backoffice.confirm import confirm_then
 from ledger.blueprints.backoffice.forms import ActionForm, CodeBatchForm
 from ledger.blueprints.backoffice.people import acting

@@ -7,7 +7,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.blueprint import bp
 from ledger.blueprints.backoffice.confirm import balance_change, confirm_then
 from ledger.blueprints.backoffice.forms import ActionForm, MarkPaidForm, RefundForm
 from ledger.blueprints.backoffice.people import acting
@@ -17,10 +17,10 @@ from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
 from ledger.services.books import accounts
 from ledger.services.payments import orders as topup_orders
-from ledger.services.payments import refunds
+from ledger.services.payments import refunds, settlement
 from ledger.validation import day, whole_number
 from ledger.web.context import gateway, settings, user_timezone
-from ledger.web.i18n import payment_status_label
+from ledger.web.language import payment_status_label
 from ledger.web.parsing import safe_next_url
 
 PAGE = 25
@@ -87,7 +87,7 @@ def check(transaction_id: str) -> Any:
     def act() -> Any:
         found = topup_orders.order_by_id(session, transaction_id)
         origin = backoffice.admin_origin(acting().origin)
-        checked = topup_orders.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
+        checked = settlement.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
         flash(_("XorPay was asked; the order is %(status)s.", status=payment_status_label(checked.status)), "info")
         return redirect(back)
 
@@ -110,7 +110,7 @@ def mark_paid(transaction_id: str) -> Any:
     def act() -> Any:
         who = acting()
         why = backoffice.reason_of(form.reason.data)
-        topup_orders.mark_paid(
+        settlement.mark_paid(
             session,
             settings=settings(),
             transaction_id=transaction_id,

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import render_template
 
-from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.blueprint import bp
 from ledger.db import get_session
 from ledger.services.backoffice.overview import overview
 from ledger.web.charts import bar_chart

@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ledger.blueprints.backoffice import bp
+from ledger.blueprints.backoffice.blueprint import bp
 from ledger.blueprints.backoffice.confirm import balance_change, confirm_then
 from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm
 from ledger.db import get_session

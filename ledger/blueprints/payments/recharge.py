@@ -18,7 +18,6 @@ from ledger.services.books.accounts import get_balance
 from ledger.services.growth.codes import redeem as redeem_code
 from ledger.services.payments.methods import method_maximum
 from ledger.services.payments.orders import (
-    check_payment,
     create_topup,
     get_own_order,
     list_orders,
@@ -27,6 +26,7 @@ from ledger.services.payments.orders import (
     topups_csv_filename,
 )
 from ledger.services.payments.refunds import order_refunds
+from ledger.services.payments.settlement import check_payment
 from ledger.web.context import gateway, request_origin, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit

@@ -23,7 +23,7 @@ from ledger.errors import InvalidNotify, TooManyNotifyRefusals, UnknownOrder
 from ledger.models import NotifyRefusal, PaymentTransaction
 from ledger.money import to_api
 from ledger.services.audit import XORPAY, Origin, record_audit, refusal
-from ledger.services.payments.orders import settle
+from ledger.services.payments.settlement import settle
 from ledger.services.payments.xorpay import Notify, loggable, parse_notify
 
 

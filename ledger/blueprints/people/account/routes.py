@@ -25,7 +25,7 @@ from ledger.services.books.holds import money_on_hold
 from ledger.services.books.low_balance import set_own_threshold
 from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import request_origin, settings
-from ledger.web.i18n import zone_choices, zone_label
+from ledger.web.language import zone_choices, zone_label
 from ledger.web.parsing import submit
 
 bp = Blueprint("account", __name__)
