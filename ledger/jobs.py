@@ -60,7 +60,7 @@ def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[
 
 @tasks.task(name="run_video_job", pass_context=True)
 def run_video_job(context: procrastinate.JobContext, job_id: str, request_id: str | None = None) -> None:
-    """A console video job (services.video): render, then capture what it produced or release.
+    """A console video job (services.console.video): render, then capture what it produced or release.
     It logs and audits under the id of the request that queued it."""
     with bound_request_id(request_id), _session(context) as (app, session):
         video.run_video_job(session, job_id=job_id, origin=SYSTEM, handoff=video_handoff(app))

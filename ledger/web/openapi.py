@@ -307,7 +307,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
 
 
 def _topup_limits(body: dict[str, Any], config: Settings) -> None:
-    """A top-up's amount as this site takes it (pay_methods.parse_topup_amount): from TOPUP_MIN to
+    """A top-up's amount as this site takes it (payments.methods.parse_topup_amount): from TOPUP_MIN to
     TOPUP_MAX with Alipay (the default), to TOPUP_MAX_WECHAT with WeChat Pay (`native`)."""
 
     def within(maximum: Decimal) -> str:

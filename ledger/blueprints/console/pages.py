@@ -1,5 +1,5 @@
 """`/console`: pick a model, see its price, run it; a run is charged through `charge_usage`, a
-video is a job (a hold for its quoted maximum, a line, a worker: services.video)."""
+video is a job (a hold for its quoted maximum, a line, a worker: services.console.video)."""
 
 from typing import Any
 
@@ -19,7 +19,7 @@ from ledger.web.context import request_origin, settings
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
-# What the video form offers to simulate (services.video.OUTCOMES).
+# What the video form offers to simulate (services.console.video.OUTCOMES).
 OUTCOME_LABELS = {
     "complete": N_("Completes"),
     "short": N_("Stops halfway (half is charged)"),

@@ -1,5 +1,5 @@
 """The ledger core: accounts, credits, holds' bookkeeping of `held`, and the ledger history a person
-reads. The hot single charge is services.charges (Core statements); every other balance change
+reads. The hot single charge is books.charges (Core statements); every other balance change
 goes through `_post`.
 
 A balance change locks the billing account row (`SELECT ... FOR UPDATE`), moves the balance, and

@@ -134,7 +134,7 @@ def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decima
         for user_id, balance, held, disabled, own in rows
     }
     for user_id, account in accounts.items():
-        if account.held:  # rare: some holds may be past due (billing.lock_account)
+        if account.held:  # rare: some holds may be past due (accounts.lock_account)
             row = lock(session, BillingAccount, BillingAccount.user_id == user_id)  # ours already
             assert row is not None
             expire_due_holds(session, row, datetime.now(UTC))

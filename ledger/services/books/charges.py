@@ -122,7 +122,7 @@ def charge_usage(
         if found.disabled:
             raise AccountDisabled()
         balance, held = found.balance, found.held
-        if held:  # rare: the account has holds, some may be past due (billing.lock_account)
+        if held:  # rare: the account has holds, some may be past due (accounts.lock_account)
             balance, held = _expire_due_holds(session, req.user_id)
         if found.hold_taken:
             raise RequestIdConflict(request_id=req.request_id)

@@ -2,7 +2,7 @@
 cost) or released (it failed), or expired (nobody said): exactly once.
 
 Every operation is one transaction that locks the billing account first (which expires the
-account's past-due holds, `billing.lock_account`), then the hold row. `held` on the account is the
+account's past-due holds, `accounts.lock_account`), then the hold row. `held` on the account is the
 sum of its active holds (invariant 7); a capture writes one usage log of the captured amount with
 its ledger entry, like a deduct (invariant 8). Replays answer what the first call answered.
 """
@@ -70,7 +70,7 @@ class HoldView:
 
 @dataclass(frozen=True)
 class OnHold:
-    """A person's money set aside now (`billing.funds`): each active hold not yet past its expiry
+    """A person's money set aside now (`accounts.funds`): each active hold not yet past its expiry
     (the newest first, at most a page of them), and what pending refunds keep (SPEC 15)."""
 
     funds: Funds  # the balance, held and available amount, read together

@@ -1,7 +1,7 @@
 """The back office's side of redemption codes (SPEC 14): batches made, listed, downloaded as CSV and
 disabled, and single codes disabled. Every action takes the admin and a reason and writes an audit
 row (actor `admin`, the admin's id, `via`, the reason) in its transaction. Redeeming is
-services.codes.
+growth.codes.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ a second entry anyway). Redemptions of one person are serialised by a lock on th
 that the count of their unknown codes (audit rows `code.refused` with reason `unknown`: durable,
 shared by every process) cannot be outrun by parallel tries: after UNKNOWN_TRIES in an hour, every
 redemption is 429 until fewer than that remain in the last hour. Locks: person, code, account.
-Batches and the back office's actions are services.code_batches.
+Batches and the back office's actions are growth.code_batches.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """XorPay's notify (SPEC 7): verified over the raw fields, matched to its order exactly (amount, aoid),
-then settled by the same code as every other proof of payment (payments.settle), once.
+then settled by the same code as every other proof of payment (payments.settlement.settle), once.
 
 A notify that is not XorPay's, or not for this order, is refused with a 4xx (XorPay retries) and
 counted per source and minute (a signed one also audited); it credits nothing.
