@@ -16,9 +16,11 @@ def create_app(settings: Settings | None = None, database: db.Database | None = 
     from ledger.extensions import bootstrap, csrf, limiter
     from ledger.logs import configure_logging
     from ledger.services.payments.xorpay import XorPayClient
+    from ledger.services.people import sign_in
     from ledger.web import assets, auth, errors, language, openapi, parsing, security, templating, tracing
 
     settings = settings or load_settings()
+    sign_in.use_password_hash(settings.PASSWORD_HASH)
     app = Flask(__name__, instance_path=settings.INSTANCE_PATH)
     app.config.update(settings.flask_config())
     if settings.PROXY_COUNT:  # only the proxies we run may say who the client is (SPEC 19)

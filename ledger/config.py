@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
@@ -67,6 +68,8 @@ class Settings:
     LOW_BALANCE_THRESHOLD: Decimal = Decimal("10.00")
     # Bearer token of GET /metrics (empty: /metrics answers 401 to everyone).
     METRICS_TOKEN: str = ""
+    # How passwords are hashed (werkzeug's method string): scrypt, slow on purpose; tests use a fast one.
+    PASSWORD_HASH: str = "scrypt"  # noqa: S105 - a hashing method's name, not a password
     # Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.
     INSTANCE_PATH: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
 
@@ -177,11 +180,20 @@ def validate(settings: Settings) -> None:
             ) from None
     if not 1 <= len(settings.SITE_NAME) <= MAX_SITE_NAME or not settings.SITE_NAME.isprintable():
         raise ConfigError(f"SITE_NAME must be 1 to {MAX_SITE_NAME} printable characters, not {settings.SITE_NAME!r}")
+    if not PASSWORD_HASHES.fullmatch(settings.PASSWORD_HASH):
+        raise ConfigError(
+            "PASSWORD_HASH must be werkzeug's scrypt[:n:r:p] or pbkdf2[:sha256[:iterations]],"
+            f" not {settings.PASSWORD_HASH!r}"
+        )
     if settings.TOPUP_MAX_PENDING < 1:
         raise ConfigError("TOPUP_MAX_PENDING must be at least 1 (else nobody could top up)")
     if settings.is_production:
         _refuse_unsafe_production(settings)
 
+
+PASSWORD_HASHES = re.compile(r"scrypt(?::[0-9]+:[0-9]+:[0-9]+)?|pbkdf2(?::sha(?:256|512)(?::[0-9]+)?)?")
+# What a password hash must cost in production: scrypt, or PBKDF2 with at least this many iterations.
+MIN_PBKDF2_ITERATIONS = 600_000
 
 MAX_SITE_NAME = 40  # it shares the header with the balance and the person's email on a phone
 
@@ -224,6 +236,12 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             raise ConfigError(f"{name} must be set to a secret value in production (LEDGER_ENV=production)")
     if settings.XORPAY_SANDBOX:
         raise ConfigError("XORPAY_SANDBOX=1 is refused in production: it would accept fake payments")
+    method, *rest = settings.PASSWORD_HASH.split(":")
+    if method == "pbkdf2" and len(rest) == 2 and int(rest[1]) < MIN_PBKDF2_ITERATIONS:
+        raise ConfigError(
+            f"PASSWORD_HASH must cost at least {MIN_PBKDF2_ITERATIONS:,} PBKDF2 iterations in production"
+            " (or use scrypt)"
+        )
     if not settings.RATELIMIT_ENABLED:
         raise ConfigError("RATELIMIT_ENABLED=0 is refused in production: sign-in would have no limit")
     if not settings.DATABASE_URL:

@@ -28,6 +28,7 @@ from ledger.db import Database, embedded_postgres_url, make_engine
 from ledger.migrations import fresh_database
 from ledger.models import Base
 from tests import factories
+from tests.factories import FAST_PASSWORD_HASH
 from tests.helpers import INTERNAL_KEY, XORPAY_AID, XORPAY_SECRET, AuthActions, FakeXorPay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         RATELIMIT_TOPUP="10000/minute",
         RATELIMIT_TOPUP_CHECK="10000/minute",
         INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")),
+        PASSWORD_HASH=FAST_PASSWORD_HASH,  # sign-ins by the hundred; scrypt has tests of its own
     )
 
 

@@ -216,6 +216,22 @@ def wait_until(condition, *, seconds: float = 20, what="the condition"):
     return result
 
 
+def wait_until_waiting_on_a_lock(engine, *, seconds: float = 20) -> None:
+    """Wait until a connection of this database waits on a lock (pg_stat_activity): the other
+    thread of a test has reached the lock it is to wait on. A wait for that event, not a sleep."""
+
+    def waiting() -> int:
+        with engine.connect() as connection:
+            return connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+
+    wait_until(waiting, seconds=seconds, what="a transaction waiting on a lock")
+
+
 class WorkerThread:
     """A procrastinate worker, as `flask jobs worker` runs it (`JobQueue.run_worker_async`, every
     queue), in a thread of its own until `stop`, so that a test can queue jobs while it works:

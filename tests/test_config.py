@@ -267,3 +267,12 @@ def test_production_refuses_unsafe_settings_with_the_variable_named(change, mess
 def test_a_limit_that_does_not_parse_is_refused_in_development_too():
     with pytest.raises(ConfigError, match="RATELIMIT_LOGIN must be a rate limit"):
         load_settings({"RATELIMIT_LOGIN": "lots"}, env_file=None)
+
+
+def test_production_refuses_a_password_hash_cheaper_than_600000_pbkdf2_iterations():
+    with pytest.raises(ConfigError) as refused:
+        load_settings(SAFE_PRODUCTION | {"PASSWORD_HASH": "pbkdf2:sha256:1"}, env_file=None)
+    assert str(refused.value) == (
+        "PASSWORD_HASH must cost at least 600,000 PBKDF2 iterations in production (or use scrypt)"
+    )
+    assert load_settings(SAFE_PRODUCTION | {"PASSWORD_HASH": "pbkdf2:sha256:600000"}, env_file=None)

@@ -24,7 +24,6 @@ passwords are hashed with one PBKDF2 round instead of scrypt, for speed.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import logging
@@ -46,7 +45,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import Connection
-from werkzeug.security import generate_password_hash
 from wtforms.fields.core import UnboundField
 
 from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
@@ -61,7 +59,6 @@ from ledger.services.books.holds import place_hold
 from ledger.services.console.pricing import MODELS
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.payments.xorpay import CreatedOrder, sign
-from ledger.services.people import profile, sign_in
 from ledger.web.auth import SESSION_ID_KEY
 from tests.factories import PASSWORD, InviteFactory, PaymentFactory, UserFactory
 from tests.helpers import INTERNAL_KEY, XORPAY_SECRET, AuthActions
@@ -912,17 +909,12 @@ class Fuzzer:
 
 @pytest.fixture
 def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer]:
-    # Passwords hashed with one PBKDF2 round instead of scrypt: the fuzz is about input, not hashing.
-    fast_hash = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr(sign_in, "generate_password_hash", fast_hash, raising=False)
-    monkeypatch.setattr(profile, "generate_password_hash", fast_hash, raising=False)
-    monkeypatch.setattr(sign_in, "_DUMMY_HASH", fast_hash("not-a-real-password"), raising=False)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", FakeGateway())
     # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
     monkeypatch.setattr("ledger.blueprints.console.pages.video_handoff", lambda _app: lambda _job_id: None)
 
-    user = UserFactory(balance="10.00", password_hash=fast_hash(PASSWORD), is_admin=True)  # the back office too
-    other = UserFactory(password_hash=fast_hash(PASSWORD))
+    user = UserFactory(balance="10.00", is_admin=True)  # the back office too
+    other = UserFactory()
     invitee = UserFactory()
     InviteFactory(inviter=other, invitee=invitee)
     order = PaymentFactory(user=user)

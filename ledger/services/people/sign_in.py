@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -29,8 +30,30 @@ INVITE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 INVITE_CODE_LENGTH = 8
 # last_seen_at is written at most this often, not on every request.
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
-# Checked against when the email is unknown, so that a failed login takes as long either way.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+@dataclass
+class _Hashing:
+    """How passwords are hashed (PASSWORD_HASH: werkzeug's scrypt by default, slow on purpose), and
+    the hash checked against when an email is unknown, so that a failed login takes as long either way."""
+
+    method: str = "scrypt"
+    dummy: str = field(default_factory=lambda: generate_password_hash("not-a-real-password"))
+
+
+_hashing = _Hashing()
+
+
+def use_password_hash(method: str) -> None:
+    """Hash new passwords with werkzeug's `method` from now on, in this process (create_app sets
+    PASSWORD_HASH; tests use a fast one). A password hashed another way still checks: the method
+    is written in each hash."""
+    if method != _hashing.method:
+        _hashing.method, _hashing.dummy = method, generate_password_hash("not-a-real-password", method=method)
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=_hashing.method)
 
 
 def normalise_email(raw: object) -> str:
@@ -75,7 +98,7 @@ def register_user(
     """
     email = normalise_email(email)
     password = check_password_rules(password)
-    password_hash = generate_password_hash(password)  # slow on purpose: outside the transaction
+    password_hash = hash_password(password)  # slow on purpose: outside the transaction
     try:
         with atomic(session):
             if session.scalar(select(User.id).where(User.email == email)) is not None:
@@ -117,7 +140,7 @@ def authenticate(session: Session, *, email: object, password: object, origin: O
     secret = password if isinstance(password, str) and validation.is_storable_text(password) else None
     with atomic(session):
         user = session.scalar(select(User).where(User.email == typed)) if storable and typed else None
-        matches = check_password_hash(user.password_hash if user else _DUMMY_HASH, secret or "")
+        matches = check_password_hash(user.password_hash if user else _hashing.dummy, secret or "")
         if user is None or secret is None or not matches:
             raise refusal(
                 InvalidCredentials(field="password"),
@@ -228,7 +251,7 @@ def change_password(session: Session, user: User, *, current: object, new: objec
             or not check_password_hash(user.password_hash, current)
         ):
             raise refusal(WrongPassword(field="current"), "auth.password_change_failed", origin=origin, user_id=user.id)
-    password_hash = generate_password_hash(new)
+    password_hash = hash_password(new)
     with atomic(session):
         session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
         count = _revoke(session, user.id, keep=keep)

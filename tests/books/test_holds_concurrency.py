@@ -1,6 +1,5 @@
 """Holds under contention: real threads, one connection each, committed rows (SPEC 11, invariants 7-8)."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +13,7 @@ from ledger.services.audit import INTERNAL
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches
-from tests.helpers import funded_user, run_together
+from tests.helpers import funded_user, run_together, wait_until, wait_until_waiting_on_a_lock
 
 pytestmark = pytest.mark.committed
 
@@ -114,7 +113,8 @@ def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(commit
                 return capture_hold(session, hold_id=hold_id, amount="1.00", origin=INTERNAL)
 
         pending = ThreadPoolExecutor(1).submit(capture)
-        time.sleep(1.5)  # the capture waits; the hold's expiry passes
+        wait_until_waiting_on_a_lock(engine)  # the capture waits for the account ...
+        wait_until(lambda: datetime.now(UTC) > soon + timedelta(seconds=60), what="the hold's expiry")  # ... past it
         blocker.rollback()
         outcome = pending.exception(timeout=10)
     assert isinstance(outcome, HoldSettled)

@@ -3,14 +3,13 @@ change the same (person, hour, model) at once: the remove path locks its groups'
 order, then lowers or deletes them from a fresh snapshot."""
 
 import threading
-import time
 import uuid
 
 import pytest
 from sqlalchemy import Connection, text
 
 from ledger.services.books.invariants import find_breaches
-from tests.helpers import funded_user
+from tests.helpers import funded_user, wait_until_waiting_on_a_lock
 
 pytestmark = pytest.mark.committed
 
@@ -37,7 +36,7 @@ def blocked_then_released(first: Connection, second_work) -> None:
     """Run `second_work` in a thread while `first` holds its transaction open, then commit `first`."""
     worker = threading.Thread(target=second_work)
     worker.start()
-    time.sleep(0.5)  # the second transaction is now waiting on the first one's row lock
+    wait_until_waiting_on_a_lock(first.engine)  # the second transaction waits on the first one's row lock
     first.commit()
     worker.join()
 

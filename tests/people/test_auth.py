@@ -25,7 +25,8 @@ def test_register_creates_user_account_invite_code_and_signs_in(client, auth, se
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
     user = session.scalars(select(User).where(User.email == "new.person@example.com")).one()
-    assert user.password_hash.startswith("scrypt:") and "s3cret" not in user.password_hash
+    assert user.password_hash.startswith("pbkdf2:sha256:1$")  # the suite's PASSWORD_HASH (scrypt: test_sign_in)
+    assert "s3cret-password" not in user.password_hash
     assert re.fullmatch(r"[2-9a-hjkmnp-z]{8}", user.invite_code)
     account = session.get(BillingAccount, user.id)
     assert (account.balance, account.currency) == (0, "CNY")
