@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from ledger.models import PaymentTransaction, UsageLog
 from ledger.money import to_api
 from ledger.services.books.batch_charges import ItemResult
-from ledger.services.books.charges import Usage
+from ledger.services.books.engine import Usage
 from ledger.services.books.holds import HoldAnswer, HoldView
 from ledger.services.books.usage_reports import Group, Item
 from ledger.web.context import site_timezone, user_timezone

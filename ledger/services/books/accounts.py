@@ -176,36 +176,6 @@ def insufficient(
     return refusal(refused, action, origin=origin, user_id=req.user_id, details=details)
 
 
-def write_usage(
-    session: Session,
-    account: BillingAccount,
-    req: ChargeRequest,
-    origin: Origin,
-    action: str = "usage.charged",
-    details: dict[str, Any] | None = None,
-) -> UsageLog:
-    """Lower a locked account's balance by a charge: its usage log, ledger entry and audit row."""
-    usage = UsageLog(
-        id=uuid.uuid4(),
-        user_id=req.user_id,
-        amount=req.amount,
-        model=req.model,
-        params=req.params,
-        request_id=req.request_id,
-        balance_after=account.balance - req.amount,
-    )
-    session.add(usage)
-    _post(account, -req.amount, LedgerKind.USAGE, session, usage_log=usage)
-    told = {
-        **req.described(),
-        "usage_id": str(usage.id),
-        "balance_after": to_api(usage.balance_after),
-        **(details or {}),
-    }
-    record_audit(session, action, origin=origin, user_id=req.user_id, details=told)
-    return usage
-
-
 def credit(
     session: Session,
     *,

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger import metrics, validation
 from ledger.db import atomic, lock
@@ -31,8 +32,8 @@ from ledger.services.books.accounts import (
     lock_account,
     refuse_if_disabled,
     short_of,
-    write_usage,
 )
+from ledger.services.books.engine import Entry, Usage, write
 from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 TTL_DEFAULT = 3600
@@ -212,12 +213,22 @@ def capture(
         raise HoldSettled(hold_status=hold.status.value)
     if value > hold.amount:
         raise CaptureExceedsHold(field="amount", amount=value, held=hold.amount)
+    usage = Usage(
+        id=uuid.uuid4(),
+        user_id=hold.user_id,
+        amount=value,
+        model=hold.model,
+        params=hold.params,
+        request_id=hold.request_id,
+        balance_after=account.balance - value,
+    )
     account.held -= hold.amount
-    charge = ChargeRequest(hold.user_id, value, hold.model, hold.request_id, hold.params)
+    session.flush()  # the hold's money is free before the charge takes its part (held <= balance)
     released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
-    usage = write_usage(session, account, charge, origin, action="hold.captured", details=released)
+    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], origin)
+    set_committed_value(account, "balance", usage.balance_after)  # as the engine wrote it
     hold.settle(HoldStatus.CAPTURED, now)
-    hold.captured_amount, hold.usage_log = value, usage
+    hold.captured_amount, hold.usage_log_id = value, usage.id
     _note_settlement(session, hold, account)
     return _settled_answer(hold)
 

@@ -19,7 +19,8 @@ from ledger.errors import InvalidRequest, UnknownModel
 from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.audit import Origin
-from ledger.services.books.charges import Charge, charge_usage
+from ledger.services.books.charges import charge_usage
+from ledger.services.books.engine import Charge
 from ledger.services.books.low_balance import SITE_DEFAULT
 
 
