@@ -14,17 +14,25 @@ from ledger.errors import LedgerError
 from ledger.logs import current_request_id
 from ledger.models import Actor, AuditLog
 from ledger.services.paging import Page, newest_first
+from ledger.validation import storable_text
 
 E = TypeVar("E", bound=LedgerError)
+USER_AGENT_MAX = 512  # what the audit and session rows keep
 
 
 @dataclass(frozen=True)
 class Origin:
-    """Who acts and from where: the actor of SPEC 3 and, for people, their IP and browser."""
+    """Who acts and from where: the actor of SPEC 3 and, for people, their IP and browser (its
+    user agent cut to what the audit and session rows keep)."""
 
     actor: Actor = Actor.SYSTEM
     ip: str | None = None
     user_agent: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.user_agent is not None:
+            # cut, and storable: a header may carry a NUL
+            object.__setattr__(self, "user_agent", storable_text(self.user_agent, USER_AGENT_MAX) or None)
 
 
 SYSTEM = Origin(Actor.SYSTEM)
@@ -40,7 +48,7 @@ def audit_row(
         actor=origin.actor,
         action=action,
         ip=origin.ip,
-        user_agent=(origin.user_agent or "")[:512] or None,
+        user_agent=origin.user_agent,
         details=details or {},
         request_id=current_request_id(),
     )

@@ -12,9 +12,6 @@ from ledger.config import Settings
 from ledger.models import Actor, User
 from ledger.services.audit import Origin
 from ledger.services.payments.xorpay import XorPayClient
-from ledger.validation import storable_text
-
-USER_AGENT_MAX = 512  # what the audit and session rows keep
 
 
 def settings(app: Flask | None = None) -> Settings:
@@ -40,8 +37,7 @@ def user_timezone(user: User | None = None) -> ZoneInfo:
 
 def request_origin(actor: Actor = Actor.USER) -> Origin:
     """Who acts in this request, from where: for the audit trail."""
-    user_agent = storable_text(request.user_agent.string, USER_AGENT_MAX) or None  # headers may carry a NUL
-    return Origin(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=user_agent)
+    return Origin(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
 
 
 def _valid_ip(raw: str | None) -> str | None:

@@ -250,3 +250,13 @@ def test_summary_lists_recent_top_ups(client, auth, session):
     body = client.get("/api/billing/summary").get_json()
     assert [t["transaction_id"] for t in body["recent_transactions"]] == [str(order.id)]
     assert body["recent_transactions"][0]["status"] == "pending"
+
+
+def test_a_long_user_agent_is_kept_cut_to_512_characters_on_every_row(client, session, internal_headers):
+    user = UserFactory(balance="10.00")
+    headers = {**internal_headers, "User-Agent": "A" * 600}
+    assert deduct(client, headers, user).status_code == 200
+    batch = {"charges": [{"user_id": str(user.id), "amount": "1.00", "model": "m", "request_id": "in-a-batch"}]}
+    assert client.post("/api/billing/deduct/batch", json=batch, headers=headers).status_code == 200
+    agents = session.scalars(select(AuditLog.user_agent).where(AuditLog.action == "usage.charged")).all()
+    assert agents == ["A" * 512, "A" * 512]

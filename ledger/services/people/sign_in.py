@@ -160,9 +160,7 @@ def authenticate(session: Session, *, email: object, password: object, origin: O
 def start_session(session: Session, user: User, *, origin: Origin) -> UserSession:
     """Record a login: one user_sessions row, whose id the browser's cookie carries."""
     with atomic(session):
-        login = UserSession(
-            id=uuid.uuid4(), user_id=user.id, ip=origin.ip, user_agent=(origin.user_agent or "")[:512] or None
-        )
+        login = UserSession(id=uuid.uuid4(), user_id=user.id, ip=origin.ip, user_agent=origin.user_agent)
         session.add(login)
         record_audit(session, "auth.login", origin=origin, user_id=user.id, details={"session_id": str(login.id)})
     return login
