@@ -1,6 +1,6 @@
 """The ledger core: accounts, credits, holds' bookkeeping of `held`, and the ledger history a person
-reads. The hot single charge is books.charges (Core statements); every other balance change
-goes through `_post`.
+reads. Every charge (a deduct, a batch item, a hold's capture) is decided and written by the one
+charge engine (books.engine); credits and admin debits go through `post`.
 
 A balance change locks the billing account row (`SELECT ... FOR UPDATE`), moves the balance, and
 appends the ledger entry, its source row and an audit row in one transaction (SPEC 4.5).

@@ -3,8 +3,9 @@ cost) or released (it failed), or expired (nobody said): exactly once.
 
 Every operation is one transaction that locks the billing account first (which expires the
 account's past-due holds, `accounts.lock_account`), then the hold row. `held` on the account is the
-sum of its active holds (invariant 7); a capture writes one usage log of the captured amount with
-its ledger entry, like a deduct (invariant 8). Replays answer what the first call answered.
+sum of its active holds and pending refunds (invariant 7); a capture is a charge of the captured
+amount, written by the charge engine (books.engine) as a deduct is: one usage log with its ledger
+entry (invariant 8). Replays answer what the first call answered.
 """
 
 from __future__ import annotations
