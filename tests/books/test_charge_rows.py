@@ -81,14 +81,14 @@ def test_a_statement_the_database_refuses_is_sqlalchemys_error_and_writes_nothin
     """The single charge's statements run on the DBAPI connection; a refusal still comes through
     SQLAlchemy (as IntegrityError, which the web layer and retry_on_disconnect know)."""
     person = UserFactory(balance="5.00")
-    decided = charges.decide
+    taken = charges.take
 
     def below_zero(*args):  # a ledger entry may not go below 0: the database refuses the write
-        decision = decided(*args)
-        decision.usage.balance_after = Decimal("-1.00")
-        return decision
+        usage = taken(*args)
+        usage.balance_after = Decimal("-1.00")
+        return usage
 
-    monkeypatch.setattr(charges, "decide", below_zero)
+    monkeypatch.setattr(charges, "take", below_zero)
     before = count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)
     with pytest.raises(IntegrityError, match="balance_after_not_negative"):
         charge_usage(session, user_id=person.id, amount="1.00", model="m", request_id="refused", origin=INTERNAL)

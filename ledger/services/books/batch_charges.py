@@ -40,6 +40,7 @@ from ledger.services.books.engine import (
     Usage,
     decide,
     note_low,
+    take,
     write,
 )
 from ledger.services.books.low_balance import SITE_DEFAULT, threshold
@@ -155,9 +156,9 @@ def _result(
     """What one deduct would answer, given the batch so far (the engine decides)."""
     if isinstance(item, InvalidRequest):
         return ItemResult(index, "invalid_request", error=item)
-    pair = (item.user_id, item.request_id)
-    decision: Decision = decide(item, accounts.get(item.user_id), before.get(pair), pair in taken)
-    usage = decision.usage
+    pair, account = (item.user_id, item.request_id), accounts.get(item.user_id)
+    decision: Decision = decide(item, account, before.get(pair), pair in taken)
+    usage = take(item, account) if account is not None and decision.status == "charged" else decision.usage
     return ItemResult(index, decision.status, usage, usage.balance_after if usage else None, decision.error)
 
 

@@ -32,6 +32,7 @@ from ledger.services.books.engine import (
     Usage,
     decide,
     note_low,
+    take,
     write,
 )
 from ledger.services.books.low_balance import SITE_DEFAULT, threshold
@@ -103,12 +104,12 @@ def charge_usage(
                 raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", origin)
             if decision.error is not None:
                 raise decision.error
-            assert decision.usage is not None
-            if decision.status == "replayed":
+            if decision.usage is not None:  # replayed
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
-            if write(session, [Entry(decision.usage)], origin):
-                note_low(session, account, decision.usage)
-                return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=False)
+            usage = take(req, account)
+            if write(session, [Entry(usage)], origin):
+                note_low(session, account, usage)
+                return Charge(usage=usage, balance=usage.balance_after, replayed=False)
             found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
     raise AssertionError("a request id taken, then not found")  # pragma: no cover
 

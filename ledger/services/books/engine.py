@@ -114,10 +114,11 @@ class Decision:
     error: LedgerError | None = None
 
 
-def decide(req: ChargeRequest, account: Account | None, first: Usage | None, taken: bool) -> Decision:
-    """What one charge answers, on the locked account: `first` is the usage log its request id
-    already has, `taken` whether a hold has it. A charge lowers the account's balance (in Python;
-    `write` writes it)."""
+def decide(req: ChargeRequest, account: Account | None, first: Usage | Any | None, taken: bool) -> Decision:
+    """What a charge or a hold of `req` answers, on the locked account: `first` is what its request
+    id already has of the same kind (a charge's usage log, a hold's hold: a replay when amount and
+    model match, else a conflict), `taken` whether the other kind has it (a conflict). A charge
+    that may go ahead is `take`n from the account; a hold is set aside by its own service."""
     if account is None:
         return Decision("user_not_found", error=UserNotFound())
     if account.disabled:
@@ -129,9 +130,15 @@ def decide(req: ChargeRequest, account: Account | None, first: Usage | None, tak
         if first.amount != req.amount or first.model != req.model:
             conflict = RequestIdConflict(request_id=req.request_id, amount=to_api(first.amount), model=first.model)
             return Decision("request_id_conflict", error=conflict)
-        return Decision("replayed", usage=first)
+        return Decision("replayed", usage=first if isinstance(first, Usage) else None)
     if account.available < req.amount:
         return Decision("insufficient_balance", error=InsufficientBalance(account.balance, account.available))
+    return Decision("charged")
+
+
+def take(req: ChargeRequest, account: Account) -> Usage:
+    """Charge `req` to the locked account (in Python; `write` writes it): its usage log, with the
+    balance it leaves."""
     account.balance -= req.amount
     usage = Usage(
         id=uuid.uuid4(),
@@ -143,7 +150,7 @@ def decide(req: ChargeRequest, account: Account | None, first: Usage | None, tak
         balance_after=account.balance,
     )
     account.charged[req.request_id] = usage
-    return Decision("charged", usage=usage)
+    return usage
 
 
 def note_low(session: Session, account: Account, usage: Usage) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger import metrics, validation
 from ledger.db import atomic, lock
-from ledger.errors import AccountDisabled, CaptureExceedsHold, HoldNotFound, HoldSettled, RequestIdConflict
+from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled
 from ledger.models import BillingAccount, Hold, HoldStatus, Refund, RefundStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import Origin, record_audit
@@ -34,7 +34,7 @@ from ledger.services.books.accounts import (
     refuse_if_disabled,
     short_of,
 )
-from ledger.services.books.engine import Entry, Usage, write
+from ledger.services.books.engine import Account, Entry, Usage, decide, write
 from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
 
 TTL_DEFAULT = 3600
@@ -146,19 +146,17 @@ def set_aside(
     disabled_at, own = session.execute(
         select(User.disabled_at, User.low_balance_threshold).where(User.id == req.user_id)
     ).one()
-    if disabled_at is not None:
-        raise AccountDisabled()
     now = now or datetime.now(UTC)
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
-    if previous is not None:
-        if previous.amount != req.amount or previous.model != req.model:
-            raise RequestIdConflict(request_id=req.request_id, amount=to_api(previous.amount), model=previous.model)
-        return HoldAnswer(previous, account.balance, account.available, replayed=True)
     charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
-    if session.scalar(charged) is not None:
-        raise RequestIdConflict(request_id=req.request_id)
-    if account.available < req.amount:
+    figures = Account(req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, low_balance))
+    decision = decide(req, figures, previous, taken=session.scalar(charged) is not None)
+    if decision.status == "insufficient_balance":
         raise short_of(account, req, "hold.insufficient_balance", origin)
+    if decision.error is not None:
+        raise decision.error
+    if previous is not None:  # replayed
+        return HoldAnswer(previous, account.balance, account.available, replayed=True)
     hold = Hold(
         id=uuid.uuid4(),
         user_id=req.user_id,
