@@ -177,6 +177,14 @@ def me(client: FlaskClient, auth: AuthActions, session: Session):
 
 
 @pytest.fixture
+def admin_user(auth: AuthActions, session: Session):
+    """An admin, signed in with `client`."""
+    user = factories.UserFactory(is_admin=True)
+    auth.login(user)
+    return user
+
+
+@pytest.fixture
 def xorpay(app: Flask, httpserver, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeXorPay]:
     """XorPay answered by a local HTTP server (pytest-httpserver), used by the app for this test."""
     fake = FakeXorPay(httpserver)

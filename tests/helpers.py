@@ -26,9 +26,11 @@ from sqlalchemy import func, select, text
 from werkzeug import Response
 
 from ledger.jobs import NAMESPACE, job_queue
-from ledger.models import BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
-from ledger.services.audit import SYSTEM
+from ledger.models import Actor, BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
+from ledger.services.audit import INTERNAL, SYSTEM, Origin
+from ledger.services.backoffice.people import Admin
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.books.charges import charge_usage
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
@@ -371,3 +373,15 @@ def broken_crc_png() -> bytes:
     data = bytearray(image_bytes("PNG"))
     data[data.index(b"IDAT") + 6] ^= 0xFF  # flip bits inside the image data: its CRC no longer matches
     return bytes(data)
+
+
+# The back office's actor in service calls: an admin acting from a test, or from the command line.
+ADMIN = Admin(None, Origin(Actor.ADMIN), via="test")
+CLI_ADMIN = Admin(None, Origin(Actor.ADMIN), via="cli")
+
+
+def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", **options):
+    """A deduct of `user` by a service of the SaaS, through the charge engine (charge_usage)."""
+    return charge_usage(
+        session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **options
+    )

@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import select, text
 
 from ledger.models import BillingAccount, Event, User
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin, adjust
+from ledger.services.backoffice.people import adjust
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import XORPAY_AID, rows_of, wait_until
+from tests.helpers import ADMIN, XORPAY_AID, rows_of, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +94,7 @@ def test_the_embedded_postgresql_loads_without_warnings(tmp_path):
 
 def test_events_replay_makes_past_events_due_again_and_refuses_a_bad_time(app, session):
     person = UserFactory(balance="5.00")
-    adjust(session, Admin(None, Origin("admin"), via="test"), person.id, "1.00", debit=False, reason="r")
+    adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
     event = session.scalars(select(Event).where(Event.user_id == person.id)).one()
     event.status, event.delivered_at = "delivered", event.created_at
     session.flush()

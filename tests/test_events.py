@@ -22,8 +22,8 @@ from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
 from ledger.models import Event, EventStatus, EventType
-from ledger.services.audit import INTERNAL, Origin
-from ledger.services.backoffice.people import Admin, adjust
+from ledger.services.audit import INTERNAL
+from ledger.services.backoffice.people import adjust
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import expire_holds, place_hold
@@ -41,10 +41,9 @@ from ledger.services.events import (
 )
 from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import funded_user, settle_by_notify, wait_until
+from tests.helpers import ADMIN, funded_user, settle_by_notify, wait_until
 
 SECRET = "events-secret-for-tests"
-ADMIN = Admin(None, Origin("admin"), via="test")
 
 
 def events(session, owner=None) -> list[Event]:

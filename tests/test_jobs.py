@@ -17,11 +17,11 @@ from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
-from ledger.services.audit import INTERNAL, Origin
-from ledger.services.backoffice.people import Admin, adjust
+from ledger.services.audit import INTERNAL
+from ledger.services.backoffice.people import adjust
 from ledger.services.books.holds import place_hold
 from ledger.services.console.video import start_video_job
-from tests.helpers import HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
+from tests.helpers import ADMIN, HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed
 
@@ -176,7 +176,7 @@ def test_a_receiver_that_hangs_delays_neither_hold_expiry_nor_reconcile_nor_vide
     user = funded_user(committed, "20.00")
     with committed.session() as session:
         for _ in range(6):  # six events to post: many posts' worth of hanging
-            adjust(session, Admin(None, Origin("admin"), via="test"), user.id, "1.00", debit=False, reason="r")
+            adjust(session, ADMIN, user.id, "1.00", debit=False, reason="r")
 
     worker = WorkerThread(hooked, concurrency=2).start(committed)
     try:

@@ -13,13 +13,6 @@ from tests.helpers import balance_of, post_form, settle_by_notify
 PAGES = ["/admin", "/admin/users", "/admin/orders", "/admin/audit"]
 
 
-@pytest.fixture
-def admin_user(auth, session):
-    user = UserFactory(is_admin=True)
-    auth.login(user)
-    return user
-
-
 @pytest.mark.parametrize("path", PAGES)
 def test_the_back_office_does_not_exist_for_anyone_but_admins(client, auth, session, path):
     assert client.get(path).status_code == 404  # signed out

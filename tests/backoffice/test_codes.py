@@ -8,28 +8,19 @@ from sqlalchemy import func, select
 
 from ledger.models import AuditLog, CodeBatch, RedemptionCode
 from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import redeem, shown
 from tests.factories import UserFactory
-from tests.helpers import post_form
+from tests.helpers import CLI_ADMIN, post_form
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CLI = Admin(None, Origin("admin"), via="cli")
-
-
-@pytest.fixture
-def admin_user(auth, session):
-    user = UserFactory(is_admin=True)
-    auth.login(user)
-    return user
 
 
 @pytest.fixture
 def batch(session):
     made, codes = create_batch(
-        session, CLI, count=3, amount="20.00", expires="2099-12-31", note="经销商 A", reason="t", tz=SHANGHAI
+        session, CLI_ADMIN, count=3, amount="20.00", expires="2099-12-31", note="经销商 A", reason="t", tz=SHANGHAI
     )
     return made, codes
 

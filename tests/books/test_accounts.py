@@ -14,13 +14,7 @@ from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
 from tests.factories import UserFactory
-from tests.helpers import balance_of, count_rows
-
-
-def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", **kw):
-    return charge_usage(
-        session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **kw
-    )
+from tests.helpers import balance_of, charge, count_rows
 
 
 def test_charge_lowers_balance_and_writes_usage_ledger_and_audit(session):

@@ -7,14 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.services.audit import INTERNAL, Origin
-from ledger.services.backoffice.people import Admin
+from ledger.services.audit import INTERNAL
 from ledger.services.books.holds import place_hold
 from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import AuthActions, balance_of, post_form, settle_by_notify
-
-ADMIN = Admin(None, Origin("admin"), via="test")
+from tests.helpers import ADMIN, AuthActions, balance_of, post_form, settle_by_notify
 
 
 @pytest.fixture

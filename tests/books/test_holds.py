@@ -16,11 +16,10 @@ from ledger.errors import (
 )
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, UsageLog
 from ledger.services.audit import INTERNAL
-from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches, find_warnings
 from tests.factories import UserFactory
-from tests.helpers import count_rows
+from tests.helpers import charge, count_rows
 
 LONG_AGO = datetime.now(UTC) - timedelta(hours=3)
 
@@ -29,10 +28,6 @@ def hold(session, user, amount="4.00", request_id="job-1", model="motion-video-1
     return place_hold(
         session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **kw
     )
-
-
-def deduct(session, user, amount, request_id="d-1", model="motion-video-1"):
-    return charge_usage(session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL)
 
 
 def account(session, user) -> tuple[Decimal, Decimal]:
@@ -78,23 +73,23 @@ def test_placing_again_answers_the_same_hold_and_another_amount_is_a_conflict(se
 
 def test_deducts_and_holds_share_one_namespace_of_request_ids(session):
     user = UserFactory(balance="10.00")
-    deduct(session, user, "1.00", request_id="shared")
+    charge(session, user, "1.00", request_id="shared")
     with pytest.raises(RequestIdConflict):
         hold(session, user, request_id="shared", amount="1.00", model="motion-video-1")
     hold(session, user, request_id="held")
     with pytest.raises(RequestIdConflict):
-        deduct(session, user, "4.00", request_id="held")
+        charge(session, user, "4.00", request_id="held")
 
 
 def test_holds_and_deducts_are_refused_on_the_available_amount_not_the_balance(session):
     user = UserFactory(balance="10.00")
     hold(session, user, amount="8.00")
     with pytest.raises(InsufficientBalance) as refused:
-        deduct(session, user, "3.00")  # fits the balance (10), not the available amount (2)
+        charge(session, user, "3.00")  # fits the balance (10), not the available amount (2)
     assert (refused.value.balance, refused.value.available) == (Decimal("10.0000"), Decimal("2.0000"))
     with pytest.raises(InsufficientBalance):
         hold(session, user, request_id="job-2", amount="2.01")
-    assert deduct(session, user, "2.00").balance == Decimal("8.0000")  # exactly the available amount
+    assert charge(session, user, "2.00").balance == Decimal("8.0000")  # exactly the available amount
     assert account(session, user) == (Decimal("8.0000"), Decimal("8.0000"))
     refusals = session.scalars(select(AuditLog.action).where(AuditLog.action.like("%insufficient%"))).all()
     assert sorted(refusals) == ["hold.insufficient_balance", "usage.insufficient_balance"]
@@ -140,7 +135,7 @@ def test_the_same_capture_again_answers_the_same_and_another_amount_is_refused(s
     user = UserFactory(balance="10.00")
     placed = hold(session, user)
     first = capture_hold(session, hold_id=placed.hold.id, amount="4.00", origin=INTERNAL)
-    deduct(session, user, "1.00")  # the account moves on; a replay still answers the first answer
+    charge(session, user, "1.00")  # the account moves on; a replay still answers the first answer
     again = capture_hold(session, hold_id=placed.hold.id, amount="4.0000", origin=INTERNAL)
     assert (again.replayed, again.balance, again.available) == (True, first.balance, first.available)
     assert again.hold.usage_log_id == first.hold.usage_log_id
@@ -190,7 +185,7 @@ def test_a_hold_past_its_expiry_is_expired_at_once_everywhere(session):
     placed = hold(session, user, amount="9.00", ttl_seconds=60, now=LONG_AGO)
     assert view_hold(session, hold_id=placed.hold.id).status == "expired"  # before anything writes it
     assert money_on_hold(session, user.id).held == 0
-    assert deduct(session, user, "9.50").balance == Decimal("0.5000")  # its money is available again
+    assert charge(session, user, "9.50").balance == Decimal("0.5000")  # its money is available again
     with pytest.raises(HoldSettled):
         capture_hold(session, hold_id=placed.hold.id, amount="1.00", origin=INTERNAL)
     h = session.get(Hold, placed.hold.id, populate_existing=True)

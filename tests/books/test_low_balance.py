@@ -11,10 +11,10 @@ from ledger.errors import InvalidRequest
 from ledger.models import Event, User
 from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.batch_charges import charge_batch
-from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import place_hold, release_hold
 from ledger.services.books.low_balance import low_threshold, set_own_threshold
 from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import charge as charge_at
 from tests.helpers import settle_by_notify
 
 SITE = Decimal("10.00")
@@ -26,9 +26,7 @@ def lows(session, person) -> list[dict]:
 
 
 def charge(session, person, amount, request_id, site=SITE):
-    return charge_usage(
-        session, user_id=person.id, amount=amount, model="m", request_id=request_id, origin=INTERNAL, low_balance=site
-    )
+    return charge_at(session, person, amount, request_id, model="m", low_balance=site)  # the site's threshold: SITE
 
 
 def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):

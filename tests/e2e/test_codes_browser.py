@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from ledger.models import User
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
+from tests.helpers import CLI_ADMIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -23,7 +22,7 @@ def test_a_person_redeems_a_code_on_the_recharge_page(page, committed):
     with committed.session() as session:
         _batch, (code,) = create_batch(
             session,
-            Admin(None, Origin("admin"), via="cli"),
+            CLI_ADMIN,
             count=1,
             amount="50.00",
             expires=None,

@@ -8,15 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import AuditLog, LedgerEntry
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches
 from ledger.services.growth.code_batches import create_batch, disable_batch, disable_code
 from ledger.services.growth.codes import shown
 from tests.factories import UserFactory
-from tests.helpers import balance_of
-
-ADMIN = Admin(None, Origin("admin"), via="test")
+from tests.helpers import ADMIN, balance_of
 
 
 @pytest.fixture

@@ -10,21 +10,26 @@ from sqlalchemy import func, select
 from ledger.errors import CodeNotFound, CodeUsed, TooManyCodeTries
 from ledger.models import Actor, AuditLog, LedgerEntry, RedemptionCode
 from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import redeem
-from tests.helpers import balance_of, funded_user, run_together
+from tests.helpers import CLI_ADMIN, balance_of, funded_user, run_together
 
 pytestmark = pytest.mark.committed
-CLI = Admin(None, Origin(Actor.ADMIN), via="cli")
 PERSON = Origin(Actor.USER)
 
 
 def one_code(database, amount="50.00") -> str:
     with database.session() as session:
         _batch, (code,) = create_batch(
-            session, CLI, count=1, amount=amount, expires=None, note=None, reason="test", tz=ZoneInfo("Asia/Shanghai")
+            session,
+            CLI_ADMIN,
+            count=1,
+            amount=amount,
+            expires=None,
+            note=None,
+            reason="test",
+            tz=ZoneInfo("Asia/Shanghai"),
         )
     return code
 

@@ -11,13 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from ledger.models import Refund, User
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import AuthActions, at, settle_by_notify
-
-ADMIN = Admin(None, Origin("admin"), via="test")
+from tests.helpers import ADMIN, AuthActions, at, settle_by_notify
 
 
 def paid_order(user, **fields):

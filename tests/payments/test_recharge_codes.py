@@ -6,14 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
 from tests.factories import UserFactory
-from tests.helpers import balance_of, post_form
-
-ADMIN = Admin(None, Origin("admin"), via="test")
+from tests.helpers import ADMIN, balance_of, post_form
 
 
 @pytest.fixture

@@ -8,14 +8,10 @@ from sqlalchemy import select, text
 
 from ledger.errors import InvalidRequest, NotFound, RefundRefused
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, Refund
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.payments.refunds import MAX_PER_ORDER, refund_order, settle_refund
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import settle_by_notify
-
-ADMIN = Admin(None, Origin("admin"), via="test")
+from tests.helpers import ADMIN, settle_by_notify
 
 
 @pytest.fixture

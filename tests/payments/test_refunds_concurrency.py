@@ -8,15 +8,12 @@ from sqlalchemy import func, select
 
 from ledger.errors import RefundRefused
 from ledger.models import BillingAccount, LedgerEntry, PaymentTransaction
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches
 from ledger.services.payments.refunds import refund_order
 from ledger.services.payments.webhook import handle_notify
-from tests.helpers import funded_user, pending_order, run_together, signed_notify
+from tests.helpers import ADMIN, funded_user, pending_order, run_together, signed_notify
 
 pytestmark = pytest.mark.committed
-ADMIN = Admin(None, Origin("admin"), via="test")
 
 
 def test_concurrent_refunds_of_one_order_never_refund_more_than_it(committed, settings, xorpay):
