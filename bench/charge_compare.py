@@ -56,9 +56,9 @@ from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from ledger.db import Database, load_pgserver, make_engine
-from ledger.services.audit import INTERNAL
 from ledger.services.books.batch_charges import MAX_ITEMS, charge_batch
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 
 try:  # issue 12 moves the single charge to ledger.services.books.charges
     from ledger.services.books.charges import charge_usage
@@ -161,7 +161,7 @@ def history(database: Database, accounts: int, per_account: int = HISTORY) -> No
     ]
     with database.session() as session:
         for start in range(0, len(items), MAX_ITEMS):
-            charge_batch(session, charges=items[start : start + MAX_ITEMS], origin=INTERNAL)
+            charge_batch(session, charges=items[start : start + MAX_ITEMS], ctx=INTERNAL)
 
 
 def check_books(database: Database, start_total: Decimal) -> str:
@@ -362,7 +362,7 @@ def service_worker(database: Database, ids: list[str], model: str) -> Callable[[
                 amount=str(AMOUNT),
                 model=model,
                 request_id=uuid.uuid4().hex,
-                origin=INTERNAL,
+                ctx=INTERNAL,
             )
 
         return charge, session.close

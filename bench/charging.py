@@ -30,10 +30,10 @@ from ledger import create_app
 from ledger.config import Settings
 from ledger.db import Database, make_engine
 from ledger.models import BillingAccount
-from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL, SYSTEM
 from ledger.services.people.sign_in import register_user
 
 KEY = "bench-internal-key"
@@ -42,8 +42,8 @@ PRICE = Decimal("0.0125")
 
 def funded(database: Database, name: str, balance: Decimal):
     with database.session() as session:
-        user = register_user(session, email=f"{name}@example.com", password="bench-password", origin=SYSTEM)
-        adjust_balance(session, user_id=user.id, amount=balance, memo="bench", origin=SYSTEM)
+        user = register_user(session, email=f"{name}@example.com", password="bench-password", ctx=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=balance, memo="bench", ctx=SYSTEM)
     return user
 
 
@@ -80,9 +80,7 @@ def threaded(database: Database, charges: int, threads: int, shared: bool) -> fl
         barrier.wait()
         with database.session() as session:
             for i in range(t, charges, threads) if shared else range(charges // threads):
-                charge_usage(
-                    session, user_id=user.id, amount=PRICE, model="bench", request_id=f"{t}-{i}", origin=INTERNAL
-                )
+                charge_usage(session, user_id=user.id, amount=PRICE, model="bench", request_id=f"{t}-{i}", ctx=INTERNAL)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

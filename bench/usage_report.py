@@ -31,7 +31,7 @@ from sqlalchemy import text
 from ledger import create_app
 from ledger.config import Settings
 from ledger.db import Database, make_engine
-from ledger.services.audit import SYSTEM
+from ledger.services.context import SYSTEM
 from ledger.services.people.sign_in import register_user
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -41,10 +41,9 @@ PASSWORD = "bench-password"
 def load(database: Database, rows: int, noise: int) -> tuple[str, datetime]:
     """One person with `rows` charges over the last 365 days, and `noise` charges of 50 others."""
     with database.session() as session:
-        me = register_user(session, email="bench@example.com", password=PASSWORD, origin=SYSTEM)
+        me = register_user(session, email="bench@example.com", password=PASSWORD, ctx=SYSTEM)
         others = [
-            register_user(session, email=f"noise{i}@example.com", password=PASSWORD, origin=SYSTEM).id
-            for i in range(50)
+            register_user(session, email=f"noise{i}@example.com", password=PASSWORD, ctx=SYSTEM).id for i in range(50)
         ]
     now = datetime.now(UTC)
     insert = text("""

@@ -18,10 +18,10 @@ from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.logs import configure_logging
 from ledger.models import Actor, EventType, User
-from ledger.services.audit import SYSTEM, Origin
-from ledger.services.backoffice.people import Admin, adjust, set_admin
+from ledger.services.backoffice.people import adjust, set_admin
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches, find_warnings
+from ledger.services.context import SYSTEM, Context
 from ledger.services.events import deliver_due, replay
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
@@ -37,7 +37,7 @@ jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate)."
 admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
 events_cli = AppGroup("events", help="Events to the SaaS (SPEC 16).")
 codes_cli = AppGroup("codes", help="Redemption codes (兑换码).")
-CLI = Admin(None, Origin(Actor.ADMIN), via="cli")  # an admin at the server's console
+CLI = Context(Actor.ADMIN).as_admin(None, via="cli")  # an admin at the server's console
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
@@ -84,8 +84,8 @@ def seed() -> None:
         if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)):
             click.echo(f"{DEMO_EMAIL} exists already: nothing to do")
             return
-        user = register_user(session, email=DEMO_EMAIL, password=DEMO_PASSWORD, origin=SYSTEM)
-        adjust_balance(session, user_id=user.id, amount=DEMO_BALANCE, memo="demo seed", origin=SYSTEM)
+        user = register_user(session, email=DEMO_EMAIL, password=DEMO_PASSWORD, ctx=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=DEMO_BALANCE, memo="demo seed", ctx=SYSTEM)
     click.echo(f"created {DEMO_EMAIL} / {DEMO_PASSWORD} with a balance of {DEMO_BALANCE} CNY")
 
 
@@ -99,7 +99,7 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
     password = password or secrets.token_urlsafe(12)
     with get_database().session() as session:
         try:
-            user = register_user(session, email=email, password=password, origin=Origin(Actor.ADMIN), is_admin=admin)
+            user = register_user(session, email=email, password=password, ctx=Context(Actor.ADMIN), is_admin=admin)
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(str(user.id))

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from ledger.db import get_database
 from ledger.logs import bound_request_id, current_request_id
-from ledger.services.audit import SYSTEM
 from ledger.services.books.holds import expire_holds
 from ledger.services.console import video
+from ledger.services.context import SYSTEM
 from ledger.services.events import deliver_due
 from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.webhook import forget_old_refusals
@@ -63,7 +63,7 @@ def run_video_job(context: procrastinate.JobContext, job_id: str, request_id: st
     """A console video job (services.console.video): render, then capture what it produced or release.
     It logs and audits under the id of the request that queued it."""
     with bound_request_id(request_id), _session(context) as (app, session):
-        video.run_video_job(session, job_id=job_id, origin=SYSTEM, handoff=video_handoff(app))
+        video.run_video_job(session, job_id=job_id, ctx=SYSTEM, handoff=video_handoff(app))
 
 
 def video_handoff(app: Flask) -> video.Handoff:

@@ -12,8 +12,8 @@ from werkzeug.security import generate_password_hash
 
 from ledger.db import atomic
 from ledger.models import BillingAccount, InviteRelation, PaymentTransaction, UsageLog, User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import credit
+from ledger.services.context import SYSTEM
 from ledger.services.people.profile import username_keys
 
 PASSWORD = "correct-horse-42"
@@ -69,7 +69,7 @@ class UserFactory(ModelFactory):
                     user_id=user.id,
                     amount=Decimal(extracted),
                     kind="adjustment",
-                    origin=SYSTEM,
+                    ctx=SYSTEM,
                     action="balance.adjusted",
                     memo="test factory",
                 )

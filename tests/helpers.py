@@ -27,10 +27,9 @@ from werkzeug import Response
 
 from ledger.jobs import NAMESPACE, job_queue
 from ledger.models import Actor, BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
-from ledger.services.audit import INTERNAL, SYSTEM, Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
+from ledger.services.context import INTERNAL, SYSTEM, Context
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
@@ -126,7 +125,7 @@ def signed_notify(order, *, secret: str = XORPAY_SECRET, **fields: str | None) -
 
 def settle_by_notify(session, order, settings) -> bool:
     """Pay `order` the way a signed notify does, through handle_notify (True: it credited)."""
-    return handle_notify(session, signed_notify(order), settings=settings, origin=SYSTEM)
+    return handle_notify(session, signed_notify(order), settings=settings, ctx=SYSTEM)
 
 
 SLOW = "X-Test-Slow"  # marks an answer that outlived the client's wait
@@ -317,8 +316,8 @@ class HangingReceiver:
 
 def funded_user(database, balance: str):
     with database.session() as session:
-        user = register_user(session, email=f"c{uuid.uuid4().hex[:12]}@example.com", password="p" * 10, origin=SYSTEM)
-        adjust_balance(session, user_id=user.id, amount=Decimal(balance), memo="test", origin=SYSTEM)
+        user = register_user(session, email=f"c{uuid.uuid4().hex[:12]}@example.com", password="p" * 10, ctx=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal(balance), memo="test", ctx=SYSTEM)
     return user
 
 
@@ -339,9 +338,9 @@ def pending_order(database, user, amount="50.00"):
 
 def invited_pair(database):
     with database.session() as session:
-        inviter = register_user(session, email="inviter@example.com", password="p" * 10, origin=SYSTEM)
+        inviter = register_user(session, email="inviter@example.com", password="p" * 10, ctx=SYSTEM)
         invitee = register_user(
-            session, email="invitee@example.com", password="p" * 10, origin=SYSTEM, invite_code=inviter.invite_code
+            session, email="invitee@example.com", password="p" * 10, ctx=SYSTEM, invite_code=inviter.invite_code
         )
         relation_id = session.scalar(select(InviteRelation.id))
     return inviter, invitee, relation_id
@@ -376,12 +375,12 @@ def broken_crc_png() -> bytes:
 
 
 # The back office's actor in service calls: an admin acting from a test, or from the command line.
-ADMIN = Admin(None, Origin(Actor.ADMIN), via="test")
-CLI_ADMIN = Admin(None, Origin(Actor.ADMIN), via="cli")
+ADMIN = Context(Actor.ADMIN).as_admin(None, via="test")
+CLI_ADMIN = Context(Actor.ADMIN).as_admin(None, via="cli")
 
 
 def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", **options):
     """A deduct of `user` by a service of the SaaS, through the charge engine (charge_usage)."""
     return charge_usage(
-        session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **options
+        session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=INTERNAL, **options
     )

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import Actor, AuditLog, CodeBatch, RedemptionCode
-from ledger.services.audit import Origin
+from ledger.services.context import Context
 from ledger.services.growth.codes import normalise, redeem
 from tests.factories import UserFactory
 
@@ -53,6 +53,6 @@ def test_ledger_verify_is_clean_after_codes_are_made_and_redeemed(app, session):
     runner = app.test_cli_runner()
     printed = runner.invoke(args=["codes", "create", "--count", "2", "--amount", "9.99"]).stdout.split()
     person = UserFactory(balance="1.00")
-    assert redeem(session, person.id, printed[0].lower(), Origin(Actor.USER)).balance == Decimal("10.99")
+    assert redeem(session, person.id, printed[0].lower(), Context(Actor.USER)).balance == Decimal("10.99")
     result = runner.invoke(args=["ledger", "verify"])
     assert result.exit_code == 0 and "no breach" in result.stdout

@@ -8,9 +8,9 @@ from ledger import create_app
 from ledger.db import Database, load_pgserver, make_engine
 from ledger.migrations import fresh_database
 from ledger.models import BillingAccount
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import SYSTEM
 from ledger.services.people.sign_in import register_user
 from tests.helpers import INTERNAL_KEY
 
@@ -21,8 +21,8 @@ def test_a_stopped_database_answers_503_and_the_app_recovers_when_it_is_back(set
     database = Database(make_engine(url))
     app = create_app(replace(settings, DATABASE_URL=url), database)
     with database.session() as session:
-        user = register_user(session, email="a@example.com", password="p" * 10, origin=SYSTEM)
-        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="test", origin=SYSTEM)
+        user = register_user(session, email="a@example.com", password="p" * 10, ctx=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="test", ctx=SYSTEM)
     client = app.test_client()
 
     def deduct(request_id):

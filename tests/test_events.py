@@ -22,12 +22,12 @@ from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
 from ledger.models import Event, EventStatus, EventType
-from ledger.services.audit import INTERNAL
 from ledger.services.backoffice.people import adjust
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import expire_holds, place_hold
 from ledger.services.books.invariants import find_breaches, find_warnings
+from ledger.services.context import INTERNAL
 from ledger.services.events import (
     CONNECT_TIMEOUT,
     LEASE,
@@ -72,7 +72,7 @@ def test_a_top_up_writes_topup_succeeded_with_the_balance_it_left(session, setti
 def test_an_adjustment_and_an_expired_hold_each_write_their_event(session):
     person = UserFactory(balance="20.00")
     adjust(session, ADMIN, person.id, "5.00", debit=False, reason="goodwill")
-    hold = place_hold(session, user_id=person.id, amount="4.00", model="v", request_id="h1", origin=INTERNAL).hold
+    hold = place_hold(session, user_id=person.id, amount="4.00", model="v", request_id="h1", ctx=INTERNAL).hold
     expire_holds(session, now=hold.expires_at + timedelta(seconds=1))
     got = [(e.type.value, e.data) for e in events(session, person)]
     assert got == [
@@ -95,7 +95,7 @@ def test_an_adjustment_and_an_expired_hold_each_write_their_event(session):
 def test_a_refused_change_writes_no_event(session):
     person = UserFactory(balance="12.00")
     with pytest.raises(InsufficientBalance):
-        charge_usage(session, user_id=person.id, amount="20.00", model="m", request_id="r", origin=INTERNAL)
+        charge_usage(session, user_id=person.id, amount="20.00", model="m", request_id="r", ctx=INTERNAL)
     assert events(session, person) == []  # 12.00 -> refused: no crossing either
 
 
@@ -411,7 +411,7 @@ def test_without_an_events_url_nothing_is_sent_and_events_wait(session):
 def test_an_event_is_rolled_back_with_its_change(session):
     person = UserFactory(balance="5.00")
     with pytest.raises(RuntimeError), atomic(session):
-        credit(session, user_id=person.id, amount=Decimal("1.00"), kind="adjustment", origin=INTERNAL, action="x")
+        credit(session, user_id=person.id, amount=Decimal("1.00"), kind="adjustment", ctx=INTERNAL, action="x")
         emit_change(session, EventType.BALANCE_ADJUSTED, user_id=person.id, amount=Decimal("1.00"))
         raise RuntimeError("the change fails after its event was added")
     assert events(session, person) == []

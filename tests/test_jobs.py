@@ -17,10 +17,10 @@ from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
-from ledger.services.audit import INTERNAL
 from ledger.services.backoffice.people import adjust
 from ledger.services.books.holds import place_hold
 from ledger.services.console.video import start_video_job
+from ledger.services.context import INTERNAL
 from tests.helpers import ADMIN, HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed
@@ -71,7 +71,7 @@ def test_the_expiry_job_run_by_a_worker_frees_the_money_of_holds_past_due(app, c
             model="m",
             request_id="job",
             ttl_seconds=60,
-            origin=INTERNAL,
+            ctx=INTERNAL,
             now=past,
         )
     job_queue(app).defer("expire_holds", timestamp=int(time.time()))
@@ -105,7 +105,7 @@ def test_video_jobs_run_by_a_worker_settle_their_holds_and_start_the_next_in_lin
                 raw_params={"quality": "720p", "seconds": "1"},
                 outcome=outcome,
                 run_id=str(uuid.uuid4()),
-                origin=INTERNAL,
+                ctx=INTERNAL,
                 handoff=handoff,
             ).id
             for outcome in ("complete", "fail", "short")
@@ -129,7 +129,7 @@ def test_a_job_queued_by_a_request_logs_and_audits_under_its_request_id(app, com
             raw_params={"quality": "720p", "seconds": "1"},
             outcome="complete",
             run_id=str(uuid.uuid4()),
-            origin=INTERNAL,
+            ctx=INTERNAL,
             handoff=video_handoff(app),
         )
     with committed.session() as session:
@@ -192,7 +192,7 @@ def test_a_receiver_that_hangs_delays_neither_hold_expiry_nor_reconcile_nor_vide
                 model="m",
                 request_id="job",
                 ttl_seconds=60,
-                origin=INTERNAL,
+                ctx=INTERNAL,
                 now=datetime.now(UTC) - timedelta(hours=1),
             ).hold
             video = start_video_job(
@@ -201,7 +201,7 @@ def test_a_receiver_that_hangs_delays_neither_hold_expiry_nor_reconcile_nor_vide
                 raw_params={"quality": "720p", "seconds": "1"},
                 outcome="complete",
                 run_id=str(uuid.uuid4()),
-                origin=INTERNAL,
+                ctx=INTERNAL,
                 handoff=lambda job_id: worker.defer(
                     "run_video_job", queueing_lock=f"video:{job_id}", job_id=str(job_id)
                 ),

@@ -4,7 +4,6 @@ refusal's row is kept even though the refused work is rolled back (`refusal`).""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -12,43 +11,22 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import LedgerError
 from ledger.logs import current_request_id
-from ledger.models import Actor, AuditLog
+from ledger.models import AuditLog
+from ledger.services.context import Context
 from ledger.services.paging import Page, newest_first
-from ledger.validation import storable_text
 
 E = TypeVar("E", bound=LedgerError)
-USER_AGENT_MAX = 512  # what the audit and session rows keep
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Who acts and from where: the actor of SPEC 3 and, for people, their IP and browser (its
-    user agent cut to what the audit and session rows keep)."""
-
-    actor: Actor = Actor.SYSTEM
-    ip: str | None = None
-    user_agent: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.user_agent is not None:
-            # cut, and storable: a header may carry a NUL
-            object.__setattr__(self, "user_agent", storable_text(self.user_agent, USER_AGENT_MAX) or None)
-
-
-SYSTEM = Origin(Actor.SYSTEM)
-INTERNAL = Origin(Actor.INTERNAL)
-XORPAY = Origin(Actor.XORPAY)
 
 
 def audit_row(
-    action: str, *, origin: Origin, user_id: uuid.UUID | None = None, details: dict[str, Any] | None = None
+    action: str, *, ctx: Context, user_id: uuid.UUID | None = None, details: dict[str, Any] | None = None
 ) -> AuditLog:
     return AuditLog(
         user_id=user_id,
-        actor=origin.actor,
+        actor=ctx.actor,
         action=action,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
         details=details or {},
         request_id=current_request_id(),
     )
@@ -58,12 +36,12 @@ def record_audit(
     session: Session,
     action: str,
     *,
-    origin: Origin,
+    ctx: Context,
     user_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Add an audit row to the session's current transaction (the caller commits)."""
-    row = audit_row(action, origin=origin, user_id=user_id, details=details)
+    row = audit_row(action, ctx=ctx, user_id=user_id, details=details)
     session.add(row)
     return row
 
@@ -72,7 +50,7 @@ def refusal(
     error: E,
     action: str,
     *,
-    origin: Origin,
+    ctx: Context,
     user_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> E:
@@ -81,7 +59,7 @@ def refusal(
     `raise refusal(InsufficientBalance(...), "usage.insufficient_balance", ...)` inside `atomic`:
     nothing of the operation is written but its trace.
     """
-    error.audit_row = audit_row(action, origin=origin, user_id=user_id, details=details)
+    error.audit_row = audit_row(action, ctx=ctx, user_id=user_id, details=details)
     return error
 
 

@@ -18,7 +18,7 @@ from ledger.extensions import csrf, limiter, login_manager
 from ledger.i18n import N_
 from ledger.models import User
 from ledger.services.people.sign_in import load_session_user, start_session
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.errors import SIGN_IN_FIRST, render_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,7 +32,7 @@ def current_session_id() -> str | None:
 
 def sign_in(user: User) -> None:
     """A fresh login session: a new user_sessions row and a cleared cookie (no session fixation)."""
-    login = start_session(get_session(), user, origin=request_origin())
+    login = start_session(get_session(), user, ctx=request_context())
     session.clear()
     session.permanent = True
     session[SESSION_ID_KEY] = str(login.id)

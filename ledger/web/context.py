@@ -1,4 +1,4 @@
-"""What a request knows about the app and the person: settings, the gateway, the time zone, the origin."""
+"""What a request knows about the app and the person: settings, the gateway, the time zone, the ctx."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from ledger.config import Settings
 from ledger.models import Actor, User
-from ledger.services.audit import Origin
+from ledger.services.context import Context
 from ledger.services.payments.xorpay import XorPayClient
 
 
@@ -35,9 +35,9 @@ def user_timezone(user: User | None = None) -> ZoneInfo:
     return ZoneInfo((user and user.timezone) or settings().DEFAULT_TIMEZONE)
 
 
-def request_origin(actor: Actor = Actor.USER) -> Origin:
+def request_context(actor: Actor = Actor.USER) -> Context:
     """Who acts in this request, from where: for the audit trail."""
-    return Origin(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
+    return Context(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
 
 
 def _valid_ip(raw: str | None) -> str | None:

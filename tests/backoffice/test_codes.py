@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import AuditLog, CodeBatch, RedemptionCode
-from ledger.services.audit import Origin
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import Context
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import redeem, shown
 from tests.factories import UserFactory
@@ -110,7 +110,7 @@ def test_the_csv_download_is_every_code_with_a_bom_and_is_audited(client, admin_
 def test_disabling_a_batch_is_confirmed_then_done_and_its_codes_are_refused(client, auth, admin_user, session, batch):
     made, codes = batch
     page = f"/admin/codes/batches/{made.id}"
-    redeem(session, UserFactory().id, codes[0], Origin("user"))
+    redeem(session, UserFactory().id, codes[0], Context("user"))
     client.set_cookie("lang", "en")
     shown_first = post_form(client, auth, f"{page}/disable", page, reason="reseller gone")
     assert "2 codes not yet redeemed can no longer be redeemed." in shown_first.get_data(as_text=True)

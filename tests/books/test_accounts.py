@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance, InvalidRequest, RequestIdConflict, UserNotFound
 from ledger.models import AuditLog, LedgerEntry, UsageLog, User
-from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import UserFactory
 from tests.helpers import balance_of, charge, count_rows
 
@@ -118,7 +118,7 @@ def test_bad_input_is_refused_and_writes_nothing(session, kwargs, field):
 
 def test_charge_for_an_unknown_user_raises_user_not_found(session):
     with pytest.raises(UserNotFound):
-        charge_usage(session, user_id=uuid.uuid4(), amount="1.00", model="m", request_id="r", origin=INTERNAL)
+        charge_usage(session, user_id=uuid.uuid4(), amount="1.00", model="m", request_id="r", ctx=INTERNAL)
 
 
 def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(session):
@@ -129,7 +129,7 @@ def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(sess
             user_id=user.id,
             amount=Decimal("12.3400"),
             kind="adjustment",
-            origin=SYSTEM,
+            ctx=SYSTEM,
             action="payment.credited",
             details={"order": "o-1"},
         )
@@ -143,14 +143,14 @@ def test_credit_adds_to_balance_with_entry_and_audit_in_callers_transaction(sess
 def test_credit_refuses_non_positive_or_imprecise_amounts(session, amount):
     user = UserFactory()
     with pytest.raises(ValueError), atomic(session):
-        credit(session, user_id=user.id, amount=amount, kind="adjustment", origin=SYSTEM, action="x")
+        credit(session, user_id=user.id, amount=amount, kind="adjustment", ctx=SYSTEM, action="x")
 
 
 def test_credit_outside_a_unit_of_work_is_a_programming_error(session):
     user = UserFactory()
     session.get(User, user.id)  # a read: a transaction is open, but no unit of work
     with pytest.raises(RuntimeError, match="atomic"):
-        credit(session, user_id=user.id, amount=Decimal("1.00"), kind="adjustment", origin=SYSTEM, action="x")
+        credit(session, user_id=user.id, amount=Decimal("1.00"), kind="adjustment", ctx=SYSTEM, action="x")
 
 
 def test_a_unit_of_work_inside_another_refuses_before_committing_anything(session):

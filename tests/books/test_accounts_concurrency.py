@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 
 from ledger.errors import InsufficientBalance
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 from tests.helpers import funded_user, run_together
 
 pytestmark = pytest.mark.committed
@@ -21,7 +21,7 @@ def test_fifty_parallel_charges_leave_the_exact_balance(committed):
 
     def charge(i):
         with committed.session() as session:
-            return charge_usage(session, user_id=user.id, amount="0.30", model="m", request_id=f"r{i}", origin=INTERNAL)
+            return charge_usage(session, user_id=user.id, amount="0.30", model="m", request_id=f"r{i}", ctx=INTERNAL)
 
     results = run_together(THREADS, charge)
 
@@ -44,7 +44,7 @@ def test_parallel_repeats_of_one_request_id_charge_once(committed):
 
     def charge(_i):
         with committed.session() as session:
-            return charge_usage(session, user_id=user.id, amount="2.00", model="m", request_id="same", origin=INTERNAL)
+            return charge_usage(session, user_id=user.id, amount="2.00", model="m", request_id="same", ctx=INTERNAL)
 
     results = run_together(20, charge)
 

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import BillingAccount, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.batch_charges import charge_batch
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 from tests.helpers import funded_user, run_together
 
 pytestmark = pytest.mark.committed
@@ -28,11 +28,9 @@ def test_opposite_batches_and_single_deducts_never_deadlock_and_spend_exactly(co
                     for n, p in enumerate(order)
                     for k in range(2)
                 ]
-                return charge_batch(session, charges=charges, origin=INTERNAL)
+                return charge_batch(session, charges=charges, ctx=INTERNAL)
             person = people[i % len(people)]
-            return charge_usage(
-                session, user_id=person.id, amount="0.10", model="m", request_id=f"d{i}", origin=INTERNAL
-            )
+            return charge_usage(session, user_id=person.id, amount="0.10", model="m", request_id=f"d{i}", ctx=INTERNAL)
 
     results = run_together(30, work)
 

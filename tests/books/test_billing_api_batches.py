@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import AuditLog, LedgerEntry, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.holds import capture_hold, place_hold
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
 
@@ -26,7 +26,7 @@ def batch(client, headers, charges):
 
 def test_a_batch_answers_every_outcome_in_order(client, session, internal_headers):
     alice, bob = UserFactory(balance="5.00"), UserFactory(balance="1.00")
-    place_hold(session, user_id=bob.id, amount="0.50", model="v", request_id="held", origin=INTERNAL)
+    place_hold(session, user_id=bob.id, amount="0.50", model="v", request_id="held", ctx=INTERNAL)
     earlier = client.post("/api/billing/deduct", json=item(alice, "earlier", "0.50"), headers=internal_headers)
     response = batch(
         client,
@@ -128,8 +128,8 @@ def test_a_captured_holds_request_id_is_answered_as_a_single_deduct_answers_it(c
     """A capture writes a usage log under the hold's request id, so the pair has both a hold and a
     usage log: the batch's one look-up must still answer what a deduct answers."""
     user = UserFactory(balance="5.00")
-    hold = place_hold(session, user_id=user.id, amount="2.00", model="v", request_id="job", origin=INTERNAL).hold
-    capture_hold(session, hold_id=hold.id, amount="1.50", origin=INTERNAL)
+    hold = place_hold(session, user_id=user.id, amount="2.00", model="v", request_id="job", ctx=INTERNAL).hold
+    capture_hold(session, hold_id=hold.id, amount="1.50", ctx=INTERNAL)
     single = client.post("/api/billing/deduct", json=item(user, "job", "1.50", model="v"), headers=internal_headers)
     results = batch(client, internal_headers, [item(user, "job", "1.50", model="v"), item(user, "new", "0.50")])
     results = results.get_json()["results"]

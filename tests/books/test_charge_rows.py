@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ledger.models import AuditLog, LedgerEntry, LedgerKind, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books import charges
 from ledger.services.books.batch_charges import charge_batch
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 from tests.factories import UserFactory
 from tests.helpers import balance_of, count_rows
 
@@ -67,9 +67,9 @@ def test_a_batch_writes_the_rows_fifty_single_charges_write(session):
         for j, params in enumerate(ODD_PARAMS)
     ]
     for item in items:
-        charge_usage(session, user_id=one_by_one.id, origin=INTERNAL, **item)
+        charge_usage(session, user_id=one_by_one.id, ctx=INTERNAL, **item)
     batch = [{**item, "user_id": str(in_a_batch.id)} for item in items]
-    results = charge_batch(session, charges=batch, origin=INTERNAL)
+    results = charge_batch(session, charges=batch, ctx=INTERNAL)
     assert [r.status for r in results] == ["charged"] * 50
     assert written(session, one_by_one) == written(session, in_a_batch)
     total = sum(Decimal(item["amount"]) for item in items)
@@ -91,6 +91,6 @@ def test_a_statement_the_database_refuses_is_sqlalchemys_error_and_writes_nothin
     monkeypatch.setattr(charges, "take", below_zero)
     before = count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)
     with pytest.raises(IntegrityError, match="balance_after_not_negative"):
-        charge_usage(session, user_id=person.id, amount="1.00", model="m", request_id="refused", origin=INTERNAL)
+        charge_usage(session, user_id=person.id, amount="1.00", model="m", request_id="refused", ctx=INTERNAL)
     assert (count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)) == before
     assert balance_of(session, person.id) == Decimal("5.00")

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.services.audit import INTERNAL
 from ledger.services.books.holds import place_hold
+from ledger.services.context import INTERNAL
 from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import ADMIN, AuthActions, balance_of, post_form, settle_by_notify
@@ -23,7 +23,7 @@ def set_aside(session, settings, xorpay):
     settle_by_notify(session, order, settings)
     xorpay.refund_times_out()
     assert refund_order(session, xorpay.client, ADMIN, order.id, "20.00", reason="asked").status == "pending"
-    common = {"user_id": order.user_id, "model": "motion-video-1", "origin": INTERNAL}
+    common = {"user_id": order.user_id, "model": "motion-video-1", "ctx": INTERNAL}
     place_hold(session, amount="5.00", request_id="live", **common)
     long_ago = datetime.now(UTC) - timedelta(hours=2)
     place_hold(session, amount="7.00", request_id="past-due", ttl_seconds=3600, now=long_ago, **common)
@@ -82,7 +82,7 @@ def test_an_admins_refund_counts_a_hold_past_its_expiry_as_available(app, sessio
         request_id="past-due",
         ttl_seconds=3600,
         now=long_ago,
-        origin=INTERNAL,
+        ctx=INTERNAL,
     )
     staff = app.test_client()
     staff.set_cookie("lang", "en")

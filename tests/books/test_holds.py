@@ -15,9 +15,9 @@ from ledger.errors import (
     RequestIdConflict,
 )
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches, find_warnings
+from ledger.services.context import INTERNAL
 from tests.factories import UserFactory
 from tests.helpers import charge, count_rows
 
@@ -25,9 +25,7 @@ LONG_AGO = datetime.now(UTC) - timedelta(hours=3)
 
 
 def hold(session, user, amount="4.00", request_id="job-1", model="motion-video-1", **kw):
-    return place_hold(
-        session, user_id=user.id, amount=amount, model=model, request_id=request_id, origin=INTERNAL, **kw
-    )
+    return place_hold(session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=INTERNAL, **kw)
 
 
 def account(session, user) -> tuple[Decimal, Decimal]:
@@ -112,7 +110,7 @@ def test_bad_hold_input_is_refused_and_writes_nothing(session, kwargs):
 def test_capturing_less_than_held_charges_that_and_gives_the_rest_back(session):
     user = UserFactory(balance="10.00")
     placed = hold(session, user, amount="5.00", params={"seconds": 5})
-    captured = capture_hold(session, hold_id=placed.hold.id, amount="3.20", origin=INTERNAL)
+    captured = capture_hold(session, hold_id=placed.hold.id, amount="3.20", ctx=INTERNAL)
     assert (captured.balance, captured.available, captured.replayed) == (Decimal("6.80"), Decimal("6.80"), False)
     h = captured.hold
     assert (h.status, h.captured_amount, h.released_amount) == ("captured", Decimal("3.20"), Decimal("1.80"))
@@ -134,15 +132,15 @@ def test_capturing_less_than_held_charges_that_and_gives_the_rest_back(session):
 def test_the_same_capture_again_answers_the_same_and_another_amount_is_refused(session):
     user = UserFactory(balance="10.00")
     placed = hold(session, user)
-    first = capture_hold(session, hold_id=placed.hold.id, amount="4.00", origin=INTERNAL)
+    first = capture_hold(session, hold_id=placed.hold.id, amount="4.00", ctx=INTERNAL)
     charge(session, user, "1.00")  # the account moves on; a replay still answers the first answer
-    again = capture_hold(session, hold_id=placed.hold.id, amount="4.0000", origin=INTERNAL)
+    again = capture_hold(session, hold_id=placed.hold.id, amount="4.0000", ctx=INTERNAL)
     assert (again.replayed, again.balance, again.available) == (True, first.balance, first.available)
     assert again.hold.usage_log_id == first.hold.usage_log_id
     with pytest.raises(HoldSettled):
-        capture_hold(session, hold_id=placed.hold.id, amount="3.00", origin=INTERNAL)
+        capture_hold(session, hold_id=placed.hold.id, amount="3.00", ctx=INTERNAL)
     with pytest.raises(HoldSettled):
-        release_hold(session, hold_id=placed.hold.id, origin=INTERNAL)
+        release_hold(session, hold_id=placed.hold.id, ctx=INTERNAL)
     assert count_rows(session, UsageLog) == 2
 
 
@@ -150,7 +148,7 @@ def test_a_capture_above_the_hold_is_refused_and_changes_nothing(session):
     user = UserFactory(balance="10.00")
     placed = hold(session, user)
     with pytest.raises(CaptureExceedsHold):
-        capture_hold(session, hold_id=placed.hold.id, amount="4.01", origin=INTERNAL)
+        capture_hold(session, hold_id=placed.hold.id, amount="4.01", ctx=INTERNAL)
     assert view_hold(session, hold_id=placed.hold.id).status == "active"
     assert account(session, user) == (Decimal("10.0000"), Decimal("4.0000"))
 
@@ -158,13 +156,13 @@ def test_a_capture_above_the_hold_is_refused_and_changes_nothing(session):
 def test_releasing_gives_it_all_back_once_and_again_answers_the_same(session):
     user = UserFactory(balance="10.00")
     placed = hold(session, user)
-    released = release_hold(session, hold_id=placed.hold.id, origin=INTERNAL)
+    released = release_hold(session, hold_id=placed.hold.id, ctx=INTERNAL)
     assert (released.hold.status, released.hold.released_amount) == ("released", Decimal("4.00"))
     assert (released.balance, released.available) == (Decimal("10.00"), Decimal("10.00"))
-    again = release_hold(session, hold_id=placed.hold.id, origin=INTERNAL)
+    again = release_hold(session, hold_id=placed.hold.id, ctx=INTERNAL)
     assert (again.replayed, again.available) == (True, Decimal("10.00"))
     with pytest.raises(HoldSettled):
-        capture_hold(session, hold_id=placed.hold.id, amount="1.00", origin=INTERNAL)
+        capture_hold(session, hold_id=placed.hold.id, amount="1.00", ctx=INTERNAL)
     assert actions(session) == ["hold.placed", "hold.released"]
     assert account(session, user) == (Decimal("10.0000"), Decimal("0.0000"))
 
@@ -172,7 +170,7 @@ def test_releasing_gives_it_all_back_once_and_again_answers_the_same(session):
 @pytest.mark.parametrize("hold_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", None, 7])
 def test_an_unknown_hold_is_not_found(session, hold_id):
     with pytest.raises(HoldNotFound):
-        release_hold(session, hold_id=hold_id, origin=INTERNAL)
+        release_hold(session, hold_id=hold_id, ctx=INTERNAL)
     with pytest.raises(HoldNotFound):
         view_hold(session, hold_id=hold_id)
 
@@ -187,7 +185,7 @@ def test_a_hold_past_its_expiry_is_expired_at_once_everywhere(session):
     assert money_on_hold(session, user.id).held == 0
     assert charge(session, user, "9.50").balance == Decimal("0.5000")  # its money is available again
     with pytest.raises(HoldSettled):
-        capture_hold(session, hold_id=placed.hold.id, amount="1.00", origin=INTERNAL)
+        capture_hold(session, hold_id=placed.hold.id, amount="1.00", ctx=INTERNAL)
     h = session.get(Hold, placed.hold.id, populate_existing=True)
     assert (h.status, h.released_amount) == ("expired", Decimal("9.00"))
     assert account(session, user) == (Decimal("0.5000"), Decimal("0.0000"))

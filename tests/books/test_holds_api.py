@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from ledger.models import Hold, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.holds import place_hold
+from ledger.services.context import INTERNAL
 from tests.factories import UserFactory
 from tests.helpers import count_rows
 
@@ -137,7 +137,7 @@ def test_get_shows_the_hold_expired_from_the_instant_it_is_due(client, session, 
         model="m",
         request_id="old",
         ttl_seconds=60,
-        origin=INTERNAL,
+        ctx=INTERNAL,
         now=ago,
     )
     shown = client.get(f"{HOLDS}/{held.hold.id}", headers=internal_headers)

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from ledger.errors import HoldSettled, InsufficientBalance
 from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL
 from tests.helpers import funded_user, run_together, wait_until, wait_until_waiting_on_a_lock
 
 pytestmark = pytest.mark.committed
@@ -21,15 +21,13 @@ pytestmark = pytest.mark.committed
 def test_twenty_concurrent_captures_and_releases_settle_a_hold_once(committed):
     user = funded_user(committed, "10.00")
     with committed.session() as session:
-        hold_id = place_hold(
-            session, user_id=user.id, amount="5.00", model="m", request_id="job", origin=INTERNAL
-        ).hold.id
+        hold_id = place_hold(session, user_id=user.id, amount="5.00", model="m", request_id="job", ctx=INTERNAL).hold.id
 
     def settle(i):
         with committed.session() as session:
             if i % 2:
-                return capture_hold(session, hold_id=hold_id, amount="2.00", origin=INTERNAL)
-            return release_hold(session, hold_id=hold_id, origin=INTERNAL)
+                return capture_hold(session, hold_id=hold_id, amount="2.00", ctx=INTERNAL)
+            return release_hold(session, hold_id=hold_id, ctx=INTERNAL)
 
     results = run_together(20, settle)
 
@@ -57,7 +55,7 @@ def test_thirty_concurrent_holds_never_set_aside_more_than_the_balance(committed
 
     def place(i):
         with committed.session() as session:
-            return place_hold(session, user_id=user.id, amount="1.00", model="m", request_id=f"j{i}", origin=INTERNAL)
+            return place_hold(session, user_id=user.id, amount="1.00", model="m", request_id=f"j{i}", ctx=INTERNAL)
 
     results = run_together(30, place)
 
@@ -76,10 +74,8 @@ def test_holds_and_deducts_racing_for_one_balance_spend_it_exactly(committed):
     def spend(i):
         with committed.session() as session:
             if i % 2:
-                return place_hold(
-                    session, user_id=user.id, amount="1.00", model="m", request_id=f"h{i}", origin=INTERNAL
-                )
-            return charge_usage(session, user_id=user.id, amount="1.00", model="m", request_id=f"d{i}", origin=INTERNAL)
+                return place_hold(session, user_id=user.id, amount="1.00", model="m", request_id=f"h{i}", ctx=INTERNAL)
+            return charge_usage(session, user_id=user.id, amount="1.00", model="m", request_id=f"d{i}", ctx=INTERNAL)
 
     results = run_together(40, spend)
 
@@ -102,7 +98,7 @@ def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(commit
             model="m",
             request_id="job",
             ttl_seconds=60,
-            origin=INTERNAL,
+            ctx=INTERNAL,
             now=soon,
         ).hold.id
     with engine.connect() as blocker:  # another transaction keeps the account a little longer
@@ -110,7 +106,7 @@ def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(commit
 
         def capture():
             with committed.session() as session:
-                return capture_hold(session, hold_id=hold_id, amount="1.00", origin=INTERNAL)
+                return capture_hold(session, hold_id=hold_id, amount="1.00", ctx=INTERNAL)
 
         pending = ThreadPoolExecutor(1).submit(capture)
         wait_until_waiting_on_a_lock(engine)  # the capture waits for the account ...

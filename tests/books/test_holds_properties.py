@@ -13,11 +13,11 @@ from sqlalchemy import text
 from ledger.db import atomic
 from ledger.errors import CaptureExceedsHold, HoldSettled, InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerKind
-from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import UserFactory
 
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("8"), places=2)
@@ -58,7 +58,7 @@ def test_any_sequence_of_hold_operations_keeps_the_books(session):
         def charge(self, request_id, amount):
             try:
                 result = charge_usage(
-                    session, user_id=self.user.id, amount=amount, model="m", request_id=request_id, origin=INTERNAL
+                    session, user_id=self.user.id, amount=amount, model="m", request_id=request_id, ctx=INTERNAL
                 )
             except RequestIdConflict:
                 assert request_id in self.holds or self.charged.get(request_id) not in (None, amount)
@@ -76,7 +76,7 @@ def test_any_sequence_of_hold_operations_keeps_the_books(session):
         def place(self, request_id, amount):
             try:
                 answer = place_hold(
-                    session, user_id=self.user.id, amount=amount, model="m", request_id=request_id, origin=INTERNAL
+                    session, user_id=self.user.id, amount=amount, model="m", request_id=request_id, ctx=INTERNAL
                 )
             except RequestIdConflict:
                 known = self.holds.get(request_id)
@@ -101,7 +101,7 @@ def test_any_sequence_of_hold_operations_keeps_the_books(session):
             if amount <= 0:
                 return
             try:
-                answer = capture_hold(session, hold_id=known.id, amount=format(amount, "f"), origin=INTERNAL)
+                answer = capture_hold(session, hold_id=known.id, amount=format(amount, "f"), ctx=INTERNAL)
             except HoldSettled:
                 assert known.status != "active" and not (known.status == "captured" and known.captured == amount)
                 return
@@ -123,7 +123,7 @@ def test_any_sequence_of_hold_operations_keeps_the_books(session):
             if known is None:
                 return
             try:
-                answer = release_hold(session, hold_id=known.id, origin=INTERNAL)
+                answer = release_hold(session, hold_id=known.id, ctx=INTERNAL)
             except HoldSettled:
                 assert known.status in ("captured", "expired", "due")
                 return
@@ -156,7 +156,7 @@ def test_any_sequence_of_hold_operations_keeps_the_books(session):
                     user_id=self.user.id,
                     amount=amount,
                     kind=LedgerKind.ADJUSTMENT,
-                    origin=SYSTEM,
+                    ctx=SYSTEM,
                     action="test",
                 )
             self.account_locked()

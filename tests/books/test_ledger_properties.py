@@ -11,10 +11,10 @@ from ledger.db import atomic
 from ledger.errors import InsufficientBalance, RequestIdConflict
 from ledger.models import BillingAccount, LedgerEntry, UsageLog
 from ledger.money import InvalidAmount, format_amount, parse_amount, to_api
-from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import UserFactory
 
 amounts = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("50"), places=4)
@@ -35,13 +35,13 @@ def test_any_sequence_of_operations_keeps_the_books_exact(session, ops):
     for kind, amount, n in ops:
         if kind == "credit":
             with atomic(session):
-                credit(session, user_id=user.id, amount=amount, kind="adjustment", origin=SYSTEM, action="test")
+                credit(session, user_id=user.id, amount=amount, kind="adjustment", ctx=SYSTEM, action="test")
             expected += amount
             continue
         request_id = f"r{n}"
         try:
             result = charge_usage(
-                session, user_id=user.id, amount=amount, model="m", request_id=request_id, origin=INTERNAL
+                session, user_id=user.id, amount=amount, model="m", request_id=request_id, ctx=INTERNAL
             )
         except InsufficientBalance as short:
             assert amount > expected and short.balance == expected and request_id not in charged

@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from ledger.errors import InvalidRequest
 from ledger.models import Event, User
-from ledger.services.audit import INTERNAL, SYSTEM
 from ledger.services.books.batch_charges import charge_batch
 from ledger.services.books.holds import place_hold, release_hold
 from ledger.services.books.low_balance import low_threshold, set_own_threshold
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import charge as charge_at
 from tests.helpers import settle_by_notify
@@ -63,11 +63,11 @@ def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, se
 def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session):
     person = UserFactory(balance="15.00")
     held = place_hold(
-        session, user_id=person.id, amount="6.00", model="v", request_id="h", origin=INTERNAL, low_balance=SITE
+        session, user_id=person.id, amount="6.00", model="v", request_id="h", ctx=INTERNAL, low_balance=SITE
     )
     [event] = lows(session, person)
     assert (event["hold_id"], event["balance"], event["available"]) == (str(held.hold.id), "15.00", "9.00")
-    release_hold(session, hold_id=held.hold.id, origin=INTERNAL)
+    release_hold(session, hold_id=held.hold.id, ctx=INTERNAL)
     assert low_threshold(session, person.id, SITE) is None
 
 
@@ -78,7 +78,7 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
     from ledger.services.backoffice.people import preview_adjustment
 
     person = UserFactory(balance="20.00")
-    place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", origin=INTERNAL)
+    place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", ctx=INTERNAL)
     assert low_threshold(session, person.id, SITE) == SITE  # 5.00 available
     past = "UPDATE holds SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'"
     session.execute(text(past))
@@ -92,29 +92,29 @@ def test_a_batch_sends_one_event_at_the_item_that_crosses(session):
     items = [
         {"user_id": str(person.id), "amount": "0.25", "model": "m", "request_id": f"b{n}"} for n in range(4)
     ]  # 10.50 -> 10.25 -> 10.00 -> 9.75 (crosses) -> 9.50
-    results = charge_batch(session, charges=items, origin=INTERNAL, low_balance=SITE)
+    results = charge_batch(session, charges=items, ctx=INTERNAL, low_balance=SITE)
     [event] = lows(session, person)
     assert event["usage_id"] == str(results[2].usage.id) and event["available"] == "9.75"
 
 
 def test_a_person_sets_their_own_threshold_zero_switches_it_off_empty_is_the_sites(session):
     person = UserFactory(balance="30.00")
-    assert set_own_threshold(session, person.id, "２５.00", origin=SYSTEM) == Decimal("25.00")  # typed full-width
+    assert set_own_threshold(session, person.id, "２５.00", ctx=SYSTEM) == Decimal("25.00")  # typed full-width
     charge(session, person, "6.00", "r1")  # 30 -> 24: below their 25
     assert [e["threshold"] for e in lows(session, person)] == ["25.00"]
-    assert set_own_threshold(session, person.id, "0", origin=SYSTEM) == Decimal("0.00")
+    assert set_own_threshold(session, person.id, "0", ctx=SYSTEM) == Decimal("0.00")
     charge(session, person, "20.00", "r2")  # 24 -> 4: below the site's, but they said never
     assert len(lows(session, person)) == 1 and low_threshold(session, person.id, SITE) is None
-    assert set_own_threshold(session, person.id, "", origin=SYSTEM) is None
+    assert set_own_threshold(session, person.id, "", ctx=SYSTEM) is None
     assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) is None
 
 
 @pytest.mark.parametrize("typed", ["-1", "abc", "100000.01", "1.005", "1e3"])
 def test_a_bad_threshold_is_refused_and_nothing_changes(session, typed):
     person = UserFactory()
-    set_own_threshold(session, person.id, "5.00", origin=SYSTEM)
+    set_own_threshold(session, person.id, "5.00", ctx=SYSTEM)
     with pytest.raises(InvalidRequest) as refused:
-        set_own_threshold(session, person.id, typed, origin=SYSTEM)
+        set_own_threshold(session, person.id, typed, ctx=SYSTEM)
     assert refused.value.field == "low_balance_threshold"
     assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) == Decimal("5.00")
 

@@ -10,14 +10,14 @@ from sqlalchemy import select, update
 
 from ledger.errors import InsufficientBalance, InvalidRequest
 from ledger.models import BillingAccount, Hold, UsageLog
-from ledger.services.audit import SYSTEM, Origin
 from ledger.services.books.holds import expire_holds
 from ledger.services.books.invariants import find_breaches
 from ledger.services.console.video import line_of, reap_stalled, run_video_job, start_video_job
+from ledger.services.context import SYSTEM, Context
 from tests.factories import UserFactory
 from tests.helpers import count_rows
 
-USER = Origin("user")
+USER = Context("user")
 
 
 class Queue:
@@ -37,13 +37,13 @@ def start(session, user, queue, seconds="5", quality="720p", outcome="complete",
         raw_params={"quality": quality, "seconds": seconds},
         outcome=outcome,
         run_id=run_id or str(uuid.uuid4()),
-        origin=USER,
+        ctx=USER,
         handoff=queue,
     )
 
 
 def run(session, job, queue):
-    return run_video_job(session, job_id=job.id, origin=SYSTEM, handoff=queue, pause=lambda _s: None)
+    return run_video_job(session, job_id=job.id, ctx=SYSTEM, handoff=queue, pause=lambda _s: None)
 
 
 def figures(session, user) -> tuple[Decimal, Decimal]:
@@ -124,7 +124,7 @@ def test_a_worker_that_dies_mid_job_leaves_nothing_stuck(session):
         raise SystemExit("the worker was killed")
 
     with pytest.raises(SystemExit):
-        run_video_job(session, job_id=job.id, origin=SYSTEM, handoff=queue, pause=dies)
+        run_video_job(session, job_id=job.id, ctx=SYSTEM, handoff=queue, pause=dies)
     assert job.status == "running"
     later = start(session, user, queue)  # waits for no one: one place is still free
     past = datetime.now(UTC) - timedelta(seconds=1)
@@ -148,7 +148,7 @@ def test_a_job_whose_hold_expired_while_it_waited_in_line_is_not_rendered(sessio
     soon = datetime.now(UTC) + timedelta(seconds=30)  # less than the render plus its margin
     session.execute(update(Hold).where(Hold.id == job.hold_id).values(expires_at=soon))
     rendered = []
-    ended = run_video_job(session, job_id=job.id, origin=SYSTEM, handoff=queue, pause=rendered.append)
+    ended = run_video_job(session, job_id=job.id, ctx=SYSTEM, handoff=queue, pause=rendered.append)
     assert (ended.status, ended.failure, rendered) == ("failed", "expired", [])
     assert figures(session, user) == (Decimal("10.0000"), Decimal("0.0000"))  # its money went back
     assert list(find_breaches(session)) == []

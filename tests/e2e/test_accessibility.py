@@ -12,8 +12,8 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import select
 
 from ledger.models import User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 from tests.e2e.conftest import Page, tabs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
@@ -73,7 +73,7 @@ def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):
     person.register(email)
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
-        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="axe", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="axe", ctx=SYSTEM)
     p = person.page
     person.goto("/console")
     found += violations(person, "console")

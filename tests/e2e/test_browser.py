@@ -8,8 +8,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from ledger.models import PaymentTransaction, User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -35,7 +35,7 @@ def test_register_sign_in_charge_on_console_and_see_balance(page, committed):
 
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
-        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", ctx=SYSTEM)
 
     tab.goto("/console")
     card = p.locator("[data-testid=model-image-studio-v2]")
@@ -239,7 +239,7 @@ def test_a_video_job_queues_runs_and_settles_live_on_the_console(page, committed
     tab.register(email)
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
-        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", ctx=SYSTEM)
 
     tab.goto("/console")
     card = p.locator("[data-testid=model-motion-video-1]")

@@ -10,8 +10,8 @@ import requests
 from sqlalchemy import select
 
 from ledger.models import User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 from tests.e2e.conftest import tabs
 from tests.helpers import INTERNAL_KEY
 
@@ -35,7 +35,7 @@ def test_hostile_params_read_as_text_on_usage_and_the_console(person, live_serve
     person.register(email)
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
-        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("10.00"), memo="e2e", ctx=SYSTEM)
     charged = []
     for model in ("their-model", "image-studio-v2"):  # any id, and a console model's id with odd params
         answer = requests.post(

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from ledger.models import User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -101,7 +101,7 @@ def test_a_new_person_is_guided_and_the_console_follows_the_price(page, committe
 
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
-        adjust_balance(session, user_id=user.id, amount=Decimal("0.50"), memo="e2e", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("0.50"), memo="e2e", ctx=SYSTEM)
     tab.goto("/console")
     card = p.locator("[data-testid=model-image-studio-v2]")
     expect(card.locator("button[value=run]")).to_be_visible()  # ¥0.20 fits in ¥0.50

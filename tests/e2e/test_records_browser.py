@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from ledger.db import atomic
 from ledger.models import Actor, AuditLog, PaymentTransaction, User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
@@ -23,7 +23,7 @@ def with_history(committed, email: str) -> PaymentTransaction:
     with committed.session() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
         for _ in range(25):
-            adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="e2e", origin=SYSTEM)
+            adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="e2e", ctx=SYSTEM)
         now = datetime.now(UTC)
         order = PaymentTransaction(
             id=uuid.uuid4(),

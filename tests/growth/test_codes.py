@@ -20,21 +20,20 @@ from ledger.errors import (
     UserNotFound,
 )
 from ledger.models import AuditLog, Event, LedgerEntry, RedemptionCode
-from ledger.services.audit import Origin
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import Context
 from ledger.services.growth.code_batches import batch_csv, create_batch, disable_batch, disable_code, list_batches
 from ledger.services.growth.codes import ALPHABET, find_code, normalise, redeem, shown
 from tests.factories import UserFactory
 from tests.helpers import balance_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PERSON = Origin("user", "203.0.113.7", "pytest")
+PERSON = Context("user", "203.0.113.7", "pytest")
 
 
 @pytest.fixture
 def admin(session):
-    return Admin(UserFactory(is_admin=True).id, Origin("admin"), via="web")
+    return Context("admin").as_admin(UserFactory(is_admin=True).id)
 
 
 def make(session, admin, count=3, amount="50.00", expires=None, note="reseller A"):
@@ -55,9 +54,9 @@ def test_a_batch_has_the_count_of_distinct_codes_of_the_alphabet_and_is_audited(
     stored = session.scalars(select(RedemptionCode).where(RedemptionCode.batch_id == batch.id)).all()
     assert {c.code for c in stored} == set(codes) and {c.amount for c in stored} == {Decimal("9.90")}
     row = session.scalars(select(AuditLog).where(AuditLog.action == "codes.batch_created")).one()
-    assert (row.actor, row.user_id) == ("admin", admin.user_id)
+    assert (row.actor, row.user_id) == ("admin", admin.admin_id)
     assert row.details == {
-        "admin_id": str(admin.user_id),
+        "admin_id": str(admin.admin_id),
         "via": "web",
         "reason": "for reseller A",
         "batch_id": str(batch.id),
@@ -249,7 +248,7 @@ def test_the_batch_csv_lists_every_code_with_its_amount_expiry_and_status(sessio
     downloaded = session.scalars(select(AuditLog).where(AuditLog.action == "codes.batch_downloaded")).one()
     assert (downloaded.actor, downloaded.details["admin_id"], downloaded.details["count"]) == (
         "admin",
-        str(admin.user_id),
+        str(admin.admin_id),
         3,
     )
 

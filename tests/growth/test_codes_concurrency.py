@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 
 from ledger.errors import CodeNotFound, CodeUsed, TooManyCodeTries
 from ledger.models import Actor, AuditLog, LedgerEntry, RedemptionCode
-from ledger.services.audit import Origin
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import Context
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import redeem
 from tests.helpers import CLI_ADMIN, balance_of, funded_user, run_together
 
 pytestmark = pytest.mark.committed
-PERSON = Origin(Actor.USER)
+PERSON = Context(Actor.USER)
 
 
 def one_code(database, amount="50.00") -> str:

@@ -61,7 +61,7 @@ def test_twenty_invitees_topping_up_at_once_reward_the_inviter_at_most_max_per_m
     from dataclasses import replace
 
     from ledger.models import InviteRelation
-    from ledger.services.audit import SYSTEM
+    from ledger.services.context import SYSTEM
     from ledger.services.people.sign_in import register_user
 
     monkeypatch.setitem(app.config, "LEDGER", replace(settings, INVITE_REWARD_MAX_PER_MONTH=3))
@@ -74,7 +74,7 @@ def test_twenty_invitees_topping_up_at_once_reward_the_inviter_at_most_max_per_m
                     session,
                     email=f"farm{n}@example.com",
                     password="p" * 10,
-                    origin=SYSTEM,
+                    ctx=SYSTEM,
                     invite_code=inviter.invite_code,
                 )
             )
@@ -99,7 +99,7 @@ def test_a_small_and_a_large_first_top_up_settling_at_once_never_both_decide(com
     """SPEC 19: a later, larger top-up never pays what a too-small first one missed, even when the
     two settle at the same instant (the earlier top-ups are counted under the relation's lock)."""
     from ledger.models import AuditLog
-    from ledger.services.audit import SYSTEM
+    from ledger.services.context import SYSTEM
     from ledger.services.people.sign_in import register_user
 
     inviter, _, _ = invited_pair(committed)
@@ -107,7 +107,7 @@ def test_a_small_and_a_large_first_top_up_settling_at_once_never_both_decide(com
     with committed.session() as session:
         invitees = [
             register_user(
-                session, email=f"pair{n}@example.com", password="p" * 10, origin=SYSTEM, invite_code=inviter.invite_code
+                session, email=f"pair{n}@example.com", password="p" * 10, ctx=SYSTEM, invite_code=inviter.invite_code
             )
             for n in range(8)
         ]

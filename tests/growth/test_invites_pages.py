@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import InviteRelation
-from ledger.services.audit import SYSTEM
+from ledger.services.context import SYSTEM
 from ledger.services.growth.invites import reward_invite
 from tests.factories import InviteFactory, UserFactory
 
@@ -13,7 +13,7 @@ def test_invites_page_lists_invitees_masked_and_rewards(client, auth, session, s
     inviter = UserFactory()
     InviteFactory(inviter=inviter, invitee=UserFactory(email="bob.smith@example.com"))
     rewarded = InviteFactory(inviter=inviter, invitee=UserFactory(email="carol@example.org"))
-    reward_invite(session, invitee_id=rewarded.invitee_id, settings=settings, origin=SYSTEM)
+    reward_invite(session, invitee_id=rewarded.invitee_id, settings=settings, ctx=SYSTEM)
     auth.login(inviter)
     page = client.get("/invites").get_data(as_text=True)
     assert "b***@example.com" in page and "c***@example.org" in page and "bob.smith" not in page

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.models import IllegalTransition, PaymentStatus, PaymentTransaction
-from ledger.services.audit import SYSTEM
+from ledger.services.context import SYSTEM
 from ledger.services.payments.orders import create_topup
 from ledger.services.payments.settlement import reconcile
 from tests.factories import PaymentFactory, UserFactory
@@ -66,5 +66,5 @@ def test_the_payers_screen_names_the_site(session, xorpay, settings):
     """XorPay shows the order's name on the Alipay / WeChat screen and in the payer's bill: SITE_NAME."""
     xorpay.create_ok(aoid="aoid-1", qr="https://qr.alipay.com/x")
     branded = replace(settings, SITE_NAME="像素工坊")
-    create_topup(session, xorpay.client, settings=branded, user=UserFactory(), amount="12.50", origin=SYSTEM)
+    create_topup(session, xorpay.client, settings=branded, user=UserFactory(), amount="12.50", ctx=SYSTEM)
     assert xorpay.sent_forms()[-1]["name"] == "像素工坊 余额充值 ¥12.50"

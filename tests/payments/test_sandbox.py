@@ -11,8 +11,8 @@ import requests
 from sqlalchemy import select, update
 
 from ledger.models import BillingAccount, PaymentTransaction, Refund, User
-from ledger.services.audit import SYSTEM
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import SYSTEM
 from ledger.services.payments.xorpay import GatewayError, XorPayClient, sign
 from ledger.services.people.sign_in import register_user
 from tests.helpers import XORPAY_AID, XORPAY_SECRET, csrf_token_in
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.committed
 @pytest.fixture
 def person(committed):
     with committed.session() as session:
-        return register_user(session, email="sandbox-payer@example.com", password="sandbox-password", origin=SYSTEM)
+        return register_user(session, email="sandbox-payer@example.com", password="sandbox-password", ctx=SYSTEM)
 
 
 def signed_in(live_server, email="sandbox-payer@example.com", password="sandbox-password") -> requests.Session:
@@ -273,7 +273,7 @@ def test_an_admins_refund_that_times_out_in_the_sandbox_stays_pending(committed,
     monkeypatch.setattr(live_server.app.extensions["ledger.xorpay"], "timeout", (1, 1))
     order = paid_order(live_server, signed_in(live_server), "20.00")
     with committed.session() as session:
-        admin = register_user(session, email="sandbox-admin@example.com", password="admin-password", origin=SYSTEM)
+        admin = register_user(session, email="sandbox-admin@example.com", password="admin-password", ctx=SYSTEM)
         session.execute(update(User).where(User.id == admin.id).values(is_admin=True))
         session.commit()
     back_office = signed_in(live_server, "sandbox-admin@example.com", "admin-password")

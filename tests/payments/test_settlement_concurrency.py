@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ledger.models import AuditLog, BillingAccount, LedgerEntry, PaymentTransaction
-from ledger.services.audit import SYSTEM
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import SYSTEM
 from ledger.services.people.sign_in import register_user
 from tests.helpers import AuthActions, funded_user, pending_order, run_together, signed_notify
 
@@ -93,7 +93,7 @@ def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, mo
     from ledger.services.payments.settlement import reconcile
 
     with committed.session() as session:
-        register_user(session, email="watched@example.com", password="p" * 10, origin=SYSTEM)
+        register_user(session, email="watched@example.com", password="p" * 10, ctx=SYSTEM)
     watcher = WatchingGateway(engine)
     monkeypatch.setitem(app.extensions, "ledger.xorpay", watcher)
     client = app.test_client()
@@ -124,7 +124,7 @@ def test_twenty_parallel_orders_open_exactly_topup_max_pending(committed, settin
 
     def create(_i):
         with committed.session() as session:
-            order = create_topup(session, fake.client, settings=settings, user=user, amount="10.00", origin=SYSTEM)
+            order = create_topup(session, fake.client, settings=settings, user=user, amount="10.00", ctx=SYSTEM)
             return order.status.value
 
     results = run_together(20, create)

@@ -9,8 +9,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from ledger.models import AuditLog
-from ledger.services.audit import INTERNAL
 from ledger.services.books.charges import charge_usage
+from ledger.services.context import INTERNAL
 from tests.factories import UsageFactory, UserFactory
 from tests.helpers import broken_crc_png, count_rows, image_bytes, noise_png, post_form
 
@@ -196,7 +196,7 @@ def test_avatar_upload_refuses_non_images_and_oversized_files(client, auth, sess
 
 def test_account_lists_ledger_entries_with_running_balance(client, auth, session):
     user = UserFactory(balance="10.00")
-    charge_usage(session, user_id=user.id, amount="2.50", model="m", request_id="r1", origin=INTERNAL)
+    charge_usage(session, user_id=user.id, amount="2.50", model="m", request_id="r1", ctx=INTERNAL)
     auth.login(user)
     page = client.get("/account").get_data(as_text=True)
     ledger = page[page.index('data-testid="ledger"') :]

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from ledger.models import Actor, AuditLog, LedgerEntry
-from ledger.services.audit import SYSTEM
 from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 from ledger.services.paging import PAGE_SIZE
 from tests.factories import UserFactory
 
@@ -96,7 +96,7 @@ def test_security_a_malformed_page_link_is_422_in_both_languages(client, auth, s
 def credited(session, user, count: int) -> list[int]:
     """`count` credits of ¥1.00 (the balance after the n-th is ¥n.00); their entry ids."""
     for _ in range(count):
-        adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="paging", origin=SYSTEM)
+        adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="paging", ctx=SYSTEM)
     return list(session.scalars(select(LedgerEntry.id).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)))
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ledger.errors import UsernameTaken
-from ledger.services.audit import SYSTEM
+from ledger.services.context import SYSTEM
 from ledger.services.people.profile import update_profile, username_key, username_shape
 from tests.factories import UserFactory
 
@@ -52,7 +52,7 @@ def _set_aside(name: str, key: str):
 
 
 def _save(session, user, username: str, full_name: str | None = None):
-    return update_profile(session, user, username=username, full_name=full_name, website="", timezone="", origin=SYSTEM)
+    return update_profile(session, user, username=username, full_name=full_name, website="", timezone="", ctx=SYSTEM)
 
 
 def test_a_name_set_aside_by_the_migration_keeps_working_for_its_owner(session):

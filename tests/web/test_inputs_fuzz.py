@@ -53,10 +53,9 @@ from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, Profil
 from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.people.security.forms import PasswordForm
 from ledger.extensions import limiter
-from ledger.services.audit import INTERNAL
-from ledger.services.backoffice.people import Admin
 from ledger.services.books.holds import place_hold
 from ledger.services.console.pricing import MODELS
+from ledger.services.context import INTERNAL
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.payments.xorpay import CreatedOrder, sign
 from ledger.web.auth import SESSION_ID_KEY
@@ -918,9 +917,9 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     invitee = UserFactory()
     InviteFactory(inviter=other, invitee=invitee)
     order = PaymentFactory(user=user)
-    hold = place_hold(session, user_id=user.id, amount="2.00", model=MODEL, request_id="fuzz-hold-1", origin=INTERNAL)
+    hold = place_hold(session, user_id=user.id, amount="2.00", model=MODEL, request_id="fuzz-hold-1", ctx=INTERNAL)
     code_batch, (code,) = create_batch(
-        session, Admin(user.id, INTERNAL), count=1, amount="5.00", expires=None, note=None, reason="fuzz", tz=SHANGHAI
+        session, INTERNAL.as_admin(user.id), count=1, amount="5.00", expires=None, note=None, reason="fuzz", tz=SHANGHAI
     )
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 

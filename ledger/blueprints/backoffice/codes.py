@@ -15,7 +15,7 @@ from ledger.blueprints.backoffice.people import acting
 from ledger.db import get_session
 from ledger.errors import LedgerError
 from ledger.money import format_amount
-from ledger.services.backoffice import people as backoffice
+from ledger.services.context import reason_of
 from ledger.services.growth import code_batches
 from ledger.services.growth.codes import CodeView, find_code
 from ledger.validation import whole_number
@@ -64,7 +64,7 @@ def create_code_batch() -> Any:
     }
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         plan = code_batches.plan_batch(**fields, tz=site_timezone(), now=datetime.now(UTC))
         lines = [
             ngettext(
@@ -116,7 +116,7 @@ def disable_code_batch(batch_id: str) -> Any:
     form, session, back = ActionForm(), get_session(), url_for("admin.code_batch", batch_id=batch_id)
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         figures = code_batches.batch_to_disable(session, batch_id)
         left = figures.batch.count - figures.redeemed
         return [
@@ -146,7 +146,7 @@ def disable_code(code: str) -> Any:
     form, session, back = ActionForm(), get_session(), url_for("admin.codes", code=code)
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         view = code_batches.code_to_disable(session, code)
         return [
             _(

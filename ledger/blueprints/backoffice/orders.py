@@ -16,6 +16,7 @@ from ledger.models import PaymentStatus, PayType
 from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
 from ledger.services.books import accounts
+from ledger.services.context import reason_of
 from ledger.services.payments import orders as topup_orders
 from ledger.services.payments import refunds, settlement
 from ledger.validation import day, whole_number
@@ -74,7 +75,7 @@ def check(transaction_id: str) -> Any:
     form, session, back = ActionForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         found = topup_orders.order_by_id(session, transaction_id)
         return [
             _(
@@ -86,8 +87,8 @@ def check(transaction_id: str) -> Any:
 
     def act() -> Any:
         found = topup_orders.order_by_id(session, transaction_id)
-        origin = backoffice.admin_origin(acting().origin)
-        checked = settlement.ask_xorpay(session, gateway(), found, settings=settings(), origin=origin)
+        ctx = acting()
+        checked = settlement.ask_xorpay(session, gateway(), found, settings=settings(), ctx=ctx)
         flash(_("XorPay was asked; the order is %(status)s.", status=payment_status_label(checked.status)), "info")
         return redirect(back)
 
@@ -99,7 +100,7 @@ def mark_paid(transaction_id: str) -> Any:
     form, session, back = MarkPaidForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         found = topup_orders.order_by_id(session, transaction_id)
         balance = accounts.get_balance(session, found.user_id)
         return [
@@ -108,16 +109,8 @@ def mark_paid(transaction_id: str) -> Any:
         ]
 
     def act() -> Any:
-        who = acting()
-        why = backoffice.reason_of(form.reason.data)
         settlement.mark_paid(
-            session,
-            settings=settings(),
-            transaction_id=transaction_id,
-            trade_no=form.trade_no.data,
-            reason=why,
-            origin=backoffice.admin_origin(who.origin),
-            admin_details=who.details(why),
+            session, acting(), transaction_id, trade_no=form.trade_no.data, reason=form.reason.data, settings=settings()
         )
         flash(_("The order is paid and credited."), "success")
         return redirect(back)
@@ -130,7 +123,7 @@ def refund(transaction_id: str) -> Any:
     form, session, back = RefundForm(), get_session(), url_for("admin.order", transaction_id=transaction_id)
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         plan = refunds.plan_refund(session, transaction_id, form.amount.data)
         return [
             _(
@@ -164,7 +157,7 @@ def resolve(refund_id: str) -> Any:
     back = safe_next_url(request.form.get("back"), url_for("admin.orders"), under="/admin/")
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         if succeeded:
             return [_("The refund is recorded as made at XorPay: its amount leaves the balance.")]
         return [_("The refund is recorded as not made: its amount is available again.")]

@@ -12,12 +12,13 @@ from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm
 from ledger.db import get_session
 from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
+from ledger.services.context import Context, reason_of
 from ledger.validation import whole_number
-from ledger.web.context import request_origin
+from ledger.web.context import request_context
 
 
-def acting() -> backoffice.Admin:
-    return backoffice.Admin(current_user.id, request_origin())
+def acting() -> Context:
+    return request_context().as_admin(current_user.id)
 
 
 @bp.get("/users")
@@ -38,7 +39,7 @@ def adjust(user_id: str) -> Any:
     form, session = AdjustForm(), get_session()
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         plan = backoffice.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
         if plan.amount < 0:
             what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
@@ -59,7 +60,7 @@ def sign_out(user_id: str) -> Any:
     form, session = ActionForm(), get_session()
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         someone = backoffice.person(session, user_id)
         return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=backoffice.live_sessions(session, someone.id))]
 
@@ -85,7 +86,7 @@ def _set_disabled(user_id: str, *, disabled: bool) -> Any:
     form, session = ActionForm(), get_session()
 
     def preview() -> list[str]:
-        backoffice.reason_of(form.reason.data)
+        reason_of(form.reason.data)
         someone = backoffice.to_disable(session, user_id, disabled=disabled)
         if disabled:
             return [

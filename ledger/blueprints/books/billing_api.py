@@ -15,7 +15,7 @@ from ledger.services.books.summary import account_summary
 from ledger.services.growth.invites import invite_overview
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, settings, user_timezone
+from ledger.web.context import request_context, settings, user_timezone
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import batch_json, charge_json, order_json, usage_json
@@ -44,7 +44,7 @@ def deduct() -> Any:
         model=body.get("model"),
         request_id=body.get("request_id"),
         params=body.get("params"),
-        origin=request_origin(Actor.INTERNAL),
+        ctx=request_context(Actor.INTERNAL),
         low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(charge_json(charge.usage, charge.balance, replayed=charge.replayed))
@@ -62,7 +62,7 @@ def deduct_batch() -> Any:
     results = charge_batch(
         get_session(),
         charges=json_body().get("charges"),
-        origin=request_origin(Actor.INTERNAL),
+        ctx=request_context(Actor.INTERNAL),
         low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(results=batch_json(results))

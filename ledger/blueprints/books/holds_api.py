@@ -9,7 +9,7 @@ from ledger.models import Actor
 from ledger.services.books.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import hold_answer_json, hold_json
@@ -41,7 +41,7 @@ def place() -> Any:
         request_id=body.get("request_id"),
         params=body.get("params"),
         ttl_seconds=body.get("ttl_seconds"),
-        origin=request_origin(Actor.INTERNAL),
+        ctx=request_context(Actor.INTERNAL),
         low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(hold_answer_json(answer)), 200 if answer.replayed else 201
@@ -55,7 +55,7 @@ def place() -> Any:
 def capture(hold_id: str) -> Any:
     """Charge what the job cost (at most the hold); the rest is released. Idempotent."""
     answer = capture_hold(
-        get_session(), hold_id=hold_id, amount=json_body().get("amount"), origin=request_origin(Actor.INTERNAL)
+        get_session(), hold_id=hold_id, amount=json_body().get("amount"), ctx=request_context(Actor.INTERNAL)
     )
     return jsonify(hold_answer_json(answer))
 
@@ -67,7 +67,7 @@ def release(hold_id: str) -> Any:
     """Give the whole hold back (the job failed). Idempotent."""
     if request.get_data():  # no body is needed; an empty JSON object is fine, anything else is a mistake
         json_body()
-    answer = release_hold(get_session(), hold_id=hold_id, origin=request_origin(Actor.INTERNAL))
+    answer = release_hold(get_session(), hold_id=hold_id, ctx=request_context(Actor.INTERNAL))
     return jsonify(hold_answer_json(answer))
 
 

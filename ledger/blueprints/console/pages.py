@@ -15,7 +15,7 @@ from ledger.services.books.accounts import get_available, get_balance, own_usage
 from ledger.services.console.pricing import MODELS, console_run, offers, run_model
 from ledger.services.console.video import MODEL as VIDEO_MODEL
 from ledger.services.console.video import line_of, start_video_job
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -80,7 +80,7 @@ def start_video() -> Any:
             raw_params=request.form,
             outcome=form.outcome.data,
             run_id=form.request_id.data,
-            origin=request_origin(),
+            ctx=request_context(),
             low_balance=settings().LOW_BALANCE_THRESHOLD,
             handoff=video_handoff(current_app._get_current_object()),  # type: ignore[attr-defined]
         ),
@@ -105,7 +105,7 @@ def run() -> Any:
             model_id=form.model.data,
             raw_params=request.form,
             run_id=form.request_id.data,
-            origin=request_origin(),
+            ctx=request_context(),
             low_balance=settings().LOW_BALANCE_THRESHOLD,
         ),
     )

@@ -9,7 +9,7 @@ from ledger.db import get_session
 from ledger.money import to_api
 from ledger.services.growth.codes import redeem as redeem_code
 from ledger.web import schemas
-from ledger.web.context import request_origin
+from ledger.web.context import request_context
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 
@@ -30,5 +30,5 @@ def redeem() -> Any:
 
     429 after 10 unknown codes in an hour.
     """
-    done = redeem_code(get_session(), current_user.id, json_body().get("code"), request_origin())
+    done = redeem_code(get_session(), current_user.id, json_body().get("code"), request_context())
     return jsonify(amount=to_api(done.amount), balance=to_api(done.balance))

@@ -9,7 +9,7 @@ from wtforms import StringField
 
 from ledger.db import get_session
 from ledger.services.growth.invites import RewardPolicy, bind_invite, display_name, invite_overview
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.parsing import TextForm, submit
 from ledger.web.templating import invite_link, qr_svg
 
@@ -44,7 +44,7 @@ def invites() -> Any:
 def bind() -> Any:
     form = BindForm()
     bound = submit(
-        form, lambda: bind_invite(get_session(), invitee=current_user, code=form.code.data, origin=request_origin())
+        form, lambda: bind_invite(get_session(), invitee=current_user, code=form.code.data, ctx=request_context())
     )
     if bound is None:
         return _page(form)

@@ -11,7 +11,7 @@ from ledger.money import to_api
 from ledger.services.growth.invites import bind_invite, display_name, reward_invite
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import iso
@@ -25,7 +25,7 @@ bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 def register() -> Any:
     """Bind the signed-in person to the inviter of `code` (once, within their first week)."""
     relation, inviter = bind_invite(
-        get_session(), invitee=current_user, code=json_body().get("code"), origin=request_origin()
+        get_session(), invitee=current_user, code=json_body().get("code"), ctx=request_context()
     )
     return jsonify(inviter=display_name(inviter), created_at=iso(relation.created_at)), 201
 
@@ -39,7 +39,7 @@ def reward() -> Any:
         get_session(),
         invitee_id=json_body().get("invitee_id"),
         settings=settings(),
-        origin=request_origin(Actor.INTERNAL),
+        ctx=request_context(Actor.INTERNAL),
     )
     return jsonify(
         rewarded=outcome.rewarded,

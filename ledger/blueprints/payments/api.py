@@ -11,7 +11,7 @@ from ledger.models import Actor, PayType
 from ledger.services.payments.orders import create_topup, get_own_order
 from ledger.services.payments.webhook import handle_notify
 from ledger.web import schemas
-from ledger.web.context import gateway, request_origin, settings
+from ledger.web.context import gateway, request_context, settings
 from ledger.web.errors import answers_errors_as_text
 from ledger.web.limits import topup_creation
 from ledger.web.openapi import contract
@@ -42,7 +42,7 @@ def create() -> Any:
         user=current_user,
         amount=body.get("amount"),
         pay_type=body.get("pay_type", PayType.ALIPAY.value),  # optional; when given, alipay or native
-        origin=request_origin(),
+        ctx=request_context(),
     )
     qr = order.meta["qr"]
     return jsonify({**order_json(order), "qr": qr, "qr_svg": str(qr_svg(qr))}), 201
@@ -65,7 +65,7 @@ def webhook() -> Any:
         get_session(),
         request.form,
         settings=settings(),
-        origin=request_origin(Actor.XORPAY),
+        ctx=request_context(Actor.XORPAY),
         source=request.remote_addr,  # the client's address as PROXY_COUNT allows: refusals are counted by it
     )
     return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}

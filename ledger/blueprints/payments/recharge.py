@@ -27,7 +27,7 @@ from ledger.services.payments.orders import (
 )
 from ledger.services.payments.refunds import order_refunds
 from ledger.services.payments.settlement import check_payment
-from ledger.web.context import gateway, request_origin, settings, user_timezone
+from ledger.web.context import gateway, request_context, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
 from ledger.web.templating import qr_svg
@@ -106,7 +106,7 @@ def start() -> Any:
             user=current_user,
             amount=form.chosen_amount(),
             pay_type=form.pay_type.data,
-            origin=request_origin(),
+            ctx=request_context(),
         ),
         fields={"amount": "custom_amount"},
     )
@@ -119,7 +119,7 @@ def start() -> Any:
 @login_required
 def redeem() -> Any:
     form = RedeemForm()
-    done = submit(form, lambda: redeem_code(get_session(), current_user.id, form.code.data, request_origin()))
+    done = submit(form, lambda: redeem_code(get_session(), current_user.id, form.code.data, request_context()))
     if done is None:
         return _recharge_page(redeem=form)
     flash(
@@ -162,7 +162,7 @@ def check(transaction_id: str) -> Any:
             settings=settings(),
             user_id=current_user.id,
             transaction_id=transaction_id,
-            origin=request_origin(),
+            ctx=request_context(),
         ),
     )
     if topup is None:  # XorPay could not be asked

@@ -38,35 +38,14 @@ from ledger.models import (
     UserSession,
 )
 from ledger.money import MAX_CHARGE, parse_amount
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import Funds, funds, post
+from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.people.profile import username_key
 from ledger.services.people.sign_in import active_sessions
 
-REASON_MAX = 500
 PAGE = 25
-
-
-@dataclass(frozen=True)
-class Admin:
-    """Who acts in the back office: the admin, and from where (a page, or `cli`)."""
-
-    user_id: uuid.UUID | None  # None: a command run on the server
-    origin: Origin
-    via: str = "web"
-
-    def details(self, reason: str, **more: object) -> dict[str, object]:
-        return {"admin_id": str(self.user_id) if self.user_id else None, "via": self.via, "reason": reason, **more}
-
-
-def reason_of(raw: object) -> str:
-    """An admin action's reason: required, 1 to 500 characters."""
-    return validation.text(raw, "reason", max_length=REASON_MAX, message=N_("Say why (1 to 500 characters)."))
-
-
-def admin_origin(origin: Origin) -> Origin:
-    return Origin(Actor.ADMIN, origin.ip, origin.user_agent)
 
 
 def person(session: Session, user_id: object) -> User:
@@ -137,7 +116,7 @@ def preview_adjustment(session: Session, user_id: object, amount: object, *, deb
 
 
 def adjust(
-    session: Session, admin: Admin, user_id: object, amount: object, *, debit: bool, reason: object
+    session: Session, admin: Context, user_id: object, amount: object, *, debit: bool, reason: object
 ) -> Adjustment:
     """Credit or debit a person by hand (ledger kind `adjustment`), audited `balance.adjusted` with
     the admin and the reason. A debit never takes more than the available amount (holds stay covered)."""
@@ -149,10 +128,10 @@ def adjust(
             user_id=planned.person.id,
             amount=planned.amount,
             kind=LedgerKind.ADJUSTMENT,
-            origin=admin_origin(admin.origin),
+            ctx=admin,
             action="balance.adjusted",
             memo=why[:200],
-            details=admin.details(why),
+            details=admin.admin_details(why),
         )
         # The SaaS hears of it without the admin's name or reason (SPEC 13: those stay in the back office).
         emit_change(session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, amount=planned.amount)
@@ -160,7 +139,7 @@ def adjust(
     return Adjustment(planned.person, planned.amount, before, planned.available)
 
 
-def sign_out_everywhere(session: Session, admin: Admin, user_id: object, *, reason: object) -> int:
+def sign_out_everywhere(session: Session, admin: Context, user_id: object, *, reason: object) -> int:
     """End every login session of a person (each browser is signed out on its next request)."""
     why = reason_of(reason)
     someone = person(session, user_id)
@@ -169,9 +148,9 @@ def sign_out_everywhere(session: Session, admin: Admin, user_id: object, *, reas
         record_audit(
             session,
             "auth.signed_out_everywhere",
-            origin=admin_origin(admin.origin),
+            ctx=admin,
             user_id=someone.id,
-            details=admin.details(why, revoked=count),
+            details=admin.admin_details(why, revoked=count),
         )
     return count
 
@@ -191,7 +170,7 @@ def to_disable(session: Session, user_id: object, *, disabled: bool) -> User:
     return someone
 
 
-def set_disabled(session: Session, admin: Admin, user_id: object, *, disabled: bool, reason: object) -> User:
+def set_disabled(session: Session, admin: Context, user_id: object, *, disabled: bool, reason: object) -> User:
     """Disable a person (they cannot sign in, charges and holds answer 403; their sessions end;
     their money stays) or enable them again."""
     why = reason_of(reason)
@@ -203,15 +182,15 @@ def set_disabled(session: Session, admin: Admin, user_id: object, *, disabled: b
         record_audit(
             session,
             "user.disabled" if disabled else "user.enabled",
-            origin=admin_origin(admin.origin),
+            ctx=admin,
             user_id=someone.id,
-            details=admin.details(why, sessions_ended=ended),
+            details=admin.admin_details(why, sessions_ended=ended),
         )
     someone.disabled_at = when
     return someone
 
 
-def set_admin(session: Session, admin: Admin, email: object, *, on: bool) -> User:
+def set_admin(session: Session, admin: Context, email: object, *, on: bool) -> User:
     """Give or take the admin role (`flask users set-admin`)."""
     address = validation.text(email, "email", max_length=254).lower()
     someone = session.scalar(select(User).where(User.email == address))
@@ -219,8 +198,8 @@ def set_admin(session: Session, admin: Admin, email: object, *, on: bool) -> Use
         raise NotFound(N_("There is no such person."))
     with atomic(session):
         session.execute(update(User).where(User.id == someone.id).values(is_admin=on))
-        details = admin.details("set-admin", is_admin=on)
-        record_audit(session, "user.admin_role", origin=admin_origin(admin.origin), user_id=someone.id, details=details)
+        details = admin.admin_details("set-admin", is_admin=on)
+        record_audit(session, "user.admin_role", ctx=admin, user_id=someone.id, details=details)
     someone.is_admin = on
     return someone
 

@@ -22,7 +22,8 @@ from ledger.db import atomic, in_unit_of_work, lock
 from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
 from ledger.models import BillingAccount, EventType, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
-from ledger.services.audit import SYSTEM, Origin, record_audit, refusal
+from ledger.services.audit import record_audit, refusal
+from ledger.services.context import SYSTEM, Context
 from ledger.services.events import emit
 from ledger.services.paging import Page, newest_first
 
@@ -95,7 +96,7 @@ def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -
         record_audit(
             session,
             "hold.expired",
-            origin=SYSTEM,
+            ctx=SYSTEM,
             user_id=account.user_id,
             details={"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id},
         )
@@ -161,19 +162,19 @@ def _post(
     return entry
 
 
-def short_of(account: BillingAccount, req: ChargeRequest, action: str, origin: Origin) -> InsufficientBalance:
+def short_of(account: BillingAccount, req: ChargeRequest, action: str, ctx: Context) -> InsufficientBalance:
     """The refusal of a charge or hold that the locked account's available amount cannot cover."""
-    return insufficient(req, account.balance, account.available, action, origin)
+    return insufficient(req, account.balance, account.available, action, ctx)
 
 
 def insufficient(
-    req: ChargeRequest, balance: Decimal, available: Decimal, action: str, origin: Origin
+    req: ChargeRequest, balance: Decimal, available: Decimal, action: str, ctx: Context
 ) -> InsufficientBalance:
     """The refusal of a charge or hold short of the available amount, with its audit row (kept
     when the transaction is rolled back, by db.atomic)."""
     details = {**req.described(), "balance": to_api(balance), "available": to_api(available)}
     refused = InsufficientBalance(balance, available)
-    return refusal(refused, action, origin=origin, user_id=req.user_id, details=details)
+    return refusal(refused, action, ctx=ctx, user_id=req.user_id, details=details)
 
 
 def credit(
@@ -182,7 +183,7 @@ def credit(
     user_id: uuid.UUID,
     amount: Decimal,
     kind: LedgerKind,
-    origin: Origin,
+    ctx: Context,
     action: str,
     details: dict[str, Any] | None = None,
     memo: str | None = None,
@@ -197,7 +198,7 @@ def credit(
         user_id=user_id,
         amount=amount,
         kind=kind,
-        origin=origin,
+        ctx=ctx,
         action=action,
         details=details,
         memo=memo,
@@ -211,7 +212,7 @@ def post(
     user_id: uuid.UUID,
     amount: Decimal,
     kind: LedgerKind,
-    origin: Origin,
+    ctx: Context,
     action: str,
     details: dict[str, Any] | None = None,
     memo: str | None = None,
@@ -238,7 +239,7 @@ def post(
     record_audit(
         session,
         action,
-        origin=origin,
+        ctx=ctx,
         user_id=user_id,
         details={
             "amount": to_api(amount),
@@ -250,7 +251,7 @@ def post(
     return entry
 
 
-def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, memo: str, origin: Origin) -> LedgerEntry:
+def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, memo: str, ctx: Context) -> LedgerEntry:
     """Credit a user by hand (support, the demo seed): one transaction of its own."""
     with atomic(session):
         return credit(
@@ -258,7 +259,7 @@ def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, mem
             user_id=user_id,
             amount=amount,
             kind=LedgerKind.ADJUSTMENT,
-            origin=origin,
+            ctx=ctx,
             action="balance.adjusted",
             memo=memo,
         )

@@ -27,7 +27,7 @@ from ledger.db import atomic, retry_on_disconnect
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
 from ledger.money import to_api
-from ledger.services.audit import Origin, audit_row
+from ledger.services.audit import audit_row
 from ledger.services.books.accounts import ChargeRequest
 from ledger.services.books.engine import (
     ACCOUNTS,
@@ -44,6 +44,7 @@ from ledger.services.books.engine import (
     write,
 )
 from ledger.services.books.low_balance import SITE_DEFAULT, threshold
+from ledger.services.context import Context
 
 MAX_ITEMS = 1000
 
@@ -71,7 +72,7 @@ def charge_list(charges: object) -> list[dict[str, Any]]:
 
 @retry_on_disconnect
 def charge_batch(
-    session: Session, *, charges: object, origin: Origin, low_balance: Decimal = SITE_DEFAULT
+    session: Session, *, charges: object, ctx: Context, low_balance: Decimal = SITE_DEFAULT
 ) -> list[ItemResult]:
     """Charge a batch of deducts (1 to 1,000 objects of SPEC 6's deduct fields) in one transaction.
 
@@ -94,9 +95,9 @@ def charge_batch(
                 writes.append(Entry(result.usage, details={"batch": True}))
                 note_low(session, accounts[result.usage.user_id], result.usage)
             elif result.status == "insufficient_balance":
-                refusals.append(_refusal_row(item, result.error, origin))
+                refusals.append(_refusal_row(item, result.error, ctx))
         if writes:
-            written = write(session, writes, origin)
+            written = write(session, writes, ctx)
             assert len(written) == len(writes), "a batch's charges are looked up after its locks"
         if refusals:
             session.add_all(refusals)
@@ -162,9 +163,9 @@ def _result(
     return ItemResult(index, decision.status, usage, usage.balance_after if usage else None, decision.error)
 
 
-def _refusal_row(item: Any, error: Any, origin: Origin) -> Any:
+def _refusal_row(item: Any, error: Any, ctx: Context) -> Any:
     details = {**item.described(), "balance": to_api(error.balance), "available": to_api(error.available)}
-    return audit_row("usage.insufficient_balance", origin=origin, user_id=item.user_id, details=details)
+    return audit_row("usage.insufficient_balance", ctx=ctx, user_id=item.user_id, details=details)
 
 
 # --- the statements, built once ------------------------------------------------------------------

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from ledger import metrics
 from ledger.db import atomic, retry_on_disconnect
 from ledger.errors import LedgerError, UserNotFound
-from ledger.services.audit import Origin
 from ledger.services.books.accounts import ChargeRequest, insufficient
 from ledger.services.books.engine import (
     ACCOUNTS,
@@ -36,6 +35,7 @@ from ledger.services.books.engine import (
     write,
 )
 from ledger.services.books.low_balance import SITE_DEFAULT, threshold
+from ledger.services.context import Context
 
 P = ParamSpec("P")
 
@@ -68,7 +68,7 @@ def charge_usage(
     model: object,
     request_id: object,
     params: object = None,
-    origin: Origin,
+    ctx: Context,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> Charge:
     """Charge a user for one use of a paid feature, at most once per (user, request_id).
@@ -101,13 +101,13 @@ def charge_usage(
                 account.expire_past_due(session)
             decision = decide(req, account, _first(req, found), found.hold_taken)
             if decision.status == "insufficient_balance":
-                raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", origin)
+                raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)
             if decision.error is not None:
                 raise decision.error
             if decision.usage is not None:  # replayed
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
             usage = take(req, account)
-            if write(session, [Entry(usage)], origin):
+            if write(session, [Entry(usage)], ctx):
                 note_low(session, account, usage)
                 return Charge(usage=usage, balance=usage.balance_after, replayed=False)
             found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it

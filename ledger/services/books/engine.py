@@ -39,9 +39,9 @@ from ledger.errors import AccountDisabled, InsufficientBalance, LedgerError, Req
 from ledger.logs import current_request_id
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
 from ledger.money import to_api
-from ledger.services.audit import Origin
 from ledger.services.books.accounts import ChargeRequest, expire_due_holds
 from ledger.services.books.low_balance import note_crossing
+from ledger.services.context import Context
 
 ACCOUNTS = BillingAccount.__table__
 USAGE = UsageLog.__table__
@@ -192,7 +192,7 @@ class Entry:
     guarded: bool = True
 
 
-def write(session: Session, entries: list[Entry], origin: Origin) -> dict[uuid.UUID, datetime]:
+def write(session: Session, entries: list[Entry], ctx: Context) -> dict[uuid.UUID, datetime]:
     """Write charges, in their order, with one statement: their usage logs, the balances (each
     person's after their last charge here), the ledger entries and the audit rows. Returns the
     usage logs written, with their time; a guarded one whose request id a charge or a hold took
@@ -217,9 +217,9 @@ def write(session: Session, entries: list[Entry], origin: Origin) -> dict[uuid.U
     parameters = {
         "p_items": Jsonb(items),
         "p_accounts": Jsonb([{"user_id": str(user_id), "balance": str(b)} for user_id, b in last.items()]),
-        "p_actor": origin.actor.value,
-        "p_ip": origin.ip,
-        "p_user_agent": origin.user_agent,
+        "p_actor": ctx.actor.value,
+        "p_ip": ctx.ip,
+        "p_user_agent": ctx.user_agent,
         "p_trace_id": current_request_id(),
     }
     written = {row.id: row.created_at for row in WRITE.all(session.connection(), parameters)}

@@ -24,7 +24,7 @@ from ledger.db import atomic, lock
 from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled
 from ledger.models import BillingAccount, Hold, HoldStatus, Refund, RefundStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import (
     ChargeRequest,
     Funds,
@@ -36,6 +36,7 @@ from ledger.services.books.accounts import (
 )
 from ledger.services.books.engine import Account, Entry, Usage, decide, write
 from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
+from ledger.services.context import Context
 
 TTL_DEFAULT = 3600
 TTL_MIN, TTL_MAX = 60, 86_400
@@ -107,7 +108,7 @@ def place_hold(
     request_id: object,
     params: object = None,
     ttl_seconds: object = None,
-    origin: Origin,
+    ctx: Context,
     now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
@@ -124,7 +125,7 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        answer = set_aside(session, req, ttl=ttl, origin=origin, now=now, low_balance=low_balance)
+        answer = set_aside(session, req, ttl=ttl, ctx=ctx, now=now, low_balance=low_balance)
     metrics.HOLDS.labels("replayed" if answer.replayed else "placed").inc()
     return answer
 
@@ -134,7 +135,7 @@ def set_aside(
     req: ChargeRequest,
     *,
     ttl: int,
-    origin: Origin,
+    ctx: Context,
     now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
@@ -152,7 +153,7 @@ def set_aside(
     figures = Account(req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, low_balance))
     decision = decide(req, figures, previous, taken=session.scalar(charged) is not None)
     if decision.status == "insufficient_balance":
-        raise short_of(account, req, "hold.insufficient_balance", origin)
+        raise short_of(account, req, "hold.insufficient_balance", ctx)
     if decision.error is not None:
         raise decision.error
     if previous is not None:  # replayed
@@ -182,12 +183,12 @@ def set_aside(
         amount=req.amount,
     )
     details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
-    record_audit(session, "hold.placed", origin=origin, user_id=req.user_id, details=details)
+    record_audit(session, "hold.placed", ctx=ctx, user_id=req.user_id, details=details)
     return HoldAnswer(hold, account.balance, account.available)
 
 
 def capture_hold(
-    session: Session, *, hold_id: object, amount: object, origin: Origin, now: datetime | None = None
+    session: Session, *, hold_id: object, amount: object, ctx: Context, now: datetime | None = None
 ) -> HoldAnswer:
     """Settle an active hold by charging `amount` of it (0 < amount <= the hold); the rest is released.
 
@@ -197,11 +198,11 @@ def capture_hold(
     """
     value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
     with atomic(session):
-        return capture(session, hold_id, value, origin=origin, now=now)
+        return capture(session, hold_id, value, ctx=ctx, now=now)
 
 
 def capture(
-    session: Session, hold_id: object, value: Decimal, *, origin: Origin, now: datetime | None = None
+    session: Session, hold_id: object, value: Decimal, *, ctx: Context, now: datetime | None = None
 ) -> HoldAnswer:
     """`capture_hold` inside the caller's unit of work, for a checked amount."""
     account, hold, now = _lock(session, hold_id, now)
@@ -224,7 +225,7 @@ def capture(
     account.held -= hold.amount
     session.flush()  # the hold's money is free before the charge takes its part (held <= balance)
     released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
-    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], origin)
+    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], ctx)
     set_committed_value(account, "balance", usage.balance_after)  # as the engine wrote it
     hold.settle(HoldStatus.CAPTURED, now)
     hold.captured_amount, hold.usage_log_id = value, usage.id
@@ -232,14 +233,14 @@ def capture(
     return _settled_answer(hold)
 
 
-def release_hold(session: Session, *, hold_id: object, origin: Origin, now: datetime | None = None) -> HoldAnswer:
+def release_hold(session: Session, *, hold_id: object, ctx: Context, now: datetime | None = None) -> HoldAnswer:
     """Settle an active hold by giving all of it back (the job failed). Again: the same answer,
     `replayed=True`. Raises HoldNotFound, HoldSettled (captured or expired)."""
     with atomic(session):
-        return release(session, hold_id, origin=origin, now=now)
+        return release(session, hold_id, ctx=ctx, now=now)
 
 
-def release(session: Session, hold_id: object, *, origin: Origin, now: datetime | None = None) -> HoldAnswer:
+def release(session: Session, hold_id: object, *, ctx: Context, now: datetime | None = None) -> HoldAnswer:
     """`release_hold` inside the caller's unit of work."""
     account, hold, now = _lock(session, hold_id, now)
     if hold.status is HoldStatus.RELEASED:
@@ -250,7 +251,7 @@ def release(session: Session, hold_id: object, *, origin: Origin, now: datetime 
     hold.settle(HoldStatus.RELEASED, now)
     _note_settlement(session, hold, account)
     details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
-    record_audit(session, "hold.released", origin=origin, user_id=hold.user_id, details=details)
+    record_audit(session, "hold.released", ctx=ctx, user_id=hold.user_id, details=details)
     return _settled_answer(hold)
 
 

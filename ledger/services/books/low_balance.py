@@ -21,8 +21,9 @@ from ledger.errors import InvalidRequest, UserNotFound
 from ledger.i18n import N_
 from ledger.models import EventType, User
 from ledger.money import InvalidAmount, normalise_typed_amount, parse_amount, to_api
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import funds
+from ledger.services.context import Context
 from ledger.services.events import emit
 
 SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # what services assume when a caller names no site threshold
@@ -67,7 +68,7 @@ def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal) -> Decima
     return limit if available < limit else None
 
 
-def set_own_threshold(session: Session, user_id: uuid.UUID, raw: object, *, origin: Origin) -> Decimal | None:
+def set_own_threshold(session: Session, user_id: uuid.UUID, raw: object, *, ctx: Context) -> Decimal | None:
     """Save the person's own threshold: an amount from 0.00 (never alert) up to 100,000.00, or empty
     for the site's. Raises InvalidRequest on the field `low_balance_threshold`."""
     typed = normalise_typed_amount(raw)
@@ -83,5 +84,5 @@ def set_own_threshold(session: Session, user_id: uuid.UUID, raw: object, *, orig
     with atomic(session):
         session.execute(update(User).where(User.id == user_id).values(low_balance_threshold=own))
         shown = to_api(own) if own is not None else None
-        record_audit(session, "profile.low_balance_threshold", origin=origin, user_id=user_id, details={"own": shown})
+        record_audit(session, "profile.low_balance_threshold", ctx=ctx, user_id=user_id, details={"own": shown})
     return own

@@ -18,10 +18,10 @@ from ledger import validation
 from ledger.errors import InvalidRequest, UnknownModel
 from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
-from ledger.services.audit import Origin
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.engine import Charge
 from ledger.services.books.low_balance import SITE_DEFAULT
+from ledger.services.context import Context
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def run_model(
     model_id: object,
     raw_params: Mapping[str, object],
     run_id: object,
-    origin: Origin,
+    ctx: Context,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> tuple[Quote, Charge]:
     """Price and charge one (simulated) run.
@@ -196,7 +196,7 @@ def run_model(
         model=priced.model.id,
         request_id=f"console:{run_id}",
         params=priced.params,
-        origin=origin,
+        ctx=ctx,
         low_balance=low_balance,
     )
     return priced, charge

@@ -27,11 +27,11 @@ from ledger.db import atomic, lock
 from ledger.errors import HoldSettled, InvalidRequest
 from ledger.i18n import N_
 from ledger.models import BillingAccount, Hold, HoldStatus, VideoJob, VideoJobStatus
-from ledger.services.audit import Origin
 from ledger.services.books.accounts import ChargeRequest
 from ledger.services.books.holds import capture, release, set_aside
 from ledger.services.books.low_balance import SITE_DEFAULT
 from ledger.services.console.pricing import Quote, quote
+from ledger.services.context import Context
 
 MODEL = "motion-video-1"
 AT_ONCE = 2  # a person's jobs running at the same time; the others wait in line
@@ -64,7 +64,7 @@ def start_video_job(
     raw_params: Mapping[str, object],
     outcome: object,
     run_id: object,
-    origin: Origin,
+    ctx: Context,
     handoff: Handoff,
     now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
@@ -79,7 +79,7 @@ def start_video_job(
     priced = quote(MODEL, raw_params)
     request = ChargeRequest(user_id, priced.amount, MODEL, f"console:{run}", dict(priced.params))
     with atomic(session):
-        held = set_aside(session, request, ttl=HOLD_TTL, origin=origin, now=now, low_balance=low_balance)
+        held = set_aside(session, request, ttl=HOLD_TTL, ctx=ctx, now=now, low_balance=low_balance)
         job = session.scalar(select(VideoJob).where(VideoJob.hold_id == held.hold.id)) if held.replayed else None
         if job is None:
             job = VideoJob(
@@ -128,7 +128,7 @@ def run_video_job(
     session: Session,
     *,
     job_id: object,
-    origin: Origin,
+    ctx: Context,
     handoff: Handoff,
     pause: Callable[[float], None] = time.sleep,
 ) -> VideoJob | None:
@@ -141,7 +141,7 @@ def run_video_job(
         if job is None or job.status is not VideoJobStatus.STARTING:
             return job
         if not _outlasts_the_render(job):  # it waited in line too long: its money goes back, unrendered
-            _give_back(session, job, origin)
+            _give_back(session, job, ctx)
         else:
             job.status, job.started_at = VideoJobStatus.RUNNING, datetime.now(UTC)
     if job.status is not VideoJobStatus.RUNNING:
@@ -153,7 +153,7 @@ def run_video_job(
         job = lock(session, VideoJob, VideoJob.id == wanted)
         assert job is not None
         if job.status is VideoJobStatus.RUNNING:  # not reaped meanwhile
-            _settle(session, job, produced, origin)
+            _settle(session, job, produced, ctx)
     dispatch(session, job.user_id, handoff=handoff)
     return job
 
@@ -165,19 +165,19 @@ def _outlasts_the_render(job: VideoJob) -> bool:
     return job.hold.status is HoldStatus.ACTIVE and job.hold.expires_at > datetime.now(UTC) + render
 
 
-def _give_back(session: Session, job: VideoJob, origin: Origin) -> None:
+def _give_back(session: Session, job: VideoJob, ctx: Context) -> None:
     """Fail a job that will not run (its hold is expiring or gone): whatever is still held returns."""
     with contextlib.suppress(HoldSettled):  # already expired: the money is back already
-        release(session, job.hold_id, origin=origin)
+        release(session, job.hold_id, ctx=ctx)
     job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, "expired", datetime.now(UTC)
 
 
-def _settle(session: Session, job: VideoJob, produced: int, origin: Origin) -> None:
+def _settle(session: Session, job: VideoJob, produced: int, ctx: Context) -> None:
     try:
         if produced:
-            capture(session, job.hold_id, price_of(job, produced).amount, origin=origin)
+            capture(session, job.hold_id, price_of(job, produced).amount, ctx=ctx)
         else:
-            release(session, job.hold_id, origin=origin)
+            release(session, job.hold_id, ctx=ctx)
     except HoldSettled:  # its hold expired first (the worker hung past the margin): nothing is charged
         job.status, job.failure = VideoJobStatus.FAILED, "expired"
     else:

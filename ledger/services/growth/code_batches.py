@@ -26,7 +26,7 @@ from ledger.i18n import N_
 from ledger.models import CodeBatch, RedemptionCode, User
 from ledger.money import parse_amount, to_api
 from ledger.services.audit import record_audit
-from ledger.services.backoffice.people import Admin, admin_origin, reason_of
+from ledger.services.context import Context, reason_of
 from ledger.services.growth.codes import CodeView, find_code, last_day, new_code, shown, status_of
 
 MAX_COUNT = 10_000
@@ -73,7 +73,7 @@ def plan_batch(
 
 def create_batch(
     session: Session,
-    admin: Admin,
+    admin: Context,
     *,
     count: object,
     amount: object,
@@ -94,7 +94,7 @@ def create_batch(
             count=plan.count,
             note=plan.note,
             expires_at=plan.expires_at,
-            created_by=admin.user_id,
+            created_by=admin.admin_id,
         )
         session.add(batch)
         session.flush()
@@ -104,9 +104,9 @@ def create_batch(
         record_audit(
             session,
             "codes.batch_created",
-            origin=admin_origin(admin.origin),
-            user_id=admin.user_id,
-            details=admin.details(why, **details),
+            ctx=admin,
+            user_id=admin.admin_id,
+            details=admin.admin_details(why, **details),
         )
     return batch, made
 
@@ -175,7 +175,7 @@ def batch_figures(session: Session, batch_id: object) -> BatchFigures:
 
 
 def batch_csv(
-    session: Session, admin: Admin, batch_id: object, *, tz: ZoneInfo, now: datetime | None = None
+    session: Session, admin: Context, batch_id: object, *, tz: ZoneInfo, now: datetime | None = None
 ) -> tuple[str, bytes]:
     """A batch as CSV (UTF-8 with BOM, for Excel): code (XXXX-XXXX-XXXX-XXXX), amount, expires (the
     last day, or empty), status. The codes are money to whoever holds them: who downloaded them is
@@ -191,9 +191,9 @@ def batch_csv(
         record_audit(
             session,
             "codes.batch_downloaded",
-            origin=admin_origin(admin.origin),
-            user_id=admin.user_id,
-            details=admin.details("download", batch_id=str(batch.id), count=len(rows)),
+            ctx=admin,
+            user_id=admin.admin_id,
+            details=admin.admin_details("download", batch_id=str(batch.id), count=len(rows)),
         )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -211,7 +211,7 @@ def creator_of(session: Session, batch: CodeBatch) -> User | None:
     return session.get(User, batch.created_by) if batch.created_by else None
 
 
-def disable_batch(session: Session, admin: Admin, batch_id: object, *, reason: object) -> int:
+def disable_batch(session: Session, admin: Context, batch_id: object, *, reason: object) -> int:
     """Disable a whole batch: none of its codes can be redeemed any more (those redeemed stay so).
     Audited `codes.batch_disabled`. Returns how many unredeemed codes it stopped."""
     why = reason_of(reason)
@@ -229,9 +229,9 @@ def disable_batch(session: Session, admin: Admin, batch_id: object, *, reason: o
         record_audit(
             session,
             "codes.batch_disabled",
-            origin=admin_origin(admin.origin),
-            user_id=admin.user_id,
-            details=admin.details(why, batch_id=str(batch.id), unredeemed=stopped),
+            ctx=admin,
+            user_id=admin.admin_id,
+            details=admin.admin_details(why, batch_id=str(batch.id), unredeemed=stopped),
         )
     session.refresh(batch)
     return stopped
@@ -249,7 +249,7 @@ def _unredeemed(session: Session, *where: Any) -> int:
     return session.scalar(select(func.count()).where(*where, RedemptionCode.redeemed_by.is_(None))) or 0
 
 
-def disable_code(session: Session, admin: Admin, raw: object, *, reason: object) -> CodeView:
+def disable_code(session: Session, admin: Context, raw: object, *, reason: object) -> CodeView:
     """Disable one unredeemed code, audited `codes.code_disabled`; InvalidRequest when it is
     redeemed or disabled already."""
     why = reason_of(reason)
@@ -270,9 +270,9 @@ def disable_code(session: Session, admin: Admin, raw: object, *, reason: object)
         record_audit(
             session,
             "codes.code_disabled",
-            origin=admin_origin(admin.origin),
-            user_id=admin.user_id,
-            details=admin.details(why, code=view.code.code, batch_id=str(view.batch.id)),
+            ctx=admin,
+            user_id=admin.admin_id,
+            details=admin.admin_details(why, code=view.code.code, batch_id=str(view.batch.id)),
         )
     return find_code(session, view.code.code)
 

@@ -39,8 +39,9 @@ from ledger.errors import (
     UserNotFound,
 )
 from ledger.models import AuditLog, CodeBatch, EventType, LedgerKind, RedemptionCode, User
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import credit
+from ledger.services.context import Context
 from ledger.services.events import emit_change
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 characters: 16 of them carry 80 random bits
@@ -141,7 +142,7 @@ REFUSALS: dict[type[LedgerError], str] = {
 
 
 def redeem(
-    session: Session, user_id: uuid.UUID, raw_code: object, origin: Origin, *, now: datetime | None = None
+    session: Session, user_id: uuid.UUID, raw_code: object, ctx: Context, *, now: datetime | None = None
 ) -> Redemption:
     """Redeem a code for the person: claim it (conditional UPDATE) and credit its amount (ledger kind
     `redemption`, audit `code.redeemed`) in one transaction.
@@ -165,7 +166,7 @@ def redeem(
                 user_id=user_id,
                 amount=amount,
                 kind=LedgerKind.REDEMPTION,
-                origin=origin,
+                ctx=ctx,
                 action="code.redeemed",
                 details={"code": code, "batch_id": str(batch_id)},
                 redemption_code=code,
@@ -175,7 +176,7 @@ def redeem(
         refused = _why_not(session, code, now)
         typed = validation.storable_text(raw_code, 40) if isinstance(raw_code, str) else None
         details = {"reason": REFUSALS[type(refused)], "code": code or typed}
-        record_audit(session, "code.refused", origin=origin, user_id=user_id, details=details)
+        record_audit(session, "code.refused", ctx=ctx, user_id=user_id, details=details)
     raise refused
 
 

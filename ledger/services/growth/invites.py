@@ -32,8 +32,9 @@ from ledger.models import (
     User,
 )
 from ledger.money import to_api
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import credit
+from ledger.services.context import Context
 
 # Bindings are rare; one transaction-level lock serialises them so that two people binding each
 # other's codes at the same instant cannot both pass the loop check.
@@ -115,7 +116,7 @@ def _ancestors_include(session: Session, start: uuid.UUID, target: uuid.UUID) ->
     return start == target or session.scalar(select(func.count()).where(chain.c.person == target)) > 0
 
 
-def bind_invite(session: Session, *, invitee: User, code: object, origin: Origin) -> tuple[InviteRelation, User]:
+def bind_invite(session: Session, *, invitee: User, code: object, ctx: Context) -> tuple[InviteRelation, User]:
     """Record that the person with invite `code` invited `invitee`, in a transaction of its own.
 
     Raises InvalidRequest (no code), InviteCodeNotFound (404), SelfInvite (422), InviteCycle (422)
@@ -123,11 +124,11 @@ def bind_invite(session: Session, *, invitee: User, code: object, origin: Origin
     (409). Writes an audit row.
     """
     with atomic(session):
-        return bind_in_transaction(session, invitee=invitee, code=code, origin=origin)
+        return bind_in_transaction(session, invitee=invitee, code=code, ctx=ctx)
 
 
 def bind_in_transaction(
-    session: Session, *, invitee: User, code: object, origin: Origin, field: str = "code"
+    session: Session, *, invitee: User, code: object, ctx: Context, field: str = "code"
 ) -> tuple[InviteRelation, User]:
     """`bind_invite` inside the caller's transaction (sign-up binds where it creates the person).
     `field` names the input that carried the code, for the error."""
@@ -145,21 +146,21 @@ def bind_in_transaction(
     record_audit(
         session,
         "invite.bound",
-        origin=origin,
+        ctx=ctx,
         user_id=invitee.id,
         details={"inviter_id": str(inviter.id), "code": inviter.invite_code, "relation_id": str(relation.id)},
     )
     record_audit(
         session,
         "invite.gained",
-        origin=origin,
+        ctx=ctx,
         user_id=inviter.id,
         details={"invitee_id": str(invitee.id), "relation_id": str(relation.id)},
     )
     return relation, inviter
 
 
-def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, origin: Origin, trigger: str) -> None:
+def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, ctx: Context, trigger: str) -> None:
     """Credit both sides of a locked, unrewarded relation and mark it rewarded."""
     relation.rewarded_at = datetime.now(UTC)
     relation.inviter_reward, relation.invitee_reward = rewards.inviter, rewards.invitee
@@ -174,14 +175,14 @@ def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, orig
                 user_id=user_id,
                 amount=amount,
                 kind=LedgerKind.INVITE_REWARD,
-                origin=origin,
+                ctx=ctx,
                 action="invite.rewarded",
                 invite_relation=relation,
                 details={"relation_id": str(relation.id), "role": role, "trigger": trigger},
             )
 
 
-def reward_invite(session: Session, *, invitee_id: object, settings: Settings, origin: Origin) -> RewardOutcome:
+def reward_invite(session: Session, *, invitee_id: object, settings: Settings, ctx: Context) -> RewardOutcome:
     """Pay the invitation reward of `invitee_id` once (internal API); one transaction of its own.
 
     Raises InvalidRequest (not a UUID), InviteNotFound when nobody invited this person. A repeat
@@ -195,7 +196,7 @@ def reward_invite(session: Session, *, invitee_id: object, settings: Settings, o
             raise InviteNotFound()
         if relation.rewarded_at is not None:
             return RewardOutcome(False, True, relation.inviter_reward, relation.invitee_reward)
-        _pay(session, relation, rewards, origin, trigger="api")
+        _pay(session, relation, rewards, ctx, trigger="api")
     return RewardOutcome(True, False, rewards.inviter, rewards.invitee)
 
 
@@ -230,7 +231,7 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
 
 
 def pay_first_topup_reward(
-    session: Session, relation: InviteRelation, payment: PaymentTransaction, *, settings: Settings, origin: Origin
+    session: Session, relation: InviteRelation, payment: PaymentTransaction, *, settings: Settings, ctx: Context
 ) -> None:
     """Pay the reward locked by `lock_first_topup_reward`, in the same transaction as the top-up,
     unless the top-up is below INVITE_REWARD_MIN_TOPUP or the inviter was already rewarded
@@ -243,13 +244,13 @@ def pay_first_topup_reward(
     elif rewards_in_30_days(session, relation.inviter_id) >= rewards.max_per_month:
         reason = UnrewardedReason.MONTHLY_LIMIT
     if reason is None:
-        _pay(session, relation, rewards, origin, trigger="first_topup")
+        _pay(session, relation, rewards, ctx, trigger="first_topup")
         return
     relation.unrewarded_reason = reason
     record_audit(
         session,
         "invite.not_rewarded",
-        origin=origin,
+        ctx=ctx,
         user_id=relation.invitee_id,
         details={
             "relation_id": str(relation.id),

@@ -21,7 +21,8 @@ from ledger.errors import NotFound, TooManyPendingOrders
 from ledger.i18n import N_
 from ledger.models import AuditLog, PaymentStatus, PaymentTransaction, PayType, User
 from ledger.money import to_api
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
+from ledger.services.context import Context
 from ledger.services.payments.methods import parse_pay_type, parse_topup_amount
 from ledger.services.payments.xorpay import GatewayError, XorPayClient
 
@@ -41,7 +42,7 @@ def create_topup(
     settings: Settings,
     user: User,
     amount: object,
-    origin: Origin,
+    ctx: Context,
     pay_type: object = PayType.ALIPAY.value,
     now: datetime | None = None,
 ) -> PaymentTransaction:
@@ -69,7 +70,7 @@ def create_topup(
         record_audit(
             session,
             "payment.created",
-            origin=origin,
+            ctx=ctx,
             user_id=user.id,
             details={"transaction_id": str(order.id), "amount": to_api(amount), "pay_type": method.value},
         )
@@ -84,7 +85,7 @@ def create_topup(
             order_uid=str(user.id),  # who paid, without personal data leaving us (SPEC 19)
         )
     except GatewayError as exc:
-        _mark_refused(session, order.id, exc, origin)
+        _mark_refused(session, order.id, exc, ctx)
         raise
     with atomic(session):
         order = lock_order(session, order.id)
@@ -110,7 +111,7 @@ def _refuse_past_pending_limit(session: Session, user_id: uuid.UUID, most: int, 
         raise TooManyPendingOrders(count=open_orders, minutes=ORDER_EXPIRE_SECONDS // 60)
 
 
-def _mark_refused(session: Session, order_id: uuid.UUID, exc: GatewayError, origin: Origin) -> None:
+def _mark_refused(session: Session, order_id: uuid.UUID, exc: GatewayError, ctx: Context) -> None:
     """XorPay would not create the order: it is failed (nothing can be paid on it), and audited."""
     with atomic(session):
         order = lock_order(session, order_id)
@@ -120,7 +121,7 @@ def _mark_refused(session: Session, order_id: uuid.UUID, exc: GatewayError, orig
         record_audit(
             session,
             "payment.create_failed",
-            origin=origin,
+            ctx=ctx,
             user_id=order.user_id,
             details={"transaction_id": str(order.id), "gateway_status": exc.gateway_status, "detail": exc.detail},
         )

@@ -33,8 +33,8 @@ from ledger.models import (
 )
 from ledger.money import parse_amount, to_api
 from ledger.services.audit import record_audit
-from ledger.services.backoffice.people import Admin, admin_origin, reason_of
 from ledger.services.books.accounts import Funds, funds, lock_account, post
+from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.payments.xorpay import GatewayError, XorPayClient
 
@@ -65,7 +65,7 @@ def plan_refund(session: Session, transaction_id: object, amount: object) -> Ref
 
 
 def refund_order(
-    session: Session, gateway: XorPayClient, admin: Admin, transaction_id: object, amount: object, *, reason: object
+    session: Session, gateway: XorPayClient, admin: Context, transaction_id: object, amount: object, *, reason: object
 ) -> Refund:
     """Refund part or all of a succeeded order through XorPay (see the module's contract).
 
@@ -87,14 +87,12 @@ def refund_order(
             amount=value,
             reason=why,
             status=RefundStatus.PENDING,
-            admin_id=admin.user_id,
+            admin_id=admin.admin_id,
         )
         session.add(refund)
         account.held += value
-        details = admin.details(why, refund_id=str(refund.id), transaction_id=str(order.id), amount=to_api(value))
-        record_audit(
-            session, "refund.requested", origin=admin_origin(admin.origin), user_id=order.user_id, details=details
-        )
+        details = admin.admin_details(why, refund_id=str(refund.id), transaction_id=str(order.id), amount=to_api(value))
+        record_audit(session, "refund.requested", ctx=admin, user_id=order.user_id, details=details)
         aoid = order.provider_order_id
     try:  # 2. no transaction is open while XorPay answers
         gateway.refund(aoid or "", f"{value:.2f}")
@@ -107,7 +105,7 @@ def refund_order(
 
 
 def settle_refund(
-    session: Session, admin: Admin, refund_id: object, *, succeeded: bool, reason: object, answer: dict | None = None
+    session: Session, admin: Context, refund_id: object, *, succeeded: bool, reason: object, answer: dict | None = None
 ) -> Refund:
     """Settle a pending refund: succeeded debits its amount (kind `refund`), failed releases it.
     After XorPay's answer, or by an admin who resolved an unknown outcome at XorPay."""
@@ -123,8 +121,8 @@ def settle_refund(
         account.held -= refund.amount  # what was set aside comes back first, then leaves if refunded
         refund.settle(RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED, datetime.now(UTC))
         refund.gateway_answer = {**refund.gateway_answer, **(answer or {}), "resolved_by": admin.via}
-        origin = admin_origin(admin.origin)
-        details = admin.details(why, refund_id=str(refund.id), transaction_id=str(refund.payment_transaction_id))
+        ctx = admin
+        details = admin.admin_details(why, refund_id=str(refund.id), transaction_id=str(refund.payment_transaction_id))
         if succeeded:
             session.flush()  # the refund row exists before its ledger entry names it
             post(
@@ -132,13 +130,13 @@ def settle_refund(
                 user_id=refund.user_id,
                 amount=-refund.amount,
                 kind=LedgerKind.REFUND,
-                origin=origin,
+                ctx=ctx,
                 action="refund.succeeded",
                 details=details,
                 refund_id=refund.id,
             )
         else:
-            record_audit(session, "refund.failed", origin=origin, user_id=refund.user_id, details=details)
+            record_audit(session, "refund.failed", ctx=ctx, user_id=refund.user_id, details=details)
         emit_change(
             session,
             EventType.REFUND_SUCCEEDED if succeeded else EventType.REFUND_FAILED,
@@ -224,15 +222,13 @@ def _checked(session: Session, order: PaymentTransaction, value: Decimal, money:
     return RefundPlan(order, value, refundable, money.balance, money.available)
 
 
-def _note_unknown(session: Session, refund_id: uuid.UUID, admin: Admin, error: GatewayError) -> None:
+def _note_unknown(session: Session, refund_id: uuid.UUID, admin: Context, error: GatewayError) -> None:
     with atomic(session):
         refund = lock(session, Refund, Refund.id == refund_id)
         assert refund is not None
         refund.gateway_answer = _answer(error)
-        details = admin.details("gateway", refund_id=str(refund.id), gateway_status=error.gateway_status)
-        record_audit(
-            session, "refund.unknown", origin=admin_origin(admin.origin), user_id=refund.user_id, details=details
-        )
+        details = admin.admin_details("gateway", refund_id=str(refund.id), gateway_status=error.gateway_status)
+        record_audit(session, "refund.unknown", ctx=admin, user_id=refund.user_id, details=details)
 
 
 def _reload(session: Session, refund_id: uuid.UUID) -> Refund:

@@ -22,8 +22,9 @@ from ledger.db import atomic
 from ledger.errors import InvalidRequest
 from ledger.i18n import N_
 from ledger.models import EventType, LedgerKind, PaymentStatus, PaymentTransaction
-from ledger.services.audit import SYSTEM, Origin, record_audit
+from ledger.services.audit import record_audit
 from ledger.services.books.accounts import credit
+from ledger.services.context import SYSTEM, Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.growth.invites import lock_first_topup_reward, pay_first_topup_reward
 from ledger.services.payments.orders import get_own_order, lock_order, order_by_id
@@ -34,7 +35,7 @@ RECHECK_WINDOW = timedelta(hours=48)
 
 
 def settle(
-    session: Session, order: PaymentTransaction, *, settings: Settings, origin: Origin, evidence: dict[str, Any]
+    session: Session, order: PaymentTransaction, *, settings: Settings, ctx: Context, evidence: dict[str, Any]
 ) -> bool:
     """Mark a locked, paid order succeeded and credit its stored amount. False if it already was.
 
@@ -52,7 +53,7 @@ def settle(
         user_id=order.user_id,
         amount=order.amount,
         kind=LedgerKind.TOPUP,
-        origin=origin,
+        ctx=ctx,
         action="payment.succeeded",
         payment_transaction=order,
         details={
@@ -65,7 +66,7 @@ def settle(
     metrics.count_on_commit(session, metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc)
     metrics.count_on_commit(session, partial(metrics.TOPUP_YUAN.inc, float(order.amount)))
     if reward is not None:
-        pay_first_topup_reward(session, reward, order, settings=settings, origin=origin)
+        pay_first_topup_reward(session, reward, order, settings=settings, ctx=ctx)
     return True
 
 
@@ -76,7 +77,7 @@ def check_payment(
     settings: Settings,
     user_id: uuid.UUID,
     transaction_id: object,
-    origin: Origin,
+    ctx: Context,
 ) -> PaymentTransaction:
     """ "I have paid, check now": ask XorPay (query2) about the person's own order and credit it if paid.
 
@@ -87,12 +88,12 @@ def check_payment(
         gateway,
         get_own_order(session, user_id=user_id, transaction_id=transaction_id),
         settings=settings,
-        origin=origin,
+        ctx=ctx,
     )
 
 
 def ask_xorpay(
-    session: Session, gateway: XorPayClient, order: PaymentTransaction, *, settings: Settings, origin: Origin
+    session: Session, gateway: XorPayClient, order: PaymentTransaction, *, settings: Settings, ctx: Context
 ) -> PaymentTransaction:
     """Ask XorPay (query2) about an order and act on the answer: paid -> credited (as a notify
     would), stale -> expired. For "check now", and for an admin's "check with XorPay"."""
@@ -100,43 +101,37 @@ def ask_xorpay(
         return order
     session.commit()  # no transaction stays open while XorPay answers
     status = gateway.query2(str(order.id))
-    order, _outcome = _apply_query(session, order.id, status, settings=settings, origin=origin, now=datetime.now(UTC))
+    order, _outcome = _apply_query(session, order.id, status, settings=settings, ctx=ctx, now=datetime.now(UTC))
     return order
 
 
 def mark_paid(
-    session: Session,
-    *,
-    settings: Settings,
-    transaction_id: object,
-    trade_no: object,
-    reason: str,
-    origin: Origin,
-    admin_details: dict[str, Any],
+    session: Session, admin: Context, transaction_id: object, *, trade_no: object, reason: object, settings: Settings
 ) -> PaymentTransaction:
     """补单: an admin who has the payment's proof (its Alipay or WeChat Pay trade number) credits the order's stored
     amount once, as a notify would (a later notify or reconcile changes nothing). Raises NotFound,
-    InvalidRequest (no trade number, or the order is already paid)."""
+    InvalidRequest (no reason, no trade number, or the order is already paid)."""
+    why = reason_of(reason)
     trade = validation.text(trade_no, "trade_no", max_length=64, message=N_("Give the payment's trade number."))
     wanted = order_by_id(session, transaction_id).id
     with atomic(session):
         order = lock_order(session, wanted)
         if order.status == PaymentStatus.SUCCEEDED:
             raise InvalidRequest(N_("This order is already paid."), field="trade_no")
-        evidence = {"confirmed_by": "admin", "trade_no": trade, "reason": reason}
-        settle(session, order, settings=settings, origin=origin, evidence=evidence)
+        evidence = {"confirmed_by": "admin", "trade_no": trade, "reason": why}
+        settle(session, order, settings=settings, ctx=admin, evidence=evidence)
         record_audit(
             session,
             "payment.marked_paid",
-            origin=origin,
+            ctx=admin,
             user_id=order.user_id,
-            details={**admin_details, "transaction_id": str(order.id), "trade_no": trade},
+            details=admin.admin_details(why, transaction_id=str(order.id), trade_no=trade),
         )
     return order
 
 
 def _apply_query(
-    session: Session, order_id: uuid.UUID, status: str, *, settings: Settings, origin: Origin, now: datetime
+    session: Session, order_id: uuid.UUID, status: str, *, settings: Settings, ctx: Context, now: datetime
 ) -> tuple[PaymentTransaction, str | None]:
     """Act on a query2 answer under the order's lock: paid -> credit, stale -> expired.
 
@@ -147,7 +142,7 @@ def _apply_query(
         order = lock_order(session, order_id)
         if status in PAID_STATUSES:
             evidence = {"confirmed_by": "query2", "query2_status": status}
-            if settle(session, order, settings=settings, origin=origin, evidence=evidence):
+            if settle(session, order, settings=settings, ctx=ctx, evidence=evidence):
                 outcome = "credited"
         elif order.status == PaymentStatus.PENDING and (
             status == "expire" or (now >= order.expires_at and status in {"new", "not_exist"})
@@ -157,7 +152,7 @@ def _apply_query(
             record_audit(
                 session,
                 "payment.expired",
-                origin=origin,
+                ctx=ctx,
                 user_id=order.user_id,
                 details={"transaction_id": str(order.id), "query2_status": status},
             )
@@ -213,7 +208,7 @@ def reconcile(
             if progress:
                 progress(order_id, f"error ({exc.gateway_status})")
             continue
-        _order, outcome = _apply_query(session, order_id, status, settings=settings, origin=SYSTEM, now=now)
+        _order, outcome = _apply_query(session, order_id, status, settings=settings, ctx=SYSTEM, now=now)
         report.credited += outcome == "credited"
         report.expired += outcome == "expired"
         if progress:

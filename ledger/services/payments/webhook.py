@@ -22,7 +22,8 @@ from ledger.db import atomic, lock
 from ledger.errors import InvalidNotify, TooManyNotifyRefusals, UnknownOrder
 from ledger.models import NotifyRefusal, PaymentTransaction
 from ledger.money import to_api
-from ledger.services.audit import XORPAY, Origin, record_audit, refusal
+from ledger.services.audit import record_audit, refusal
+from ledger.services.context import XORPAY, Context
 from ledger.services.payments.settlement import settle
 from ledger.services.payments.xorpay import Notify, loggable, parse_notify
 
@@ -32,7 +33,7 @@ def handle_notify(
     fields: Mapping[str, str],
     *,
     settings: Settings,
-    origin: Origin = XORPAY,
+    ctx: Context = XORPAY,
     source: str | None = None,
 ) -> bool:
     """Process a XorPay notify. True if it credited the order, False for a harmless repeat.
@@ -46,7 +47,7 @@ def handle_notify(
     XorPay signed that is still refused (unknown order, mismatch) is also audited on its own.
     """
     try:
-        return _handle(session, fields, settings=settings, origin=origin)
+        return _handle(session, fields, settings=settings, ctx=ctx)
     except (InvalidNotify, UnknownOrder) as refused:
         audited = refused.audit_row.details if refused.audit_row else {}
         reason = str(refused.details.get("reason") or audited.get("reason") or refused.code)
@@ -105,18 +106,18 @@ def forget_old_refusals(session: Session, *, days: int = 30) -> int:
     return gone.rowcount
 
 
-def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, origin: Origin) -> bool:
+def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, ctx: Context) -> bool:
     with atomic(session):
         notify = parse_notify(fields, settings.XORPAY_APP_SECRET)  # not XorPay's: counted, not audited a row each
         order = lock(session, PaymentTransaction, PaymentTransaction.id == notify.order_id) if notify.order_id else None
         if order is None:
-            raise _notify_refusal(UnknownOrder(), "unknown_order", notify, origin)
+            raise _notify_refusal(UnknownOrder(), "unknown_order", notify, ctx)
         if notify.pay_price != order.amount:
             raise _notify_refusal(
                 InvalidNotify("amount mismatch"),
                 "amount_mismatch",
                 notify,
-                origin,
+                ctx,
                 order,
                 expected=to_api(order.amount),
             )
@@ -125,7 +126,7 @@ def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, 
                 InvalidNotify("aoid mismatch"),
                 "aoid_mismatch",
                 notify,
-                origin,
+                ctx,
                 order,
                 expected=order.provider_order_id,
             )
@@ -136,14 +137,14 @@ def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, 
             "detail": notify.detail,
             "notify": notify.logged,
         }
-        credited = settle(session, order, settings=settings, origin=origin, evidence=evidence)
+        credited = settle(session, order, settings=settings, ctx=ctx, evidence=evidence)
         if order.provider_order_id is None:
             order.provider_order_id = notify.aoid
         if not credited:
             record_audit(
                 session,
                 "payment.notify_repeated",
-                origin=origin,
+                ctx=ctx,
                 user_id=order.user_id,
                 details={"transaction_id": str(order.id)},
             )
@@ -154,14 +155,14 @@ def _notify_refusal(
     error: InvalidNotify | UnknownOrder,
     reason: str,
     notify: Notify,
-    origin: Origin,
+    ctx: Context,
     order: PaymentTransaction | None = None,
     **details: str,
 ) -> InvalidNotify | UnknownOrder:
     return refusal(
         error,
         "payment.notify_refused",
-        origin=origin,
+        ctx=ctx,
         user_id=order.user_id if order else None,
         details={"reason": reason, **details, **notify.logged},
     )

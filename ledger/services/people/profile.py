@@ -24,7 +24,8 @@ from ledger.db import atomic
 from ledger.errors import InvalidImage, InvalidRequest, UsernameTaken
 from ledger.i18n import N_
 from ledger.models import User
-from ledger.services.audit import Origin, record_audit
+from ledger.services.audit import record_audit
+from ledger.services.context import Context
 
 # IANA zones people live in (not the legacy aliases), for the profile's time zone choice.
 TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/")))
@@ -139,7 +140,7 @@ def update_profile(
     full_name: object,
     website: object,
     timezone: object,
-    origin: Origin,
+    ctx: Context,
 ) -> User:
     """Check and save the person's profile; raises InvalidRequest naming a bad field, or
     UsernameTaken: usernames are unique by `username_key` and by `username_shape`, and a name is
@@ -187,7 +188,7 @@ def update_profile(
             record_audit(
                 session,
                 "profile.updated",
-                origin=origin,
+                ctx=ctx,
                 user_id=user.id,
                 details={"username": change.username, "website": change.website},
             )
@@ -199,7 +200,7 @@ def update_profile(
     return user
 
 
-def save_avatar(session: Session, user: User, data: bytes, *, uploads: Path, origin: Origin) -> str:
+def save_avatar(session: Session, user: User, data: bytes, *, uploads: Path, ctx: Context) -> str:
     """Check an uploaded image by its content and store a re-encoded square PNG of it.
 
     Re-encoding keeps nothing of the upload but pixels (no metadata, no polyglot payload).
@@ -231,7 +232,7 @@ def save_avatar(session: Session, user: User, data: bytes, *, uploads: Path, ori
     previous = user.avatar
     with atomic(session):
         session.execute(update(User).where(User.id == user.id).values(avatar=name))
-        record_audit(session, "profile.avatar_changed", origin=origin, user_id=user.id, details={"avatar": name})
+        record_audit(session, "profile.avatar_changed", ctx=ctx, user_id=user.id, details={"avatar": name})
     user.avatar = name
     if previous:
         (uploads / previous).unlink(missing_ok=True)

@@ -19,7 +19,8 @@ from ledger.db import atomic
 from ledger.errors import AccountDisabled, EmailTaken, InvalidCredentials, InvalidRequest, NotFound, WrongPassword
 from ledger.i18n import N_
 from ledger.models import BillingAccount, User, UserSession
-from ledger.services.audit import Origin, record_audit, refusal
+from ledger.services.audit import record_audit, refusal
+from ledger.services.context import Context
 from ledger.services.growth.invites import bind_in_transaction
 
 EMAIL_MAX_LENGTH = 254
@@ -86,7 +87,7 @@ def register_user(
     *,
     email: object,
     password: object,
-    origin: Origin,
+    ctx: Context,
     is_admin: bool = False,
     invite_code: object = None,
 ) -> User:
@@ -114,11 +115,11 @@ def register_user(
             session.flush()  # the account references the user
             session.add(BillingAccount(user_id=user.id, balance=0))
             if isinstance(invite_code, str) and invite_code.strip():
-                bind_in_transaction(session, invitee=user, code=invite_code, origin=origin, field="invite")
+                bind_in_transaction(session, invitee=user, code=invite_code, ctx=ctx, field="invite")
             record_audit(
                 session,
                 "user.registered",
-                origin=origin,
+                ctx=ctx,
                 user_id=user.id,
                 details={"email": email, "is_admin": is_admin},
             )
@@ -129,7 +130,7 @@ def register_user(
     return user
 
 
-def authenticate(session: Session, *, email: object, password: object, origin: Origin) -> User:
+def authenticate(session: Session, *, email: object, password: object, ctx: Context) -> User:
     """Return the person with this email and password, or audit the failure and raise InvalidCredentials.
 
     The error does not say whether the email exists (no account enumeration); input that could
@@ -145,24 +146,24 @@ def authenticate(session: Session, *, email: object, password: object, origin: O
             raise refusal(
                 InvalidCredentials(field="password"),
                 "auth.login_failed",
-                origin=origin,
+                ctx=ctx,
                 user_id=user.id if user else None,
                 details={"email": typed if storable else None},
             )
         if user.disabled_at is not None:  # said only to whoever knows the password
-            raise refusal(AccountDisabled(field="email"), "auth.login_refused", origin=origin, user_id=user.id)
+            raise refusal(AccountDisabled(field="email"), "auth.login_refused", ctx=ctx, user_id=user.id)
     return user
 
 
 # --- login sessions -------------------------------------------------------------------------------
 
 
-def start_session(session: Session, user: User, *, origin: Origin) -> UserSession:
+def start_session(session: Session, user: User, *, ctx: Context) -> UserSession:
     """Record a login: one user_sessions row, whose id the browser's cookie carries."""
     with atomic(session):
-        login = UserSession(id=uuid.uuid4(), user_id=user.id, ip=origin.ip, user_agent=origin.user_agent)
+        login = UserSession(id=uuid.uuid4(), user_id=user.id, ip=ctx.ip, user_agent=ctx.user_agent)
         session.add(login)
-        record_audit(session, "auth.login", origin=origin, user_id=user.id, details={"session_id": str(login.id)})
+        record_audit(session, "auth.login", ctx=ctx, user_id=user.id, details={"session_id": str(login.id)})
     return login
 
 
@@ -208,7 +209,7 @@ def _revoke(session: Session, user_id: uuid.UUID, *, only: uuid.UUID | None = No
 
 
 def revoke_session(
-    session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin, action: str = "auth.session_revoked"
+    session: Session, *, user_id: uuid.UUID, session_id: object, ctx: Context, action: str = "auth.session_revoked"
 ) -> uuid.UUID:
     """Sign out one of the person's own live login sessions (effective on that browser's next
     request), audited as `action`; returns its id. NotFound when the person has no such live session."""
@@ -217,25 +218,25 @@ def revoke_session(
     with atomic(session):
         if not _revoke(session, user_id, only=sid):
             raise missing
-        record_audit(session, action, origin=origin, user_id=user_id, details={"session_id": str(sid)})
+        record_audit(session, action, ctx=ctx, user_id=user_id, details={"session_id": str(sid)})
     return sid
 
 
-def end_session(session: Session, *, user_id: uuid.UUID, session_id: object, origin: Origin) -> None:
+def end_session(session: Session, *, user_id: uuid.UUID, session_id: object, ctx: Context) -> None:
     """Sign out: revoke this browser's login session (nothing to do when it is already revoked)."""
     with contextlib.suppress(NotFound):
-        revoke_session(session, user_id=user_id, session_id=session_id, origin=origin, action="auth.logout")
+        revoke_session(session, user_id=user_id, session_id=session_id, ctx=ctx, action="auth.logout")
 
 
-def revoke_other_sessions(session: Session, *, user_id: uuid.UUID, keep: object, origin: Origin) -> int:
+def revoke_other_sessions(session: Session, *, user_id: uuid.UUID, keep: object, ctx: Context) -> int:
     """Sign out every login session of the person but `keep` (this browser's). Returns how many."""
     with atomic(session):
         count = _revoke(session, user_id, keep=keep)
-        record_audit(session, "auth.other_sessions_revoked", origin=origin, user_id=user_id, details={"revoked": count})
+        record_audit(session, "auth.other_sessions_revoked", ctx=ctx, user_id=user_id, details={"revoked": count})
     return count
 
 
-def change_password(session: Session, user: User, *, current: object, new: object, keep: object, origin: Origin) -> int:
+def change_password(session: Session, user: User, *, current: object, new: object, keep: object, ctx: Context) -> int:
     """Change the password (the current one is required) and sign out every other session.
 
     Raises WrongPassword (audited) or InvalidRequest (new one too short or long). Returns the
@@ -248,13 +249,13 @@ def change_password(session: Session, user: User, *, current: object, new: objec
             or not validation.is_storable_text(current)
             or not check_password_hash(user.password_hash, current)
         ):
-            raise refusal(WrongPassword(field="current"), "auth.password_change_failed", origin=origin, user_id=user.id)
+            raise refusal(WrongPassword(field="current"), "auth.password_change_failed", ctx=ctx, user_id=user.id)
     password_hash = hash_password(new)
     with atomic(session):
         session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
         count = _revoke(session, user.id, keep=keep)
         record_audit(
-            session, "auth.password_changed", origin=origin, user_id=user.id, details={"other_sessions_revoked": count}
+            session, "auth.password_changed", ctx=ctx, user_id=user.id, details={"other_sessions_revoked": count}
         )
     user.password_hash = password_hash
     return count

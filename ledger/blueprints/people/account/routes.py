@@ -24,7 +24,7 @@ from ledger.services.books.accounts import ledger_page
 from ledger.services.books.holds import money_on_hold
 from ledger.services.books.low_balance import set_own_threshold
 from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.language import zone_choices, zone_label
 from ledger.web.parsing import submit
 
@@ -83,7 +83,7 @@ def save_profile() -> Any:
             full_name=form.full_name.data,
             website=form.website.data,
             timezone=form.timezone.data,
-            origin=request_origin(),
+            ctx=request_context(),
         ),
     )
     if saved is None:
@@ -99,7 +99,7 @@ def save_alert() -> Any:
     saved = submit(
         form,
         lambda: set_own_threshold(
-            get_session(), current_user.id, form.low_balance_threshold.data, origin=request_origin()
+            get_session(), current_user.id, form.low_balance_threshold.data, ctx=request_context()
         ),
     )
     if form.status != 200:
@@ -126,7 +126,7 @@ def upload_avatar() -> Any:
             current_user,
             form.avatar.data.read(AVATAR_READ_LIMIT),
             uploads=uploads(),
-            origin=request_origin(),
+            ctx=request_context(),
         ),
     )
     if saved is None:

@@ -11,7 +11,7 @@ from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.people.sign_in import authenticate, end_session, register_user
 from ledger.web.auth import current_session_id, sign_in
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.parsing import safe_next_url, submit
 
 bp = Blueprint("auth", __name__)
@@ -31,9 +31,7 @@ def login() -> Any:
     form = LoginForm()
     user = submit(
         form,
-        lambda: authenticate(
-            get_session(), email=form.email.data, password=form.password.data, origin=request_origin()
-        ),
+        lambda: authenticate(get_session(), email=form.email.data, password=form.password.data, ctx=request_context()),
     )
     if user is None:
         return render_template("auth/login.html", form=form), form.status
@@ -55,7 +53,7 @@ def register() -> Any:
             get_session(),
             email=form.email.data,
             password=form.password.data,
-            origin=request_origin(),
+            ctx=request_context(),
             invite_code=form.invite.data,
         ),
     )
@@ -69,7 +67,7 @@ def register() -> Any:
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
-    end_session(get_session(), user_id=current_user.id, session_id=current_session_id(), origin=request_origin())
+    end_session(get_session(), user_id=current_user.id, session_id=current_session_id(), ctx=request_context())
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")

@@ -13,7 +13,7 @@ from ledger.extensions import limiter
 from ledger.services.audit import audit_page
 from ledger.services.people.sign_in import active_sessions, change_password, revoke_other_sessions, revoke_session
 from ledger.web.auth import current_session_id
-from ledger.web.context import request_origin, settings
+from ledger.web.context import request_context, settings
 from ledger.web.parsing import submit
 
 bp = Blueprint("security", __name__)
@@ -44,7 +44,7 @@ def revoke(session_id: str) -> Any:
     form = SessionsForm()
     done = submit(
         form,
-        lambda: revoke_session(get_session(), user_id=current_user.id, session_id=session_id, origin=request_origin()),
+        lambda: revoke_session(get_session(), user_id=current_user.id, session_id=session_id, ctx=request_context()),
     )
     if done is None:
         return _page(sessions_form=form)
@@ -59,7 +59,7 @@ def revoke_others() -> Any:
     count = submit(
         form,
         lambda: revoke_other_sessions(
-            get_session(), user_id=current_user.id, keep=current_session_id(), origin=request_origin()
+            get_session(), user_id=current_user.id, keep=current_session_id(), ctx=request_context()
         ),
     )
     if count is None:
@@ -84,7 +84,7 @@ def password() -> Any:
             current=form.current.data,
             new=form.new.data,
             keep=current_session_id(),
-            origin=request_origin(),
+            ctx=request_context(),
         ),
     )
     if count is None:
