@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from procrastinate.exceptions import AlreadyEnqueued
@@ -33,6 +35,7 @@ from ledger.services.context import INTERNAL, SYSTEM, Context
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
+from ledger.web.context import CLOCK
 from tests import factories
 
 INTERNAL_KEY = "test-internal-key"
@@ -384,3 +387,11 @@ def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v
     return charge_usage(
         session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=INTERNAL, **options
     )
+
+
+def stop_the_clock(app: Flask, monkeypatch: pytest.MonkeyPatch, at: datetime | None = None) -> datetime:
+    """Stop the app's clock (the operations' context clock of every request) at `at`, by default
+    in the middle of the current minute; returns the stopped time."""
+    stopped_at = at or datetime.now(UTC).replace(second=30)
+    monkeypatch.setitem(app.extensions, CLOCK, lambda: stopped_at)
+    return stopped_at

@@ -1,8 +1,11 @@
-"""What a request knows about the app and the person: settings, the gateway, the time zone, the ctx."""
+"""What a request knows about the app and the person: settings, the gateway, the time zone, and the
+operation context (who acts, from where, the app's clock)."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request
@@ -10,7 +13,7 @@ from flask_login import current_user
 
 from ledger.config import Settings
 from ledger.models import Actor, User
-from ledger.services.context import Context
+from ledger.services.context import Context, utc_now
 from ledger.services.payments.xorpay import XorPayClient
 
 
@@ -35,9 +38,19 @@ def user_timezone(user: User | None = None) -> ZoneInfo:
     return ZoneInfo((user and user.timezone) or settings().DEFAULT_TIMEZONE)
 
 
+CLOCK = "ledger.clock"  # app.extensions[CLOCK]: the operations' clock (tests stop or move it)
+
+
+def clock(app: Flask | None = None) -> Callable[[], datetime]:
+    """The app's clock: the wall clock, unless a test set another."""
+    return (app or current_app).extensions.get(CLOCK, utc_now)
+
+
 def request_context(actor: Actor = Actor.USER) -> Context:
-    """Who acts in this request, from where: for the audit trail."""
-    return Context(actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None)
+    """The operation context of this request: who acts, from where (for the audit trail), the app's clock."""
+    return Context(
+        actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None, clock=clock()
+    )
 
 
 def _valid_ip(raw: str | None) -> str | None:

@@ -12,7 +12,15 @@ from ledger.models import AuditLog, LedgerEntry, NotifyRefusal, PaymentTransacti
 from ledger.services.books.invariants import find_breaches
 from ledger.services.payments.xorpay import XorPayClient, sign
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import XORPAY_AID, XORPAY_SECRET, AuthActions, balance_of, count_rows, signed_notify
+from tests.helpers import (
+    XORPAY_AID,
+    XORPAY_SECRET,
+    AuthActions,
+    balance_of,
+    count_rows,
+    signed_notify,
+    stop_the_clock,
+)
 
 
 def topup_entries(session) -> int:
@@ -402,32 +410,24 @@ def test_check_now_is_limited_per_order(limited, session, xorpay):
     assert [check(other_spelling) for other_spelling in respelled] == [429] * 4
 
 
-def freeze_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The notify service's clock stops in the middle of a minute."""
-    import ledger.services.payments.webhook
-
-    stopped_at = datetime.now(UTC).replace(second=30)
-
-    class Stopped(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return stopped_at.astimezone(tz)
-
-    monkeypatch.setattr(ledger.services.payments.webhook, "datetime", Stopped)
-
-
 def test_forged_notifies_add_to_a_count_not_a_row_each_and_past_the_limit_answer_429(app, client, session, monkeypatch):
     """300 forged posts from one address: one row counting them, 429 past RATELIMIT_WEBHOOK_REFUSALS,
     and a real notify from that address still credits (only refusals are limited)."""
     monkeypatch.setitem(app.config, "LEDGER", replace(app.config["LEDGER"], RATELIMIT_WEBHOOK_REFUSALS="60/minute"))
-    freeze_the_clock(monkeypatch)  # 300 posts could straddle two minutes, each window with its own 60
+    # the context's clock, stopped: 300 posts could straddle two minutes, each window with its own 60
+    stopped = stop_the_clock(app, monkeypatch, datetime(2026, 3, 1, 4, 5, 30, tzinfo=UTC))
     order = PaymentFactory()
     forged = signed_notify(order, secret="not-the-secret")
     audit_rows_before = session.scalar(select(func.count()).select_from(AuditLog))
     statuses = [post_notify(client, forged).status_code for _ in range(300)]
     assert statuses == [400] * 60 + [429] * 240
     [counted] = session.scalars(select(NotifyRefusal)).all()
-    assert (counted.reason, counted.count) == ("bad_sign", 60)
+    assert (counted.reason, counted.count, counted.minute, counted.last_at) == (
+        "bad_sign",
+        60,
+        stopped.replace(second=0),
+        stopped,
+    )
     assert session.scalar(select(func.count()).select_from(AuditLog)) == audit_rows_before
     other = client.post("/api/payments/webhook", data=forged, environ_base={"REMOTE_ADDR": "10.9.8.7"})
     assert other.status_code == 400  # another address counts on its own

@@ -95,8 +95,8 @@ def test_refunded_amounts_add_up_to_the_order_at_most(session, xorpay, paid):
 
 
 def test_a_refund_never_takes_more_than_the_person_has_available(session, xorpay, paid):
-    from ledger.services.context import INTERNAL
     from ledger.services.books.charges import charge_usage
+    from ledger.services.context import INTERNAL
 
     charge_usage(session, user_id=paid.user_id, amount="45.00", model="m", request_id="spent", ctx=INTERNAL)
     with pytest.raises(RefundRefused, match=r"¥5\.00"):

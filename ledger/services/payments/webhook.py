@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from limits import parse_many
 from sqlalchemy import delete, func, select
@@ -52,7 +52,7 @@ def handle_notify(
         audited = refused.audit_row.details if refused.audit_row else {}
         reason = str(refused.details.get("reason") or audited.get("reason") or refused.code)
         metrics.WEBHOOK_REFUSALS.labels(reason).inc()
-        _count_refusal(session, source, reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
+        _count_refusal(session, ctx, source, reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
         raise
 
 
@@ -70,11 +70,13 @@ def source_of(address: str | None) -> str:
     return str(ip)
 
 
-def _count_refusal(session: Session, address: str | None, reason: str, fields: Mapping[str, str], limit: str) -> None:
+def _count_refusal(
+    session: Session, ctx: Context, address: str | None, reason: str, fields: Mapping[str, str], limit: str
+) -> None:
     """Add one to the source's count of refusals for this minute, unless the source is past any of
     its limits (then TooManyNotifyRefusals, and nothing written). Fixed windows of whole minutes."""
     source = source_of(address)
-    now = datetime.now(UTC)
+    now = ctx.now()
     minute = now.replace(second=0, microsecond=0)
     with atomic(session):
         for rate in parse_many(limit):  # "60/minute;1000/day": every part holds
