@@ -17,6 +17,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import procrastinate
@@ -29,7 +30,7 @@ from ledger.db import get_database
 from ledger.logs import bound_request_id, current_request_id
 from ledger.services.books.holds import expire_holds
 from ledger.services.console import video
-from ledger.services.context import SYSTEM
+from ledger.services.context import SYSTEM, Context, app_clock
 from ledger.services.events import deliver_due
 from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.webhook import forget_old_refusals
@@ -40,11 +41,12 @@ EVENTS_QUEUE = "events"
 
 
 @contextmanager
-def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session]]:
-    """The worker's Flask app (its settings, gateway and database) and a session for one job."""
+def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session, Context]]:
+    """The worker's Flask app (its settings, gateway and database), a session for one job, and the
+    job's operation context (the system, on the app's clock)."""
     app: Flask = context.additional_context["flask_app"]
     with app.app_context(), get_database(app).session() as session:
-        yield app, session
+        yield app, session, replace(SYSTEM, clock=app_clock(app.extensions))
 
 
 @tasks.periodic(cron="* * * * *", periodic_id="every-minute")
@@ -52,9 +54,9 @@ def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session
 def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every minute: write the expiry of the holds past due, freeing their money (SPEC 11), and
     fail the video jobs whose worker died (their hold expired)."""
-    with _session(context) as (app, session):
-        expired = expire_holds(session)
-        reaped = video.reap_stalled(session, handoff=video_handoff(app))
+    with _session(context) as (app, session, ctx):
+        expired = expire_holds(session, ctx)
+        reaped = video.reap_stalled(session, ctx, handoff=video_handoff(app))
     return {"expired": expired, "reaped": reaped}
 
 
@@ -62,8 +64,8 @@ def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[
 def run_video_job(context: procrastinate.JobContext, job_id: str, request_id: str | None = None) -> None:
     """A console video job (services.console.video): render, then capture what it produced or release.
     It logs and audits under the id of the request that queued it."""
-    with bound_request_id(request_id), _session(context) as (app, session):
-        video.run_video_job(session, job_id=job_id, ctx=SYSTEM, handoff=video_handoff(app))
+    with bound_request_id(request_id), _session(context) as (app, session, ctx):
+        video.run_video_job(session, job_id=job_id, ctx=ctx, handoff=video_handoff(app))
 
 
 def video_handoff(app: Flask) -> video.Handoff:
@@ -77,7 +79,7 @@ def video_handoff(app: Flask) -> video.Handoff:
 @tasks.task(name="reconcile_payments", pass_context=True, queueing_lock="reconcile_payments")
 def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every 5 minutes: ask XorPay about pending orders, as `flask payments reconcile` does (SPEC 7)."""
-    with _session(context) as (app, session):
+    with _session(context) as (app, session, _ctx):
         report = reconcile(session, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
     return {"checked": report.checked, "credited": report.credited, "expired": report.expired}
 
@@ -89,7 +91,7 @@ def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) ->
 def deliver_events_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every 10 seconds: post the events that are due to EVENTS_URL (SPEC 16); nothing when it is
     empty. One such job runs at a time and each ends within about 30 seconds (see the module)."""
-    with _session(context) as (app, session):
+    with _session(context) as (app, session, _ctx):
         settings = app.config["LEDGER"]
         done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
     return {"delivered": done.delivered, "failed": done.failed, "abandoned": done.abandoned}
@@ -118,7 +120,7 @@ async def remove_old_jobs_job(context: procrastinate.JobContext, timestamp: int)
 
 
 def _forget_old_refusals(context: procrastinate.JobContext) -> None:
-    with _session(context) as (_app, session):
+    with _session(context) as (_app, session, _ctx):
         forget_old_refusals(session)
 
 

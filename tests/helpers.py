@@ -31,11 +31,10 @@ from ledger.jobs import NAMESPACE, job_queue
 from ledger.models import Actor, BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
-from ledger.services.context import INTERNAL, SYSTEM, Context
+from ledger.services.context import CLOCK, INTERNAL, SYSTEM, Context
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
-from ledger.web.context import CLOCK
 from tests import factories
 
 INTERNAL_KEY = "test-internal-key"

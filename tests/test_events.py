@@ -27,7 +27,7 @@ from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import expire_holds, place_hold
 from ledger.services.books.invariants import find_breaches, find_warnings
-from ledger.services.context import INTERNAL
+from ledger.services.context import INTERNAL, SYSTEM
 from ledger.services.events import (
     CONNECT_TIMEOUT,
     LEASE,
@@ -73,7 +73,7 @@ def test_an_adjustment_and_an_expired_hold_each_write_their_event(session):
     person = UserFactory(balance="20.00")
     adjust(session, ADMIN, person.id, "5.00", debit=False, reason="goodwill")
     hold = place_hold(session, user_id=person.id, amount="4.00", model="v", request_id="h1", ctx=INTERNAL).hold
-    expire_holds(session, now=hold.expires_at + timedelta(seconds=1))
+    expire_holds(session, SYSTEM.at(hold.expires_at + timedelta(seconds=1)))
     got = [(e.type.value, e.data) for e in events(session, person)]
     assert got == [
         ("balance.adjusted", {"user_id": str(person.id), "amount": "5.00", "balance": "25.00", "available": "25.00"}),

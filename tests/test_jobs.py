@@ -71,8 +71,7 @@ def test_the_expiry_job_run_by_a_worker_frees_the_money_of_holds_past_due(app, c
             model="m",
             request_id="job",
             ttl_seconds=60,
-            ctx=INTERNAL,
-            now=past,
+            ctx=INTERNAL.at(past),
         )
     job_queue(app).defer("expire_holds", timestamp=int(time.time()))
     job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
@@ -192,8 +191,7 @@ def test_a_receiver_that_hangs_delays_neither_hold_expiry_nor_reconcile_nor_vide
                 model="m",
                 request_id="job",
                 ttl_seconds=60,
-                ctx=INTERNAL,
-                now=datetime.now(UTC) - timedelta(hours=1),
+                ctx=INTERNAL.at(datetime.now(UTC) - timedelta(hours=1)),
             ).hold
             video = start_video_job(
                 session,

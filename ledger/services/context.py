@@ -8,9 +8,10 @@ context's, so a test moves time by giving another clock, and no service reads th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ledger import validation
 from ledger.i18n import N_
@@ -20,8 +21,16 @@ USER_AGENT_MAX = 512  # what the audit and session rows keep
 REASON_MAX = 500  # an admin action's reason
 
 
+CLOCK = "ledger.clock"  # app.extensions[CLOCK]: the operations' clock of an app (tests stop or move it)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def app_clock(extensions: Mapping[str, Any]) -> Callable[[], datetime]:
+    """The clock of an app (its `extensions`): the wall clock, unless a test set another."""
+    return extensions.get(CLOCK, utc_now)
 
 
 @dataclass(frozen=True)

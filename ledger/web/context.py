@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from ledger.config import Settings
 from ledger.models import Actor, User
-from ledger.services.context import Context, utc_now
+from ledger.services.context import Context, app_clock
 from ledger.services.payments.xorpay import XorPayClient
 
 
@@ -38,12 +38,14 @@ def user_timezone(user: User | None = None) -> ZoneInfo:
     return ZoneInfo((user and user.timezone) or settings().DEFAULT_TIMEZONE)
 
 
-CLOCK = "ledger.clock"  # app.extensions[CLOCK]: the operations' clock (tests stop or move it)
-
-
 def clock(app: Flask | None = None) -> Callable[[], datetime]:
     """The app's clock: the wall clock, unless a test set another."""
-    return (app or current_app).extensions.get(CLOCK, utc_now)
+    return app_clock((app or current_app).extensions)
+
+
+def now() -> datetime:
+    """The time on the app's clock (what a page's reads are "as of")."""
+    return clock()()
 
 
 def request_context(actor: Actor = Actor.USER) -> Context:

@@ -3,7 +3,7 @@ times as ISO-8601 with the offset of the person's time zone (SPEC 6)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -79,7 +79,7 @@ def hold_json(view: HoldView) -> dict[str, Any]:
 def hold_answer_json(answer: HoldAnswer) -> dict[str, Any]:
     """What placing, capturing or releasing a hold answers: the hold, the account's figures, replayed."""
     return {
-        **hold_json(HoldView.of(answer.hold, datetime.now(UTC))),
+        **hold_json(HoldView.of(answer.hold, answer.now)),
         "balance": to_api(answer.balance),
         "available": to_api(answer.available),
         "replayed": answer.replayed,

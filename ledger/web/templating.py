@@ -21,7 +21,7 @@ from ledger.services.books.accounts import get_balance
 from ledger.services.books.low_balance import low_threshold
 from ledger.services.console.pricing import MODELS, console_run
 from ledger.services.people.sign_in import describe_device
-from ledger.web.context import settings, user_timezone
+from ledger.web.context import now, settings, user_timezone
 from ledger.web.language import LANGUAGES, payment_status_label, zone_label
 
 
@@ -87,6 +87,6 @@ def init_app(app: Flask) -> None:
             "current_balance": lambda: get_balance(get_session(), current_user.id),
             # The banner of SPEC 16: the person's threshold while their available amount is below it.
             "low_balance_threshold": lambda: low_threshold(
-                get_session(), current_user.id, settings().LOW_BALANCE_THRESHOLD
+                get_session(), current_user.id, settings().LOW_BALANCE_THRESHOLD, now()
             ),
         }

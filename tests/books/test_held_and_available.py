@@ -26,7 +26,9 @@ def set_aside(session, settings, xorpay):
     common = {"user_id": order.user_id, "model": "motion-video-1", "ctx": INTERNAL}
     place_hold(session, amount="5.00", request_id="live", **common)
     long_ago = datetime.now(UTC) - timedelta(hours=2)
-    place_hold(session, amount="7.00", request_id="past-due", ttl_seconds=3600, now=long_ago, **common)
+    place_hold(
+        session, amount="7.00", request_id="past-due", ttl_seconds=3600, **{**common, "ctx": INTERNAL.at(long_ago)}
+    )
     return person
 
 
@@ -81,8 +83,7 @@ def test_an_admins_refund_counts_a_hold_past_its_expiry_as_available(app, sessio
         model="motion-video-1",
         request_id="past-due",
         ttl_seconds=3600,
-        now=long_ago,
-        ctx=INTERNAL,
+        ctx=INTERNAL.at(long_ago),
     )
     staff = app.test_client()
     staff.set_cookie("lang", "en")

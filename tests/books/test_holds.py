@@ -17,15 +17,15 @@ from ledger.errors import (
 from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, UsageLog
 from ledger.services.books.holds import capture_hold, expire_holds, money_on_hold, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches, find_warnings
-from ledger.services.context import INTERNAL
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import UserFactory
 from tests.helpers import charge, count_rows
 
 LONG_AGO = datetime.now(UTC) - timedelta(hours=3)
 
 
-def hold(session, user, amount="4.00", request_id="job-1", model="motion-video-1", **kw):
-    return place_hold(session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=INTERNAL, **kw)
+def hold(session, user, amount="4.00", request_id="job-1", model="motion-video-1", ctx=INTERNAL, **kw):
+    return place_hold(session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=ctx, **kw)
 
 
 def account(session, user) -> tuple[Decimal, Decimal]:
@@ -149,7 +149,7 @@ def test_a_capture_above_the_hold_is_refused_and_changes_nothing(session):
     placed = hold(session, user)
     with pytest.raises(CaptureExceedsHold):
         capture_hold(session, hold_id=placed.hold.id, amount="4.01", ctx=INTERNAL)
-    assert view_hold(session, hold_id=placed.hold.id).status == "active"
+    assert view_hold(session, hold_id=placed.hold.id, now=datetime.now(UTC)).status == "active"
     assert account(session, user) == (Decimal("10.0000"), Decimal("4.0000"))
 
 
@@ -172,7 +172,7 @@ def test_an_unknown_hold_is_not_found(session, hold_id):
     with pytest.raises(HoldNotFound):
         release_hold(session, hold_id=hold_id, ctx=INTERNAL)
     with pytest.raises(HoldNotFound):
-        view_hold(session, hold_id=hold_id)
+        view_hold(session, hold_id=hold_id, now=datetime.now(UTC))
 
 
 # --- expiry ---------------------------------------------------------------------------------------
@@ -180,9 +180,11 @@ def test_an_unknown_hold_is_not_found(session, hold_id):
 
 def test_a_hold_past_its_expiry_is_expired_at_once_everywhere(session):
     user = UserFactory(balance="10.00")
-    placed = hold(session, user, amount="9.00", ttl_seconds=60, now=LONG_AGO)
-    assert view_hold(session, hold_id=placed.hold.id).status == "expired"  # before anything writes it
-    assert money_on_hold(session, user.id).held == 0
+    placed = hold(session, user, amount="9.00", ttl_seconds=60, ctx=INTERNAL.at(LONG_AGO))
+    assert (
+        view_hold(session, hold_id=placed.hold.id, now=datetime.now(UTC)).status == "expired"
+    )  # before anything writes it
+    assert money_on_hold(session, user.id, now=datetime.now(UTC)).held == 0
     assert charge(session, user, "9.50").balance == Decimal("0.5000")  # its money is available again
     with pytest.raises(HoldSettled):
         capture_hold(session, hold_id=placed.hold.id, amount="1.00", ctx=INTERNAL)
@@ -197,10 +199,10 @@ def test_the_expiry_job_expires_every_past_due_hold_once(session):
     users = [UserFactory(balance="5.00") for _ in range(3)]
     hold(session, users[0], request_id="fresh", amount="1.00")  # not due
     for i, user in enumerate(users):
-        hold(session, user, request_id=f"old-{i}", amount="1.00", ttl_seconds=60, now=LONG_AGO)
+        hold(session, user, request_id=f"old-{i}", amount="1.00", ttl_seconds=60, ctx=INTERNAL.at(LONG_AGO))
     assert [w.subject.split()[0] for w in find_warnings(session)] == ["hold", "hold", "hold"]
-    assert expire_holds(session) == 3
-    assert expire_holds(session) == 0
+    assert expire_holds(session, SYSTEM) == 3
+    assert expire_holds(session, SYSTEM) == 0
     written = session.scalars(select(Hold).where(Hold.status == "expired")).all()
     assert all(h.settled_at == h.expires_at for h in written)  # expired at that instant, not when written
     assert [account(session, u)[1] for u in users] == [Decimal("1.0000"), Decimal("0.0000"), Decimal("0.0000")]

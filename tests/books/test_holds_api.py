@@ -137,8 +137,7 @@ def test_get_shows_the_hold_expired_from_the_instant_it_is_due(client, session, 
         model="m",
         request_id="old",
         ttl_seconds=60,
-        ctx=INTERNAL,
-        now=ago,
+        ctx=INTERNAL.at(ago),
     )
     shown = client.get(f"{HOLDS}/{held.hold.id}", headers=internal_headers)
     assert shown.status_code == 200

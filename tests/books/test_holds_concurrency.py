@@ -12,7 +12,7 @@ from ledger.models import BillingAccount, Hold, HoldStatus, UsageLog
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.holds import capture_hold, expire_holds, place_hold, release_hold, view_hold
 from ledger.services.books.invariants import find_breaches
-from ledger.services.context import INTERNAL
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.helpers import funded_user, run_together, wait_until, wait_until_waiting_on_a_lock
 
 pytestmark = pytest.mark.committed
@@ -98,8 +98,7 @@ def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(commit
             model="m",
             request_id="job",
             ttl_seconds=60,
-            ctx=INTERNAL,
-            now=soon,
+            ctx=INTERNAL.at(soon),
         ).hold.id
     with engine.connect() as blocker:  # another transaction keeps the account a little longer
         blocker.execute(select(BillingAccount).where(BillingAccount.user_id == user.id).with_for_update())
@@ -115,7 +114,7 @@ def test_a_capture_that_waited_for_the_account_past_the_expiry_is_refused(commit
         outcome = pending.exception(timeout=10)
     assert isinstance(outcome, HoldSettled)
     with committed.session() as session:
-        assert view_hold(session, hold_id=hold_id).status == "expired"
-        assert expire_holds(session) == 1  # the refusal wrote nothing; the expiry job writes the expiry
+        assert view_hold(session, hold_id=hold_id, now=datetime.now(UTC)).status == "expired"
+        assert expire_holds(session, SYSTEM) == 1  # the refusal wrote nothing; the expiry job writes the expiry
         assert session.get(BillingAccount, user.id).held == Decimal("0.0000")
         assert session.scalar(select(func.count()).select_from(UsageLog)) == 0

@@ -2,6 +2,7 @@
 at or above the threshold to below it, none while it stays below, again after a top-up lifts it."""
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,8 +15,8 @@ from ledger.services.books.holds import place_hold, release_hold
 from ledger.services.books.low_balance import low_threshold, set_own_threshold
 from ledger.services.context import INTERNAL, SYSTEM
 from tests.factories import PaymentFactory, UserFactory
+from tests.helpers import ADMIN, settle_by_notify
 from tests.helpers import charge as charge_at
-from tests.helpers import settle_by_notify
 
 SITE = Decimal("10.00")
 
@@ -33,7 +34,7 @@ def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):
     person = UserFactory(balance="12.00")
     charge(session, person, "2.00", "r1")  # 12.00 -> 10.00: at the threshold, not below
     assert lows(session, person) == []
-    assert low_threshold(session, person.id, SITE) is None
+    assert low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
     charge(session, person, "0.01", "r2")  # 10.00 -> 9.99: from at to below
     [event] = lows(session, person)
     assert event == {
@@ -44,7 +45,7 @@ def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):
         "balance": "9.99",
         "available": "9.99",
     }
-    assert low_threshold(session, person.id, SITE) == SITE  # the banner shows
+    assert low_threshold(session, person.id, SITE, datetime.now(UTC)) == SITE  # the banner shows
 
 
 def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, settings):
@@ -54,7 +55,7 @@ def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, se
     assert [e["available"] for e in lows(session, person)] == ["9.00"]
     order = PaymentFactory(user=person, amount=Decimal("5.00"))
     settle_by_notify(session, order, settings)  # 8 -> 13: back above, nothing sent for rising
-    assert low_threshold(session, person.id, SITE) is None
+    assert low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
     charge(session, person, "4.00", "again")  # 13 -> 9: crosses again
     assert [e["available"] for e in lows(session, person)] == ["9.00", "9.00"]
     assert len({e["usage_id"] for e in lows(session, person)}) == 2
@@ -68,7 +69,7 @@ def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session):
     [event] = lows(session, person)
     assert (event["hold_id"], event["balance"], event["available"]) == (str(held.hold.id), "15.00", "9.00")
     release_hold(session, hold_id=held.hold.id, ctx=INTERNAL)
-    assert low_threshold(session, person.id, SITE) is None
+    assert low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
 
 
 def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(session):
@@ -79,12 +80,14 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
 
     person = UserFactory(balance="20.00")
     place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", ctx=INTERNAL)
-    assert low_threshold(session, person.id, SITE) == SITE  # 5.00 available
+    assert low_threshold(session, person.id, SITE, datetime.now(UTC)) == SITE  # 5.00 available
     past = "UPDATE holds SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'"
     session.execute(text(past))
-    assert low_threshold(session, person.id, SITE) is None  # 20.00 available, the stored held not yet written
+    assert (
+        low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
+    )  # 20.00 available, the stored held not yet written
     # what the admin's confirmation step shows and allows
-    assert preview_adjustment(session, person.id, "10.00", debit=True).available == Decimal("20.00")
+    assert preview_adjustment(session, ADMIN, person.id, "10.00", debit=True).available == Decimal("20.00")
 
 
 def test_a_batch_sends_one_event_at_the_item_that_crosses(session):
@@ -104,7 +107,7 @@ def test_a_person_sets_their_own_threshold_zero_switches_it_off_empty_is_the_sit
     assert [e["threshold"] for e in lows(session, person)] == ["25.00"]
     assert set_own_threshold(session, person.id, "0", ctx=SYSTEM) == Decimal("0.00")
     charge(session, person, "20.00", "r2")  # 24 -> 4: below the site's, but they said never
-    assert len(lows(session, person)) == 1 and low_threshold(session, person.id, SITE) is None
+    assert len(lows(session, person)) == 1 and low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
     assert set_own_threshold(session, person.id, "", ctx=SYSTEM) is None
     assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) is None
 

@@ -132,8 +132,8 @@ def test_a_worker_that_dies_mid_job_leaves_nothing_stuck(session):
         update(Hold).where(Hold.id == job.hold_id).values(created_at=past - timedelta(hours=1), expires_at=past)
     )
 
-    assert expire_holds(session) == 1  # the expiry job: the dead job's money is free again
-    assert reap_stalled(session, handoff=queue) == 1  # and the job says why it ended
+    assert expire_holds(session, SYSTEM) == 1  # the expiry job: the dead job's money is free again
+    assert reap_stalled(session, SYSTEM, handoff=queue) == 1  # and the job says why it ended
     session.refresh(job)
     assert (job.status, job.failure, job.hold.status) == ("failed", "interrupted", "expired")
     assert run(session, job, queue).status == "failed"  # a late worker leaves it alone
@@ -160,7 +160,7 @@ def test_queued_jobs_whose_hold_expired_leave_the_line(session):
     past = datetime.now(UTC) - timedelta(seconds=1)
     due = {"created_at": past - timedelta(hours=1), "expires_at": past}
     session.execute(update(Hold).where(Hold.id == jobs[2].hold_id).values(**due))
-    assert reap_stalled(session, handoff=queue) == 1
+    assert reap_stalled(session, SYSTEM, handoff=queue) == 1
     session.refresh(jobs[2])
     assert (jobs[2].status, jobs[2].failure) == ("failed", "expired")
     assert line_of(session, user.id).places == {}

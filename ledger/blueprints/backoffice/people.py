@@ -14,7 +14,7 @@ from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
 from ledger.services.context import Context, reason_of
 from ledger.validation import whole_number
-from ledger.web.context import request_context
+from ledger.web.context import now, request_context
 
 
 def acting() -> Context:
@@ -31,7 +31,9 @@ def people() -> Any:
 
 @bp.get("/users/<user_id>")
 def person(user_id: str) -> Any:
-    return render_template("admin/person.html", p=backoffice.picture(get_session(), user_id), adjust=AdjustForm())
+    return render_template(
+        "admin/person.html", p=backoffice.picture(get_session(), user_id, now=now()), adjust=AdjustForm()
+    )
 
 
 @bp.post("/users/<user_id>/adjust")
@@ -40,7 +42,7 @@ def adjust(user_id: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = backoffice.preview_adjustment(session, user_id, form.amount.data, debit=form.debit.data)
+        plan = backoffice.preview_adjustment(session, acting(), user_id, form.amount.data, debit=form.debit.data)
         if plan.amount < 0:
             what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
         else:

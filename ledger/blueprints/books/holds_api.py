@@ -9,7 +9,7 @@ from ledger.models import Actor
 from ledger.services.books.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_context, settings
+from ledger.web.context import now, request_context, settings
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import hold_answer_json, hold_json
@@ -76,4 +76,4 @@ def release(hold_id: str) -> Any:
 @contract(ok={200: schemas.Hold}, refusals=(404,), auth="internal", tag="holds")
 def show(hold_id: str) -> Any:
     """A hold as it is now."""
-    return jsonify(hold_json(view_hold(get_session(), hold_id=hold_id)))
+    return jsonify(hold_json(view_hold(get_session(), hold_id=hold_id, now=now())))

@@ -10,6 +10,7 @@ from ledger.db import get_session
 from ledger.services.books.holds import money_on_hold
 from ledger.services.books.usage_reports import usage_report
 from ledger.web.charts import bar_chart
+from ledger.web.context import now
 from ledger.web.parsing import report_filters
 
 bp = Blueprint("usage", __name__)
@@ -32,6 +33,6 @@ def usage() -> Any:
         models=by_model.groups,
         chart=bar_chart(by_day.daily()),
         filters=filters,
-        on_hold=money_on_hold(session, current_user.id),
+        on_hold=money_on_hold(session, current_user.id, now=now()),
         error=refused.translated() if refused else None,
     ), refused.status if refused else 200

@@ -15,7 +15,7 @@ from ledger.services.books.accounts import get_available, get_balance, own_usage
 from ledger.services.console.pricing import MODELS, console_run, offers, run_model
 from ledger.services.console.video import MODEL as VIDEO_MODEL
 from ledger.services.console.video import line_of, start_video_job
-from ledger.web.context import request_context, settings
+from ledger.web.context import now, request_context, settings
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -55,7 +55,7 @@ def console() -> Any:
         result=result,
         run=console_run(result.model, result.params) if result else None,
         balance=get_balance(session, current_user.id),
-        available=get_available(session, current_user.id),
+        available=get_available(session, current_user.id, now()),
         line=line_of(session, current_user.id),
         outcomes=OUTCOME_LABELS,
     )

@@ -105,11 +105,12 @@ class Adjustment:
         return self.balance + self.amount
 
 
-def preview_adjustment(session: Session, user_id: object, amount: object, *, debit: bool) -> Adjustment:
-    """Check an adjustment (a positive exact amount; a debit at most the available amount)."""
+def preview_adjustment(session: Session, admin: Context, user_id: object, amount: object, *, debit: bool) -> Adjustment:
+    """`adjust`'s check, without writing: an adjustment (a positive exact amount; a debit at most
+    the available amount)."""
     someone = person(session, user_id)
     value = parse_amount(amount, places=2, maximum=MAX_CHARGE)
-    money = funds(session, someone.id)
+    money = funds(session, someone.id, admin.now())
     if debit and value > money.available:
         raise InsufficientBalance(money.balance, money.available)
     return Adjustment(someone, -value if debit else value, money.balance, money.available)
@@ -121,7 +122,7 @@ def adjust(
     """Credit or debit a person by hand (ledger kind `adjustment`), audited `balance.adjusted` with
     the admin and the reason. A debit never takes more than the available amount (holds stay covered)."""
     why = reason_of(reason)
-    planned = preview_adjustment(session, user_id, amount, debit=debit)
+    planned = preview_adjustment(session, admin, user_id, amount, debit=debit)
     with atomic(session):
         entry = post(  # a debit is checked again against the available amount, under the lock
             session,
@@ -231,7 +232,7 @@ class Picture:
     audit: list[AuditLog]
 
 
-def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
+def picture(session: Session, user_id: object, *, now: datetime, recent: int = 20) -> Picture:
     someone = person(session, user_id)
 
     def latest(model: Any, order: Any) -> list[Any]:
@@ -248,7 +249,7 @@ def picture(session: Session, user_id: object, *, recent: int = 20) -> Picture:
     invitees = session.scalar(select(func.count()).where(InviteRelation.inviter_id == someone.id)) or 0
     return Picture(
         person=someone,
-        money=funds(session, someone.id),
+        money=funds(session, someone.id, now),
         entries=latest(LedgerEntry, LedgerEntry.id),
         orders=latest(PaymentTransaction, PaymentTransaction.created_at),
         usage=latest(UsageLog, UsageLog.created_at),

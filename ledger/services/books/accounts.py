@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -60,10 +60,10 @@ class ChargeRequest:
         return {"amount": to_api(self.amount), "model": self.model, "request_id": self.request_id}
 
 
-def lock_account(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> BillingAccount:
+def lock_account(session: Session, user_id: uuid.UUID, ctx: Context) -> BillingAccount:
     """Lock the user's billing account row for the rest of the transaction; raise UserNotFound.
 
-    The account's holds past their expiry (at `now`, else the clock once the lock is ours) are
+    The account's holds past their expiry (at the context's time once the lock is ours) are
     expired first (SPEC 11: a hold is expired from that instant, everywhere), so that `held` and
     the available amount never count them.
     """
@@ -71,7 +71,7 @@ def lock_account(session: Session, user_id: uuid.UUID, now: datetime | None = No
     if account is None:
         raise UserNotFound()
     if account.held:
-        expire_due_holds(session, account, now or datetime.now(UTC))
+        expire_due_holds(session, account, ctx.now())
     return account
 
 
@@ -127,14 +127,14 @@ class Funds:
         return self.balance - self.held
 
 
-def funds(session: Session, user_id: uuid.UUID, now: datetime | None = None) -> Funds:
+def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
     """The person's money at `now`, read without a lock (a page's or a summary's; a charge checks
     again under the account's lock). `held` is the account's (its active holds and pending refunds)
     less the holds past their expiry that no transaction has written yet: those count no more from
     that instant (SPEC 11). Raises UserNotFound."""
     past_due = (
         select(func.coalesce(func.sum(Hold.amount), 0))
-        .where(Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= (now or datetime.now(UTC)))
+        .where(Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
         .scalar_subquery()
     )
     row = session.execute(
@@ -232,7 +232,7 @@ def post(
         raise ValueError(f"amount must be a Decimal with at most 4 places, not {amount!r}")
     if not LedgerKind(kind).allows(amount):
         raise ValueError(f"{kind} does not move money by {amount}")
-    account = lock_account(session, user_id)
+    account = lock_account(session, user_id, ctx)
     if -amount > account.available:
         raise InsufficientBalance(account.balance, account.available)
     entry = _post(account, amount, LedgerKind(kind), session, memo=memo, **reference)
@@ -272,9 +272,9 @@ def get_balance(session: Session, user_id: uuid.UUID) -> Decimal:
     return balance
 
 
-def get_available(session: Session, user_id: uuid.UUID) -> Decimal:
+def get_available(session: Session, user_id: uuid.UUID, now: datetime) -> Decimal:
     """What a charge may take now (`funds`: read without a lock, for a page)."""
-    return funds(session, user_id).available
+    return funds(session, user_id, now).available
 
 
 def own_usage(session: Session, *, user_id: uuid.UUID, usage_id: object) -> UsageLog | None:

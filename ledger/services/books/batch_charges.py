@@ -84,7 +84,7 @@ def charge_batch(
     parsed = [_parse(item) for item in charge_list(charges)]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
-        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), low_balance)
+        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), low_balance, ctx)
         pairs = [(r.user_id, r.request_id) for r in requests]
         before, taken = _look(session, pairs) if pairs else ({}, set())
         results, writes, refusals = [], [], []
@@ -116,7 +116,9 @@ def _parse(item: dict[str, Any]) -> ChargeRequest | InvalidRequest:
         return refused
 
 
-def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decimal) -> dict[uuid.UUID, Account]:
+def _lock_accounts(
+    session: Session, user_ids: list[uuid.UUID], site_low: Decimal, ctx: Context
+) -> dict[uuid.UUID, Account]:
     """The batch's people, locked in the order of their ids; their past-due holds expired."""
     if not user_ids:
         return {}
@@ -127,7 +129,7 @@ def _lock_accounts(session: Session, user_ids: list[uuid.UUID], site_low: Decima
     }
     for account in accounts.values():
         if not account.disabled:
-            account.expire_past_due(session)
+            account.expire_past_due(session, ctx)
     return accounts
 
 

@@ -98,7 +98,7 @@ def charge_usage(
                 threshold(found.low_balance_threshold, low_balance),
             )
             if not account.disabled:
-                account.expire_past_due(session)
+                account.expire_past_due(session, ctx)
             decision = decide(req, account, _first(req, found), found.hold_taken)
             if decision.status == "insufficient_balance":
                 raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -93,13 +93,13 @@ class Account:
     def available(self) -> Decimal:
         return self.balance - self.held
 
-    def expire_past_due(self, session: Session, now: datetime | None = None) -> None:
+    def expire_past_due(self, session: Session, ctx: Context) -> None:
         """Expire the account's holds past their expiry (rare: only when it holds money), so that
         `held` and the available amount do not count them (SPEC 11)."""
         if self.held:
             row = lock(session, BillingAccount, BillingAccount.user_id == self.user_id)  # ours already: no wait
             assert row is not None
-            expire_due_holds(session, row, now or datetime.now(UTC))
+            expire_due_holds(session, row, ctx.now())
             session.flush()
             self.balance, self.held = row.balance, row.held
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -50,6 +50,7 @@ class HoldAnswer:
     hold: Hold
     balance: Decimal
     available: Decimal
+    now: datetime  # the time of the operation: what the hold's status is judged at
     replayed: bool = False
 
 
@@ -85,10 +86,9 @@ class OnHold:
         return self.funds.held
 
 
-def money_on_hold(session: Session, user_id: uuid.UUID, *, now: datetime | None = None, limit: int = 20) -> OnHold:
+def money_on_hold(session: Session, user_id: uuid.UUID, *, now: datetime, limit: int = 20) -> OnHold:
     """What is set aside from the person's balance at `now` and why (read only: a hold past its
     expiry counts no more, even before the expiry job writes it)."""
-    now = now or datetime.now(UTC)
     live = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now)
     holds = list(session.scalars(select(Hold).where(*live).order_by(Hold.created_at.desc(), Hold.id).limit(limit)))
     refunding = session.scalar(
@@ -109,7 +109,6 @@ def place_hold(
     params: object = None,
     ttl_seconds: object = None,
     ctx: Context,
-    now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """Set `amount` aside for a job of `request_id`, for `ttl_seconds` (60-86400, default 3600).
@@ -125,7 +124,7 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        answer = set_aside(session, req, ttl=ttl, ctx=ctx, now=now, low_balance=low_balance)
+        answer = set_aside(session, req, ttl=ttl, ctx=ctx, low_balance=low_balance)
     metrics.HOLDS.labels("replayed" if answer.replayed else "placed").inc()
     return answer
 
@@ -136,18 +135,17 @@ def set_aside(
     *,
     ttl: int,
     ctx: Context,
-    now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """`place_hold` inside the caller's unit of work, for a checked request (the console's video
-    jobs place a hold and queue the job in one transaction). The clock is read once the account is
-    locked (`now` replaces it in tests), as in every hold operation. A hold that takes the available
+    jobs place a hold and queue the job in one transaction). The context's clock is read once the
+    account is locked, as in every hold operation. A hold that takes the available
     amount below the person's threshold (their own, else `low_balance`) adds a balance.low event."""
-    account = lock_account(session, req.user_id, now)
+    account = lock_account(session, req.user_id, ctx)
     disabled_at, own = session.execute(
         select(User.disabled_at, User.low_balance_threshold).where(User.id == req.user_id)
     ).one()
-    now = now or datetime.now(UTC)
+    now = ctx.now()
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
     charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
     figures = Account(req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, low_balance))
@@ -157,7 +155,7 @@ def set_aside(
     if decision.error is not None:
         raise decision.error
     if previous is not None:  # replayed
-        return HoldAnswer(previous, account.balance, account.available, replayed=True)
+        return HoldAnswer(previous, account.balance, account.available, now, replayed=True)
     hold = Hold(
         id=uuid.uuid4(),
         user_id=req.user_id,
@@ -184,12 +182,10 @@ def set_aside(
     )
     details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
     record_audit(session, "hold.placed", ctx=ctx, user_id=req.user_id, details=details)
-    return HoldAnswer(hold, account.balance, account.available)
+    return HoldAnswer(hold, account.balance, account.available, now)
 
 
-def capture_hold(
-    session: Session, *, hold_id: object, amount: object, ctx: Context, now: datetime | None = None
-) -> HoldAnswer:
+def capture_hold(session: Session, *, hold_id: object, amount: object, ctx: Context) -> HoldAnswer:
     """Settle an active hold by charging `amount` of it (0 < amount <= the hold); the rest is released.
 
     Writes the usage log (the hold's request id, model and params) and its ledger entry. The same
@@ -198,17 +194,15 @@ def capture_hold(
     """
     value = parse_amount(amount, places=STORAGE_PLACES, maximum=MAX_CHARGE)
     with atomic(session):
-        return capture(session, hold_id, value, ctx=ctx, now=now)
+        return capture(session, hold_id, value, ctx=ctx)
 
 
-def capture(
-    session: Session, hold_id: object, value: Decimal, *, ctx: Context, now: datetime | None = None
-) -> HoldAnswer:
+def capture(session: Session, hold_id: object, value: Decimal, *, ctx: Context) -> HoldAnswer:
     """`capture_hold` inside the caller's unit of work, for a checked amount."""
-    account, hold, now = _lock(session, hold_id, now)
+    account, hold, now = _lock(session, hold_id, ctx)
     refuse_if_disabled(session, hold.user_id)  # a capture is a charge; a release stays possible
     if hold.status is HoldStatus.CAPTURED and hold.captured_amount == value:
-        return _settled_answer(hold, replayed=True)
+        return _settled_answer(hold, now, replayed=True)
     if hold.status is not HoldStatus.ACTIVE:
         raise HoldSettled(hold_status=hold.status.value)
     if value > hold.amount:
@@ -230,21 +224,21 @@ def capture(
     hold.settle(HoldStatus.CAPTURED, now)
     hold.captured_amount, hold.usage_log_id = value, usage.id
     _note_settlement(session, hold, account)
-    return _settled_answer(hold)
+    return _settled_answer(hold, now)
 
 
-def release_hold(session: Session, *, hold_id: object, ctx: Context, now: datetime | None = None) -> HoldAnswer:
+def release_hold(session: Session, *, hold_id: object, ctx: Context) -> HoldAnswer:
     """Settle an active hold by giving all of it back (the job failed). Again: the same answer,
     `replayed=True`. Raises HoldNotFound, HoldSettled (captured or expired)."""
     with atomic(session):
-        return release(session, hold_id, ctx=ctx, now=now)
+        return release(session, hold_id, ctx=ctx)
 
 
-def release(session: Session, hold_id: object, *, ctx: Context, now: datetime | None = None) -> HoldAnswer:
+def release(session: Session, hold_id: object, *, ctx: Context) -> HoldAnswer:
     """`release_hold` inside the caller's unit of work."""
-    account, hold, now = _lock(session, hold_id, now)
+    account, hold, now = _lock(session, hold_id, ctx)
     if hold.status is HoldStatus.RELEASED:
-        return _settled_answer(hold, replayed=True)
+        return _settled_answer(hold, now, replayed=True)
     if hold.status is not HoldStatus.ACTIVE:
         raise HoldSettled(hold_status=hold.status.value)
     account.held -= hold.amount
@@ -252,13 +246,13 @@ def release(session: Session, hold_id: object, *, ctx: Context, now: datetime | 
     _note_settlement(session, hold, account)
     details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
     record_audit(session, "hold.released", ctx=ctx, user_id=hold.user_id, details=details)
-    return _settled_answer(hold)
+    return _settled_answer(hold, now)
 
 
-def expire_holds(session: Session, *, now: datetime | None = None) -> int:
-    """The expiry job: expire every active hold past its expiry, one account (one transaction) at
-    a time. Returns how many holds it expired."""
-    now = now or datetime.now(UTC)
+def expire_holds(session: Session, ctx: Context) -> int:
+    """The expiry job: expire every active hold past its expiry (at the context's time), one account
+    (one transaction) at a time. Returns how many holds it expired."""
+    now = ctx.now()
     expired = 0
     while True:
         due = session.scalars(
@@ -276,15 +270,15 @@ def expire_holds(session: Session, *, now: datetime | None = None) -> int:
             return expired
 
 
-def view_hold(session: Session, *, hold_id: object, now: datetime | None = None) -> HoldView:
+def view_hold(session: Session, *, hold_id: object, now: datetime) -> HoldView:
     """A hold as it is at `now` (read only); HoldNotFound for an unknown or malformed id."""
     hold = session.get(Hold, validation.uuid_of(hold_id, "hold_id", error=HoldNotFound()))
     if hold is None:
         raise HoldNotFound()
-    return HoldView.of(hold, now or datetime.now(UTC))
+    return HoldView.of(hold, now)
 
 
-def _lock(session: Session, hold_id: object, now: datetime | None) -> tuple[BillingAccount, Hold, datetime]:
+def _lock(session: Session, hold_id: object, ctx: Context) -> tuple[BillingAccount, Hold, datetime]:
     """The hold's account, then the hold, locked in that order (the order every hold change takes),
     and the time of the operation: read once the locks are ours, so that a capture that waited for
     the account cannot settle a hold that expired meanwhile."""
@@ -292,10 +286,10 @@ def _lock(session: Session, hold_id: object, now: datetime | None) -> tuple[Bill
     user_id = session.scalar(select(Hold.user_id).where(Hold.id == wanted))
     if user_id is None:
         raise HoldNotFound()
-    account = lock_account(session, user_id, now)
+    account = lock_account(session, user_id, ctx)
     hold = lock(session, Hold, Hold.id == wanted)
     assert hold is not None  # holds are never deleted
-    return account, hold, now or datetime.now(UTC)
+    return account, hold, ctx.now()
 
 
 def _note_settlement(session: Session, hold: Hold, account: BillingAccount) -> None:
@@ -305,6 +299,6 @@ def _note_settlement(session: Session, hold: Hold, account: BillingAccount) -> N
     metrics.count_on_commit(session, metrics.HOLDS.labels(hold.status.value).inc)
 
 
-def _settled_answer(hold: Hold, replayed: bool = False) -> HoldAnswer:
+def _settled_answer(hold: Hold, now: datetime, replayed: bool = False) -> HoldAnswer:
     assert hold.settled_balance is not None and hold.settled_available is not None
-    return HoldAnswer(hold, hold.settled_balance, hold.settled_available, replayed)
+    return HoldAnswer(hold, hold.settled_balance, hold.settled_available, now, replayed)

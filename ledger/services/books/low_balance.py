@@ -10,6 +10,7 @@ gone back to the threshold or above.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -57,11 +58,11 @@ def note_crossing(
     return True
 
 
-def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal) -> Decimal | None:
+def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal, now: datetime) -> Decimal | None:
     """The person's threshold while their available amount is below it (the pages' banner), else None."""
     own = session.scalar(select(User.low_balance_threshold).where(User.id == user_id))
     try:
-        available = funds(session, user_id).available
+        available = funds(session, user_id, now).available
     except UserNotFound:
         return None
     limit = threshold(own, site)

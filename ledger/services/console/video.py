@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -66,7 +66,6 @@ def start_video_job(
     run_id: object,
     ctx: Context,
     handoff: Handoff,
-    now: datetime | None = None,
     low_balance: Decimal = SITE_DEFAULT,
 ) -> VideoJob:
     """Hold the quoted maximum of a video and queue its job, then start it if one of the person's
@@ -79,7 +78,7 @@ def start_video_job(
     priced = quote(MODEL, raw_params)
     request = ChargeRequest(user_id, priced.amount, MODEL, f"console:{run}", dict(priced.params))
     with atomic(session):
-        held = set_aside(session, request, ttl=HOLD_TTL, ctx=ctx, now=now, low_balance=low_balance)
+        held = set_aside(session, request, ttl=HOLD_TTL, ctx=ctx, low_balance=low_balance)
         job = session.scalar(select(VideoJob).where(VideoJob.hold_id == held.hold.id)) if held.replayed else None
         if job is None:
             job = VideoJob(
@@ -93,11 +92,11 @@ def start_video_job(
                 created_at=held.hold.created_at,
             )
             session.add(job)
-    dispatch(session, user_id, handoff=handoff)
+    dispatch(session, user_id, ctx, handoff=handoff)
     return job
 
 
-def dispatch(session: Session, user_id: uuid.UUID, *, handoff: Handoff) -> list[uuid.UUID]:
+def dispatch(session: Session, user_id: uuid.UUID, ctx: Context, *, handoff: Handoff) -> list[uuid.UUID]:
     """Hand the person's next jobs in line to the queue while fewer than AT_ONCE are under way.
 
     The person's billing account row is the line's lock: two dispatches cannot both fill the
@@ -118,7 +117,7 @@ def dispatch(session: Session, user_id: uuid.UUID, *, handoff: Handoff) -> list[
         )
         for job in starting:
             job.status = VideoJobStatus.STARTING
-            job.started_at = datetime.now(UTC)  # handed over; reset when the worker starts it
+            job.started_at = ctx.now()  # handed over; reset when the worker starts it
     for job in starting:  # after the commit: the worker finds the job starting
         handoff(job.id)
     return [job.id for job in starting]
@@ -140,12 +139,12 @@ def run_video_job(
         job = lock(session, VideoJob, VideoJob.id == wanted)
         if job is None or job.status is not VideoJobStatus.STARTING:
             return job
-        if not _outlasts_the_render(job):  # it waited in line too long: its money goes back, unrendered
+        if not _outlasts_the_render(job, ctx.now()):  # it waited in line too long: its money goes back, unrendered
             _give_back(session, job, ctx)
         else:
-            job.status, job.started_at = VideoJobStatus.RUNNING, datetime.now(UTC)
+            job.status, job.started_at = VideoJobStatus.RUNNING, ctx.now()
     if job.status is not VideoJobStatus.RUNNING:
-        dispatch(session, job.user_id, handoff=handoff)
+        dispatch(session, job.user_id, ctx, handoff=handoff)
         return job
     pause(job.seconds * WORK_PER_VIDEO_SECOND)  # no transaction is open while the video "renders"
     produced = {"complete": job.seconds, "short": max(1, job.seconds // 2), "fail": 0}[job.outcome]
@@ -154,22 +153,22 @@ def run_video_job(
         assert job is not None
         if job.status is VideoJobStatus.RUNNING:  # not reaped meanwhile
             _settle(session, job, produced, ctx)
-    dispatch(session, job.user_id, handoff=handoff)
+    dispatch(session, job.user_id, ctx, handoff=handoff)
     return job
 
 
-def _outlasts_the_render(job: VideoJob) -> bool:
+def _outlasts_the_render(job: VideoJob, now: datetime) -> bool:
     """Will the job's hold still be active when the render is done (with a minute to spare)? Then
     a running job's hold expires only if its worker died, and the reaper can tell."""
     render = timedelta(seconds=job.seconds * WORK_PER_VIDEO_SECOND) + RENDER_MARGIN
-    return job.hold.status is HoldStatus.ACTIVE and job.hold.expires_at > datetime.now(UTC) + render
+    return job.hold.status is HoldStatus.ACTIVE and job.hold.expires_at > now + render
 
 
 def _give_back(session: Session, job: VideoJob, ctx: Context) -> None:
     """Fail a job that will not run (its hold is expiring or gone): whatever is still held returns."""
     with contextlib.suppress(HoldSettled):  # already expired: the money is back already
         release(session, job.hold_id, ctx=ctx)
-    job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, "expired", datetime.now(UTC)
+    job.status, job.failure, job.finished_at = VideoJobStatus.FAILED, "expired", ctx.now()
 
 
 def _settle(session: Session, job: VideoJob, produced: int, ctx: Context) -> None:
@@ -183,7 +182,7 @@ def _settle(session: Session, job: VideoJob, produced: int, ctx: Context) -> Non
     else:
         job.status = VideoJobStatus.DONE if produced else VideoJobStatus.FAILED
         job.seconds_produced, job.failure = produced, None if produced else "simulated"
-    job.finished_at = datetime.now(UTC)
+    job.finished_at = ctx.now()
 
 
 def price_of(job: VideoJob, seconds: int) -> Quote:
@@ -191,12 +190,12 @@ def price_of(job: VideoJob, seconds: int) -> Quote:
     return quote(MODEL, {"quality": job.quality, "seconds": str(seconds)})
 
 
-def reap_stalled(session: Session, *, handoff: Handoff, now: datetime | None = None) -> int:
+def reap_stalled(session: Session, ctx: Context, *, handoff: Handoff) -> int:
     """For the periodic job: jobs whose hold is gone (expired: the worker died while it ran, or the
     job waited in line longer than its hold lasts) fail, interrupted or expired; jobs handed over
     but never started are handed over again; then each person concerned gets their next jobs
     started. Returns how many jobs it failed."""
-    now = now or datetime.now(UTC)
+    now = ctx.now()
     with atomic(session):
         stalled = list(
             session.scalars(
@@ -223,7 +222,7 @@ def reap_stalled(session: Session, *, handoff: Handoff, now: datetime | None = N
     for job_id in forgotten:
         handoff(job_id)
     for user_id in {job.user_id for job in stalled} | waiting:
-        dispatch(session, user_id, handoff=handoff)
+        dispatch(session, user_id, ctx, handoff=handoff)
     return len(stalled)
 
 

@@ -56,12 +56,12 @@ class RefundPlan:
     available: Decimal
 
 
-def plan_refund(session: Session, transaction_id: object, amount: object) -> RefundPlan:
-    """Check a refund of `amount` (an exact string, 2 decimals) of an order, without writing."""
+def preview_refund(session: Session, admin: Context, transaction_id: object, amount: object) -> RefundPlan:
+    """`refund_order`'s check, without writing: a refund of `amount` (an exact string, 2 decimals)."""
     order = _order(session, transaction_id)
     value = parse_amount(amount, places=2)
     # as the person's pages read it: a hold past its expiry counts no more, even before it is written
-    return _checked(session, order, value, funds(session, order.user_id))
+    return _checked(session, order, value, funds(session, order.user_id, admin.now()))
 
 
 def refund_order(
@@ -78,7 +78,7 @@ def refund_order(
     with atomic(session):  # 1. the refund committed pending, its amount held, before XorPay hears of it
         order = lock(session, PaymentTransaction, PaymentTransaction.id == wanted)
         assert order is not None
-        account = lock_account(session, order.user_id)  # its holds past their expiry are written first
+        account = lock_account(session, order.user_id, admin)  # its holds past their expiry are written first
         _checked(session, order, value, Funds(account.balance, account.held))
         refund = Refund(
             id=uuid.uuid4(),
@@ -117,7 +117,7 @@ def settle_refund(
             raise NotFound(N_("There is no such refund."))
         if refund.status is not RefundStatus.PENDING:
             raise RefundRefused(N_("This refund is already settled."))
-        account = lock_account(session, refund.user_id)
+        account = lock_account(session, refund.user_id, admin)
         account.held -= refund.amount  # what was set aside comes back first, then leaves if refunded
         refund.settle(RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED, datetime.now(UTC))
         refund.gateway_answer = {**refund.gateway_answer, **(answer or {}), "resolved_by": admin.via}

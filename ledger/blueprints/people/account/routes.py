@@ -24,7 +24,7 @@ from ledger.services.books.accounts import ledger_page
 from ledger.services.books.holds import money_on_hold
 from ledger.services.books.low_balance import set_own_threshold
 from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
-from ledger.web.context import request_context, settings
+from ledger.web.context import now, request_context, settings
 from ledger.web.language import zone_choices, zone_label
 from ledger.web.parsing import submit
 
@@ -60,7 +60,7 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
         avatar_form=avatar,
         alert_form=alert,
         entries=ledger_page(get_session(), current_user.id, request.args.get("before")),
-        on_hold=money_on_hold(get_session(), current_user.id),
+        on_hold=money_on_hold(get_session(), current_user.id, now=now()),
     ), max(profile.status, avatar.status, alert.status)
 
 
