@@ -4,6 +4,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,11 +18,11 @@ from ledger.db import get_database
 from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.logs import configure_logging
-from ledger.models import Actor, EventType, User
+from ledger.models import EventType, User
 from ledger.services.backoffice.people import adjust, set_admin
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches, find_warnings
-from ledger.services.context import SYSTEM, Context
+from ledger.services.context import SYSTEM, Context, app_clock
 from ledger.services.events import deliver_due, replay
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
@@ -37,7 +38,17 @@ jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate)."
 admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
 events_cli = AppGroup("events", help="Events to the SaaS (SPEC 16).")
 codes_cli = AppGroup("codes", help="Redemption codes (兑换码).")
-CLI = Context(Actor.ADMIN).as_admin(None, via="cli")  # an admin at the server's console
+
+
+def system_context() -> Context:
+    """The context of a command run by the system (reconcile, the seed): on the app's clock."""
+    return replace(SYSTEM, clock=app_clock(current_app.extensions))
+
+
+def cli_admin() -> Context:
+    """An admin at the server's console: no admin id, `via="cli"`."""
+    return system_context().as_admin(None, via="cli")
+
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials, development only
@@ -66,6 +77,7 @@ def reconcile_payments() -> None:
     with get_database().session() as session:
         report = reconcile(
             session,
+            system_context(),
             current_app.extensions["ledger.xorpay"],
             settings=current_app.config["LEDGER"],
             progress=lambda order_id, outcome: click.echo(f"  {order_id}: {outcome}", err=True),
@@ -84,8 +96,8 @@ def seed() -> None:
         if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)):
             click.echo(f"{DEMO_EMAIL} exists already: nothing to do")
             return
-        user = register_user(session, email=DEMO_EMAIL, password=DEMO_PASSWORD, ctx=SYSTEM)
-        adjust_balance(session, user_id=user.id, amount=DEMO_BALANCE, memo="demo seed", ctx=SYSTEM)
+        user = register_user(session, email=DEMO_EMAIL, password=DEMO_PASSWORD, ctx=system_context())
+        adjust_balance(session, user_id=user.id, amount=DEMO_BALANCE, memo="demo seed", ctx=system_context())
     click.echo(f"created {DEMO_EMAIL} / {DEMO_PASSWORD} with a balance of {DEMO_BALANCE} CNY")
 
 
@@ -99,7 +111,7 @@ def create_user(email: str, password: str | None, admin: bool) -> None:
     password = password or secrets.token_urlsafe(12)
     with get_database().session() as session:
         try:
-            user = register_user(session, email=email, password=password, ctx=Context(Actor.ADMIN), is_admin=admin)
+            user = register_user(session, email=email, password=password, ctx=cli_admin(), is_admin=admin)
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(str(user.id))
@@ -140,7 +152,7 @@ def refusals_exit_1() -> Iterator[None]:
 def set_admin_role(email: str, off: bool) -> None:
     """Give a person the admin role (or take it away)."""
     with get_database().session() as session, refusals_exit_1():
-        person = set_admin(session, CLI, email, on=not off)
+        person = set_admin(session, cli_admin(), email, on=not off)
     click.echo(f"{person.email}: admin {'off' if off else 'on'}")
 
 
@@ -153,7 +165,7 @@ def adjust_command(email: str, amount: str, debit: bool, reason: str) -> None:
     """Credit (or, with --debit, debit) a person's balance by AMOUNT, a positive amount such as 10.00."""
     with get_database().session() as session, refusals_exit_1():
         person = session.scalar(select(User).where(User.email == email.strip().lower()))
-        done = adjust(session, CLI, person.id if person else None, amount, debit=debit, reason=reason)
+        done = adjust(session, cli_admin(), person.id if person else None, amount, debit=debit, reason=reason)
     click.echo(f"{done.person.email}: balance {done.balance} -> {done.balance_after}")
 
 
@@ -164,7 +176,9 @@ def adjust_command(email: str, amount: str, debit: bool, reason: str) -> None:
 def refund_command(order_id: str, amount: str, reason: str) -> None:
     """Refund AMOUNT of a paid order through XorPay (SPEC 15)."""
     with get_database().session() as session, refusals_exit_1():
-        done = refund_order(session, current_app.extensions["ledger.xorpay"], CLI, order_id, amount, reason=reason)
+        done = refund_order(
+            session, current_app.extensions["ledger.xorpay"], cli_admin(), order_id, amount, reason=reason
+        )
     click.echo(f"refund {done.id}: {done.status.value}")
     if done.status.value != "succeeded":
         sys.exit(1)
@@ -184,7 +198,7 @@ def replay_events(since: str, type_: str | None) -> None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=current_app.config["LEDGER"].timezone)  # the site's zone, as pages show it
     with get_database().session() as session:
-        count = replay(session, since=moment, type_=EventType(type_) if type_ else None)
+        count = replay(session, system_context(), since=moment, type_=EventType(type_) if type_ else None)
     click.echo(f"{count} event(s) due again from {moment.isoformat()}")
 
 
@@ -197,7 +211,7 @@ def deliver_events() -> None:
         click.echo("EVENTS_URL is empty: events are kept, not sent", err=True)
         return
     with get_database().session() as session:
-        done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
+        done = deliver_due(session, system_context(), url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
     click.echo(f"delivered {done.delivered}, failed {done.failed} (retried later), abandoned {done.abandoned}")
 
 
@@ -212,7 +226,7 @@ def create_codes(count: str, amount: str, expires: str | None, note: str | None,
     with get_database().session() as session, refusals_exit_1():
         batch, made = create_batch(
             session,
-            CLI,
+            cli_admin(),
             count=count,
             amount=amount,
             expires=expires,

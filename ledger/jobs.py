@@ -79,8 +79,8 @@ def video_handoff(app: Flask) -> video.Handoff:
 @tasks.task(name="reconcile_payments", pass_context=True, queueing_lock="reconcile_payments")
 def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every 5 minutes: ask XorPay about pending orders, as `flask payments reconcile` does (SPEC 7)."""
-    with _session(context) as (app, session, _ctx):
-        report = reconcile(session, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
+    with _session(context) as (app, session, ctx):
+        report = reconcile(session, ctx, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
     return {"checked": report.checked, "credited": report.credited, "expired": report.expired}
 
 
@@ -91,9 +91,9 @@ def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) ->
 def deliver_events_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every 10 seconds: post the events that are due to EVENTS_URL (SPEC 16); nothing when it is
     empty. One such job runs at a time and each ends within about 30 seconds (see the module)."""
-    with _session(context) as (app, session, _ctx):
+    with _session(context) as (app, session, ctx):
         settings = app.config["LEDGER"]
-        done = deliver_due(session, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
+        done = deliver_due(session, ctx, url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
     return {"delivered": done.delivered, "failed": done.failed, "abandoned": done.abandoned}
 
 

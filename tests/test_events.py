@@ -154,7 +154,7 @@ def test_delivery_retries_a_500_and_a_timeout_then_delivers_signed_once(session,
     url, start = httpserver.url_for("/hook"), datetime.now(UTC)
 
     def run(at):
-        return deliver_due(session, url=url, secret=SECRET, now=at, timeout=0.5)
+        return deliver_due(session, SYSTEM.at(at), url=url, secret=SECRET, timeout=0.5)
 
     first = run(start)
     assert (first.delivered, first.failed) == (0, 1)
@@ -185,15 +185,15 @@ def test_an_event_undelivered_for_24_hours_is_abandoned_and_replay_sends_it_agai
     httpserver.expect_request("/hook").respond_with_data("no", status=503)
     url = httpserver.url_for("/hook")
     later = event.give_up_at + timedelta(seconds=1)
-    assert deliver_due(session, url=url, secret=SECRET, now=later).abandoned == 1
+    assert deliver_due(session, SYSTEM.at(later), url=url, secret=SECRET).abandoned == 1
     assert event.status == "abandoned"
-    assert replay(session, since=event.created_at - timedelta(seconds=1)) == 1
+    assert replay(session, SYSTEM, since=event.created_at - timedelta(seconds=1)) == 1
     session.refresh(event)
     assert (event.status, event.attempts) == ("pending", 0)
     assert event.give_up_at > datetime.now(UTC) + timedelta(hours=23)
     httpserver.clear()
     httpserver.expect_request("/hook").respond_with_data("ok")
-    assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+    assert deliver_due(session, SYSTEM, url=url, secret=SECRET).delivered == 1
 
 
 def test_each_post_waits_at_most_3_seconds_to_connect_and_5_to_read(session, httpserver):
@@ -206,7 +206,7 @@ def test_each_post_waits_at_most_3_seconds_to_connect_and_5_to_read(session, htt
         asked.append(options["timeout"])
         return requests.post(url, **options)  # noqa: S113 -- the timeout is in the options
 
-    assert deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET, post=post).delivered == 1
+    assert deliver_due(session, SYSTEM, url=httpserver.url_for("/hook"), secret=SECRET, post=post).delivered == 1
     assert asked == [(3.0, 5.0)] == [(CONNECT_TIMEOUT, READ_TIMEOUT)]
 
 
@@ -242,7 +242,7 @@ def test_a_run_starts_no_post_after_20_seconds_and_leaves_the_rest_due_for_the_n
     made = adjusted_events(session, 5)
     hanging, start = HangingPosts(), made[-1].next_attempt_at
     done = deliver_due(
-        session, url="http://saas.test/hook", secret=SECRET, now=start, post=hanging, monotonic=hanging.monotonic
+        session, SYSTEM.at(start), url="http://saas.test/hook", secret=SECRET, post=hanging, monotonic=hanging.monotonic
     )
     assert (done.delivered, done.failed) == (0, 3)  # posts started at 0, 8 and 16 s; none at 24 s
     assert hanging.seconds == 24.0  # the run's length against a receiver that hangs: under half a minute
@@ -250,7 +250,7 @@ def test_a_run_starts_no_post_after_20_seconds_and_leaves_the_rest_due_for_the_n
     waiting = made[3:]
     assert [(e.attempts, e.next_attempt_at <= start) for e in waiting] == [(0, True), (0, True)]
     later = deliver_due(
-        session, url="http://saas.test/hook", secret=SECRET, now=start, post=hanging, monotonic=hanging.monotonic
+        session, SYSTEM.at(start), url="http://saas.test/hook", secret=SECRET, post=hanging, monotonic=hanging.monotonic
     )
     assert later.failed == 2 and hanging.sent[3:] == [str(e.id) for e in waiting]
 
@@ -280,7 +280,7 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_a_post_past_its_timeout
     receiver.start()
     started = time.monotonic()
     try:
-        deliver_due(session, url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout=(0.5, 0.5), budget=1.0)
+        deliver_due(session, SYSTEM, url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout=(0.5, 0.5), budget=1.0)
     finally:
         receiver.join(10)
         listener.close()
@@ -294,10 +294,10 @@ def test_a_run_posts_at_most_its_limit_and_leaves_the_rest_due_for_the_next(sess
     made = adjusted_events(session, 5)
     httpserver.expect_request("/hook").respond_with_data("ok")
     url, start = httpserver.url_for("/hook"), made[-1].next_attempt_at
-    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 2
+    assert deliver_due(session, SYSTEM.at(start), url=url, secret=SECRET, limit=2).delivered == 2
     assert [e.status for e in made] == ["delivered", "delivered", "pending", "pending", "pending"]
-    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 2
-    assert deliver_due(session, url=url, secret=SECRET, now=start, limit=2).delivered == 1
+    assert deliver_due(session, SYSTEM.at(start), url=url, secret=SECRET, limit=2).delivered == 2
+    assert deliver_due(session, SYSTEM.at(start), url=url, secret=SECRET, limit=2).delivered == 1
     assert len(httpserver.log) == 5
 
 
@@ -324,7 +324,7 @@ def test_no_transaction_is_open_and_no_row_locked_while_an_event_is_posted(commi
                     )
                 )
             with committed.session() as other:
-                second = deliver_due(other, url=httpserver.url_for("/hook"), secret=SECRET)
+                second = deliver_due(other, SYSTEM, url=httpserver.url_for("/hook"), secret=SECRET)
             seen.append((open_elsewhere, second.delivered + second.failed))
         except Exception as exc:  # asserted on below
             seen.append(exc)
@@ -332,7 +332,7 @@ def test_no_transaction_is_open_and_no_row_locked_while_an_event_is_posted(commi
 
     httpserver.expect_request("/hook").respond_with_handler(answer)
     with committed.session() as session:
-        assert deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET).delivered == 1
+        assert deliver_due(session, SYSTEM, url=httpserver.url_for("/hook"), secret=SECRET).delivered == 1
     assert seen == [(0, 0)]  # unlocked, no transaction left open, and the lease kept the second run off it
     with committed.session() as session:
         assert session.get(Event, event.id).status == "delivered"
@@ -344,12 +344,12 @@ def test_an_event_replayed_while_it_is_posted_is_sent_again(committed, httpserve
 
     def answer(request):
         with committed.session() as other:
-            replay(other, since=event.created_at)
+            replay(other, SYSTEM, since=event.created_at)
         return Response("ok")
 
     httpserver.expect_request("/hook").respond_with_handler(answer)
     with committed.session() as session:
-        deliver_due(session, url=httpserver.url_for("/hook"), secret=SECRET)
+        deliver_due(session, SYSTEM, url=httpserver.url_for("/hook"), secret=SECRET)
         again = session.get(Event, event.id, populate_existing=True)
         assert (again.status, again.attempts) == ("pending", 0)  # the replay wins: due now, not leased
         assert again.next_attempt_at < datetime.now(UTC) < again.next_attempt_at + LEASE
@@ -365,7 +365,7 @@ def test_a_token_and_a_password_in_events_url_reach_neither_the_logs_nor_last_er
     url = f"http://user:pass@127.0.0.1:{port}/hook?token=s3cret"
     event = committed_event(committed)
     with caplog.at_level(logging.INFO), committed.session() as session:
-        assert deliver_due(session, url=url, secret=SECRET).failed == 1
+        assert deliver_due(session, SYSTEM, url=url, secret=SECRET).failed == 1
     with committed.session() as session, session.begin():  # stuck long enough for verify to warn of it
         session.execute(
             text("UPDATE events SET created_at = now() - interval '11 minutes' WHERE id = :id"), {"id": event.id}
@@ -392,7 +392,7 @@ def test_the_post_still_goes_to_the_whole_events_url(session, httpserver):
     adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
     httpserver.expect_request("/hook", method="POST", query_string="token=s3cret").respond_with_data("ok")
     url = f"http://user:pass@{httpserver.host}:{httpserver.port}/hook?token=s3cret"
-    assert deliver_due(session, url=url, secret=SECRET).delivered == 1
+    assert deliver_due(session, SYSTEM, url=url, secret=SECRET).delivered == 1
     [(request, _answer)] = httpserver.log
     assert (request.args["token"], request.authorization.username, request.authorization.password) == (
         "s3cret",
@@ -404,7 +404,7 @@ def test_the_post_still_goes_to_the_whole_events_url(session, httpserver):
 def test_without_an_events_url_nothing_is_sent_and_events_wait(session):
     person = UserFactory(balance="15.00")
     adjust(session, ADMIN, person.id, "1.00", debit=False, reason="r")
-    assert deliver_due(session, url="", secret="").delivered == 0
+    assert deliver_due(session, SYSTEM, url="", secret="").delivered == 0
     assert [e.status for e in events(session, person)] == [EventStatus.PENDING]
 
 

@@ -1,6 +1,5 @@
 """The dashboard and the language switch."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
@@ -11,7 +10,7 @@ from ledger.services.books.summary import account_summary
 from ledger.services.books.usage_reports import daily_series
 from ledger.services.console.pricing import MODELS
 from ledger.web.charts import bar_chart
-from ledger.web.context import settings, user_timezone
+from ledger.web.context import now, settings, user_timezone
 from ledger.web.language import LANGUAGES
 from ledger.web.parsing import report_query, safe_next_url
 
@@ -22,7 +21,7 @@ bp = Blueprint("site", __name__)
 @login_required
 def dashboard() -> Any:
     session = get_session()
-    summary = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))
+    summary = account_summary(session, current_user, tz=user_timezone(), now=now())
     chart = bar_chart(daily_series(session, report_query({})))
     return render_template(
         "site/dashboard.html", summary=summary, chart=chart, models=MODELS.values(), minimum=settings().TOPUP_MIN

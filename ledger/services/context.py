@@ -56,7 +56,8 @@ class Context:
 
     def at(self, when: datetime) -> Context:
         """The same context with a stopped clock (tests; a job's run at its scheduled time)."""
-        return replace(self, clock=lambda: when)
+        utc = when.astimezone(UTC)
+        return replace(self, clock=lambda: utc)
 
     def as_admin(self, admin_id: uuid.UUID | None, via: str = "web") -> Context:
         """The same caller acting in the back office."""

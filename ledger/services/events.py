@@ -21,18 +21,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.db import atomic
 from ledger.logs import bound_request_id, current_request_id, redacted_url, without_url_secrets
 from ledger.models import BillingAccount, Event, EventStatus, EventType
 from ledger.money import to_api
+from ledger.services.context import Context
 from ledger.services.outbound import post_within
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def emit(
         user_id=user_id,
         data=body,
         request_id=current_request_id(),
-        give_up_at=datetime.now(UTC) + GIVE_UP_AFTER,
+        give_up_at=func.now() + GIVE_UP_AFTER,  # the transaction's time, as created_at
     )
     session.add(event)
     return event
@@ -164,10 +165,10 @@ class _Claim:
 
 def deliver_due(
     session: Session,
+    ctx: Context,
     *,
     url: str,
     secret: str,
-    now: datetime | None = None,
     post: Post = post_event,
     limit: int = BATCH,
     budget: float = RUN_BUDGET,
@@ -182,11 +183,11 @@ def deliver_due(
     (a replay or, after the lease ran out, another run took it over). A 2xx marks it delivered;
     anything else (status, timeout, refused connection) is retried after `backoff` until its
     `give_up_at` (24 hours after the event, or after its replay), then it is abandoned (`replay`
-    can send it again). `now` fixes the clock (tests); nothing is sent when `url` is empty."""
+    can send it again). Times are the context's clock; nothing is sent when `url` is empty."""
     done = Delivery()
     if not url:
         return done
-    due_by, started = now or datetime.now(UTC), monotonic()
+    due_by, started = ctx.now(), monotonic()
     for _ in range(limit):
         if monotonic() - started >= budget:
             break
@@ -200,7 +201,7 @@ def deliver_due(
             ).first()
             if event is None:
                 break
-            clock = now or datetime.now(UTC)
+            clock = ctx.now()
             if clock >= event.give_up_at:
                 event.status = EventStatus.ABANDONED
                 done.abandoned += 1
@@ -209,7 +210,7 @@ def deliver_due(
             claim = _Claim(event.id, body_of(event), event.request_id, event.next_attempt_at)
         error = _send(claim, url, secret, post, timeout)  # no transaction open: the lease keeps others off
         with atomic(session):
-            _record(session, claim, error, now or datetime.now(UTC))
+            _record(session, claim, error, ctx.now())
         if error is None:
             done.delivered += 1
         else:
@@ -258,12 +259,12 @@ def _send(claim: _Claim, url: str, secret: str, post: Post, timeout: Timeout) ->
         return f"HTTP {status}"
 
 
-def replay(session: Session, *, since: datetime, type_: EventType | None = None) -> int:
+def replay(session: Session, ctx: Context, *, since: datetime, type_: EventType | None = None) -> int:
     """Make every event created since `since` (of `type_`) due now, delivered or not; returns how
     many. They are sent again with their own ids, so a receiver that dedupes sees no double. An
     event being posted at that moment is sent again too: the replay ends its lease, so the post's
     outcome is not written over it."""
-    now, where = datetime.now(UTC), [Event.created_at >= since]
+    now, where = ctx.now(), [Event.created_at >= since]
     if type_ is not None:
         where.append(Event.type == type_)
     with atomic(session):

@@ -18,7 +18,7 @@ from ledger.extensions import csrf, limiter, login_manager
 from ledger.i18n import N_
 from ledger.models import User
 from ledger.services.people.sign_in import load_session_user, start_session
-from ledger.web.context import request_context, settings
+from ledger.web.context import now, request_context, settings
 from ledger.web.errors import SIGN_IN_FIRST, render_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +57,7 @@ def internal_only(view: F) -> F:
 
 
 def _load_user(user_id: str) -> User | None:
-    return load_session_user(get_session(), user_id=user_id, session_id=current_session_id())
+    return load_session_user(get_session(), user_id=user_id, session_id=current_session_id(), now=now())
 
 
 def unauthorized() -> Any:

@@ -4,7 +4,6 @@ a service shown in the form that caused it, and redirects that stay on this site
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -16,7 +15,7 @@ from werkzeug.datastructures import CombinedMultiDict
 from ledger.errors import InvalidRequest, LedgerError, UnsupportedMediaType
 from ledger.i18n import N_
 from ledger.services.books.usage_reports import ReportQuery, parse_query
-from ledger.web.context import user_timezone
+from ledger.web.context import now, user_timezone
 
 T = TypeVar("T")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -40,7 +39,7 @@ def report_query(args: Mapping[str, Any]) -> ReportQuery:
     return parse_query(
         user_id=current_user.id,
         tz=tz,
-        today=datetime.now(UTC).astimezone(tz).date(),
+        today=now().astimezone(tz).date(),
         raw_from=args.get("from"),
         raw_to=args.get("to"),
         group_by=args.get("group_by"),

@@ -2,7 +2,7 @@
 expired, disabled and unknown codes refused with their reasons; 10 unknown codes an hour and then 429."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -133,7 +133,7 @@ def test_a_code_is_redeemed_once(session, admin):
         with pytest.raises(CodeUsed):
             redeem(session, person.id, code, PERSON)
     assert (balance_of(session, first), balance_of(session, second)) == (Decimal("50.00"), 0)
-    assert find_code(session, code).status == "redeemed"
+    assert find_code(session, code, now=datetime.now(UTC)).status == "redeemed"
     told = session.scalars(select(Event).where(Event.user_id.in_([first.id, second.id]))).all()
     assert [(e.type, e.data) for e in told] == [
         (
@@ -148,9 +148,9 @@ def test_a_code_can_be_redeemed_until_the_end_of_its_last_day_in_the_site_time_z
     _batch, (early, late) = make(session, admin, count=2, expires=last.isoformat())
     person = UserFactory()
     end_of_day = datetime(last.year, last.month, last.day, 23, 59, 59, tzinfo=SHANGHAI)
-    assert redeem(session, person.id, early, PERSON, now=end_of_day).amount == Decimal("50.00")
+    assert redeem(session, person.id, early, PERSON.at(end_of_day)).amount == Decimal("50.00")
     with pytest.raises(CodeExpired):
-        redeem(session, person.id, late, PERSON, now=end_of_day + timedelta(seconds=1))
+        redeem(session, person.id, late, PERSON.at(end_of_day + timedelta(seconds=1)))
     assert balance_of(session, person) == Decimal("50.00")
 
 
@@ -189,9 +189,9 @@ def test_after_ten_unknown_codes_in_an_hour_every_redemption_is_429_until_the_ho
     with pytest.raises(TooManyCodeTries):
         redeem(session, person.id, code, PERSON)  # even a good code
     with pytest.raises(TooManyCodeTries):
-        redeem(session, person.id, code, PERSON, now=datetime.now(SHANGHAI) + timedelta(minutes=59))
+        redeem(session, person.id, code, PERSON.at(datetime.now(SHANGHAI) + timedelta(minutes=59)))
     assert balance_of(session, person) == 0
-    assert redeem(session, person.id, code, PERSON, now=datetime.now(SHANGHAI) + timedelta(minutes=61)).amount
+    assert redeem(session, person.id, code, PERSON.at(datetime.now(SHANGHAI) + timedelta(minutes=61))).amount
     refused = session.scalars(select(AuditLog).where(AuditLog.action == "code.refused").order_by(AuditLog.id)).all()
     assert [r.details["reason"] for r in refused] == ["unknown"] * 10  # a 429 writes nothing
     assert refused[0].details["code"] == "WRONG-0"
@@ -212,7 +212,7 @@ def test_used_expired_and_disabled_codes_do_not_count_as_unknown(session, admin)
             with pytest.raises(refusal):
                 redeem(session, person.id, code, PERSON)
         with pytest.raises(CodeExpired):
-            redeem(session, person.id, expired, PERSON, now=tomorrow)
+            redeem(session, person.id, expired, PERSON.at(tomorrow))
     for i in range(9):
         with pytest.raises(CodeNotFound):
             redeem(session, person.id, f"WRONG-{i}", PERSON)

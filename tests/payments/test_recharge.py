@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.models import PaymentTransaction
+from ledger.services.context import SYSTEM
 from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.xorpay import sign
 from tests.factories import PaymentFactory, UserFactory
@@ -50,7 +51,7 @@ def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, s
     user = UserFactory()
     order = PaymentFactory(user=user)
     xorpay.query2_answers("sign_error")
-    report = reconcile(session, xorpay.client, settings=settings)
+    report = reconcile(session, SYSTEM, xorpay.client, settings=settings)
     assert (report.checked, report.errors) == (1, 1)
     auth.login(user)
     page = client.post(

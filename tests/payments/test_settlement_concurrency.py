@@ -48,7 +48,7 @@ def test_notify_racing_reconcile_credits_once(committed, app, settings, httpserv
         if i % 2:
             return app.test_client().post("/api/payments/webhook", data=fields).status_code
         with committed.session() as session:
-            return reconcile(session, gateway, settings=settings).credited
+            return reconcile(session, SYSTEM, gateway, settings=settings).credited
 
     results = run_together(12, race)
 
@@ -106,7 +106,7 @@ def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, mo
     order_id = created.get_json()["transaction_id"]
     assert client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code == 302
     with committed.session() as session:
-        reconcile(session, watcher, settings=settings)
+        reconcile(session, SYSTEM, watcher, settings=settings)
 
     assert len(watcher.seen) == 5  # two creates, one check, two orders reconciled
     assert all(rows == [] for rows in watcher.seen)

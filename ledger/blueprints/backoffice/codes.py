@@ -1,7 +1,6 @@
 """`/admin/codes`: batches of redemption codes (SPEC 14): made (confirmed with their total), listed,
 downloaded as CSV, disabled; one code looked up and disabled."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
@@ -19,7 +18,7 @@ from ledger.services.context import reason_of
 from ledger.services.growth import code_batches
 from ledger.services.growth.codes import CodeView, find_code
 from ledger.validation import whole_number
-from ledger.web.context import site_timezone
+from ledger.web.context import now, site_timezone
 
 
 @bp.get("/codes")
@@ -48,7 +47,7 @@ def _look_up(typed: str) -> tuple[CodeView | None, str | None]:
     if not typed.strip():
         return None, None
     try:
-        return find_code(get_session(), typed), None
+        return find_code(get_session(), typed, now=now()), None
     except LedgerError as refused:
         return None, refused.translated()
 
@@ -65,7 +64,7 @@ def create_code_batch() -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = code_batches.plan_batch(**fields, tz=site_timezone(), now=datetime.now(UTC))
+        plan = code_batches.preview_batch(acting(), **fields, tz=site_timezone())
         lines = [
             ngettext(
                 "%(num)d code of ¥%(amount)s, total ¥%(total)s",
@@ -147,7 +146,7 @@ def disable_code(code: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        view = code_batches.code_to_disable(session, code)
+        view = code_batches.preview_disable_code(session, acting(), code)
         return [
             _(
                 "Code %(code)s (¥%(amount)s) can no longer be redeemed.",

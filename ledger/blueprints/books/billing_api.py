@@ -1,6 +1,5 @@
 """`POST /api/billing/deduct` (internal services) and `GET /api/billing/summary` (the signed-in person)."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -15,7 +14,7 @@ from ledger.services.books.summary import account_summary
 from ledger.services.growth.invites import invite_overview
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_context, settings, user_timezone
+from ledger.web.context import now, request_context, settings, user_timezone
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import batch_json, charge_json, order_json, usage_json
@@ -75,7 +74,7 @@ def summary() -> Any:
     """The signed-in person's balance, what is held, spending and invitations."""
     session = get_session()
     invites = invite_overview(session, current_user, limit=0)
-    s = account_summary(session, current_user, tz=user_timezone(), now=datetime.now(UTC))
+    s = account_summary(session, current_user, tz=user_timezone(), now=now())
     return jsonify(
         user_id=str(current_user.id),
         email=current_user.email,

@@ -1,7 +1,6 @@
 """`/recharge`: top up with Alipay or WeChat Pay through XorPay, watch the order, check it, see past
 top-ups, their receipts and their CSV; redeem a code."""
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +26,7 @@ from ledger.services.payments.orders import (
 )
 from ledger.services.payments.refunds import order_refunds
 from ledger.services.payments.settlement import check_payment
-from ledger.web.context import gateway, request_context, settings, user_timezone
+from ledger.web.context import gateway, now, request_context, settings, user_timezone
 from ledger.web.limits import topup_check, topup_creation
 from ledger.web.parsing import Form, TextForm, flash_errors, submit
 from ledger.web.templating import qr_svg
@@ -182,7 +181,7 @@ def export_topups() -> Any:
         topups_csv(get_session(), user_id=current_user.id, tz=tz),
         mimetype="text/csv",
         headers={
-            "Content-Disposition": f'attachment; filename="{topups_csv_filename(datetime.now(tz).date())}"',
+            "Content-Disposition": f'attachment; filename="{topups_csv_filename(now().astimezone(tz).date())}"',
             "Cache-Control": "no-store",
         },
     )

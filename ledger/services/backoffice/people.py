@@ -12,7 +12,7 @@ import contextlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,7 +43,7 @@ from ledger.services.books.accounts import Funds, funds, post
 from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.people.profile import username_key
-from ledger.services.people.sign_in import active_sessions
+from ledger.services.people.sign_in import active_sessions, revoke_sessions
 
 PAGE = 25
 
@@ -145,7 +145,7 @@ def sign_out_everywhere(session: Session, admin: Context, user_id: object, *, re
     why = reason_of(reason)
     someone = person(session, user_id)
     with atomic(session):
-        count = _end_sessions(session, someone.id)
+        count = revoke_sessions(session, someone.id, admin.now())
         record_audit(
             session,
             "auth.signed_out_everywhere",
@@ -177,9 +177,9 @@ def set_disabled(session: Session, admin: Context, user_id: object, *, disabled:
     why = reason_of(reason)
     someone = to_disable(session, user_id, disabled=disabled)
     with atomic(session):
-        when = datetime.now(UTC) if disabled else None
+        when = admin.now() if disabled else None
         session.execute(update(User).where(User.id == someone.id).values(disabled_at=when))
-        ended = _end_sessions(session, someone.id) if disabled else 0
+        ended = revoke_sessions(session, someone.id, admin.now()) if disabled else 0
         record_audit(
             session,
             "user.disabled" if disabled else "user.enabled",
@@ -203,14 +203,6 @@ def set_admin(session: Session, admin: Context, email: object, *, on: bool) -> U
         record_audit(session, "user.admin_role", ctx=admin, user_id=someone.id, details=details)
     someone.is_admin = on
     return someone
-
-
-def _end_sessions(session: Session, user_id: uuid.UUID) -> int:
-    return session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    ).rowcount
 
 
 # --- what an admin reads ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,17 +52,18 @@ class BatchPlan:
         return self.amount * self.count
 
 
-def plan_batch(
-    count: object, amount: object, expires: object, note: object, *, tz: ZoneInfo, now: datetime
+def preview_batch(
+    admin: Context, *, count: object, amount: object, expires: object, note: object, tz: ZoneInfo
 ) -> BatchPlan:
-    """Check a batch: 1 to 10,000 codes, an exact amount (2 decimals at most), an optional last day
-    (YYYY-MM-DD, today or later in `tz`), an optional note. Raises InvalidRequest naming the field."""
+    """`create_batch`'s check, without writing: 1 to 10,000 codes, an exact amount (2 decimals at
+    most), an optional last day (YYYY-MM-DD, today or later in `tz` at the context's time), an
+    optional note. Raises InvalidRequest naming the field."""
     number = validation.whole_number(count, "count", minimum=1, maximum=MAX_COUNT)
     value = parse_amount(amount, places=2, maximum=MAX_AMOUNT)
     expires_on = expires_at = None
     if isinstance(expires, str) and expires.strip():
         expires_on = validation.day(expires.strip(), "expires", first=date(1970, 1, 1), last=LAST_DAY)
-        if expires_on < now.astimezone(tz).date():
+        if expires_on < admin.now().astimezone(tz).date():
             raise InvalidRequest(N_("The expiry date is in the past."), field="expires")
         expires_at = datetime.combine(expires_on + timedelta(days=1), time.min, tzinfo=tz)
     elif expires is not None and not isinstance(expires, str):
@@ -81,12 +82,11 @@ def create_batch(
     note: object,
     reason: object,
     tz: ZoneInfo,
-    now: datetime | None = None,
 ) -> tuple[CodeBatch, list[str]]:
-    """Make a batch of codes (see `plan_batch`) from `secrets`, audited `codes.batch_created` with
+    """Make a batch of codes (see `preview_batch`) from `secrets`, audited `codes.batch_created` with
     the admin and the reason. One transaction. Returns the batch and its codes, as stored."""
     why = reason_of(reason)
-    plan = plan_batch(count, amount, expires, note, tz=tz, now=now or datetime.now(UTC))
+    plan = preview_batch(admin, count=count, amount=amount, expires=expires, note=note, tz=tz)
     with atomic(session):
         batch = CodeBatch(
             id=uuid.uuid4(),
@@ -174,13 +174,11 @@ def batch_figures(session: Session, batch_id: object) -> BatchFigures:
     return BatchFigures(row[0], row[1], row[2], Decimal(row[3]))
 
 
-def batch_csv(
-    session: Session, admin: Context, batch_id: object, *, tz: ZoneInfo, now: datetime | None = None
-) -> tuple[str, bytes]:
+def batch_csv(session: Session, admin: Context, batch_id: object, *, tz: ZoneInfo) -> tuple[str, bytes]:
     """A batch as CSV (UTF-8 with BOM, for Excel): code (XXXX-XXXX-XXXX-XXXX), amount, expires (the
     last day, or empty), status. The codes are money to whoever holds them: who downloaded them is
     audited (`codes.batch_downloaded`). Returns a file name and the bytes (10,000 codes: about 500 KB)."""
-    batch, now = batch_figures(session, batch_id).batch, now or datetime.now(UTC)
+    batch, now = batch_figures(session, batch_id).batch, admin.now()
     with atomic(session):
         rows = session.execute(
             select(RedemptionCode, CodeBatch.disabled_at)
@@ -253,7 +251,7 @@ def disable_code(session: Session, admin: Context, raw: object, *, reason: objec
     """Disable one unredeemed code, audited `codes.code_disabled`; InvalidRequest when it is
     redeemed or disabled already."""
     why = reason_of(reason)
-    view = code_to_disable(session, raw)
+    view = preview_disable_code(session, admin, raw)
     with atomic(session):
         done = session.execute(
             update(RedemptionCode)
@@ -274,12 +272,13 @@ def disable_code(session: Session, admin: Context, raw: object, *, reason: objec
             user_id=admin.admin_id,
             details=admin.admin_details(why, code=view.code.code, batch_id=str(view.batch.id)),
         )
-    return find_code(session, view.code.code)
+    return find_code(session, view.code.code, now=admin.now())
 
 
-def code_to_disable(session: Session, raw: object) -> CodeView:
-    """The code to disable; CodeNotFound, or InvalidRequest when it is redeemed or disabled already."""
-    view = find_code(session, raw)
+def preview_disable_code(session: Session, admin: Context, raw: object) -> CodeView:
+    """`disable_code`'s check, without writing: the code to disable; CodeNotFound, or InvalidRequest
+    when it is redeemed or disabled already."""
+    view = find_code(session, raw, now=admin.now())
     if view.status in ("redeemed", "disabled"):
         raise InvalidRequest(N_("Nothing to change: the code is redeemed or disabled already."), field="reason")
     return view

@@ -19,7 +19,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -107,8 +107,8 @@ class CodeView:
         return last_day(self.code.expires_at, tz)
 
 
-def find_code(session: Session, raw: object, *, now: datetime | None = None) -> CodeView:
-    """The code typed (any case, spaces, dashes); CodeNotFound (404) otherwise."""
+def find_code(session: Session, raw: object, *, now: datetime) -> CodeView:
+    """The code typed (any case, spaces, dashes), as it is at `now`; CodeNotFound (404) otherwise."""
     code = normalise(raw)
     row = session.execute(
         select(RedemptionCode, CodeBatch)
@@ -120,7 +120,7 @@ def find_code(session: Session, raw: object, *, now: datetime | None = None) -> 
         raise CodeNotFound(field="code")
     found, batch = row
     redeemer = session.get(User, found.redeemed_by) if found.redeemed_by else None
-    return CodeView(found, batch, status_of(found, batch.disabled_at, now or datetime.now(UTC)), redeemer)
+    return CodeView(found, batch, status_of(found, batch.disabled_at, now), redeemer)
 
 
 # --- redeeming ----------------------------------------------------------------------------------
@@ -141,9 +141,7 @@ REFUSALS: dict[type[LedgerError], str] = {
 }
 
 
-def redeem(
-    session: Session, user_id: uuid.UUID, raw_code: object, ctx: Context, *, now: datetime | None = None
-) -> Redemption:
+def redeem(session: Session, user_id: uuid.UUID, raw_code: object, ctx: Context) -> Redemption:
     """Redeem a code for the person: claim it (conditional UPDATE) and credit its amount (ledger kind
     `redemption`, audit `code.redeemed`) in one transaction.
 
@@ -152,7 +150,7 @@ def redeem(
     batch too). A refused code leaves an audit row `code.refused` with its reason, committed before
     the refusal is raised (the unknown ones are what the 429 counts).
     """
-    now = now or datetime.now(UTC)
+    now = ctx.now()
     code = normalise(raw_code)
     with atomic(session):
         _lock_person(session, user_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, literal, select, text
@@ -162,7 +162,7 @@ def bind_in_transaction(
 
 def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, ctx: Context, trigger: str) -> None:
     """Credit both sides of a locked, unrewarded relation and mark it rewarded."""
-    relation.rewarded_at = datetime.now(UTC)
+    relation.rewarded_at = ctx.now()
     relation.inviter_reward, relation.invitee_reward = rewards.inviter, rewards.invitee
     relation.unrewarded_reason = None  # the SaaS may pay by the API what a first top-up did not
     sides = sorted(
@@ -241,7 +241,7 @@ def pay_first_topup_reward(
     reason: UnrewardedReason | None = None
     if payment.amount < rewards.min_topup:
         reason = UnrewardedReason.FIRST_TOPUP_TOO_SMALL
-    elif rewards_in_30_days(session, relation.inviter_id) >= rewards.max_per_month:
+    elif rewards_in_30_days(session, relation.inviter_id, ctx.now()) >= rewards.max_per_month:
         reason = UnrewardedReason.MONTHLY_LIMIT
     if reason is None:
         _pay(session, relation, rewards, ctx, trigger="first_topup")
@@ -261,9 +261,9 @@ def pay_first_topup_reward(
     )
 
 
-def rewards_in_30_days(session: Session, inviter_id: uuid.UUID) -> int:
-    """How many invitations rewarded this inviter in the last 30 days (by a first top-up or the API)."""
-    since = datetime.now(UTC) - timedelta(days=30)
+def rewards_in_30_days(session: Session, inviter_id: uuid.UUID, now: datetime) -> int:
+    """How many invitations rewarded this inviter in the 30 days to `now` (by a first top-up or the API)."""
+    since = now - timedelta(days=30)
     return session.scalar(
         select(func.count()).where(InviteRelation.inviter_id == inviter_id, InviteRelation.rewarded_at >= since)
     )

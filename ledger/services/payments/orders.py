@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -44,7 +44,6 @@ def create_topup(
     amount: object,
     ctx: Context,
     pay_type: object = PayType.ALIPAY.value,
-    now: datetime | None = None,
 ) -> PaymentTransaction:
     """Open a top-up order of `amount` (an exact string) paid with `pay_type` (`alipay`, or `native`:
     WeChat Pay) and ask XorPay for its QR code. Raises InvalidRequest (an unknown method),
@@ -54,7 +53,7 @@ def create_topup(
     if XorPay says no, the order is marked failed and audited, GatewayError is raised, nothing credited."""
     method = parse_pay_type(pay_type)
     amount = parse_topup_amount(amount, settings, method)
-    now = now or datetime.now(UTC)
+    now = ctx.now()
     with atomic(session):
         _refuse_past_pending_limit(session, user.id, settings.TOPUP_MAX_PENDING, now)
         order = PaymentTransaction(
@@ -91,7 +90,7 @@ def create_topup(
         order = lock_order(session, order.id)
         order.provider_order_id = created.aoid
         # XorPay's window, counted from its answer: our expiry is never before the gateway's.
-        order.expires_at = datetime.now(UTC) + timedelta(seconds=created.expires_in)
+        order.expires_at = ctx.now() + timedelta(seconds=created.expires_in)
         order.meta = {**order.meta, "qr": created.qr, "aoid": created.aoid, "expires_in": created.expires_in}
     return order
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -119,7 +118,7 @@ def settle_refund(
             raise RefundRefused(N_("This refund is already settled."))
         account = lock_account(session, refund.user_id, admin)
         account.held -= refund.amount  # what was set aside comes back first, then leaves if refunded
-        refund.settle(RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED, datetime.now(UTC))
+        refund.settle(RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED, admin.now())
         refund.gateway_answer = {**refund.gateway_answer, **(answer or {}), "resolved_by": admin.via}
         ctx = admin
         details = admin.admin_details(why, refund_id=str(refund.id), transaction_id=str(refund.payment_transaction_id))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,7 @@ from ledger.i18n import N_
 from ledger.models import EventType, LedgerKind, PaymentStatus, PaymentTransaction
 from ledger.services.audit import record_audit
 from ledger.services.books.accounts import credit
-from ledger.services.context import SYSTEM, Context, reason_of
+from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.growth.invites import lock_first_topup_reward, pay_first_topup_reward
 from ledger.services.payments.orders import get_own_order, lock_order, order_by_id
@@ -46,7 +46,7 @@ def settle(
         return False
     reward = lock_first_topup_reward(session, order, settings)
     order.move_to(PaymentStatus.SUCCEEDED)
-    order.paid_at = datetime.now(UTC)
+    order.paid_at = ctx.now()
     order.meta = {**order.meta, **evidence}
     credit(
         session,
@@ -101,7 +101,7 @@ def ask_xorpay(
         return order
     session.commit()  # no transaction stays open while XorPay answers
     status = gateway.query2(str(order.id))
-    order, _outcome = _apply_query(session, order.id, status, settings=settings, ctx=ctx, now=datetime.now(UTC))
+    order, _outcome = _apply_query(session, order.id, status, settings=settings, ctx=ctx)
     return order
 
 
@@ -131,9 +131,9 @@ def mark_paid(
 
 
 def _apply_query(
-    session: Session, order_id: uuid.UUID, status: str, *, settings: Settings, ctx: Context, now: datetime
+    session: Session, order_id: uuid.UUID, status: str, *, settings: Settings, ctx: Context
 ) -> tuple[PaymentTransaction, str | None]:
-    """Act on a query2 answer under the order's lock: paid -> credit, stale -> expired.
+    """Act on a query2 answer under the order's lock: paid -> credit, stale (at the context's time) -> expired.
 
     Returns the order and what changed ("credited", "expired" or None).
     """
@@ -145,7 +145,7 @@ def _apply_query(
             if settle(session, order, settings=settings, ctx=ctx, evidence=evidence):
                 outcome = "credited"
         elif order.status == PaymentStatus.PENDING and (
-            status == "expire" or (now >= order.expires_at and status in {"new", "not_exist"})
+            status == "expire" or (ctx.now() >= order.expires_at and status in {"new", "not_exist"})
         ):
             order.move_to(PaymentStatus.EXPIRED)
             outcome = "expired"
@@ -169,10 +169,10 @@ class ReconcileReport:
 
 def reconcile(
     session: Session,
+    ctx: Context,
     gateway: XorPayClient,
     *,
     settings: Settings,
-    now: datetime | None = None,
     progress: Callable[[uuid.UUID, str], None] | None = None,
 ) -> ReconcileReport:
     """Ask XorPay about every pending order: credit the paid ones, expire the stale ones.
@@ -182,9 +182,8 @@ def reconcile(
     still ends in a credit. Safe beside incoming notifies: both settle under the order's row
     lock, so an order is credited once whichever comes first.
     """
-    now = now or datetime.now(UTC)
     report = ReconcileReport()
-    recent = PaymentTransaction.created_at >= now - RECHECK_WINDOW
+    recent = PaymentTransaction.created_at >= ctx.now() - RECHECK_WINDOW
     pending = session.scalars(
         select(PaymentTransaction.id)
         .where(
@@ -208,7 +207,7 @@ def reconcile(
             if progress:
                 progress(order_id, f"error ({exc.gateway_status})")
             continue
-        _order, outcome = _apply_query(session, order_id, status, settings=settings, ctx=SYSTEM, now=now)
+        _order, outcome = _apply_query(session, order_id, status, settings=settings, ctx=ctx)
         report.credited += outcome == "credited"
         report.expired += outcome == "expired"
         if progress:

@@ -6,7 +6,7 @@ import contextlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
@@ -167,8 +167,8 @@ def start_session(session: Session, user: User, *, ctx: Context) -> UserSession:
     return login
 
 
-def load_session_user(session: Session, *, user_id: str, session_id: object) -> User | None:
-    """The person of a live (not revoked) login session, or None; notes when it was last seen."""
+def load_session_user(session: Session, *, user_id: str, session_id: object, now: datetime) -> User | None:
+    """The person of a live (not revoked) login session, or None; notes when it was last seen (`now`)."""
     try:
         uid, sid = validation.uuid_of(user_id, "user_id"), validation.uuid_of(session_id, "session_id")
     except InvalidRequest:
@@ -181,7 +181,6 @@ def load_session_user(session: Session, *, user_id: str, session_id: object) -> 
     if row is None:
         return None
     user, last_seen_at = row
-    now = datetime.now(UTC)
     if now - last_seen_at > LAST_SEEN_RESOLUTION:
         with atomic(session):
             session.execute(update(UserSession).where(UserSession.id == sid).values(last_seen_at=now))
@@ -198,14 +197,17 @@ def active_sessions(session: Session, user_id: uuid.UUID) -> list[UserSession]:
     )
 
 
-def _revoke(session: Session, user_id: uuid.UUID, *, only: uuid.UUID | None = None, keep: object = None) -> int:
-    """Revoke the person's live login sessions (`only` that one, or all but `keep`) in the caller's transaction."""
+def revoke_sessions(
+    session: Session, user_id: uuid.UUID, now: datetime, *, only: uuid.UUID | None = None, keep: object = None
+) -> int:
+    """Revoke the person's live login sessions at `now` (all; `only` that one; or all but `keep`) in
+    the caller's transaction. Returns how many."""
     where = [UserSession.user_id == user_id, UserSession.revoked_at.is_(None)]
     if only is not None:
         where.append(UserSession.id == only)
     elif (keep_id := _uuid_or_none(keep)) is not None:
         where.append(UserSession.id != keep_id)
-    return session.execute(update(UserSession).where(*where).values(revoked_at=datetime.now(UTC))).rowcount
+    return session.execute(update(UserSession).where(*where).values(revoked_at=now)).rowcount
 
 
 def revoke_session(
@@ -216,7 +218,7 @@ def revoke_session(
     missing = NotFound(N_("There is no such session, or it has already ended."))
     sid = validation.uuid_of(session_id, "session_id", error=missing)
     with atomic(session):
-        if not _revoke(session, user_id, only=sid):
+        if not revoke_sessions(session, user_id, ctx.now(), only=sid):
             raise missing
         record_audit(session, action, ctx=ctx, user_id=user_id, details={"session_id": str(sid)})
     return sid
@@ -231,7 +233,7 @@ def end_session(session: Session, *, user_id: uuid.UUID, session_id: object, ctx
 def revoke_other_sessions(session: Session, *, user_id: uuid.UUID, keep: object, ctx: Context) -> int:
     """Sign out every login session of the person but `keep` (this browser's). Returns how many."""
     with atomic(session):
-        count = _revoke(session, user_id, keep=keep)
+        count = revoke_sessions(session, user_id, ctx.now(), keep=keep)
         record_audit(session, "auth.other_sessions_revoked", ctx=ctx, user_id=user_id, details={"revoked": count})
     return count
 
@@ -253,7 +255,7 @@ def change_password(session: Session, user: User, *, current: object, new: objec
     password_hash = hash_password(new)
     with atomic(session):
         session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
-        count = _revoke(session, user.id, keep=keep)
+        count = revoke_sessions(session, user.id, ctx.now(), keep=keep)
         record_audit(
             session, "auth.password_changed", ctx=ctx, user_id=user.id, details={"other_sessions_revoked": count}
         )
