@@ -76,7 +76,7 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
     """Before any transaction or the job writes the expiry, the money is available again (SPEC 11)."""
     from sqlalchemy import text
 
-    from ledger.services.backoffice.people import preview_adjustment
+    from ledger.services.backoffice.people import preview_adjust
 
     person = UserFactory(balance="20.00")
     place_hold(session, user_id=person.id, amount="15.00", model="v", request_id="h", ctx=INTERNAL)
@@ -87,7 +87,7 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
         low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
     )  # 20.00 available, the stored held not yet written
     # what the admin's confirmation step shows and allows
-    assert preview_adjustment(session, ADMIN, person.id, "10.00", debit=True).available == Decimal("20.00")
+    assert preview_adjust(session, ADMIN, person.id, "10.00", debit=True).available == Decimal("20.00")
 
 
 def test_a_batch_sends_one_event_at_the_item_that_crosses(session):

@@ -64,7 +64,7 @@ def create_code_batch() -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = code_batches.preview_batch(acting(), **fields, tz=site_timezone())
+        plan = code_batches.preview_create_batch(acting(), **fields, tz=site_timezone())
         lines = [
             ngettext(
                 "%(num)d code of ¥%(amount)s, total ¥%(total)s",
@@ -116,7 +116,7 @@ def disable_code_batch(batch_id: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        figures = code_batches.batch_to_disable(session, batch_id)
+        figures = code_batches.preview_disable_batch(session, acting(), batch_id)
         left = figures.batch.count - figures.redeemed
         return [
             ngettext(

@@ -124,7 +124,7 @@ def refund(transaction_id: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = refunds.preview_refund(session, acting(), transaction_id, form.amount.data)
+        plan = refunds.preview_refund_order(session, acting(), transaction_id, form.amount.data)
         return [
             _(
                 "Refund ¥%(amount)s of ¥%(total)s through XorPay (refundable ¥%(left)s).",

@@ -42,7 +42,7 @@ def adjust(user_id: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = backoffice.preview_adjustment(session, acting(), user_id, form.amount.data, debit=form.debit.data)
+        plan = backoffice.preview_adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data)
         if plan.amount < 0:
             what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
         else:
@@ -63,8 +63,8 @@ def sign_out(user_id: str) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        someone = backoffice.person(session, user_id)
-        return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=backoffice.live_sessions(session, someone.id))]
+        someone, live = backoffice.preview_sign_out_everywhere(session, acting(), user_id)
+        return [_("%(who)s: %(n)d session(s) end.", who=someone.email, n=live)]
 
     def act() -> Any:
         count = backoffice.sign_out_everywhere(session, acting(), user_id, reason=form.reason.data)
@@ -89,7 +89,7 @@ def _set_disabled(user_id: str, *, disabled: bool) -> Any:
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        someone = backoffice.to_disable(session, user_id, disabled=disabled)
+        someone = backoffice.preview_set_disabled(session, acting(), user_id, disabled=disabled)
         if disabled:
             return [
                 _("%(who)s cannot sign in or be charged; their sessions end; their money stays.", who=someone.email)

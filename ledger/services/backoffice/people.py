@@ -105,7 +105,7 @@ class Adjustment:
         return self.balance + self.amount
 
 
-def preview_adjustment(session: Session, admin: Context, user_id: object, amount: object, *, debit: bool) -> Adjustment:
+def preview_adjust(session: Session, admin: Context, user_id: object, amount: object, *, debit: bool) -> Adjustment:
     """`adjust`'s check, without writing: an adjustment (a positive exact amount; a debit at most
     the available amount)."""
     someone = person(session, user_id)
@@ -122,7 +122,7 @@ def adjust(
     """Credit or debit a person by hand (ledger kind `adjustment`), audited `balance.adjusted` with
     the admin and the reason. A debit never takes more than the available amount (holds stay covered)."""
     why = reason_of(reason)
-    planned = preview_adjustment(session, admin, user_id, amount, debit=debit)
+    planned = preview_adjust(session, admin, user_id, amount, debit=debit)
     with atomic(session):
         entry = post(  # a debit is checked again against the available amount, under the lock
             session,
@@ -138,6 +138,12 @@ def adjust(
         emit_change(session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, amount=planned.amount)
     before = entry.balance_after - planned.amount
     return Adjustment(planned.person, planned.amount, before, planned.available)
+
+
+def preview_sign_out_everywhere(session: Session, admin: Context, user_id: object) -> tuple[User, int]:
+    """`sign_out_everywhere`'s check, without writing: the person and how many sessions would end."""
+    someone = person(session, user_id)
+    return someone, live_sessions(session, someone.id)
 
 
 def sign_out_everywhere(session: Session, admin: Context, user_id: object, *, reason: object) -> int:
@@ -163,7 +169,7 @@ def live_sessions(session: Session, user_id: uuid.UUID) -> int:
     )
 
 
-def to_disable(session: Session, user_id: object, *, disabled: bool) -> User:
+def preview_set_disabled(session: Session, admin: Context, user_id: object, *, disabled: bool) -> User:
     """The person to disable (or enable); InvalidRequest when the account is already so."""
     someone = person(session, user_id)
     if (someone.disabled_at is not None) == disabled:
@@ -175,7 +181,7 @@ def set_disabled(session: Session, admin: Context, user_id: object, *, disabled:
     """Disable a person (they cannot sign in, charges and holds answer 403; their sessions end;
     their money stays) or enable them again."""
     why = reason_of(reason)
-    someone = to_disable(session, user_id, disabled=disabled)
+    someone = preview_set_disabled(session, admin, user_id, disabled=disabled)
     with atomic(session):
         when = admin.now() if disabled else None
         session.execute(update(User).where(User.id == someone.id).values(disabled_at=when))

@@ -52,7 +52,7 @@ class BatchPlan:
         return self.amount * self.count
 
 
-def preview_batch(
+def preview_create_batch(
     admin: Context, *, count: object, amount: object, expires: object, note: object, tz: ZoneInfo
 ) -> BatchPlan:
     """`create_batch`'s check, without writing: 1 to 10,000 codes, an exact amount (2 decimals at
@@ -83,10 +83,10 @@ def create_batch(
     reason: object,
     tz: ZoneInfo,
 ) -> tuple[CodeBatch, list[str]]:
-    """Make a batch of codes (see `preview_batch`) from `secrets`, audited `codes.batch_created` with
+    """Make a batch of codes (see `preview_create_batch`) from `secrets`, audited `codes.batch_created` with
     the admin and the reason. One transaction. Returns the batch and its codes, as stored."""
     why = reason_of(reason)
-    plan = preview_batch(admin, count=count, amount=amount, expires=expires, note=note, tz=tz)
+    plan = preview_create_batch(admin, count=count, amount=amount, expires=expires, note=note, tz=tz)
     with atomic(session):
         batch = CodeBatch(
             id=uuid.uuid4(),
@@ -213,7 +213,7 @@ def disable_batch(session: Session, admin: Context, batch_id: object, *, reason:
     """Disable a whole batch: none of its codes can be redeemed any more (those redeemed stay so).
     Audited `codes.batch_disabled`. Returns how many unredeemed codes it stopped."""
     why = reason_of(reason)
-    batch = batch_to_disable(session, batch_id).batch
+    batch = preview_disable_batch(session, admin, batch_id).batch
     with atomic(session):
         done = session.execute(
             update(CodeBatch)
@@ -235,7 +235,7 @@ def disable_batch(session: Session, admin: Context, batch_id: object, *, reason:
     return stopped
 
 
-def batch_to_disable(session: Session, batch_id: object) -> BatchFigures:
+def preview_disable_batch(session: Session, admin: Context, batch_id: object) -> BatchFigures:
     """The batch to disable; InvalidRequest when it is disabled already."""
     figures = batch_figures(session, batch_id)
     if figures.batch.disabled_at is not None:

@@ -55,7 +55,7 @@ class RefundPlan:
     available: Decimal
 
 
-def preview_refund(session: Session, admin: Context, transaction_id: object, amount: object) -> RefundPlan:
+def preview_refund_order(session: Session, admin: Context, transaction_id: object, amount: object) -> RefundPlan:
     """`refund_order`'s check, without writing: a refund of `amount` (an exact string, 2 decimals)."""
     order = _order(session, transaction_id)
     value = parse_amount(amount, places=2)
