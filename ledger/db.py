@@ -196,6 +196,17 @@ def lock(session: Session, model: type[T], *where: Any) -> T | None:
     ).one_or_none()
 
 
+def get_by_id(session: Session, model: type[T], raw_id: object, field: str, missing: LedgerError) -> T:
+    """The row of `model` whose id is `raw_id` (a UUID, as typed or sent); `missing` (a NotFound of
+    the model's own words) when it is malformed or there is no such row."""
+    from ledger.validation import uuid_of
+
+    row = session.get(model, uuid_of(raw_id, field, error=missing))
+    if row is None:
+        raise missing
+    return row
+
+
 UNIT_OF_WORK = "ledger.unit_of_work"  # session.info key: an atomic() block is open
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledger import validation
-from ledger.db import atomic
+from ledger.db import atomic, get_by_id
 from ledger.errors import InsufficientBalance, InvalidRequest, NotFound
 from ledger.i18n import N_
 from ledger.models import (
@@ -50,11 +50,7 @@ PAGE = 25
 
 def person(session: Session, user_id: object) -> User:
     """The person of an admin page; NotFound for an unknown or malformed id."""
-    missing = NotFound(N_("There is no such person."))
-    user = session.get(User, validation.uuid_of(user_id, "user_id", error=missing))
-    if user is None:
-        raise missing
-    return user
+    return get_by_id(session, User, user_id, "user_id", NotFound(N_("There is no such person.")))
 
 
 def emails_of(session: Session, user_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger import metrics, validation
-from ledger.db import atomic, lock
+from ledger.db import atomic, get_by_id, lock
 from ledger.errors import CaptureExceedsHold, HoldNotFound, HoldSettled
 from ledger.models import BillingAccount, Hold, HoldStatus, Refund, RefundStatus, UsageLog, User
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
@@ -272,10 +272,7 @@ def expire_holds(session: Session, ctx: Context) -> int:
 
 def view_hold(session: Session, *, hold_id: object, now: datetime) -> HoldView:
     """A hold as it is at `now` (read only); HoldNotFound for an unknown or malformed id."""
-    hold = session.get(Hold, validation.uuid_of(hold_id, "hold_id", error=HoldNotFound()))
-    if hold is None:
-        raise HoldNotFound()
-    return HoldView.of(hold, now)
+    return HoldView.of(get_by_id(session, Hold, hold_id, "hold_id", HoldNotFound()), now)
 
 
 def _lock(session: Session, hold_id: object, ctx: Context) -> tuple[BillingAccount, Hold, datetime]:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.config import Settings
-from ledger.db import atomic, lock
+from ledger.db import atomic, get_by_id, lock
 from ledger.errors import NotFound, TooManyPendingOrders
 from ledger.i18n import N_
 from ledger.models import AuditLog, PaymentStatus, PaymentTransaction, PayType, User
@@ -207,10 +207,7 @@ def topups_csv(session: Session, *, user_id: uuid.UUID, tz: ZoneInfo) -> bytes:
 def order_by_id(session: Session, transaction_id: object) -> PaymentTransaction:
     """Any person's order (the back office); NotFound for a malformed or unknown id."""
     missing = NotFound(N_("There is no such top-up order."))
-    order = session.get(PaymentTransaction, validation.uuid_of(transaction_id, "transaction_id", error=missing))
-    if order is None:
-        raise missing
-    return order
+    return get_by_id(session, PaymentTransaction, transaction_id, "transaction_id", missing)
 
 
 def find_orders(

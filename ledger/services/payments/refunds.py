@@ -35,6 +35,7 @@ from ledger.services.audit import record_audit
 from ledger.services.books.accounts import Funds, funds, lock_account, post
 from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
+from ledger.services.payments.orders import order_by_id
 from ledger.services.payments.xorpay import GatewayError, XorPayClient
 
 MAX_PER_ORDER = 50
@@ -57,7 +58,7 @@ class RefundPlan:
 
 def preview_refund_order(session: Session, admin: Context, transaction_id: object, amount: object) -> RefundPlan:
     """`refund_order`'s check, without writing: a refund of `amount` (an exact string, 2 decimals)."""
-    order = _order(session, transaction_id)
+    order = order_by_id(session, transaction_id)
     value = parse_amount(amount, places=2)
     # as the person's pages read it: a hold past its expiry counts no more, even before it is written
     return _checked(session, order, value, funds(session, order.user_id, admin.now()))
@@ -73,7 +74,7 @@ def refund_order(
     """
     why = reason_of(reason)
     value = parse_amount(amount, places=2)
-    wanted = _order(session, transaction_id).id
+    wanted = order_by_id(session, transaction_id).id
     with atomic(session):  # 1. the refund committed pending, its amount held, before XorPay hears of it
         order = lock(session, PaymentTransaction, PaymentTransaction.id == wanted)
         assert order is not None
@@ -184,14 +185,6 @@ def order_refunds(session: Session, order: PaymentTransaction) -> OrderRefunds:
     if order.status != PaymentStatus.SUCCEEDED:
         return OrderRefunds([], Decimal(0))
     return OrderRefunds.of(refunds_of(session, order.id))
-
-
-def _order(session: Session, transaction_id: object) -> PaymentTransaction:
-    missing = NotFound(N_("There is no such top-up order."))
-    order = session.get(PaymentTransaction, validation.uuid_of(transaction_id, "transaction_id", error=missing))
-    if order is None:
-        raise missing
-    return order
 
 
 def _checked(session: Session, order: PaymentTransaction, value: Decimal, money: Funds) -> RefundPlan:
