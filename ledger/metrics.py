@@ -1,7 +1,9 @@
 """Prometheus metrics (SPEC 18), served at GET /metrics to a bearer of METRICS_TOKEN.
 
 Counters are counted where the thing happens (requests in ledger.web.tracing, money in the
-services, after their transaction), so a page, an API call, a job and a command count alike.
+services), so a page, an API call, a job and a command count alike; one way each: what an operation
+did when its transaction commits (`count_on_commit`, inside the transaction), what it refused when
+the refusal leaves it (`counting_refusals`).
 Under gunicorn every worker is a process with its own counters: with PROMETHEUS_MULTIPROC_DIR set
 (gunicorn.conf.py sets it, empties it at start and tells prometheus_client when a worker exits)
 prometheus_client writes them to files there and a scrape adds up every process's. Figures read
@@ -10,8 +12,12 @@ from the database at scrape time (the job queue's depth, events waiting) are gau
 
 from __future__ import annotations
 
+import collections
+import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
@@ -22,6 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger.db import Database
+from ledger.errors import LedgerError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,6 +69,36 @@ _ON_COMMIT = "ledger.metrics.on_commit"
 def count_on_commit(session: Session, count: Callable[[], None]) -> None:
     """Count when the session's transaction commits: a change that rolls back counts nothing."""
     session.info.setdefault(_ON_COMMIT, []).append(count)
+
+
+def count_charges(session: Session, outcomes: Iterable[str], yuan: Decimal) -> None:
+    """On commit: one charge an outcome (charged, replayed, an item's refusal code), and the yuan charged."""
+    counted = collections.Counter(outcomes)
+
+    def count() -> None:
+        for outcome, n in counted.items():  # one write an outcome: a batch of 1,000 is a few
+            CHARGES.labels(outcome).inc(n)
+        if yuan:
+            CHARGED_YUAN.inc(float(yuan))
+
+    count_on_commit(session, count)
+
+
+def counting_refusals(counter: Counter) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Count the operation's refusals on `counter`, labelled with the LedgerError's code."""
+
+    def decorate(operation: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(operation)
+        def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return operation(*args, **kwargs)
+            except LedgerError as refused:
+                counter.labels(refused.code).inc()
+                raise
+
+        return counted
+
+    return decorate
 
 
 @event.listens_for(Session, "after_commit")

@@ -82,6 +82,33 @@ def test_the_figures_move_with_charges_and_requests(client, session, with_token,
     assert figure(after, "ledger_database_up") == 1
 
 
+def test_holds_and_batch_items_are_counted_when_their_transaction_commits(
+    client, session, with_token, internal_headers
+):
+    person = UserFactory(balance="1.00")
+    before = scrape(client)
+    hold = {"user_id": str(person.id), "amount": "0.30", "model": "m", "request_id": "h1"}
+    assert client.post("/api/billing/holds", json=hold, headers=internal_headers).status_code == 201
+    assert client.post("/api/billing/holds", json=hold, headers=internal_headers).status_code == 200  # replay
+    items = [
+        {"user_id": str(person.id), "amount": "0.20", "model": "m", "request_id": "b1"},
+        {"user_id": str(person.id), "amount": "0.90", "model": "m", "request_id": "b2"},  # 0.50 available
+        {"user_id": str(person.id), "amount": "x", "model": "m", "request_id": "b3"},
+    ]
+    assert (
+        client.post("/api/billing/deduct/batch", json={"charges": items}, headers=internal_headers).status_code == 200
+    )
+    after = scrape(client)
+
+    def moved(name, **labels):
+        return figure(after, name, **labels) - figure(before, name, **labels)
+
+    assert (moved("ledger_holds_total", action="placed"), moved("ledger_holds_total", action="replayed")) == (1, 1)
+    outcomes = ("charged", "insufficient_balance", "invalid_request", "replayed")
+    assert [moved("ledger_charges_total", outcome=o) for o in outcomes] == [1, 1, 1, 0]
+    assert moved("ledger_charged_yuan_total") == pytest.approx(0.20)
+
+
 def test_refusals_before_any_route_runs_are_traced_and_counted_too(client, with_token):
     """CSRF refuses these before the view: they still get an id, a log line and a count."""
     before = scrape(client)

@@ -12,7 +12,6 @@ balance, their audit row, as a single deduct does.
 
 from __future__ import annotations
 
-import collections
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -101,9 +100,7 @@ def charge_batch(
             assert len(written) == len(writes), "a batch's charges are looked up after its locks"
         if refusals:
             session.add_all(refusals)
-    for status, count in collections.Counter(r.status for r in results).items():  # one write a status
-        metrics.CHARGES.labels(status).inc(count)
-    metrics.CHARGED_YUAN.inc(float(sum(e.usage.amount for e in writes)))
+        metrics.count_charges(session, (r.status for r in results), sum((e.usage.amount for e in writes), Decimal(0)))
     return results
 
 

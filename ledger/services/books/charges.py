@@ -7,17 +7,15 @@ together. Both statements are compiled once and run on the DBAPI connection (`en
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ParamSpec
+from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from ledger import metrics
 from ledger.db import atomic, retry_on_disconnect
-from ledger.errors import LedgerError, UserNotFound
+from ledger.errors import UserNotFound
 from ledger.services.books.accounts import ChargeRequest, insufficient
 from ledger.services.books.engine import (
     ACCOUNTS,
@@ -37,28 +35,8 @@ from ledger.services.books.engine import (
 from ledger.services.books.low_balance import SITE_DEFAULT, threshold
 from ledger.services.context import Context
 
-P = ParamSpec("P")
 
-
-def _counted(charge: Callable[P, Charge]) -> Callable[P, Charge]:
-    """Count each charge's outcome in the metrics (SPEC 18), once it is known."""
-
-    @functools.wraps(charge)
-    def counted(*args: P.args, **kwargs: P.kwargs) -> Charge:
-        try:
-            done = charge(*args, **kwargs)
-        except LedgerError as refused:
-            metrics.CHARGES.labels(refused.code).inc()
-            raise
-        metrics.CHARGES.labels("replayed" if done.replayed else "charged").inc()
-        if not done.replayed:
-            metrics.CHARGED_YUAN.inc(float(done.usage.amount))
-        return done
-
-    return counted
-
-
-@_counted
+@metrics.counting_refusals(metrics.CHARGES)
 @retry_on_disconnect
 def charge_usage(
     session: Session,
@@ -105,10 +83,12 @@ def charge_usage(
             if decision.error is not None:
                 raise decision.error
             if decision.usage is not None:  # replayed
+                metrics.count_charges(session, ["replayed"], Decimal(0))
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
             usage = take(req, account)
             if write(session, [Entry(usage)], ctx):
                 note_low(session, account, usage)
+                metrics.count_charges(session, ["charged"], usage.amount)
                 return Charge(usage=usage, balance=usage.balance_after, replayed=False)
             found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
     raise AssertionError("a request id taken, then not found")  # pragma: no cover

@@ -124,9 +124,7 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        answer = set_aside(session, req, ttl=ttl, ctx=ctx, low_balance=low_balance)
-    metrics.HOLDS.labels("replayed" if answer.replayed else "placed").inc()
-    return answer
+        return set_aside(session, req, ttl=ttl, ctx=ctx, low_balance=low_balance)
 
 
 def set_aside(
@@ -155,6 +153,7 @@ def set_aside(
     if decision.error is not None:
         raise decision.error
     if previous is not None:  # replayed
+        metrics.count_on_commit(session, metrics.HOLDS.labels("replayed").inc)
         return HoldAnswer(previous, account.balance, account.available, now, replayed=True)
     hold = Hold(
         id=uuid.uuid4(),
@@ -182,6 +181,7 @@ def set_aside(
     )
     details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
     record_audit(session, "hold.placed", ctx=ctx, user_id=req.user_id, details=details)
+    metrics.count_on_commit(session, metrics.HOLDS.labels("placed").inc)
     return HoldAnswer(hold, account.balance, account.available, now)
 
 

@@ -145,7 +145,7 @@ def settle_refund(
             transaction_id=refund.payment_transaction_id,
             amount=refund.amount,
         )
-    metrics.REFUNDS.labels(refund.status.value).inc()  # after the commit above
+        metrics.count_on_commit(session, metrics.REFUNDS.labels(refund.status.value).inc)
     return refund
 
 
