@@ -1,5 +1,7 @@
 """The one charge engine: every charge of a person's money (a deduct, a batch item, a hold's
-capture) is decided by `decide` and written by `write`.
+capture) is decided by `decide` and written by `write`; a hold's placement is decided by the same
+`decide` (then sets the money aside: books.holds). Admin debits and refunds move money through
+`accounts.post`, under the same account lock and the same rule (never beyond the available amount).
 
 A charge's steps, in one transaction:
 1. Lock the person's billing account (`SELECT ... FOR UPDATE`; several people: in the order of
