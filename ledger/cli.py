@@ -42,7 +42,7 @@ codes_cli = AppGroup("codes", help="Redemption codes (兑换码).")
 
 def system_context() -> Context:
     """The context of a command run by the system (reconcile, the seed): on the app's clock."""
-    return replace(SYSTEM, clock=app_clock(current_app.extensions))
+    return replace(SYSTEM, clock=app_clock(current_app.extensions), settings=current_app.config["LEDGER"])
 
 
 def cli_admin() -> Context:
@@ -79,7 +79,6 @@ def reconcile_payments() -> None:
             session,
             system_context(),
             current_app.extensions["ledger.xorpay"],
-            settings=current_app.config["LEDGER"],
             progress=lambda order_id, outcome: click.echo(f"  {order_id}: {outcome}", err=True),
         )
     click.echo(

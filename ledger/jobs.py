@@ -46,7 +46,7 @@ def _session(context: procrastinate.JobContext) -> Iterator[tuple[Flask, Session
     job's operation context (the system, on the app's clock)."""
     app: Flask = context.additional_context["flask_app"]
     with app.app_context(), get_database(app).session() as session:
-        yield app, session, replace(SYSTEM, clock=app_clock(app.extensions))
+        yield app, session, replace(SYSTEM, clock=app_clock(app.extensions), settings=app.config["LEDGER"])
 
 
 @tasks.periodic(cron="* * * * *", periodic_id="every-minute")
@@ -80,7 +80,7 @@ def video_handoff(app: Flask) -> video.Handoff:
 def reconcile_payments_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
     """Every 5 minutes: ask XorPay about pending orders, as `flask payments reconcile` does (SPEC 7)."""
     with _session(context) as (app, session, ctx):
-        report = reconcile(session, ctx, app.extensions["ledger.xorpay"], settings=app.config["LEDGER"])
+        report = reconcile(session, ctx, app.extensions["ledger.xorpay"])
     return {"checked": report.checked, "credited": report.credited, "expired": report.expired}
 
 

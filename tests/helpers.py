@@ -31,7 +31,7 @@ from ledger.jobs import NAMESPACE, job_queue
 from ledger.models import Actor, BillingAccount, InviteRelation, LedgerEntry, PaymentTransaction
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
-from ledger.services.context import CLOCK, INTERNAL, SYSTEM, Context
+from ledger.services.context import CLOCK, INTERNAL, SYSTEM, XORPAY, Context
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
@@ -127,7 +127,7 @@ def signed_notify(order, *, secret: str = XORPAY_SECRET, **fields: str | None) -
 
 def settle_by_notify(session, order, settings) -> bool:
     """Pay `order` the way a signed notify does, through handle_notify (True: it credited)."""
-    return handle_notify(session, signed_notify(order), settings=settings, ctx=SYSTEM)
+    return handle_notify(session, XORPAY.using(settings), signed_notify(order))
 
 
 SLOW = "X-Test-Slow"  # marks an answer that outlived the client's wait

@@ -1,4 +1,5 @@
-"""What every operation is given beside its raw input: who acts, from where, and when.
+"""What every operation is given beside its raw input: who acts, from where, when, and under which
+settings.
 
 `(session, ctx, raw input) -> result` is the shape of every operation (STYLE.md): a page, an API
 route, a command, a job and a test build a Context and call the same function. The clock is the
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import validation
+from ledger.config import Settings
 from ledger.i18n import N_
 from ledger.models import Actor
 
@@ -36,7 +38,8 @@ def app_clock(extensions: Mapping[str, Any]) -> Callable[[], datetime]:
 @dataclass(frozen=True)
 class Context:
     """The actor of SPEC 3 and, for people, their IP and browser (its user agent cut to what the
-    audit and session rows keep); the clock; in the back office, the admin and the way they came."""
+    audit and session rows keep); the clock; in the back office, the admin and the way they came;
+    the app's settings."""
 
     actor: Actor = Actor.SYSTEM
     ip: str | None = None
@@ -44,6 +47,7 @@ class Context:
     clock: Callable[[], datetime] = field(default=utc_now, compare=False, repr=False)
     admin_id: uuid.UUID | None = None  # the admin who acts (None with `via="cli"`: the server's console)
     via: str = "web"
+    settings: Settings | None = field(default=None, compare=False, repr=False)  # the app's
 
     def __post_init__(self) -> None:
         if self.user_agent is not None:
@@ -53,6 +57,17 @@ class Context:
     def now(self) -> datetime:
         """The time of the operation: timezone-aware UTC, from the context's clock."""
         return self.clock()
+
+    @property
+    def config(self) -> Settings:
+        """The app's settings, for the operations that read them (limits, rewards, the gateway's id)."""
+        if self.settings is None:
+            raise RuntimeError("this operation reads the app's settings: give its context settings=")
+        return self.settings
+
+    def using(self, settings: Settings) -> Context:
+        """The same context with the app's settings."""
+        return replace(self, settings=settings)
 
     def at(self, when: datetime) -> Context:
         """The same context with a stopped clock (tests; a job's run at its scheduled time)."""

@@ -51,7 +51,11 @@ def now() -> datetime:
 def request_context(actor: Actor = Actor.USER) -> Context:
     """The operation context of this request: who acts, from where (for the audit trail), the app's clock."""
     return Context(
-        actor=actor, ip=_valid_ip(request.remote_addr), user_agent=request.user_agent.string or None, clock=clock()
+        actor=actor,
+        ip=_valid_ip(request.remote_addr),
+        user_agent=request.user_agent.string or None,
+        clock=clock(),
+        settings=settings(),
     )
 
 

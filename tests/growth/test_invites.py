@@ -20,7 +20,7 @@ from tests.helpers import balance_of, reward_entries, settle_by_notify
 
 def test_the_database_refuses_a_second_reward_entry(session, settings):
     relation = InviteFactory()
-    reward_invite(session, invitee_id=relation.invitee_id, settings=settings, ctx=SYSTEM)
+    reward_invite(session, invitee_id=relation.invitee_id, ctx=SYSTEM.using(settings))
     with pytest.raises(IntegrityError, match="uq_ledger_entries_invite_relation_id_user_id"), atomic(session):
         credit(
             session,
@@ -66,8 +66,7 @@ def test_zero_invitee_reward_pays_the_inviter_only(session, settings):
     outcome = reward_invite(
         session,
         invitee_id=relation.invitee_id,
-        settings=replace(settings, INVITE_REWARD_INVITEE=Decimal("0")),
-        ctx=SYSTEM,
+        ctx=SYSTEM.using(replace(settings, INVITE_REWARD_INVITEE=Decimal("0"))),
     )
     assert outcome.rewarded
     assert reward_entries(session) == [(str(relation.inviter_id), Decimal("5.00"))]
@@ -112,7 +111,7 @@ def test_an_inviter_is_rewarded_at_most_max_per_month_times_in_30_days(session, 
     limited = replace(settings, INVITE_REWARD_MAX_PER_MONTH=2)
     inviter = UserFactory()
     old = InviteFactory(inviter=inviter)
-    reward_invite(session, invitee_id=old.invitee_id, settings=limited, ctx=SYSTEM)
+    reward_invite(session, invitee_id=old.invitee_id, ctx=SYSTEM.using(limited))
     session.execute(
         update(InviteRelation).where(InviteRelation.id == old.id).values(rewarded_at=func.now() - timedelta(days=31))
     )
@@ -127,7 +126,7 @@ def test_an_inviter_is_rewarded_at_most_max_per_month_times_in_30_days(session, 
     assert balance_of(session, inviter) == Decimal("15.00")  # 5.00 long ago, 2 x 5.00 now
     assert balance_of(session, relations[2].invitee_id) == Decimal("50.00")  # a reward is a pair: none for it
     # the SaaS may still decide to pay it (SPEC 6): the API pays an unrewarded relation, and the reason goes
-    outcome = reward_invite(session, invitee_id=relations[2].invitee_id, settings=limited, ctx=SYSTEM)
+    outcome = reward_invite(session, invitee_id=relations[2].invitee_id, ctx=SYSTEM.using(limited))
     assert outcome.rewarded
     session.refresh(relations[2])
     assert (relations[2].rewarded_at is not None, relations[2].unrewarded_reason) == (True, None)

@@ -13,7 +13,7 @@ def test_invites_page_lists_invitees_masked_and_rewards(client, auth, session, s
     inviter = UserFactory()
     InviteFactory(inviter=inviter, invitee=UserFactory(email="bob.smith@example.com"))
     rewarded = InviteFactory(inviter=inviter, invitee=UserFactory(email="carol@example.org"))
-    reward_invite(session, invitee_id=rewarded.invitee_id, settings=settings, ctx=SYSTEM)
+    reward_invite(session, invitee_id=rewarded.invitee_id, ctx=SYSTEM.using(settings))
     auth.login(inviter)
     page = client.get("/invites").get_data(as_text=True)
     assert "b***@example.com" in page and "c***@example.org" in page and "bob.smith" not in page

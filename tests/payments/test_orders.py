@@ -36,7 +36,7 @@ def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay, settin
         )
     )
 
-    report = reconcile(session, SYSTEM, xorpay.client, settings=settings)
+    report = reconcile(session, SYSTEM.using(settings), xorpay.client)
 
     assert (report.checked, report.credited, report.expired, report.errors) == (3, 1, 1, 0)
     statuses = {o.id: session.get(PaymentTransaction, o.id).status for o in (paid, stale, waiting, done)}
@@ -48,7 +48,7 @@ def test_reconcile_credits_paid_and_expires_stale_orders(session, xorpay, settin
 def test_reconcile_finds_a_late_payment_on_an_expired_or_failed_order(session, xorpay, status, settings):
     order = PaymentFactory(status=status)
     xorpay.query2_answers("success")
-    report = reconcile(session, SYSTEM, xorpay.client, settings=settings)
+    report = reconcile(session, SYSTEM.using(settings), xorpay.client)
     assert (report.checked, report.credited) == (1, 1)
     session.refresh(order)
     assert order.status == "succeeded" and balance_of(session, order.user_id) == Decimal("50.00")
@@ -59,12 +59,12 @@ def test_reconcile_leaves_old_expired_and_unknown_failed_orders_alone(session, x
 
     PaymentFactory(status="expired", created_at=datetime.now(UTC) - timedelta(days=3))
     PaymentFactory(status="failed", provider_order_id=None)
-    assert reconcile(session, SYSTEM, xorpay.client, settings=settings).checked == 0
+    assert reconcile(session, SYSTEM.using(settings), xorpay.client).checked == 0
 
 
 def test_the_payers_screen_names_the_site(session, xorpay, settings):
     """XorPay shows the order's name on the Alipay / WeChat screen and in the payer's bill: SITE_NAME."""
     xorpay.create_ok(aoid="aoid-1", qr="https://qr.alipay.com/x")
     branded = replace(settings, SITE_NAME="像素工坊")
-    create_topup(session, xorpay.client, settings=branded, user=UserFactory(), amount="12.50", ctx=SYSTEM)
+    create_topup(session, xorpay.client, user=UserFactory(), amount="12.50", ctx=SYSTEM.using(branded))
     assert xorpay.sent_forms()[-1]["name"] == "像素工坊 余额充值 ¥12.50"

@@ -51,7 +51,7 @@ def test_query2_error_status_is_a_gateway_error_not_not_paid_yet(client, auth, s
     user = UserFactory()
     order = PaymentFactory(user=user)
     xorpay.query2_answers("sign_error")
-    report = reconcile(session, SYSTEM, xorpay.client, settings=settings)
+    report = reconcile(session, SYSTEM.using(settings), xorpay.client)
     assert (report.checked, report.errors) == (1, 1)
     auth.login(user)
     page = client.post(

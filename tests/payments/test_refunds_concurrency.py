@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from ledger.errors import RefundRefused
 from ledger.models import BillingAccount, LedgerEntry, PaymentTransaction
 from ledger.services.books.invariants import find_breaches
+from ledger.services.context import XORPAY
 from ledger.services.payments.refunds import refund_order
 from ledger.services.payments.webhook import handle_notify
 from tests.helpers import ADMIN, funded_user, pending_order, run_together, signed_notify
@@ -20,7 +21,7 @@ def test_concurrent_refunds_of_one_order_never_refund_more_than_it(committed, se
     user = funded_user(committed, "1.00")
     order = pending_order(committed, user, amount="50.00")
     with committed.session() as session:
-        handle_notify(session, signed_notify(order), settings=settings)
+        handle_notify(session, XORPAY.using(settings), signed_notify(order))
     xorpay.refund_answers("ok")
 
     def refund(_i):

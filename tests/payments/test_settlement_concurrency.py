@@ -48,7 +48,7 @@ def test_notify_racing_reconcile_credits_once(committed, app, settings, httpserv
         if i % 2:
             return app.test_client().post("/api/payments/webhook", data=fields).status_code
         with committed.session() as session:
-            return reconcile(session, SYSTEM, gateway, settings=settings).credited
+            return reconcile(session, SYSTEM.using(settings), gateway).credited
 
     results = run_together(12, race)
 
@@ -106,7 +106,7 @@ def test_no_transaction_is_open_while_xorpay_is_asked(committed, app, engine, mo
     order_id = created.get_json()["transaction_id"]
     assert client.post(f"/recharge/{order_id}/check", data={"csrf_token": token}).status_code == 302
     with committed.session() as session:
-        reconcile(session, SYSTEM, watcher, settings=settings)
+        reconcile(session, SYSTEM.using(settings), watcher)
 
     assert len(watcher.seen) == 5  # two creates, one check, two orders reconciled
     assert all(rows == [] for rows in watcher.seen)
@@ -124,7 +124,7 @@ def test_twenty_parallel_orders_open_exactly_topup_max_pending(committed, settin
 
     def create(_i):
         with committed.session() as session:
-            order = create_topup(session, fake.client, settings=settings, user=user, amount="10.00", ctx=SYSTEM)
+            order = create_topup(session, fake.client, user=user, amount="10.00", ctx=SYSTEM.using(settings))
             return order.status.value
 
     results = run_together(20, create)

@@ -20,7 +20,7 @@ from ledger.services.context import reason_of
 from ledger.services.payments import orders as topup_orders
 from ledger.services.payments import refunds, settlement
 from ledger.validation import day, whole_number
-from ledger.web.context import gateway, settings, user_timezone
+from ledger.web.context import gateway, user_timezone
 from ledger.web.language import payment_status_label
 from ledger.web.parsing import safe_next_url
 
@@ -88,7 +88,7 @@ def check(transaction_id: str) -> Any:
     def act() -> Any:
         found = topup_orders.order_by_id(session, transaction_id)
         ctx = acting()
-        checked = settlement.ask_xorpay(session, gateway(), found, settings=settings(), ctx=ctx)
+        checked = settlement.ask_xorpay(session, gateway(), found, ctx=ctx)
         flash(_("XorPay was asked; the order is %(status)s.", status=payment_status_label(checked.status)), "info")
         return redirect(back)
 
@@ -109,9 +109,7 @@ def mark_paid(transaction_id: str) -> Any:
         ]
 
     def act() -> Any:
-        settlement.mark_paid(
-            session, acting(), transaction_id, trade_no=form.trade_no.data, reason=form.reason.data, settings=settings()
-        )
+        settlement.mark_paid(session, acting(), transaction_id, trade_no=form.trade_no.data, reason=form.reason.data)
         flash(_("The order is paid and credited."), "success")
         return redirect(back)
 

@@ -11,7 +11,7 @@ from ledger.money import to_api
 from ledger.services.growth.invites import bind_invite, display_name, reward_invite
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import request_context, settings
+from ledger.web.context import request_context
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import iso
@@ -38,7 +38,6 @@ def reward() -> Any:
     outcome = reward_invite(
         get_session(),
         invitee_id=json_body().get("invitee_id"),
-        settings=settings(),
         ctx=request_context(Actor.INTERNAL),
     )
     return jsonify(

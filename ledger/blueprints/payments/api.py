@@ -11,7 +11,7 @@ from ledger.models import Actor, PayType
 from ledger.services.payments.orders import create_topup, get_own_order
 from ledger.services.payments.webhook import handle_notify
 from ledger.web import schemas
-from ledger.web.context import gateway, request_context, settings
+from ledger.web.context import gateway, request_context
 from ledger.web.errors import answers_errors_as_text
 from ledger.web.limits import topup_creation
 from ledger.web.openapi import contract
@@ -38,7 +38,6 @@ def create() -> Any:
     order = create_topup(
         get_session(),
         gateway(),
-        settings=settings(),
         user=current_user,
         amount=body.get("amount"),
         pay_type=body.get("pay_type", PayType.ALIPAY.value),  # optional; when given, alipay or native
@@ -63,9 +62,8 @@ def webhook() -> Any:
     """XorPay's notify. Any 200 means "processed" to XorPay, so every refusal is a 4xx (it retries)."""
     handle_notify(
         get_session(),
+        request_context(Actor.XORPAY),
         request.form,
-        settings=settings(),
-        ctx=request_context(Actor.XORPAY),
         source=request.remote_addr,  # the client's address as PROXY_COUNT allows: refusals are counted by it
     )
     return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}

@@ -101,7 +101,6 @@ def start() -> Any:
         lambda: create_topup(
             get_session(),
             gateway(),
-            settings=settings(),
             user=current_user,
             amount=form.chosen_amount(),
             pay_type=form.pay_type.data,
@@ -158,7 +157,6 @@ def check(transaction_id: str) -> Any:
         lambda: check_payment(
             get_session(),
             gateway(),
-            settings=settings(),
             user_id=current_user.id,
             transaction_id=transaction_id,
             ctx=request_context(),

@@ -182,14 +182,14 @@ def _pay(session: Session, relation: InviteRelation, rewards: RewardPolicy, ctx:
             )
 
 
-def reward_invite(session: Session, *, invitee_id: object, settings: Settings, ctx: Context) -> RewardOutcome:
+def reward_invite(session: Session, *, invitee_id: object, ctx: Context) -> RewardOutcome:
     """Pay the invitation reward of `invitee_id` once (internal API); one transaction of its own.
 
     Raises InvalidRequest (not a UUID), InviteNotFound when nobody invited this person. A repeat
     answers already_rewarded.
     """
     invitee = validation.uuid_of(invitee_id, "invitee_id")
-    rewards = RewardPolicy.of(settings)
+    rewards = RewardPolicy.of(ctx.config)
     with atomic(session):
         relation = lock(session, InviteRelation, InviteRelation.invitee_id == invitee)
         if relation is None:
@@ -200,14 +200,14 @@ def reward_invite(session: Session, *, invitee_id: object, settings: Settings, c
     return RewardOutcome(True, False, rewards.inviter, rewards.invitee)
 
 
-def lock_first_topup_reward(session: Session, payment: PaymentTransaction, settings: Settings) -> InviteRelation | None:
+def lock_first_topup_reward(session: Session, payment: PaymentTransaction, ctx: Context) -> InviteRelation | None:
     """Inside a top-up's transaction, before its credit: the invitee's unrewarded relation, locked,
     if the policy pays rewards with a first top-up and this is the person's first (else None).
 
     Taking the relation lock, then the inviter's reward lock, before any account lock keeps the lock
     order of `reward_invite`; the inviter's lock makes their monthly count exact under concurrency.
     """
-    if not RewardPolicy.of(settings).on_first_topup:
+    if not RewardPolicy.of(ctx.config).on_first_topup:
         return None
     relation = lock(session, InviteRelation, InviteRelation.invitee_id == payment.user_id)
     if relation is None or relation.rewarded_at is not None or relation.unrewarded_reason is not None:
@@ -231,13 +231,13 @@ def lock_first_topup_reward(session: Session, payment: PaymentTransaction, setti
 
 
 def pay_first_topup_reward(
-    session: Session, relation: InviteRelation, payment: PaymentTransaction, *, settings: Settings, ctx: Context
+    session: Session, relation: InviteRelation, payment: PaymentTransaction, *, ctx: Context
 ) -> None:
     """Pay the reward locked by `lock_first_topup_reward`, in the same transaction as the top-up,
     unless the top-up is below INVITE_REWARD_MIN_TOPUP or the inviter was already rewarded
     INVITE_REWARD_MAX_PER_MONTH times in 30 days: then neither side is (a reward is a pair), the
     relation keeps why, and an audit row says so."""
-    rewards = RewardPolicy.of(settings)
+    rewards = RewardPolicy.of(ctx.config)
     reason: UnrewardedReason | None = None
     if payment.amount < rewards.min_topup:
         reason = UnrewardedReason.FIRST_TOPUP_TOO_SMALL

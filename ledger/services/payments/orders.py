@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger import validation
-from ledger.config import Settings
 from ledger.db import atomic, get_by_id, lock
 from ledger.errors import NotFound, TooManyPendingOrders
 from ledger.i18n import N_
@@ -39,7 +38,6 @@ def create_topup(
     session: Session,
     gateway: XorPayClient,
     *,
-    settings: Settings,
     user: User,
     amount: object,
     ctx: Context,
@@ -51,6 +49,7 @@ def create_topup(
     (429: TOPUP_MAX_PENDING unpaid orders still open) before writing. Writes the
     pending order and an audit row, calls XorPay with no transaction open, then stores the aoid and QR;
     if XorPay says no, the order is marked failed and audited, GatewayError is raised, nothing credited."""
+    settings = ctx.config
     method = parse_pay_type(pay_type)
     amount = parse_topup_amount(amount, settings, method)
     now = ctx.now()

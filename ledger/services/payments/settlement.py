@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
-from ledger.config import Settings
 from ledger.db import atomic
 from ledger.errors import InvalidRequest
 from ledger.i18n import N_
@@ -34,9 +33,7 @@ from ledger.services.payments.xorpay import PAID_STATUSES, GatewayError, XorPayC
 RECHECK_WINDOW = timedelta(hours=48)
 
 
-def settle(
-    session: Session, order: PaymentTransaction, *, settings: Settings, ctx: Context, evidence: dict[str, Any]
-) -> bool:
+def settle(session: Session, order: PaymentTransaction, *, ctx: Context, evidence: dict[str, Any]) -> bool:
     """Mark a locked, paid order succeeded and credit its stored amount. False if it already was.
 
     The person's first succeeded top-up also pays their invitation reward (when the reward policy
@@ -44,7 +41,7 @@ def settle(
     """
     if order.status == PaymentStatus.SUCCEEDED:
         return False
-    reward = lock_first_topup_reward(session, order, settings)
+    reward = lock_first_topup_reward(session, order, ctx)
     order.move_to(PaymentStatus.SUCCEEDED)
     order.paid_at = ctx.now()
     order.meta = {**order.meta, **evidence}
@@ -66,7 +63,7 @@ def settle(
     metrics.count_on_commit(session, metrics.TOPUPS.labels(str(evidence.get("confirmed_by"))).inc)
     metrics.count_on_commit(session, partial(metrics.TOPUP_YUAN.inc, float(order.amount)))
     if reward is not None:
-        pay_first_topup_reward(session, reward, order, settings=settings, ctx=ctx)
+        pay_first_topup_reward(session, reward, order, ctx=ctx)
     return True
 
 
@@ -74,7 +71,6 @@ def check_payment(
     session: Session,
     gateway: XorPayClient,
     *,
-    settings: Settings,
     user_id: uuid.UUID,
     transaction_id: object,
     ctx: Context,
@@ -87,13 +83,12 @@ def check_payment(
         session,
         gateway,
         get_own_order(session, user_id=user_id, transaction_id=transaction_id),
-        settings=settings,
         ctx=ctx,
     )
 
 
 def ask_xorpay(
-    session: Session, gateway: XorPayClient, order: PaymentTransaction, *, settings: Settings, ctx: Context
+    session: Session, gateway: XorPayClient, order: PaymentTransaction, *, ctx: Context
 ) -> PaymentTransaction:
     """Ask XorPay (query2) about an order and act on the answer: paid -> credited (as a notify
     would), stale -> expired. For "check now", and for an admin's "check with XorPay"."""
@@ -101,12 +96,12 @@ def ask_xorpay(
         return order
     session.commit()  # no transaction stays open while XorPay answers
     status = gateway.query2(str(order.id))
-    order, _outcome = _apply_query(session, order.id, status, settings=settings, ctx=ctx)
+    order, _outcome = _apply_query(session, order.id, status, ctx=ctx)
     return order
 
 
 def mark_paid(
-    session: Session, admin: Context, transaction_id: object, *, trade_no: object, reason: object, settings: Settings
+    session: Session, admin: Context, transaction_id: object, *, trade_no: object, reason: object
 ) -> PaymentTransaction:
     """补单: an admin who has the payment's proof (its Alipay or WeChat Pay trade number) credits the order's stored
     amount once, as a notify would (a later notify or reconcile changes nothing). Raises NotFound,
@@ -119,7 +114,7 @@ def mark_paid(
         if order.status == PaymentStatus.SUCCEEDED:
             raise InvalidRequest(N_("This order is already paid."), field="trade_no")
         evidence = {"confirmed_by": "admin", "trade_no": trade, "reason": why}
-        settle(session, order, settings=settings, ctx=admin, evidence=evidence)
+        settle(session, order, ctx=admin, evidence=evidence)
         record_audit(
             session,
             "payment.marked_paid",
@@ -131,7 +126,7 @@ def mark_paid(
 
 
 def _apply_query(
-    session: Session, order_id: uuid.UUID, status: str, *, settings: Settings, ctx: Context
+    session: Session, order_id: uuid.UUID, status: str, *, ctx: Context
 ) -> tuple[PaymentTransaction, str | None]:
     """Act on a query2 answer under the order's lock: paid -> credit, stale (at the context's time) -> expired.
 
@@ -142,7 +137,7 @@ def _apply_query(
         order = lock_order(session, order_id)
         if status in PAID_STATUSES:
             evidence = {"confirmed_by": "query2", "query2_status": status}
-            if settle(session, order, settings=settings, ctx=ctx, evidence=evidence):
+            if settle(session, order, ctx=ctx, evidence=evidence):
                 outcome = "credited"
         elif order.status == PaymentStatus.PENDING and (
             status == "expire" or (ctx.now() >= order.expires_at and status in {"new", "not_exist"})
@@ -172,7 +167,6 @@ def reconcile(
     ctx: Context,
     gateway: XorPayClient,
     *,
-    settings: Settings,
     progress: Callable[[uuid.UUID, str], None] | None = None,
 ) -> ReconcileReport:
     """Ask XorPay about every pending order: credit the paid ones, expire the stale ones.
@@ -207,7 +201,7 @@ def reconcile(
             if progress:
                 progress(order_id, f"error ({exc.gateway_status})")
             continue
-        _order, outcome = _apply_query(session, order_id, status, settings=settings, ctx=ctx)
+        _order, outcome = _apply_query(session, order_id, status, ctx=ctx)
         report.credited += outcome == "credited"
         report.expired += outcome == "expired"
         if progress:

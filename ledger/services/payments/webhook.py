@@ -17,23 +17,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ledger import metrics
-from ledger.config import Settings
 from ledger.db import atomic, lock
 from ledger.errors import InvalidNotify, TooManyNotifyRefusals, UnknownOrder
 from ledger.models import NotifyRefusal, PaymentTransaction
 from ledger.money import to_api
 from ledger.services.audit import record_audit, refusal
-from ledger.services.context import XORPAY, Context
+from ledger.services.context import Context
 from ledger.services.payments.settlement import settle
 from ledger.services.payments.xorpay import Notify, loggable, parse_notify
 
 
 def handle_notify(
     session: Session,
+    ctx: Context,
     fields: Mapping[str, str],
     *,
-    settings: Settings,
-    ctx: Context = XORPAY,
     source: str | None = None,
 ) -> bool:
     """Process a XorPay notify. True if it credited the order, False for a harmless repeat.
@@ -47,12 +45,12 @@ def handle_notify(
     XorPay signed that is still refused (unknown order, mismatch) is also audited on its own.
     """
     try:
-        return _handle(session, fields, settings=settings, ctx=ctx)
+        return _handle(session, fields, ctx=ctx)
     except (InvalidNotify, UnknownOrder) as refused:
         audited = refused.audit_row.details if refused.audit_row else {}
         reason = str(refused.details.get("reason") or audited.get("reason") or refused.code)
         metrics.WEBHOOK_REFUSALS.labels(reason).inc()
-        _count_refusal(session, ctx, source, reason, fields, settings.RATELIMIT_WEBHOOK_REFUSALS)
+        _count_refusal(session, ctx, source, reason, fields, ctx.config.RATELIMIT_WEBHOOK_REFUSALS)
         raise
 
 
@@ -108,9 +106,9 @@ def forget_old_refusals(session: Session, *, days: int = 30) -> int:
     return gone.rowcount
 
 
-def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, ctx: Context) -> bool:
+def _handle(session: Session, fields: Mapping[str, str], *, ctx: Context) -> bool:
     with atomic(session):
-        notify = parse_notify(fields, settings.XORPAY_APP_SECRET)  # not XorPay's: counted, not audited a row each
+        notify = parse_notify(fields, ctx.config.XORPAY_APP_SECRET)  # not XorPay's: counted, not audited a row each
         order = lock(session, PaymentTransaction, PaymentTransaction.id == notify.order_id) if notify.order_id else None
         if order is None:
             raise _notify_refusal(UnknownOrder(), "unknown_order", notify, ctx)
@@ -139,7 +137,7 @@ def _handle(session: Session, fields: Mapping[str, str], *, settings: Settings, 
             "detail": notify.detail,
             "notify": notify.logged,
         }
-        credited = settle(session, order, settings=settings, ctx=ctx, evidence=evidence)
+        credited = settle(session, order, ctx=ctx, evidence=evidence)
         if order.provider_order_id is None:
             order.provider_order_id = notify.aoid
         if not credited:
