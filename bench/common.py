@@ -3,6 +3,8 @@ check of the books after a run; the production HTTP server started as production
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -51,8 +53,14 @@ def say(message: str) -> None:
 def embedded_server() -> tuple[str, Path]:
     """An embedded PostgreSQL in a temporary directory (deleted at exit): its URL and data folder
     (the socket is in the data folder)."""
-    pgdata = Path(tempfile.mkdtemp(prefix="ledger-bench-")) / "pg"
-    return embedded_postgres_url(pgdata, cleanup_mode="delete"), pgdata
+    folder = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+
+    def remove_folder() -> None:  # registered first, so run after the server's cleanup has deleted pg
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+
+    atexit.register(remove_folder)
+    return embedded_postgres_url(folder / "pg", cleanup_mode="delete"), folder / "pg"
 
 
 def fresh_database(name: str, server: str | None = None) -> str:
