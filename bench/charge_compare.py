@@ -23,41 +23,42 @@ the balances total the starting total minus the usage logs' amounts, to the cent
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
 import random
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from common import fresh_database
+from common import (
+    AMOUNT,
+    GUNICORN,
+    Server,
+    check_books,
+    fresh_database,
+    http_server,
+    post,
+    say,
+    seed,
+    user_id,
+)
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from werkzeug.security import generate_password_hash
 
 from ledger.db import Database, load_pgserver, make_engine
-from ledger.services.books.batch_charges import MAX_ITEMS, charge_batch
-from ledger.services.books.invariants import find_breaches
 from ledger.services.context import INTERNAL
 
 try:  # issue 12 moves the single charge to ledger.services.books.charges
@@ -66,14 +67,9 @@ except ImportError:
     from ledger.services.books.accounts import charge_usage
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 SCRIPT = BENCH / "charge.pgbench"  # the charge's statements: the one place (a) and (b) read them
 LUA = BENCH / "deduct.lua"
-AMOUNT = Decimal("0.0125")
-BALANCE = Decimal("1000.0000")  # each of the spread accounts
-HOT_BALANCE = Decimal("10000000.0000")
 BATCH = 100
-HISTORY = 3  # past charges of each account, written before the measurements
 CORES = os.cpu_count() or 1
 SPREAD, HOT = "spread", "hot"
 PARTS = {
@@ -83,11 +79,6 @@ PARTS = {
     "d": "(d) HTTP POST /api/billing/deduct, gunicorn + wrk",
     "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call (latency a call)",
 }
-
-
-def user_id(n: int) -> str:
-    """Account n's user id, as the SQL of the seed and of charge.pgbench derive it."""
-    return str(uuid.UUID(hashlib.md5(f"bench-{n}".encode()).hexdigest()))  # noqa: S324 - an id, not a secret
 
 
 @dataclass
@@ -108,77 +99,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --- the database -------------------------------------------------------------------------------
-
-
-def seed(database: Database, accounts: int) -> Decimal:
-    """Accounts 1..N (BALANCE each) and the hot account 0 (HOT_BALANCE), each funded by one
-    `adjustment` ledger entry, in bulk SQL; returns the total of the balances."""
-    password_hash = generate_password_hash("bench-password")
-    with database.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO users (id, email, password_hash, invite_code) "
-                "SELECT md5('bench-' || n)::uuid, 'bench-' || n || '@example.com', :hash, 'bench' || n "
-                "FROM generate_series(0, :accounts) AS n"
-            ),
-            {"hash": password_hash, "accounts": accounts},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO billing_accounts (user_id, balance) "
-                "SELECT md5('bench-' || n)::uuid, CASE WHEN n = 0 THEN :hot ELSE :balance END "
-                "FROM generate_series(0, :accounts) AS n"
-            ),
-            {"hot": HOT_BALANCE, "balance": BALANCE, "accounts": accounts},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO ledger_entries (user_id, amount, balance_after, kind, memo) "
-                "SELECT user_id, balance, balance, 'adjustment', 'bench funding' FROM billing_accounts"
-            )
-        )
-    history(database, accounts)
-    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))
-        conn.execute(text("CHECKPOINT"))  # the seed's pages written out now, not during a measurement
-    return HOT_BALANCE + BALANCE * accounts
-
-
-def history(database: Database, accounts: int, per_account: int = HISTORY) -> None:
-    """Past charges (model bench-history), written by the batch service, so that the tables are
-    analyzed with rows in them, as a live database's are. On empty tables PostgreSQL plans a
-    connection's foreign-key checks and prepared look-ups as sequential scans and keeps those plans
-    while the tables grow: the first part measured got slower by the second."""
-    items = [
-        {"user_id": user_id(n), "amount": str(AMOUNT), "model": "bench-history", "request_id": f"history-{k}"}
-        for k in range(per_account)
-        for n in range(accounts + 1)
-    ]
-    with database.session() as session:
-        for start in range(0, len(items), MAX_ITEMS):
-            charge_batch(session, charges=items[start : start + MAX_ITEMS], ctx=INTERNAL)
-
-
-def check_books(database: Database, start_total: Decimal) -> str:
-    """`ledger verify` finds nothing, and the balances are the start minus every charge, exactly."""
-    with database.session() as session:
-        breaches = list(find_breaches(session))
-        if breaches:
-            raise SystemExit(f"ledger verify: {len(breaches)} breaches, e.g. {breaches[:3]}")
-        total, spent, charges = session.execute(
-            text(
-                "SELECT (SELECT sum(balance) FROM billing_accounts), "
-                "(SELECT coalesce(sum(amount), 0) FROM usage_logs), (SELECT count(*) FROM usage_logs)"
-            )
-        ).one()
-    if total != start_total - spent:
-        raise SystemExit(f"balances total {total}, but {start_total} - {spent} charged = {start_total - spent}")
-    return f"ledger verify clean; balances {total} = {start_total} - {spent} ({charges:,} usage logs)"
 
 
 def charged(database: Database, model: str) -> int:
@@ -373,107 +294,6 @@ def service_worker(database: Database, ids: list[str], model: str) -> Callable[[
 # --- (d) and (e): gunicorn and wrk ----------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    base: str
-    token: str
-    described: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def post(base: str, path: str, token: str, body: object) -> int:
-    request = urllib.request.Request(  # noqa: S310 - our own local server
-        base + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "x-internal-token": token},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - our own local server
-            return answer.status
-    except urllib.error.HTTPError as refused:
-        return refused.code
-
-
-def healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/healthz", timeout=2) as answer:  # noqa: S310 - local server
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-@contextmanager
-def gunicorn(url: str, log: Path) -> Iterator[Server]:
-    """`gunicorn -c gunicorn.conf.py 'wsgi:app'` on a free port, in production mode when the
-    configuration allows it here (secrets set; rate-limit storage memory://, else the local Redis),
-    else in development mode. Stopped at the end."""
-    token = secrets.token_urlsafe(32)
-    base_env = os.environ | {
-        "DATABASE_URL": url,
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "INTERNAL_API_KEY": token,
-        "XORPAY_APP_SECRET": secrets.token_urlsafe(32),
-        "XORPAY_SANDBOX": "0",
-        "RATELIMIT_ENABLED": "1",
-        # production refuses http:// addresses; nothing is fetched from these in the benchmark
-        "SITE_URL": "https://ledger.example",
-        "XORPAY_NOTIFY_URL": "https://ledger.example/api/payments/webhook",
-    }
-    modes = [("production", "memory://")]
-    if reachable("127.0.0.1", 6379):
-        modes.append(("production", "redis://127.0.0.1:6379"))
-    modes.append(("development", "memory://"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
-    command += ["--bind", f"127.0.0.1:{port}", "wsgi:app"]
-    for env_name, storage in modes:
-        env = base_env | {"LEDGER_ENV": env_name, "RATELIMIT_STORAGE_URI": storage}
-        with log.open("w") as out:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-        for _ in range(300):
-            if process.poll() is not None or healthy(base):
-                break
-            time.sleep(0.1)
-        if process.poll() is None and healthy(base):
-            break
-        say(f"gunicorn did not start with LEDGER_ENV={env_name}, storage {storage}:\n{log.read_text()[-2000:]}")
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-    else:
-        raise SystemExit("gunicorn did not start in any mode")
-    sizing = re.search(r"ledger: (.+)$", log.read_text(), re.M)
-    described = (
-        f"`gunicorn -c gunicorn.conf.py 'wsgi:app'`, {sizing[1] if sizing else 'sizing not logged'}, "
-        f"LEDGER_ENV={env_name}, RATELIMIT_STORAGE_URI={storage}"
-    )
-    if os.environ.get("GUNICORN_CMD_ARGS"):
-        described += f", GUNICORN_CMD_ARGS={os.environ['GUNICORN_CMD_ARGS']!r}"
-    try:
-        yield Server(base, token, described)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def run_wrk(server: Server, connections: int, duration: int, ids_file: Path, model: str, batch: int = 0) -> Result:
     command = ["wrk", "-t", str(min(connections, CORES)), "-c", str(connections), "-d", f"{duration}s"]
     command += ["--timeout", "10s", "-s", str(LUA), server.base, "--", str(ids_file), model, server.token, str(batch)]
@@ -587,7 +407,7 @@ def main() -> None:
         files = Path(tempfile.mkdtemp(prefix="ledger-wrk-"))
         (files / SPREAD).write_text("\n".join(spread[2]) + "\n")
         (files / HOT).write_text("\n".join(hot[2]) + "\n")
-        with gunicorn(url, files / "gunicorn.log") as server:
+        with http_server(GUNICORN, url, files / "gunicorn.log") as server:
             server_described = server.described
             say(f"HTTP server: {server.described}")
             if "d" in parts:
