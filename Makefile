@@ -5,11 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test install lint migrate seed translations chromium clean bench messages bench-charge bench-faults
+.PHONY: run serve test install lint migrate seed translations chromium clean bench messages bench-charge bench-faults
 
 # The web server and one job worker (hold expiry, reconcile, event delivery, video jobs); Ctrl-C stops both.
 run: install .env migrate seed
 	$(BIN)/python -m ledger.devserver
+
+# The production web server (granian, ledger/serve.py) on HOST:PORT (default 127.0.0.1:8000), with
+# the settings of the environment and of .env when there is one. No job worker: run those apart.
+serve: install
+	$(BIN)/python -m ledger.serve
 
 test: install chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
@@ -56,7 +61,8 @@ bench: install
 	$(BIN)/python bench/usage_report.py
 
 # One charge side by side (bench/README.md): pgbench, psycopg, charge_usage, HTTP under gunicorn
-# driven by Debian's wrk (installed with apt-get when missing, like chromium).
+# and under granian (as `make serve` starts it) driven by Debian's wrk (installed with apt-get when
+# missing, like chromium).
 bench-charge: install
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing wrk with apt-get"; \

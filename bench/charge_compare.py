@@ -11,13 +11,18 @@ server), seeded in bulk with 10,000 funded accounts plus one hot account, the sa
   (c) `ledger.services.books.accounts.charge_usage` in-process from threads, a session each
   (d) HTTP POST /api/billing/deduct under `gunicorn -c gunicorn.conf.py 'wsgi:app'`, driven by wrk
       (bench/deduct.lua)
+  (d') the same under granian, started as `make serve` starts it (`python -m ledger.serve`, HOST
+      and PORT in the environment)
   (e) HTTP POST /api/billing/deduct/batch, 100 charges a call, 16 connections ("not available"
       while the route answers 404)
 
 each for --duration seconds with 1 and 16 clients, on accounts picked at random among the 10,000
-and on the one hot account. It prints charges/s, p50 and p99 latency and the ratio to (a) for the
-same clients and accounts, and after every part checks the books: `ledger verify` finds nothing and
-the balances total the starting total minus the usage logs' amounts, to the cent.
+and on the one hot account (--shapes picks some). --parts runs them in the order given, a part
+again when repeated (`--parts "ad'dad'd"`: two rounds, the servers alternating), each HTTP part on
+a server of its own, warmed up for 2 s first. It prints charges/s, p50 and p99 latency and the
+ratio to (a) of the same round for the same clients and accounts, and after every part checks the
+books: `ledger verify` finds nothing and the balances total the starting total minus the usage
+logs' amounts, to the cent.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +52,7 @@ import psycopg
 from common import (
     AMOUNT,
     GUNICORN,
+    SERVE,
     Server,
     check_books,
     fresh_database,
@@ -72,11 +79,13 @@ LUA = BENCH / "deduct.lua"
 BATCH = 100
 CORES = os.cpu_count() or 1
 SPREAD, HOT = "spread", "hot"
+SHAPES = {"1-spread": (1, SPREAD), "16-spread": (16, SPREAD), "1-hot": (1, HOT), "16-hot": (16, HOT)}
 PARTS = {
     "a": "(a) pgbench, bench/charge.pgbench (-M prepared)",
     "b": "(b) psycopg 3 threads, the same statements",
     "c": "(c) charge_usage in-process, a session per thread",
     "d": "(d) HTTP POST /api/billing/deduct, gunicorn + wrk",
+    "d'": "(d') HTTP POST /api/billing/deduct, granian (make serve) + wrk",
     "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call (latency a call)",
 }
 
@@ -291,7 +300,7 @@ def service_worker(database: Database, ids: list[str], model: str) -> Callable[[
     return make
 
 
-# --- (d) and (e): gunicorn and wrk ----------------------------------------------------------------
+# --- (d), (d') and (e): gunicorn or granian, and wrk ----------------------------------------------
 
 
 def run_wrk(server: Server, connections: int, duration: int, ids_file: Path, model: str, batch: int = 0) -> Result:
@@ -324,11 +333,33 @@ def ensure_wrk() -> None:
         raise SystemExit("wrk is missing: `make bench-charge` installs Debian's wrk (apt-get install wrk)")
 
 
+def run_batches(
+    server: Server,
+    duration: int,
+    ids_file: Path,
+    database: Database,
+    tag: str,
+    measured: Callable[[Result, str], None],
+    label: str,
+) -> bool:
+    """(e): False when the batch route is not there (answers 404)."""
+    if post(server.base, "/api/billing/deduct/batch", server.token, {"charges": []}) == 404:
+        measured(Result("e", 16, "", None, note="not available (the route answers 404)"), label)
+        return False
+    model = f"{tag}-16-{SPREAD}"
+    result = run_wrk(server, 16, duration, ids_file, model, batch=BATCH)
+    if charged(database, model) < result.tps * duration * 0.99:
+        result.note = "; ".join(filter(None, [result.note, "fewer usage logs than items answered"]))
+    measured(result, label)
+    return True
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
 def print_table(results: list[Result]) -> None:
-    baseline = {(r.clients, r.accounts): r.tps for r in results if r.part == "a"}
+    """Each ratio is to the (a) of its round: the last (a) run before it, else the first."""
+    baseline = {(r.clients, r.accounts): r.tps for r in reversed(results) if r.part == "a"}
 
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f} ms"
@@ -336,6 +367,8 @@ def print_table(results: list[Result]) -> None:
     print("\n| part | clients | accounts | charges/s | p50 | p99 | vs (a) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
+        if r.part == "a":
+            baseline[r.clients, r.accounts] = r.tps
         base = baseline.get((r.clients, r.accounts))
         if r.tps is None:
             figures = f"{r.note} | - | - | -"
@@ -351,10 +384,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. ad (default abcde)")
+    parser.add_argument(
+        "--parts",
+        default="abcdd'e",
+        help="which parts to run, in this order, e.g. ad or \"ad'dad'd\" (default abcdd'e)",
+    )
+    parser.add_argument(
+        "--shapes",
+        default=",".join(SHAPES),
+        help=f"clients and accounts of (a)-(d'), e.g. 16-spread (default {','.join(SHAPES)})",
+    )
     args = parser.parse_args()
-    parts = [p for p in "abcde" if p in args.parts]
-    if {"d", "e"} & set(parts):
+    parts = re.findall(r"[a-e]'?", args.parts)
+    if "".join(parts) != args.parts or set(parts) - set(PARTS):
+        parser.error(f"--parts: letters a to e, d' for (d'), not {args.parts!r}")
+    wanted = args.shapes.split(",")
+    if set(wanted) - set(SHAPES):
+        parser.error(f"--shapes: some of {','.join(SHAPES)}, not {args.shapes!r}")
+    if {"d", "d'", "e"} & set(parts):
         ensure_wrk()
     began, load_before = time.perf_counter(), os.getloadavg()[0]
 
@@ -367,11 +414,14 @@ def main() -> None:
     say(f"seeded {args.accounts:,} accounts + 1 hot; {check_books(database, start_total)}")
     spread = (1, args.accounts, [user_id(n) for n in range(1, args.accounts + 1)])
     hot = (0, 0, [user_id(0)])
-    shapes = [(1, SPREAD, spread), (16, SPREAD, spread), (1, HOT, hot), (16, HOT, hot)]
+    shapes = [(c, shape, spread if shape == SPREAD else hot) for c, shape in (SHAPES[w] for w in SHAPES if w in wanted)]
     label = {SPREAD: f"{args.accounts:,}", HOT: "1 (hot)"}
     results: list[Result] = []
     books: list[str] = []
-    server_described = ""
+    servers: dict[str, str] = {}
+    files = Path(tempfile.mkdtemp(prefix="ledger-wrk-"))
+    (files / SPREAD).write_text("\n".join(spread[2]) + "\n")
+    (files / HOT).write_text("\n".join(hot[2]) + "\n")
 
     def measured(result: Result, accounts: str) -> None:
         result.accounts = accounts
@@ -386,50 +436,42 @@ def main() -> None:
         books.append(line)
         say(line)
 
+    round_of: Counter[str] = Counter()
     for part in parts:
+        round_of[part] += 1
+        # the charges' model (and in HTTP their request ids): a round's own (a repeated request id is a replay)
+        tag = ("bench-g" if part == "d'" else f"bench-{part}") + (str(round_of[part]) if round_of[part] > 1 else "")
         if part == "a":
             for clients, shape, (lo, hi, _) in shapes:
-                measured(run_pgbench(url, clients, lo, hi, args.duration, f"bench-a-{clients}-{shape}"), label[shape])
+                measured(run_pgbench(url, clients, lo, hi, args.duration, f"{tag}-{clients}-{shape}"), label[shape])
         elif part == "b":
             for clients, shape, (lo, hi, _) in shapes:
-                worker = psycopg_worker(url, lo, hi, f"bench-b-{clients}-{shape}")
+                worker = psycopg_worker(url, lo, hi, f"{tag}-{clients}-{shape}")
                 measured(run_threads(clients, args.duration, worker, "b"), label[shape])
         elif part == "c":
             for clients, shape, (_, _, ids) in shapes:
-                worker = service_worker(database, ids, f"bench-c-{clients}-{shape}")
+                worker = service_worker(database, ids, f"{tag}-{clients}-{shape}")
                 measured(run_threads(clients, args.duration, worker, "c"), label[shape])
         else:
-            continue
-        checked(f"({part})")
-
-    if "d" in parts or "e" in parts:
-        database.engine.dispose()  # the service's connections are not needed while gunicorn runs
-        files = Path(tempfile.mkdtemp(prefix="ledger-wrk-"))
-        (files / SPREAD).write_text("\n".join(spread[2]) + "\n")
-        (files / HOT).write_text("\n".join(hot[2]) + "\n")
-        with http_server(GUNICORN, url, files / "gunicorn.log") as server:
-            server_described = server.described
-            say(f"HTTP server: {server.described}")
-            if "d" in parts:
-                run_wrk(server, 16, 2, files / SPREAD, "bench-d-warm-up")  # every worker's imports and pool
-                for clients, shape, _ in shapes:
-                    model = f"bench-d-{clients}-{shape}"
-                    result = run_wrk(server, clients, args.duration, files / shape, model)
-                    if charged(database, model) < result.tps * args.duration * 0.99:
-                        result.note = "; ".join(filter(None, [result.note, "fewer usage logs than 2xx answers"]))
-                    measured(result, label[shape])
-                checked("(d)")
-            if "e" in parts:
-                if post(server.base, "/api/billing/deduct/batch", server.token, {"charges": []}) == 404:
-                    measured(Result("e", 16, "", None, note="not available (the route answers 404)"), label[SPREAD])
+            database.engine.dispose()  # the service's connections are not needed while a server runs
+            kind = SERVE if part == "d'" else GUNICORN
+            with http_server(kind, url, files / f"{kind}.log") as server:
+                servers[kind] = server.described
+                say(f"HTTP server: {server.described}")
+                run_wrk(server, 16, 2, files / SPREAD, f"{tag}-warm-up")  # every worker's imports and pool
+                if part == "e":
+                    if not run_batches(server, args.duration, files / SPREAD, database, tag, measured, label[SPREAD]):
+                        continue
                 else:
-                    model = f"bench-e-16-{SPREAD}"
-                    result = run_wrk(server, 16, args.duration, files / SPREAD, model, batch=BATCH)
-                    if charged(database, model) < result.tps * args.duration * 0.99:
-                        result.note = "; ".join(filter(None, [result.note, "fewer usage logs than items answered"]))
-                    measured(result, label[SPREAD])
-                    checked("(e)")
-        shutil.rmtree(files, ignore_errors=True)
+                    for clients, shape, _ in shapes:
+                        model = f"{tag}-{clients}-{shape}"
+                        result = run_wrk(server, clients, args.duration, files / shape, model)
+                        result.part = part
+                        if charged(database, model) < result.tps * args.duration * 0.99:
+                            result.note = "; ".join(filter(None, [result.note, "fewer usage logs than 2xx answers"]))
+                        measured(result, label[shape])
+        checked(f"({part})")
+    shutil.rmtree(files, ignore_errors=True)
 
     elapsed = time.perf_counter() - began
     print(
@@ -438,8 +480,8 @@ def main() -> None:
         f"{args.accounts:,} accounts and 1 hot account; load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (other work on the machine shows here)"
     )
-    if server_described:
-        print(f"HTTP server: {server_described}; wrk -t{min(16, CORES)} -c16 (-t1 -c1), bench/deduct.lua")
+    for described in servers.values():
+        print(f"HTTP server: {described}; wrk -t{min(16, CORES)} -c16 (-t1 -c1), bench/deduct.lua")
     print_table(results)
     print()
     for line in books:
