@@ -35,9 +35,9 @@ seed: install .env
 translations: $(STAMP)
 	$(BIN)/pybabel compile --statistics -d ledger/translations
 
-# Browser tests drive Debian's chromium (Playwright's own browser download is not used); a CJK font
-# lets screenshots of the Chinese pages show text instead of boxes.
-BROWSER_PACKAGES := chromium fonts-wqy-microhei
+# Browser tests drive Debian's chromium, its headless shell (Playwright's own browser download is not
+# used); a CJK font lets screenshots of the Chinese pages show text instead of boxes.
+BROWSER_PACKAGES := chromium-headless-shell fonts-wqy-microhei
 chromium:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "installing $(BROWSER_PACKAGES) with apt-get"; \
