@@ -74,11 +74,15 @@ def page(request, browser, live_server, committed) -> Iterator[Page]:
 
 class Tabs:
     """Opens tabs in one language and viewport, each in a browser context of its own (its own
-    cookies: one person each); closes them all at the end. `tabs("admin")` returns a Page."""
+    cookies: one person each); closes them all at the end. `tabs("admin")` returns a Page. An
+    init script runs in every document the tabs open, before the page's own scripts."""
 
-    def __init__(self, browser, base: str, language: str, width: int, height: int, prefix: str) -> None:
+    def __init__(
+        self, browser, base: str, language: str, width: int, height: int, prefix: str, init_script: str | None = None
+    ) -> None:
         self.browser, self.base, self.language = browser, base, language
         self.width, self.height, self.prefix = width, height, prefix
+        self.init_script = init_script
         self.contexts: list = []
 
     def __call__(self, who: str) -> Page:
@@ -86,6 +90,8 @@ class Tabs:
             viewport={"width": self.width, "height": self.height}, locale="zh-CN", accept_downloads=True
         )
         context.add_cookies([{"name": "lang", "value": self.language, "url": self.base}])
+        if self.init_script:
+            context.add_init_script(self.init_script)
         self.contexts.append(context)
         return Page(context.new_page(), self.base, f"{self.prefix}-{self.language}-{self.width}-{who}")
 
@@ -95,9 +101,11 @@ class Tabs:
 
 
 @contextmanager
-def tabs(browser, live_server, param: tuple[str, int, int], prefix: str) -> Iterator[Tabs]:
+def tabs(
+    browser, live_server, param: tuple[str, int, int], prefix: str, init_script: str | None = None
+) -> Iterator[Tabs]:
     """The Tabs of a fixture's (language, width, height) parameter."""
-    opened = Tabs(browser, live_server.url, *param, prefix)
+    opened = Tabs(browser, live_server.url, *param, prefix, init_script)
     try:
         yield opened
     finally:
