@@ -12,7 +12,7 @@ run: install .env migrate seed
 	$(BIN)/python -m ledger.devserver
 
 test: install chromium
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
 
 install: $(STAMP) translations
 

@@ -24,9 +24,11 @@ CHROMIUM = "/usr/bin/chromium-headless-shell"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
 
-# Per module, not per session: Playwright's sync API keeps its event loop running while the browser
-# is open, and a later test in the same worker that calls asyncio.run (the job worker) would fail.
-@pytest.fixture(scope="module")
+# One browser for the tests of tests/e2e that a worker runs (they run first and together: see
+# pytest_collection_modifyitems in tests/conftest.py), not one per session: Playwright's sync API keeps
+# its event loop running while the browser is open, and a later test in the same worker that calls
+# asyncio.run (the job worker) would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it")
