@@ -17,7 +17,7 @@ serve: install
 	$(BIN)/python -m ledger.serve
 
 test: install chromium
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
 
 install: $(STAMP) translations
 
@@ -40,9 +40,9 @@ seed: install .env
 translations: $(STAMP)
 	$(BIN)/pybabel compile --statistics -d ledger/translations
 
-# Browser tests drive Debian's chromium (Playwright's own browser download is not used); a CJK font
-# lets screenshots of the Chinese pages show text instead of boxes.
-BROWSER_PACKAGES := chromium fonts-wqy-microhei
+# Browser tests drive Debian's chromium, its headless shell (Playwright's own browser download is not
+# used); a CJK font lets screenshots of the Chinese pages show text instead of boxes.
+BROWSER_PACKAGES := chromium-headless-shell fonts-wqy-microhei
 chromium:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "installing $(BROWSER_PACKAGES) with apt-get"; \

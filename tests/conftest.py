@@ -38,6 +38,28 @@ ROOT = Path(__file__).resolve().parent.parent
 QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers", "procrastinate_workers")
 
 
+# The tests that start first, the longest first (seconds on 2 cores), so that the workers end together:
+# `make test` hands out one test at a time, to whichever worker is free (--dist load --maxschedchunk 1).
+# The browser tests come first and together: a worker opens one browser for all of them.
+FIRST = (
+    "tests/e2e/test_accessibility.py",  # 4 tests of ~20 s
+    "tests/e2e/test_keyboard.py",  # 2 of ~15 s
+    "tests/e2e/test_back_office.py",  # 2 of ~10 s
+    "tests/e2e/",  # 34 of 2-7 s
+    "tests/web/test_schemathesis.py",  # ~15 s
+    "tests/books/test_holds_properties.py",  # ~10 s
+    "tests/web/test_metrics.py",  # starts gunicorn
+    "tests/test_database_outage.py",  # stops and starts a PostgreSQL
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(FIRST) if item.nodeid.startswith(prefix)), len(FIRST))
+
+    items.sort(key=rank)  # stable: the others keep their order
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

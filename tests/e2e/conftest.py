@@ -1,4 +1,4 @@
-"""A live server on a free port and Debian's chromium driven by Playwright.
+"""A live server on a free port and Debian's chromium (its headless shell) driven by Playwright.
 
 The server (`live_server` in tests/conftest.py, sandbox on) runs in a thread on the real engine:
 rows are committed, and the `committed` fixture empties the tables after each test. Screenshots go
@@ -18,13 +18,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
+# Debian's build of Chromium's headless shell, the browser Playwright itself runs headless: the same
+# engine as chromium without the desktop browser around it, at two thirds of its CPU a page.
+CHROMIUM = "/usr/bin/chromium-headless-shell"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
 
-# Per module, not per session: Playwright's sync API keeps its event loop running while the browser
-# is open, and a later test in the same worker that calls asyncio.run (the job worker) would fail.
-@pytest.fixture(scope="module")
+# One browser for the tests of tests/e2e that a worker runs (they run first and together: see
+# pytest_collection_modifyitems in tests/conftest.py), not one per session: Playwright's sync API keeps
+# its event loop running while the browser is open, and a later test in the same worker that calls
+# asyncio.run (the job worker) would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it")
@@ -72,11 +76,15 @@ def page(request, browser, live_server, committed) -> Iterator[Page]:
 
 class Tabs:
     """Opens tabs in one language and viewport, each in a browser context of its own (its own
-    cookies: one person each); closes them all at the end. `tabs("admin")` returns a Page."""
+    cookies: one person each); closes them all at the end. `tabs("admin")` returns a Page. An
+    init script runs in every document the tabs open, before the page's own scripts."""
 
-    def __init__(self, browser, base: str, language: str, width: int, height: int, prefix: str) -> None:
+    def __init__(
+        self, browser, base: str, language: str, width: int, height: int, prefix: str, init_script: str | None = None
+    ) -> None:
         self.browser, self.base, self.language = browser, base, language
         self.width, self.height, self.prefix = width, height, prefix
+        self.init_script = init_script
         self.contexts: list = []
 
     def __call__(self, who: str) -> Page:
@@ -84,6 +92,8 @@ class Tabs:
             viewport={"width": self.width, "height": self.height}, locale="zh-CN", accept_downloads=True
         )
         context.add_cookies([{"name": "lang", "value": self.language, "url": self.base}])
+        if self.init_script:
+            context.add_init_script(self.init_script)
         self.contexts.append(context)
         return Page(context.new_page(), self.base, f"{self.prefix}-{self.language}-{self.width}-{who}")
 
@@ -93,9 +103,11 @@ class Tabs:
 
 
 @contextmanager
-def tabs(browser, live_server, param: tuple[str, int, int], prefix: str) -> Iterator[Tabs]:
+def tabs(
+    browser, live_server, param: tuple[str, int, int], prefix: str, init_script: str | None = None
+) -> Iterator[Tabs]:
     """The Tabs of a fixture's (language, width, height) parameter."""
-    opened = Tabs(browser, live_server.url, *param, prefix)
+    opened = Tabs(browser, live_server.url, *param, prefix, init_script)
     try:
         yield opened
     finally:

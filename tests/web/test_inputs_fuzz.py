@@ -44,7 +44,8 @@ from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 from wtforms.fields.core import UnboundField
 
 from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
@@ -52,6 +53,7 @@ from ledger.blueprints.payments.recharge import RechargeForm, RedeemForm
 from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
 from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.people.security.forms import PasswordForm
+from ledger.db import Database
 from ledger.extensions import limiter
 from ledger.services.books.holds import place_hold
 from ledger.services.console.pricing import MODELS
@@ -59,6 +61,7 @@ from ledger.services.context import INTERNAL
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.payments.xorpay import CreatedOrder, sign
 from ledger.web.auth import SESSION_ID_KEY
+from tests import factories
 from tests.factories import PASSWORD, InviteFactory, PaymentFactory, UserFactory
 from tests.helpers import INTERNAL_KEY, XORPAY_SECRET, AuthActions
 
@@ -906,8 +909,30 @@ class Fuzzer:
         return Outcome(response.status_code, shown, where, error, response.headers.get("Location", ""))
 
 
-@pytest.fixture
-def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer]:
+@pytest.fixture(scope="module")
+def fuzz(app: Flask, engine: Engine, database: Database) -> Iterator[Fuzzer]:
+    """The world and the sign-ins, made once for the module in a transaction rolled back at its end (as the
+    `session` fixture makes a test's): every request runs in a savepoint rolled back after it, so each
+    test starts from them as made, without making them again (70 ms a test)."""
+    with engine.connect() as connection, pytest.MonkeyPatch.context() as monkeypatch:
+        outer = connection.begin()
+
+        def factory() -> Session:
+            return Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+        monkeypatch.setattr(database, "session_factory", factory)
+        session = factory()
+        factories.bind(session)
+        try:
+            yield make_fuzzer(app, connection, session, monkeypatch)
+        finally:
+            limiter.reset()
+            session.close()
+            factories.bind(None)
+            outer.rollback()
+
+
+def make_fuzzer(app: Flask, connection: Connection, session: Session, monkeypatch: pytest.MonkeyPatch) -> Fuzzer:
     monkeypatch.setitem(app.extensions, "ledger.xorpay", FakeGateway())
     # Video jobs stay in their rolled-back transaction: nothing is handed to the (committed) task queue.
     monkeypatch.setattr("ledger.blueprints.console.pages.video_handoff", lambda _app: lambda _job_id: None)
@@ -923,6 +948,8 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     )
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 
+    client = app.test_client()
+    auth = AuthActions(client)
     assert auth.login(user).status_code == 302
     tokens = {"user": auth.csrf_token("/")}
     cookies = {"user": client.get_cookie(cookie_name).value}
@@ -934,15 +961,14 @@ def fuzz(app, client, auth, session, connection, monkeypatch) -> Iterator[Fuzzer
     tokens["anonymous"] = AuthActions(anonymous).csrf_token("/login")
     cookies["anonymous"] = anonymous.get_cookie(cookie_name).value
 
-    # The app's logger, for this test, is one outside logging's tree: the tracebacks go into the
+    # The app's logger, for this module, is one outside logging's tree: the tracebacks go into the
     # failure message, one line each, instead of pages of captured log.
     log = Captured()
     logger = logging.Logger(app.logger.name)
     logger.addHandler(log)
     monkeypatch.setattr(app, "logger", logger)
     world = World(user, other, invitee, order, other_session, hold.hold, code_batch, code)
-    yield Fuzzer(app, connection, world, cookies, tokens, log)
-    limiter.reset()
+    return Fuzzer(app, connection, world, cookies, tokens, log)
 
 
 # --- the tests ------------------------------------------------------------------------------------
