@@ -1,4 +1,6 @@
-"""Gunicorn settings for production: `gunicorn -c gunicorn.conf.py 'wsgi:app'` (SPEC 18).
+"""Gunicorn settings for production: `gunicorn -c gunicorn.conf.py 'wsgi:app'` (SPEC 18). Supported
+beside the default production server, `make serve` (granian, ledger/serve.py), which charged faster
+in `make bench-charge` (parts (d) and (d'), bench/README.md).
 
 Bind: 127.0.0.1:8000 (behind the proxy), or GUNICORN_BIND, or gunicorn's own `--bind`. Any setting
 can be changed for one run with gunicorn's GUNICORN_CMD_ARGS, e.g. "--workers 3 --threads 4".

@@ -1,5 +1,5 @@
 """`make run`: the development server and one job worker, started together and stopped together
-(Ctrl-C). Development only: production runs gunicorn and `flask --app wsgi jobs worker` apart."""
+(Ctrl-C). Development only: production runs `make serve` (or gunicorn) and `flask --app wsgi jobs worker` apart."""
 
 from __future__ import annotations
 

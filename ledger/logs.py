@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(*, everything: bool = False, level: int = logging.INFO) -> None:
     """Ledger's loggers (with `everything`, every logger: the worker's procrastinate lines too)
-    write JSON lines to stderr, which gunicorn and the worker pass on; once per process. Tests
+    write JSON lines to stderr, which the server (granian, gunicorn) and the worker pass on; once per process. Tests
     leave them to propagate to pytest's capture instead."""
     logger = logging.getLogger(None if everything else "ledger")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):

@@ -4,10 +4,11 @@ Counters are counted where the thing happens (requests in ledger.web.tracing, mo
 services), so a page, an API call, a job and a command count alike; one way each: what an operation
 did when its transaction commits (`count_on_commit`, inside the transaction), what it refused when
 the refusal leaves it (`counting_refusals`).
-Under gunicorn every worker is a process with its own counters: with PROMETHEUS_MULTIPROC_DIR set
-(gunicorn.conf.py sets it, empties it at start and tells prometheus_client when a worker exits)
-prometheus_client writes them to files there and a scrape adds up every process's. Figures read
-from the database at scrape time (the job queue's depth, events waiting) are gauges collected then.
+Under granian or gunicorn every worker is a process with its own counters: with
+PROMETHEUS_MULTIPROC_DIR set (ledger/serve.py and gunicorn.conf.py set it, empty it at start and
+tell prometheus_client when a worker exits) prometheus_client writes them to files there and a
+scrape adds up every process's. Figures read from the database at scrape time (the job queue's
+depth, events waiting) are gauges collected then.
 """
 
 from __future__ import annotations
@@ -167,5 +168,6 @@ def serve_from_worker(port: int, host: str = "127.0.0.1") -> None:
 
 
 def worker_exited(pid: int) -> None:
-    """gunicorn's child_exit: that worker's live gauges are dropped (its counters stay counted)."""
+    """A server worker gone (gunicorn's child_exit, ledger/serve.py for granian): its live gauges are
+    dropped (its counters stay counted)."""
     _multiprocess.mark_process_dead(pid)

@@ -5,8 +5,17 @@ HOST, PORT and the sizing come from the environment, else from `.env` when there
 app's own settings do), else the defaults below; GRANIAN_WORKERS, GRANIAN_BLOCKING_THREADS and
 GRANIAN_BACKPRESSURE (granian's own names) change the sizing for one run.
 
-Sizing: one worker process per core (one GIL each), 4 Python threads each (the app waits on
-PostgreSQL most of a request, and a waiting thread frees the GIL), as issue 23 measured it first.
+Sizing: one worker process per core (one GIL each) and 4 Python threads each (the app waits on
+PostgreSQL most of a request, and a waiting thread frees the GIL). Measured, not guessed, with
+`make bench-charge`'s part (d') (POST /api/billing/deduct, wrk, 16 connections, 10,000 accounts;
+charges/s, medians of 3-5 alternating rounds on one database, 6-8 s each, 2026-12-07, on the
+2-core machine shared with other work: load 5-10, so single figures vary by 2x):
+    2 x 4 (kept)   569 / 513 / 478 / 376 in four tuning runs (gunicorn's 4 x 2: 280 / 335 in two)
+    2 x 8          458 (run 1)            2 x 2   394 (run 1)          3 x 4   430 (run 1)
+    4 x 2          403 (run 2)            2 x 6   397 (run 4)          2 x 3, 3 x 3   347, 350 (run 4)
+    runtime mode st, or --http 1, or both (2 x 4): 397, 422, 377 against 478 (run 3)
+Against gunicorn, five rounds more (6 s each): 16 connections spread 425 / 314 charges/s, p99 145 /
+242 ms; 16 on the hot account 226 / 156; 1 connection 206 / 206 (bench/README.md).
 Backpressure, the connections a worker takes at once, stays granian's own (its backlog shared among
 the workers, 512 each for 2): a worker at its limit accepts no connection, even an idle keep-alive
 one's, so a limit near the thread count left new connections waiting while a proxy's idle ones
