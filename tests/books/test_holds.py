@@ -69,6 +69,20 @@ def test_placing_again_answers_the_same_hold_and_another_amount_is_a_conflict(se
     assert account(session, user) == (Decimal("10.0000"), Decimal("4.0000"))
 
 
+def test_placing_a_captured_or_released_hold_again_answers_it_as_settled(session):
+    user = UserFactory(balance="10.00")
+    first = hold(session, user, request_id="captured")
+    capture_hold(session, hold_id=first.hold.id, amount="1.50", ctx=INTERNAL)
+    again = hold(session, user, request_id="captured")
+    assert (again.hold.id, again.replayed, again.hold.status.value) == (first.hold.id, True, "captured")
+    other = hold(session, user, request_id="released")
+    release_hold(session, hold_id=other.hold.id, ctx=INTERNAL)
+    again = hold(session, user, request_id="released")
+    assert (again.hold.id, again.replayed, again.hold.status.value) == (other.hold.id, True, "released")
+    assert account(session, user) == (Decimal("8.5000"), Decimal("0.0000"))
+    assert count_rows(session, UsageLog) == 1
+
+
 def test_deducts_and_holds_share_one_namespace_of_request_ids(session):
     user = UserFactory(balance="10.00")
     charge(session, user, "1.00", request_id="shared")

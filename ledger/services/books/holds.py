@@ -145,9 +145,12 @@ def set_aside(
     ).one()
     now = ctx.now()
     previous = session.scalar(select(Hold).where(Hold.user_id == req.user_id, Hold.request_id == req.request_id))
+    # A charge with this request id makes it a conflict; once the hold is there, a usage log with
+    # its request id is the hold's own capture, and placing it again is a replay.
     charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
+    taken = previous is None and session.scalar(charged) is not None
     figures = Account(req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, low_balance))
-    decision = decide(req, figures, previous, taken=session.scalar(charged) is not None)
+    decision = decide(req, figures, previous, taken=taken)
     if decision.status == "insufficient_balance":
         raise short_of(account, req, "hold.insufficient_balance", ctx)
     if decision.error is not None:
