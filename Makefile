@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run serve test install lint migrate seed translations chromium clean bench messages bench-charge bench-faults
+.PHONY: run serve test screenshots install lint migrate seed translations chromium clean bench messages bench-charge bench-faults
 
 # The web server and one job worker (hold expiry, reconcile, event delivery, video jobs); Ctrl-C stops both.
 run: install .env migrate seed
@@ -18,6 +18,10 @@ serve: install
 
 test: install chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
+
+# The browser tests again, saving a full-page screenshot of every step they name to test-artifacts/.
+screenshots: install chromium
+	SCREENSHOTS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 tests/e2e
 
 install: $(STAMP) translations
 

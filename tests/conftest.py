@@ -42,7 +42,7 @@ QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_per
 # `make test` hands out one test at a time, to whichever worker is free (--dist load --maxschedchunk 1).
 # The browser tests come first and together: a worker opens one browser for all of them.
 FIRST = (
-    "tests/e2e/test_accessibility.py",  # 4 tests of ~20 s
+    "tests/e2e/test_accessibility.py",  # 2 tests of ~15 s
     "tests/e2e/test_keyboard.py",  # 2 of ~15 s
     "tests/e2e/test_back_office.py",  # 2 of ~10 s
     "tests/e2e/",  # 34 of 2-7 s

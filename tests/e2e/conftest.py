@@ -1,8 +1,9 @@
 """A live server on a free port and Debian's chromium (its headless shell) driven by Playwright.
 
 The server (`live_server` in tests/conftest.py, sandbox on) runs in a thread on the real engine:
-rows are committed, and the `committed` fixture empties the tables after each test. Screenshots go
-to test-artifacts/ for people to look at.
+rows are committed, and the `committed` fixture empties the tables after each test. With
+SCREENSHOTS=1 (`make screenshots`) each named step's full page goes to test-artifacts/ for people to
+look at; without, `shot` takes none (they were a quarter of the browser tests' time).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = os.environ.get("SCREENSHOTS") == "1"
 # Debian's build of Chromium's headless shell, the browser Playwright itself runs headless: the same
 # engine as chromium without the desktop browser around it, at two thirds of its CPU a page.
 CHROMIUM = "/usr/bin/chromium-headless-shell"
@@ -61,6 +63,8 @@ class Page:
         self.page.wait_for_url(f"{self.base}/")
 
     def shot(self, label: str) -> None:
+        if not SCREENSHOTS:
+            return
         ARTIFACTS.mkdir(exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{self.name}-{label}.png"), full_page=True)
 
