@@ -383,11 +383,9 @@ ADMIN = Context(Actor.ADMIN).as_admin(None, via="test")
 CLI_ADMIN = Context(Actor.ADMIN).as_admin(None, via="cli")
 
 
-def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", **options):
+def charge(session, user, amount="1.00", request_id="r-1", model="image-studio-v2", ctx=INTERNAL, **options):
     """A deduct of `user` by a service of the SaaS, through the charge engine (charge_usage)."""
-    return charge_usage(
-        session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=INTERNAL, **options
-    )
+    return charge_usage(session, user_id=user.id, amount=amount, model=model, request_id=request_id, ctx=ctx, **options)
 
 
 def stop_the_clock(app: Flask, monkeypatch: pytest.MonkeyPatch, at: datetime | None = None) -> datetime:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ledger.errors import InvalidRequest
 from ledger.models import Event, User
@@ -26,16 +26,22 @@ def lows(session, person) -> list[dict]:
     return sorted(session.scalars(query), key=lambda d: -Decimal(d["balance"]))
 
 
-def charge(session, person, amount, request_id, site=SITE):
-    return charge_at(session, person, amount, request_id, model="m", low_balance=site)  # the site's threshold: SITE
+@pytest.fixture
+def ctx(settings):
+    """An operation context whose site threshold is SITE (LOW_BALANCE_THRESHOLD of its settings)."""
+    return INTERNAL.using(replace(settings, LOW_BALANCE_THRESHOLD=SITE))
 
 
-def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):
+def charge(session, person, amount, request_id, ctx):
+    return charge_at(session, person, amount, request_id, model="m", ctx=ctx)
+
+
+def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session, ctx):
     person = UserFactory(balance="12.00")
-    charge(session, person, "2.00", "r1")  # 12.00 -> 10.00: at the threshold, not below
+    charge(session, person, "2.00", "r1", ctx)  # 12.00 -> 10.00: at the threshold, not below
     assert lows(session, person) == []
     assert low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
-    charge(session, person, "0.01", "r2")  # 10.00 -> 9.99: from at to below
+    charge(session, person, "0.01", "r2", ctx)  # 10.00 -> 9.99: from at to below
     [event] = lows(session, person)
     assert event == {
         "user_id": str(person.id),
@@ -48,24 +54,22 @@ def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session):
     assert low_threshold(session, person.id, SITE, datetime.now(UTC)) == SITE  # the banner shows
 
 
-def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, settings):
+def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, ctx, settings):
     person = UserFactory(balance="11.00")
     for n in range(3):
-        charge(session, person, "1.00", f"r{n}")  # 11 -> 10 -> 9 (low) -> 8 (still low)
+        charge(session, person, "1.00", f"r{n}", ctx)  # 11 -> 10 -> 9 (low) -> 8 (still low)
     assert [e["available"] for e in lows(session, person)] == ["9.00"]
     order = PaymentFactory(user=person, amount=Decimal("5.00"))
     settle_by_notify(session, order, settings)  # 8 -> 13: back above, nothing sent for rising
     assert low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
-    charge(session, person, "4.00", "again")  # 13 -> 9: crosses again
+    charge(session, person, "4.00", "again", ctx)  # 13 -> 9: crosses again
     assert [e["available"] for e in lows(session, person)] == ["9.00", "9.00"]
     assert len({e["usage_id"] for e in lows(session, person)}) == 2
 
 
-def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session):
+def test_a_hold_can_cross_it_and_releasing_it_lifts_the_banner(session, ctx):
     person = UserFactory(balance="15.00")
-    held = place_hold(
-        session, user_id=person.id, amount="6.00", model="v", request_id="h", ctx=INTERNAL, low_balance=SITE
-    )
+    held = place_hold(session, user_id=person.id, amount="6.00", model="v", request_id="h", ctx=ctx)
     [event] = lows(session, person)
     assert (event["hold_id"], event["balance"], event["available"]) == (str(held.hold.id), "15.00", "9.00")
     release_hold(session, hold_id=held.hold.id, ctx=INTERNAL)
@@ -90,23 +94,23 @@ def test_a_hold_past_its_expiry_no_longer_lowers_the_banner_nor_an_admin_debit(s
     assert preview_adjust(session, ADMIN, person.id, "10.00", debit=True).available == Decimal("20.00")
 
 
-def test_a_batch_sends_one_event_at_the_item_that_crosses(session):
+def test_a_batch_sends_one_event_at_the_item_that_crosses(session, ctx):
     person = UserFactory(balance="10.50")
     items = [
         {"user_id": str(person.id), "amount": "0.25", "model": "m", "request_id": f"b{n}"} for n in range(4)
     ]  # 10.50 -> 10.25 -> 10.00 -> 9.75 (crosses) -> 9.50
-    results = charge_batch(session, charges=items, ctx=INTERNAL, low_balance=SITE)
+    results = charge_batch(session, charges=items, ctx=ctx)
     [event] = lows(session, person)
     assert event["usage_id"] == str(results[2].usage.id) and event["available"] == "9.75"
 
 
-def test_a_person_sets_their_own_threshold_zero_switches_it_off_empty_is_the_sites(session):
+def test_a_person_sets_their_own_threshold_zero_switches_it_off_empty_is_the_sites(session, ctx):
     person = UserFactory(balance="30.00")
     assert set_own_threshold(session, person.id, "２５.00", ctx=SYSTEM) == Decimal("25.00")  # typed full-width
-    charge(session, person, "6.00", "r1")  # 30 -> 24: below their 25
+    charge(session, person, "6.00", "r1", ctx)  # 30 -> 24: below their 25
     assert [e["threshold"] for e in lows(session, person)] == ["25.00"]
     assert set_own_threshold(session, person.id, "0", ctx=SYSTEM) == Decimal("0.00")
-    charge(session, person, "20.00", "r2")  # 24 -> 4: below the site's, but they said never
+    charge(session, person, "20.00", "r2", ctx)  # 24 -> 4: below the site's, but they said never
     assert len(lows(session, person)) == 1 and low_threshold(session, person.id, SITE, datetime.now(UTC)) is None
     assert set_own_threshold(session, person.id, "", ctx=SYSTEM) is None
     assert session.scalar(select(User.low_balance_threshold).where(User.id == person.id)) is None
@@ -130,3 +134,15 @@ def test_the_site_threshold_comes_from_the_settings_through_the_api(
     body = {"user_id": str(person.id), "amount": "15.00", "model": "m", "request_id": "api-1"}
     assert client.post("/api/billing/deduct", json=body, headers=internal_headers).status_code == 200
     assert [e["threshold"] for e in lows(session, person)] == ["50.00"]
+
+
+def test_every_charge_and_hold_reads_the_site_threshold_from_its_contexts_settings(session, settings):
+    fifty = INTERNAL.using(replace(settings, LOW_BALANCE_THRESHOLD=Decimal("50.00")))
+    people = [UserFactory(balance="60.00") for _ in range(3)]
+    charge_at(session, people[0], "15.00", "one", model="m", ctx=fifty)
+    place_hold(session, user_id=people[1].id, amount="15.00", model="v", request_id="hold", ctx=fifty)
+    item = {"user_id": str(people[2].id), "amount": "15.00", "model": "m", "request_id": "item"}
+    charge_batch(session, charges=[item], ctx=fifty)
+    assert [[e["threshold"] for e in lows(session, p)] for p in people] == [["50.00"]] * 3
+    charge_at(session, UserFactory(balance="60.00"), "15.00", "default", model="m")  # no settings: the default 10.00
+    assert session.scalar(select(func.count()).select_from(Event).where(Event.type == "balance.low")) == 3

@@ -14,7 +14,7 @@ from ledger.services.books.summary import account_summary
 from ledger.services.growth.invites import invite_overview
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import now, request_context, settings, user_timezone
+from ledger.web.context import now, request_context, user_timezone
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import batch_json, charge_json, order_json, usage_json
@@ -44,7 +44,6 @@ def deduct() -> Any:
         request_id=body.get("request_id"),
         params=body.get("params"),
         ctx=request_context(Actor.INTERNAL),
-        low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(charge_json(charge.usage, charge.balance, replayed=charge.replayed))
 
@@ -62,7 +61,6 @@ def deduct_batch() -> Any:
         get_session(),
         charges=json_body().get("charges"),
         ctx=request_context(Actor.INTERNAL),
-        low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(results=batch_json(results))
 

@@ -9,7 +9,7 @@ from ledger.models import Actor
 from ledger.services.books.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web import schemas
 from ledger.web.auth import internal_only
-from ledger.web.context import now, request_context, settings
+from ledger.web.context import now, request_context
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
 from ledger.web.serialisers import hold_answer_json, hold_json
@@ -42,7 +42,6 @@ def place() -> Any:
         params=body.get("params"),
         ttl_seconds=body.get("ttl_seconds"),
         ctx=request_context(Actor.INTERNAL),
-        low_balance=settings().LOW_BALANCE_THRESHOLD,
     )
     return jsonify(hold_answer_json(answer)), 200 if answer.replayed else 201
 

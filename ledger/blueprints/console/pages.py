@@ -15,7 +15,7 @@ from ledger.services.books.accounts import get_available, get_balance, own_usage
 from ledger.services.console.pricing import MODELS, console_run, offers, run_model
 from ledger.services.console.video import MODEL as VIDEO_MODEL
 from ledger.services.console.video import line_of, start_video_job
-from ledger.web.context import now, request_context, settings
+from ledger.web.context import now, request_context
 from ledger.web.parsing import TextForm, flash_errors, submit
 
 bp = Blueprint("console", __name__)
@@ -81,7 +81,6 @@ def start_video() -> Any:
             outcome=form.outcome.data,
             run_id=form.request_id.data,
             ctx=request_context(),
-            low_balance=settings().LOW_BALANCE_THRESHOLD,
             handoff=video_handoff(current_app._get_current_object()),  # type: ignore[attr-defined]
         ),
     )
@@ -106,7 +105,6 @@ def run() -> Any:
             raw_params=request.form,
             run_id=form.request_id.data,
             ctx=request_context(),
-            low_balance=settings().LOW_BALANCE_THRESHOLD,
         ),
     )
     if outcome is None:  # said on the console, after a redirect: a reload does not post the run again

@@ -42,7 +42,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
-from ledger.services.books.low_balance import SITE_DEFAULT, threshold
+from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
 MAX_ITEMS = 1000
@@ -70,20 +70,18 @@ def charge_list(charges: object) -> list[dict[str, Any]]:
 
 
 @retry_on_disconnect
-def charge_batch(
-    session: Session, *, charges: object, ctx: Context, low_balance: Decimal = SITE_DEFAULT
-) -> list[ItemResult]:
+def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[ItemResult]:
     """Charge a batch of deducts (1 to 1,000 objects of SPEC 6's deduct fields) in one transaction.
 
     Raises InvalidRequest, with nothing written, when `charges` is not a list of 1 to 1,000
     objects; an object with bad fields is that item's invalid_request. Returns one result per
     item, in order. The item that takes a person's available amount below their threshold (their
-    own, else `low_balance`) adds a balance.low event, as a single deduct would.
+    own, else the site's) adds a balance.low event, as a single deduct would.
     """
     parsed = [_parse(item) for item in charge_list(charges)]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
-        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), low_balance, ctx)
+        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), ctx)
         pairs = [(r.user_id, r.request_id) for r in requests]
         before, taken = _look(session, pairs) if pairs else ({}, set())
         results, writes, refusals = [], [], []
@@ -113,15 +111,13 @@ def _parse(item: dict[str, Any]) -> ChargeRequest | InvalidRequest:
         return refused
 
 
-def _lock_accounts(
-    session: Session, user_ids: list[uuid.UUID], site_low: Decimal, ctx: Context
-) -> dict[uuid.UUID, Account]:
+def _lock_accounts(session: Session, user_ids: list[uuid.UUID], ctx: Context) -> dict[uuid.UUID, Account]:
     """The batch's people, locked in the order of their ids; their past-due holds expired."""
     if not user_ids:
         return {}
     rows = session.connection().execute(LOCK, {"p_user_ids": user_ids})
     accounts = {
-        user_id: Account(user_id, balance, held, disabled, threshold(own, site_low))
+        user_id: Account(user_id, balance, held, disabled, threshold(own, site_threshold(ctx)))
         for user_id, balance, held, disabled, own in rows
     }
     for account in accounts.values():

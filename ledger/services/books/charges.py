@@ -32,7 +32,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
-from ledger.services.books.low_balance import SITE_DEFAULT, threshold
+from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
 
@@ -47,7 +47,6 @@ def charge_usage(
     request_id: object,
     params: object = None,
     ctx: Context,
-    low_balance: Decimal = SITE_DEFAULT,
 ) -> Charge:
     """Charge a user for one use of a paid feature, at most once per (user, request_id).
 
@@ -57,7 +56,7 @@ def charge_usage(
     amount (balance - held) is short, raises InsufficientBalance and keeps only its audit row; else
     lowers the balance and writes the usage log, its ledger entry and an audit row, and a
     balance.low event when the charge takes the available amount below the person's threshold
-    (their own, else `low_balance`, the site's). Raises InvalidRequest, UserNotFound,
+    (their own, else the site's, of `ctx`'s settings). Raises InvalidRequest, UserNotFound,
     AccountDisabled.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
@@ -73,7 +72,7 @@ def charge_usage(
                 found.balance,
                 found.held,
                 found.disabled,
-                threshold(found.low_balance_threshold, low_balance),
+                threshold(found.low_balance_threshold, site_threshold(ctx)),
             )
             if not account.disabled:
                 account.expire_past_due(session, ctx)
@@ -83,12 +82,12 @@ def charge_usage(
             if decision.error is not None:
                 raise decision.error
             if decision.usage is not None:  # replayed
-                metrics.count_charges(session, ["replayed"], Decimal(0))
+                metrics.count_charges(session, "replayed", Decimal(0))
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
             usage = take(req, account)
             if write(session, [Entry(usage)], ctx):
                 note_low(session, account, usage)
-                metrics.count_charges(session, ["charged"], usage.amount)
+                metrics.count_charges(session, "charged", usage.amount)
                 return Charge(usage=usage, balance=usage.balance_after, replayed=False)
             found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
     raise AssertionError("a request id taken, then not found")  # pragma: no cover

@@ -35,7 +35,7 @@ from ledger.services.books.accounts import (
     short_of,
 )
 from ledger.services.books.engine import Account, Entry, Usage, decide, write
-from ledger.services.books.low_balance import SITE_DEFAULT, note_crossing, threshold
+from ledger.services.books.low_balance import note_crossing, site_threshold, threshold
 from ledger.services.context import Context
 
 TTL_DEFAULT = 3600
@@ -109,7 +109,6 @@ def place_hold(
     params: object = None,
     ttl_seconds: object = None,
     ctx: Context,
-    low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """Set `amount` aside for a job of `request_id`, for `ttl_seconds` (60-86400, default 3600).
 
@@ -124,7 +123,7 @@ def place_hold(
         else validation.whole_number(ttl_seconds, "ttl_seconds", minimum=TTL_MIN, maximum=TTL_MAX)
     )
     with atomic(session):
-        return set_aside(session, req, ttl=ttl, ctx=ctx, low_balance=low_balance)
+        return set_aside(session, req, ttl=ttl, ctx=ctx)
 
 
 def set_aside(
@@ -133,12 +132,11 @@ def set_aside(
     *,
     ttl: int,
     ctx: Context,
-    low_balance: Decimal = SITE_DEFAULT,
 ) -> HoldAnswer:
     """`place_hold` inside the caller's unit of work, for a checked request (the console's video
     jobs place a hold and queue the job in one transaction). The context's clock is read once the
     account is locked, as in every hold operation. A hold that takes the available
-    amount below the person's threshold (their own, else `low_balance`) adds a balance.low event."""
+    amount below the person's threshold (their own, else the site's) adds a balance.low event."""
     account = lock_account(session, req.user_id, ctx)
     disabled_at, own = session.execute(
         select(User.disabled_at, User.low_balance_threshold).where(User.id == req.user_id)
@@ -149,7 +147,9 @@ def set_aside(
     # its request id is the hold's own capture, and placing it again is a replay.
     charged = select(UsageLog.id).where(UsageLog.user_id == req.user_id, UsageLog.request_id == req.request_id)
     taken = previous is None and session.scalar(charged) is not None
-    figures = Account(req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, low_balance))
+    figures = Account(
+        req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, site_threshold(ctx))
+    )
     decision = decide(req, figures, previous, taken=taken)
     if decision.status == "insufficient_balance":
         raise short_of(account, req, "hold.insufficient_balance", ctx)
@@ -175,7 +175,7 @@ def set_aside(
     note_crossing(
         session,
         user_id=req.user_id,
-        limit=threshold(own, low_balance),
+        limit=threshold(own, site_threshold(ctx)),
         before=before,
         after=account.available,
         balance=account.balance,

@@ -27,12 +27,18 @@ from ledger.services.books.accounts import funds
 from ledger.services.context import Context
 from ledger.services.events import emit
 
-SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # what services assume when a caller names no site threshold
+SITE_DEFAULT = Settings.LOW_BALANCE_THRESHOLD  # the site's threshold when a context carries no settings
 MAX_THRESHOLD = Decimal("100000.00")
 ZERO = Decimal("0.00")
 
 
+def site_threshold(ctx: Context) -> Decimal:
+    """The site's LOW_BALANCE_THRESHOLD, from the context's settings (a context without: the default)."""
+    return SITE_DEFAULT if ctx.settings is None else ctx.settings.LOW_BALANCE_THRESHOLD
+
+
 def threshold(own: Decimal | None, site: Decimal) -> Decimal:
+    """A person's threshold: their own, else the site's."""
     return site if own is None else own
 
 

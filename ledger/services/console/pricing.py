@@ -20,7 +20,6 @@ from ledger.i18n import N_
 from ledger.money import STORAGE_QUANTUM
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.engine import Charge
-from ledger.services.books.low_balance import SITE_DEFAULT
 from ledger.services.context import Context
 
 
@@ -179,7 +178,6 @@ def run_model(
     raw_params: Mapping[str, object],
     run_id: object,
     ctx: Context,
-    low_balance: Decimal = SITE_DEFAULT,
 ) -> tuple[Quote, Charge]:
     """Price and charge one (simulated) run.
 
@@ -197,6 +195,5 @@ def run_model(
         request_id=f"console:{run_id}",
         params=priced.params,
         ctx=ctx,
-        low_balance=low_balance,
     )
     return priced, charge

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,7 +28,6 @@ from ledger.i18n import N_
 from ledger.models import BillingAccount, Hold, HoldStatus, VideoJob, VideoJobStatus
 from ledger.services.books.accounts import ChargeRequest
 from ledger.services.books.holds import capture, release, set_aside
-from ledger.services.books.low_balance import SITE_DEFAULT
 from ledger.services.console.pricing import Quote, quote
 from ledger.services.context import Context
 
@@ -66,7 +64,6 @@ def start_video_job(
     run_id: object,
     ctx: Context,
     handoff: Handoff,
-    low_balance: Decimal = SITE_DEFAULT,
 ) -> VideoJob:
     """Hold the quoted maximum of a video and queue its job, then start it if one of the person's
     AT_ONCE places is free. `run_id` (a UUID) comes with the page's form: a resubmitted form
@@ -78,7 +75,7 @@ def start_video_job(
     priced = quote(MODEL, raw_params)
     request = ChargeRequest(user_id, priced.amount, MODEL, f"console:{run}", dict(priced.params))
     with atomic(session):
-        held = set_aside(session, request, ttl=HOLD_TTL, ctx=ctx, low_balance=low_balance)
+        held = set_aside(session, request, ttl=HOLD_TTL, ctx=ctx)
         job = session.scalar(select(VideoJob).where(VideoJob.hold_id == held.hold.id)) if held.replayed else None
         if job is None:
             job = VideoJob(
