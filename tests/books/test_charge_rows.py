@@ -6,7 +6,7 @@ nothing written."""
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from ledger.models import AuditLog, LedgerEntry, LedgerKind, UsageLog
@@ -94,3 +94,17 @@ def test_a_statement_the_database_refuses_is_sqlalchemys_error_and_writes_nothin
         charge_usage(session, user_id=person.id, amount="1.00", model="m", request_id="refused", ctx=INTERNAL)
     assert (count_rows(session, UsageLog), count_rows(session, LedgerEntry), count_rows(session, AuditLog)) == before
     assert balance_of(session, person.id) == Decimal("5.00")
+
+
+def test_the_write_is_planned_once_and_reused_not_planned_at_every_charge(session):
+    """PostgreSQL reuses one (generic) plan of the engine's write once psycopg has prepared it; an
+    estimate drawn from a parameter's value had it plan the statement anew at every charge."""
+    people = UserFactory.create_batch(3, balance="5.00")
+    for n in range(20):  # psycopg prepares a statement at its 6th run; PostgreSQL plans 5 for it, then decides
+        charge_usage(session, user_id=people[n % 3].id, amount="0.01", model="m", request_id=f"p{n}", ctx=INTERNAL)
+    plans = session.execute(
+        text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH item AS%'")
+    ).all()
+    assert len(plans) == 1  # one statement for a single charge
+    generic, custom = plans[0]
+    assert custom <= 5 and generic >= 10, plans  # more when an earlier test ran charges on this connection

@@ -224,7 +224,8 @@ def write(session: Session, entries: list[Entry], ctx: Context) -> dict[uuid.UUI
         "p_user_agent": ctx.user_agent,
         "p_trace_id": current_request_id(),
     }
-    written = {row.id: row.created_at for row in WRITE.all(session.connection(), parameters)}
+    statement = WRITE if len(entries) > 1 else WRITE_ONE
+    written = {row.id: row.created_at for row in statement.all(session.connection(), parameters)}
     for entry in entries:
         entry.usage.created_at = written.get(entry.usage.id)
     return written
@@ -282,8 +283,14 @@ def _records(name: str, *columns: Any) -> Any:
     )
 
 
-def _write_statement() -> Any:
-    """One statement for every charge of a transaction (data-modifying CTEs over the items' rows)."""
+def _write_statement(*, ordered: bool = True) -> Any:
+    """One statement for every charge of a transaction (data-modifying CTEs over the items' rows),
+    its rows inserted in the items' order (ids follow it); `ordered=False` for a single item, whose
+    three sorts were a tenth of the statement's time on the server."""
+
+    def in_order(query: Any, n: Any) -> Any:
+        return query.order_by(n) if ordered else query
+
     columns = ["id", "user_id", "amount", "model", "params", "request_id", "balance_after"]
     records = _records(
         "items",
@@ -299,7 +306,7 @@ def _write_statement() -> Any:
         pg_insert(USAGE)
         .from_select(
             columns,
-            select(*[item.c[c] for c in columns]).where(~(item.c.guarded & taken_by_hold)).order_by(item.c.n),
+            in_order(select(*[item.c[c] for c in columns]).where(~(item.c.guarded & taken_by_hold)), item.c.n),
         )
         .on_conflict_do_nothing(index_elements=[USAGE.c.user_id, USAGE.c.request_id])
         .returning(USAGE.c.id, USAGE.c.user_id, USAGE.c.created_at)
@@ -307,9 +314,14 @@ def _write_statement() -> Any:
     )
     done = select(item).join(written, written.c.id == item.c.id).cte("done")  # the charges written
     last = _records("accounts", ACCOUNTS.c.user_id, ACCOUNTS.c.balance)
+    # The people written, as an array the index is searched with: the planner takes a JSON array for
+    # 100 rows, and joined on that alone it read every billing account for each charge (a seq scan).
+    # Not a parameter: an estimate drawn from a parameter's value kept the server planning the
+    # statement anew at each call (custom plans) instead of reusing one.
+    people = func.array(select(written.c.user_id).scalar_subquery())
     account = (
         update(ACCOUNTS)
-        .where(ACCOUNTS.c.user_id == last.c.user_id, last.c.user_id.in_(select(written.c.user_id)))
+        .where(ACCOUNTS.c.user_id == func.any(people), ACCOUNTS.c.user_id == last.c.user_id)
         .values(balance=last.c.balance, updated_at=func.now())
         .returning(ACCOUNTS.c.user_id)
         .cte("account")
@@ -319,7 +331,7 @@ def _write_statement() -> Any:
         insert(ENTRIES)
         .from_select(
             ["user_id", "amount", "balance_after", "kind", "usage_log_id"],
-            select(done.c.user_id, -done.c.amount, done.c.balance_after, kind, done.c.id).order_by(done.c.n),
+            in_order(select(done.c.user_id, -done.c.amount, done.c.balance_after, kind, done.c.id), done.c.n),
         )
         .returning(ENTRIES.c.id)
         .cte("entry")
@@ -328,15 +340,18 @@ def _write_statement() -> Any:
         insert(AUDIT)
         .from_select(
             ["user_id", "actor", "action", "ip", "user_agent", "details", "request_id"],
-            select(
-                done.c.user_id,
-                bindparam("p_actor", type_=AUDIT.c.actor.type),
-                done.c.action,
-                bindparam("p_ip", type_=AUDIT.c.ip.type),
-                bindparam("p_user_agent", type_=AUDIT.c.user_agent.type),
-                done.c.details,
-                bindparam("p_trace_id", type_=AUDIT.c.request_id.type),  # the HTTP request's id
-            ).order_by(done.c.n),
+            in_order(
+                select(
+                    done.c.user_id,
+                    bindparam("p_actor", type_=AUDIT.c.actor.type),
+                    done.c.action,
+                    bindparam("p_ip", type_=AUDIT.c.ip.type),
+                    bindparam("p_user_agent", type_=AUDIT.c.user_agent.type),
+                    done.c.details,
+                    bindparam("p_trace_id", type_=AUDIT.c.request_id.type),  # the HTTP request's id
+                ),
+                done.c.n,
+            ),
         )
         .returning(AUDIT.c.id)
         .cte("audit")
@@ -345,3 +360,4 @@ def _write_statement() -> Any:
 
 
 WRITE = Prepared.of(_write_statement())
+WRITE_ONE = Prepared.of(_write_statement(ordered=False))
