@@ -1,7 +1,6 @@
-"""The two hot paths write what the ORM would have written: a batch's one-statement write (JSON
-rows) and a single charge (statements on the DBAPI connection) leave the same rows for the same
-charges, whatever the text and params; a statement the database refuses is SQLAlchemy's error, with
-nothing written."""
+"""The one charge engine's write (books.engine): a batch and single charges leave the same rows for
+the same charges, whatever the text and params; a statement the database refuses is SQLAlchemy's
+error, with nothing written; the write is planned once and reused."""
 
 from decimal import Decimal
 
