@@ -93,9 +93,10 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
                 note_low(session, accounts[result.usage.user_id], result.usage)
             elif result.status == "insufficient_balance":
                 refusals.append(_refusal_row(item, result.error, ctx))
-        if writes:
-            written = write(session, writes, ctx)
-            assert len(written) == len(writes), "a batch's charges are looked up after its locks"
+        # Its request ids were looked up after its locks, so nothing can have taken one since; were one
+        # skipped, the balances after it would be wrong: the whole batch is rolled back.
+        if writes and len(write(session, writes, ctx)) != len(writes):
+            raise RuntimeError("a batch's charge was not written although its request id was free")
         if refusals:
             session.add_all(refusals)
         metrics.count_charges(session, (r.status for r in results), sum((e.usage.amount for e in writes), Decimal(0)))

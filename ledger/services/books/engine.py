@@ -198,7 +198,9 @@ def write(session: Session, entries: list[Entry], ctx: Context) -> dict[uuid.UUI
     """Write charges, in their order, with one statement: their usage logs, the balances (each
     person's after their last charge here), the ledger entries and the audit rows. Returns the
     usage logs written, with their time; a guarded one whose request id a charge or a hold took
-    meanwhile is not, and nothing of it is (nor its person's balance)."""
+    meanwhile is not, and nothing of it is (nor its person's balance, when it was their only one: a
+    person's balance is set to their last charge's `balance_after`, so a caller that writes several
+    charges of one person must see all of them written or roll back, as batches do)."""
     last = {e.usage.user_id: e.usage.balance_after for e in entries}
     items = [
         {
