@@ -455,22 +455,3 @@ def test_refusals_from_one_ipv6_subscriber_count_together_and_a_limit_may_have_p
     ]
     assert statuses == [400, 400, 400, 429, 429]
     assert session.scalars(select(NotifyRefusal.source)).all() == ["2001:db8::/64"]
-
-
-def test_counts_of_refused_notifies_are_forgotten_after_30_days(session):
-    from ledger.services.payments.webhook import forget_old_refusals
-
-    old, recent = (
-        NotifyRefusal(
-            minute=datetime.now(UTC) - timedelta(days=days),
-            source=f"10.0.0.{days}",
-            reason="bad_sign",
-            count=1,
-            last_at=datetime.now(UTC),
-        )
-        for days in (31, 29)
-    )
-    session.add_all([old, recent])
-    session.flush()
-    assert forget_old_refusals(session) == 1
-    assert session.scalars(select(NotifyRefusal.source)).all() == ["10.0.0.29"]
