@@ -27,8 +27,9 @@ from ledger.config import Settings
 from ledger.db import Database, embedded_postgres_url, make_engine
 from ledger.migrations import fresh_database
 from ledger.models import Base
+from ledger.services.context import Context
 from tests import factories
-from tests.factories import FAST_PASSWORD_HASH
+from tests.factories import FAST_PASSWORD_HASH, UserFactory
 from tests.helpers import INTERNAL_KEY, XORPAY_AID, XORPAY_SECRET, AuthActions, FakeXorPay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +205,12 @@ def admin_user(auth: AuthActions, session: Session):
     user = factories.UserFactory(is_admin=True)
     auth.login(user)
     return user
+
+
+@pytest.fixture
+def admin(session: Session) -> Context:
+    """An admin's context in service calls, of an admin who exists (not signed in)."""
+    return Context("admin").as_admin(UserFactory(is_admin=True).id)
 
 
 @pytest.fixture

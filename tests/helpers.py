@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: signing in, forms, balances, XorPay stand-ins, threads, images.
+"""Helpers shared by the tests: signing in, forms, balances, XorPay stand-ins, threads, images, code batches.
 
 Fixtures live in tests/conftest.py; this module holds plain functions and classes.
 """
@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -32,6 +33,7 @@ from ledger.models import Actor, BillingAccount, InviteRelation, LedgerEntry, Pa
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
 from ledger.services.context import CLOCK, INTERNAL, SYSTEM, XORPAY, Context
+from ledger.services.growth.code_batches import create_batch
 from ledger.services.payments.webhook import handle_notify
 from ledger.services.payments.xorpay import XorPayClient, sign
 from ledger.services.people.sign_in import register_user
@@ -394,3 +396,20 @@ def stop_the_clock(app: Flask, monkeypatch: pytest.MonkeyPatch, at: datetime | N
     stopped_at = at or datetime.now(UTC).replace(second=30)
     monkeypatch.setitem(app.extensions, CLOCK, lambda: stopped_at)
     return stopped_at
+
+
+# --- redemption codes -----------------------------------------------------------------------------
+
+
+def make(session, admin, count=3, amount="50.00", expires=None, note="reseller A"):
+    """A batch of `count` redemption codes made by `admin` (create_batch): (batch, codes)."""
+    return create_batch(
+        session,
+        admin,
+        count=count,
+        amount=amount,
+        expires=expires,
+        note=note,
+        reason="for reseller A",
+        tz=ZoneInfo("Asia/Shanghai"),
+    )
