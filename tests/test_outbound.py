@@ -47,7 +47,7 @@ def test_a_peer_that_trickles_its_headers_is_cut_at_the_deadline():
     finally:
         receiver.join(5)
         listener.close()
-    assert elapsed < 1.5 and cut == [True]
+    assert elapsed < 1.9 and cut == [True]  # the trickle alone lasts 2 s
 
 
 def test_a_refused_connection_is_a_connection_error_not_a_passed_deadline():
