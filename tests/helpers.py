@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -413,3 +414,33 @@ def make(session, admin, count=3, amount="50.00", expires=None, note="reseller A
         reason="for reseller A",
         tz=ZoneInfo("Asia/Shanghai"),
     )
+
+
+@contextlib.contextmanager
+def trickling_peer(pause: float, bytes_: int):
+    """An HTTP peer on a free port that sends its status line, then a byte of header every `pause`
+    seconds, `bytes_` times: no single read waits long, so only a deadline on the whole call cuts
+    it. Yields (port, cut); `cut` holds True once the caller closed the connection on it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    cut: list[bool] = []
+
+    def trickle() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(65536)
+            try:
+                peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(bytes_):
+                    time.sleep(pause)
+                    peer.sendall(b"a")
+                peer.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the caller's deadline closed the connection
+                cut.append(True)
+
+    receiver = threading.Thread(target=trickle, daemon=True)
+    receiver.start()
+    try:
+        yield listener.getsockname()[1], cut
+    finally:
+        receiver.join(10)
+        listener.close()

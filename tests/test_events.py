@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import socket
-import threading
 import time
 from dataclasses import replace as replaced
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,7 @@ from ledger.services.events import (
 )
 from ledger.services.payments.refunds import refund_order
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import ADMIN, funded_user, settle_by_notify, wait_until
+from tests.helpers import ADMIN, funded_user, settle_by_notify, trickling_peer, wait_until
 
 SECRET = "events-secret-for-tests"
 
@@ -259,31 +258,9 @@ def test_a_receiver_that_trickles_its_answer_cannot_hold_a_post_past_its_timeout
     # A receiver (or a proxy before it) that sends its status line, then a byte of header every
     # 0.2 s for 3 s: no single read waits 0.5 s, so requests never times out.
     (event,) = adjusted_events(session, 1)
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    cut = []
-
-    def trickle() -> None:
-        peer, _ = listener.accept()
-        with peer:
-            peer.recv(65536)
-            try:
-                peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-                for _ in range(15):
-                    time.sleep(0.2)
-                    peer.sendall(b"a")
-                peer.sendall(b"\r\nContent-Length: 0\r\n\r\n")
-            except OSError:  # the post's deadline closed the connection
-                cut.append(True)
-
-    receiver = threading.Thread(target=trickle, daemon=True)
-    receiver.start()
     started = time.monotonic()
-    try:
+    with trickling_peer(pause=0.2, bytes_=15) as (port, cut):
         deliver_due(session, SYSTEM, url=f"http://127.0.0.1:{port}/hook", secret=SECRET, timeout=(0.5, 0.5), budget=1.0)
-    finally:
-        receiver.join(10)
-        listener.close()
     assert time.monotonic() - started < 1.0 + 0.5 + 0.5 + 0.5  # budget, connect, read, and slack
     assert cut == [True]
     session.refresh(event)
