@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import ROOT, Page, tabs
 
@@ -88,7 +89,7 @@ def test_an_admin_adjusts_refunds_and_issues_codes_that_the_person_redeems(desk,
     p.click("[data-testid=admin-nav] a[href$='/admin/users']")
     p.fill("input[name=q]", "CUSTOMER-")
     p.click("form[role=search] button[type=submit]")
-    assert p.locator("[data-testid=people] li").count() == 1
+    expect(p.locator("[data-testid=people] li")).to_have_count(1)  # waits for the results page
     p.click(f"[data-testid=people] a:text-is('{person_email}')")
     p.wait_for_url(re.compile(r"/admin/users/[0-9a-f-]{36}$"))
     person_page = p.url

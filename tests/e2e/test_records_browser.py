@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from ledger.db import atomic
@@ -75,14 +76,14 @@ def test_receipt_histories_and_csv_in_both_languages(page, committed):
     assert p.locator("[data-testid=events] tbody tr").count() == 20
     tab.shot("security-page1-zh")
     p.click("[data-testid=older]")
-    assert p.locator("[data-testid=events] tbody tr").count() == 8  # 25 credits, the top-up, registered, signed in
+    expect(p.locator("[data-testid=events] tbody tr")).to_have_count(8)  # 25 credits, the top-up, registered, signed in
     assert p.is_visible("[data-testid=newest]")
     tab.shot("security-page2-zh")
 
     tab.goto("/account")
     assert p.locator("[data-testid=ledger] tbody tr").count() == 20
     p.click("[data-testid=older]")
-    assert p.locator("[data-testid=ledger] tbody tr").count() == 5
+    expect(p.locator("[data-testid=ledger] tbody tr")).to_have_count(5)
     tab.shot("account-page2-zh")
 
     tab.goto("/recharge")
