@@ -77,7 +77,7 @@ def user_id(n: int) -> str:
 
 def seed(database: Database, accounts: int, balance: Decimal = BALANCE) -> Decimal:
     """Accounts 1..N (`balance` each) and the hot account 0 (HOT_BALANCE), each funded by one
-    `adjustment` ledger entry, in bulk SQL; returns the total of the balances."""
+    `adjustment` ledger entry and its lot, in bulk SQL; returns the total of the balances."""
     password_hash = generate_password_hash("bench-password")
     with database.engine.begin() as conn:
         conn.execute(
@@ -100,6 +100,12 @@ def seed(database: Database, accounts: int, balance: Decimal = BALANCE) -> Decim
             text(
                 "INSERT INTO ledger_entries (user_id, amount, balance_after, kind, memo) "
                 "SELECT user_id, balance, balance, 'adjustment', 'bench funding' FROM billing_accounts"
+            )
+        )
+        conn.execute(  # each funding a lot of given money that never expires (SPEC 20)
+            text(
+                "INSERT INTO credit_lots (user_id, category, ledger_entry_id, amount, remaining) "
+                "SELECT user_id, 'granted', id, amount, amount FROM ledger_entries"
             )
         )
     history(database, accounts)

@@ -66,6 +66,11 @@ class Settings:
     EVENTS_URL: str = ""
     EVENTS_SECRET: str = ""
     LOW_BALANCE_THRESHOLD: Decimal = Decimal("10.00")
+    # Gifts (invite rewards, admin credits, codes without their own) expire this many whole days of
+    # 24 hours after the credit (SPEC 20); empty or 0: never. Paid money never expires.
+    GRANT_EXPIRY_DAYS: int = 0
+    # A credit.expiring event is sent when a lot enters its last days before expiry.
+    CREDIT_EXPIRY_NOTICE_DAYS: int = 7
     # Bearer token of GET /metrics (empty: /metrics answers 401 to everyone).
     METRICS_TOKEN: str = ""
     # How passwords are hashed (werkzeug's method string): scrypt, slow on purpose; tests use a fast one.
@@ -144,7 +149,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         elif f.type == "Decimal":
             kwargs[f.name] = _to_amount(f.name, raw)
         elif f.type == "int":
-            kwargs[f.name] = _to_count(f.name, raw)
+            kwargs[f.name] = 0 if f.name == "GRANT_EXPIRY_DAYS" and not raw.strip() else _to_count(f.name, raw)
         else:
             kwargs[f.name] = raw.strip()
     settings = Settings(**kwargs)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Enum,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -105,12 +107,39 @@ class LedgerKind(StrEnum):
     ADJUSTMENT = "adjustment"
     REFUND = "refund"
     REDEMPTION = "redemption"
+    EXPIRY = "expiry"  # a lot's money expired (SPEC 20)
+    PLAN = "plan"  # a plan period's allowance granted (SPEC 21)
 
     def allows(self, amount: Decimal) -> bool:
         """Does this kind move money by `amount` (negative: a debit)?"""
         if self is LedgerKind.ADJUSTMENT:
             return amount != 0
-        return (amount < 0) == (self in (LedgerKind.USAGE, LedgerKind.REFUND))
+        return (amount < 0) == (self in (LedgerKind.USAGE, LedgerKind.REFUND, LedgerKind.EXPIRY))
+
+    @property
+    def lot_category(self) -> LotCategory:
+        """The kind of money a credit of this kind adds (SPEC 20): what a person paid for, what a
+        plan period gives, or what was given (a reward, a code, an admin's credit)."""
+        if self is LedgerKind.TOPUP:
+            return LotCategory.PAID
+        if self is LedgerKind.PLAN:
+            return LotCategory.PLAN
+        if self in (LedgerKind.INVITE_REWARD, LedgerKind.REDEMPTION, LedgerKind.ADJUSTMENT):
+            return LotCategory.GRANTED
+        raise ValueError(f"{self} is not a credit")
+
+
+class LotCategory(StrEnum):
+    """What money a credit lot holds (SPEC 20), listed in the order a charge spends lots that expire
+    at the same instant: plan money first, then given money, paid money last."""
+
+    PLAN = "plan"
+    GRANTED = "granted"
+    PAID = "paid"
+
+    @property
+    def rank(self) -> int:
+        return list(LotCategory).index(self)
 
 
 class UnrewardedReason(StrEnum):
@@ -139,6 +168,8 @@ class EventType(StrEnum):
     REFUND_FAILED = "refund.failed"
     REDEMPTION_REDEEMED = "redemption.redeemed"
     BALANCE_ADJUSTED = "balance.adjusted"
+    CREDIT_EXPIRING = "credit.expiring"
+    CREDIT_EXPIRED = "credit.expired"
 
 
 class EventStatus(StrEnum):
@@ -593,6 +624,81 @@ class LedgerEntry(Base):
     usage_log: Mapped[UsageLog | None] = relationship()
     payment_transaction: Mapped[PaymentTransaction | None] = relationship()
     invite_relation: Mapped[InviteRelation | None] = relationship()
+
+
+class CreditLot(Base):
+    """One credit's money (SPEC 20): a top-up or 补单 (`paid`), a reward, code or admin credit
+    (`granted`), or a plan period's allowance (`plan`); `remaining` is what is left of it. A balance
+    is the sum of its lots' remaining, always. Charges spend lots in one order: the soonest expiry
+    first (never last), then plan, granted, paid (`spend_rank`), then the oldest, then by id.
+
+    `reserved` is the part of a paid lot that a pending refund of its order has set aside (SPEC 15):
+    it stays in the lot (and the balance) until the refund succeeds, but no charge draws it."""
+
+    __tablename__ = "credit_lots"
+    __table_args__ = (
+        CheckConstraint(_in("category", LotCategory), name="category_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_within_amount"),
+        CheckConstraint("reserved >= 0 AND reserved <= remaining", name="reserved_within_remaining"),
+        CheckConstraint("category <> 'paid' OR expires_at IS NULL", name="paid_never_expires"),
+        CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expires_after_creation"),
+        # A charge reads the person's lots with money left, in the spending order.
+        Index(
+            "ix_credit_lots_spending",
+            "user_id",
+            text("expires_at NULLS LAST"),
+            "spend_rank",
+            "created_at",
+            "id",
+            postgresql_where=text("remaining > 0"),
+        ),
+        # The expiry job and the notices read lots with money left by their expiry.
+        Index("ix_credit_lots_expires_at", "expires_at", postgresql_where=text("remaining > 0")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    category: Mapped[LotCategory] = mapped_column(_stored(LotCategory, 16))
+    spend_rank: Mapped[int] = mapped_column(
+        SmallInteger,
+        Computed("CASE category WHEN 'plan' THEN 0 WHEN 'granted' THEN 1 ELSE 2 END", persisted=True),
+    )
+    # The credit's ledger entry, which names its source (the order, the invitation, the code, the
+    # admin's adjustment or the plan period).
+    ledger_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id", ondelete="RESTRICT"), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    remaining: Mapped[Decimal] = mapped_column(Money)
+    reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default=text("0"))
+    expires_at: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]  # when its credit.expiring event was written (once a lot)
+    created_at: Mapped[datetime] = _created_at()
+
+    entry: Mapped[LedgerEntry] = relationship()
+
+
+class LotDraw(Base):
+    """Money taken from a lot: by a charge (its usage log) or by a ledger entry that is not a charge
+    (an admin's debit, a refund, an expiry). The draws of one charge or entry sum to its amount."""
+
+    __tablename__ = "lot_draws"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("num_nonnulls(usage_log_id, ledger_entry_id) = 1", name="one_source"),
+        Index("ix_lot_draws_lot_id", "lot_id"),
+        Index("ix_lot_draws_usage_log_id", "usage_log_id"),
+        Index("ix_lot_draws_ledger_entry_id", "ledger_entry_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("credit_lots.id", ondelete="RESTRICT"))
+    usage_log_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("usage_logs.id", ondelete="RESTRICT"))
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    created_at: Mapped[datetime] = _created_at()
+
+    lot: Mapped[CreditLot] = relationship()
+    ledger_entry: Mapped[LedgerEntry | None] = relationship()
 
 
 class UsageHourly(Base):

@@ -14,7 +14,7 @@ def test_sound_books_have_no_breach_and_every_check_is_reported_as_it_runs(sessi
     assert ran == list(CHECKS)
 
 
-def test_a_tampered_balance_breaks_both_checks_of_the_balance(session):
+def test_a_tampered_balance_breaks_the_three_checks_of_the_balance(session):
     user = UserFactory(balance="3.00")
     session.execute(text("UPDATE billing_accounts SET balance = 4 WHERE user_id = :u"), {"u": user.id})
     assert list(find_breaches(session)) == [
@@ -23,5 +23,10 @@ def test_a_tampered_balance_breaks_both_checks_of_the_balance(session):
             "2 balance equals the newest entry's balance_after",
             str(user.id),
             "balance 4.0000 but newest entry says 3.0000",
+        ),
+        Breach(
+            "10 balance equals the sum of the remaining of the account's lots",
+            str(user.id),
+            "balance 4.0000 but lots hold 3.0000",
         ),
     ]

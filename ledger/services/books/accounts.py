@@ -20,9 +20,20 @@ from sqlalchemy.orm import Session
 from ledger import metrics, validation
 from ledger.db import atomic, in_unit_of_work, lock
 from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
-from ledger.models import BillingAccount, EventType, Hold, HoldStatus, LedgerEntry, LedgerKind, UsageLog, User
+from ledger.models import (
+    BillingAccount,
+    CreditLot,
+    EventType,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    LedgerKind,
+    UsageLog,
+    User,
+)
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import record_audit, refusal
+from ledger.services.books.lots import add_lot, append_entry, draw, expire_due_lots, grant_expiry, has_due_lots
 from ledger.services.context import SYSTEM, Context
 from ledger.services.events import emit
 from ledger.services.paging import Page, newest_first
@@ -63,16 +74,25 @@ class ChargeRequest:
 def lock_account(session: Session, user_id: uuid.UUID, ctx: Context) -> BillingAccount:
     """Lock the user's billing account row for the rest of the transaction; raise UserNotFound.
 
-    The account's holds past their expiry (at the context's time once the lock is ours) are
-    expired first (SPEC 11: a hold is expired from that instant, everywhere), so that `held` and
-    the available amount never count them.
+    The account's holds and lots past their expiry (at the context's time once the lock is ours)
+    are expired first (SPEC 11, 20: expired from that instant, everywhere), so that the balance,
+    `held` and the available amount never count them.
     """
     account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
     if account is None:
         raise UserNotFound()
-    if account.held:
-        expire_due_holds(session, account, ctx.now())
+    expire_due(session, account, ctx.now(), lots_due=has_due_lots(session, user_id, ctx.now()))
     return account
+
+
+def expire_due(session: Session, account: BillingAccount, now: datetime, *, lots_due: bool) -> None:
+    """Under the account's lock: its holds past their expiry are expired, then its lots past
+    theirs (SPEC 11, 20), so that no figure counts them from that instant. Holds first: the money
+    they gave back is what an expiring lot may take (a lot keeps what active holds need)."""
+    if account.held:
+        expire_due_holds(session, account, now)
+    if lots_due:
+        expire_due_lots(session, account, now)
 
 
 def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -> list[Hold]:
@@ -131,35 +151,34 @@ def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
     """The person's money at `now`, read without a lock (a page's or a summary's; a charge checks
     again under the account's lock). `held` is the account's (its active holds and pending refunds)
     less the holds past their expiry that no transaction has written yet: those count no more from
-    that instant (SPEC 11). Raises UserNotFound."""
+    that instant (SPEC 11), and the balance less the lots past their expiry (SPEC 20). Raises
+    UserNotFound."""
     past_due = (
         select(func.coalesce(func.sum(Hold.amount), 0))
         .where(Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
         .scalar_subquery()
     )
+    lots_due = (
+        select(func.coalesce(func.sum(CreditLot.remaining), 0))
+        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
+        .scalar_subquery()
+    )
     row = session.execute(
-        select(BillingAccount.balance, BillingAccount.held - past_due).where(BillingAccount.user_id == user_id)
+        select(BillingAccount.balance, BillingAccount.held - past_due, lots_due).where(
+            BillingAccount.user_id == user_id
+        )
     ).first()
     if row is None:
         raise UserNotFound()
-    return Funds(balance=row[0], held=Decimal(row[1]))
+    balance, held = row[0], Decimal(row[1])
+    # lots past their expiry go, all but what active holds need (as `expire_due_lots` will write it)
+    return Funds(balance=balance - min(Decimal(row[2]), balance - held), held=held)
 
 
 def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:
     """Charges and holds of a disabled person answer 403 account_disabled (SPEC 13)."""
     if session.scalar(select(User.disabled_at).where(User.id == user_id)) is not None:
         raise AccountDisabled()
-
-
-def _post(
-    account: BillingAccount, amount: Decimal, kind: LedgerKind, session: Session, **reference: Any
-) -> LedgerEntry:
-    """Move a locked account's balance by `amount` and append the ledger entry that says so."""
-    assert kind.allows(amount), f"{kind} does not move money by {amount}"
-    account.balance += amount
-    entry = LedgerEntry(user_id=account.user_id, amount=amount, balance_after=account.balance, kind=kind, **reference)
-    session.add(entry)
-    return entry
 
 
 def short_of(account: BillingAccount, req: ChargeRequest, action: str, ctx: Context) -> InsufficientBalance:
@@ -187,10 +206,12 @@ def credit(
     action: str,
     details: dict[str, Any] | None = None,
     memo: str | None = None,
+    expires_at: datetime | None = None,
     **reference: Any,
 ) -> LedgerEntry:
     """Add money to a user's balance inside the caller's transaction (top-up, reward, adjustment,
-    redemption): `post` of a positive amount."""
+    redemption): `post` of a positive amount, as a lot of its kind's money expiring at
+    `expires_at` (a gift without one: GRANT_EXPIRY_DAYS from now; paid money never expires)."""
     if not isinstance(amount, Decimal) or amount <= 0:
         raise ValueError(f"credit amount must be a positive Decimal, not {amount!r}")
     return post(
@@ -202,6 +223,7 @@ def credit(
         action=action,
         details=details,
         memo=memo,
+        expires_at=expires_at,
         **reference,
     )
 
@@ -216,10 +238,13 @@ def post(
     action: str,
     details: dict[str, Any] | None = None,
     memo: str | None = None,
+    expires_at: datetime | None = None,
+    lot: CreditLot | None = None,
     **reference: Any,
 ) -> LedgerEntry:
     """Move a user's balance by `amount` (negative: a debit, never beyond the available amount)
-    inside the caller's transaction.
+    inside the caller's transaction. A credit adds a lot (`expires_at`: see `credit`); a debit
+    draws from the lots in the spending order, or from `lot` only (a refund: its order's).
 
     The caller holds the transaction so that the source row (the paid order, the invite relation,
     the refund) is locked and updated in the same unit of work. Locks the billing account, appends
@@ -235,7 +260,13 @@ def post(
     account = lock_account(session, user_id, ctx)
     if -amount > account.available:
         raise InsufficientBalance(account.balance, account.available)
-    entry = _post(account, amount, LedgerKind(kind), session, memo=memo, **reference)
+    entry = append_entry(session, account, amount, LedgerKind(kind), memo=memo, **reference)
+    now = ctx.now()
+    if amount > 0:
+        granted = add_lot(session, entry, expires_at=expires_at or grant_expiry(ctx, now), now=now)
+        details = {**(details or {}), **({"expires_at": granted.expires_at.isoformat()} if granted.expires_at else {})}
+    else:
+        draw(session, entry, now, lot=lot)
     record_audit(
         session,
         action,
@@ -251,7 +282,15 @@ def post(
     return entry
 
 
-def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, memo: str, ctx: Context) -> LedgerEntry:
+def adjust_balance(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    amount: Decimal,
+    memo: str,
+    ctx: Context,
+    expires_at: datetime | None = None,
+) -> LedgerEntry:
     """Credit a user by hand (support, the demo seed): one transaction of its own."""
     with atomic(session):
         return credit(
@@ -262,6 +301,7 @@ def adjust_balance(session: Session, *, user_id: uuid.UUID, amount: Decimal, mem
             ctx=ctx,
             action="balance.adjusted",
             memo=memo,
+            expires_at=expires_at,
         )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from ledger.services.books.accounts import ChargeRequest
 from ledger.services.books.engine import (
     ACCOUNTS,
     HOLDS,
+    LOTS,
     USAGE,
     USERS,
     Account,
@@ -42,6 +44,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
+from ledger.services.books.lots import due_lots_exist
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
@@ -81,7 +84,8 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
     parsed = [_parse(item) for item in charge_list(charges)]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
-        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), ctx)
+        now = ctx.now()  # the batch's instant: what has expired by it counts no more
+        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), ctx, now)
         pairs = [(r.user_id, r.request_id) for r in requests]
         before, taken = _look(session, pairs) if pairs else ({}, set())
         results, writes, refusals = [], [], []
@@ -95,7 +99,7 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
                 refusals.append(_refusal_row(item, result.error, ctx))
         # Its request ids were looked up after its locks, so nothing can have taken one since; were one
         # skipped, the balances after it would be wrong: the whole batch is rolled back.
-        if writes and len(write(session, writes, ctx)) != len(writes):
+        if writes and len(write(session, writes, ctx, now)) != len(writes):
             raise RuntimeError("a batch's charge was not written although its request id was free")
         if refusals:
             session.add_all(refusals)
@@ -112,18 +116,21 @@ def _parse(item: dict[str, Any]) -> ChargeRequest | InvalidRequest:
         return refused
 
 
-def _lock_accounts(session: Session, user_ids: list[uuid.UUID], ctx: Context) -> dict[uuid.UUID, Account]:
-    """The batch's people, locked in the order of their ids; their past-due holds expired."""
+def _lock_accounts(
+    session: Session, user_ids: list[uuid.UUID], ctx: Context, now: datetime
+) -> dict[uuid.UUID, Account]:
+    """The batch's people, locked in the order of their ids; their holds and lots past their expiry
+    expired."""
     if not user_ids:
         return {}
-    rows = session.connection().execute(LOCK, {"p_user_ids": user_ids})
+    rows = session.connection().execute(LOCK, {"p_user_ids": user_ids, "p_now": now})
     accounts = {
-        user_id: Account(user_id, balance, held, disabled, threshold(own, site_threshold(ctx)))
-        for user_id, balance, held, disabled, own in rows
+        user_id: Account(user_id, balance, held, disabled, threshold(own, site_threshold(ctx)), lots_due)
+        for user_id, balance, held, disabled, own, lots_due in rows
     }
     for account in accounts.values():
         if not account.disabled:
-            account.expire_past_due(session, ctx)
+            account.expire_past_due(session, now)
     return accounts
 
 
@@ -180,6 +187,7 @@ def _lock() -> Any:
             ACCOUNTS.c.held,
             USERS.c.disabled_at.is_not(None),
             USERS.c.low_balance_threshold,
+            due_lots_exist(LOTS.c.user_id == ACCOUNTS.c.user_id, bindparam("p_now", type_=LOTS.c.expires_at.type)),
         )
         .join(USERS, USERS.c.id == ACCOUNTS.c.user_id)
         .where(ACCOUNTS.c.user_id == func.any(_array("user_ids", ACCOUNTS.c.user_id)))

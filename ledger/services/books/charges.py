@@ -20,6 +20,7 @@ from ledger.services.books.accounts import ChargeRequest, insufficient
 from ledger.services.books.engine import (
     ACCOUNTS,
     HOLDS,
+    LOTS,
     USAGE,
     USERS,
     Account,
@@ -32,6 +33,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
+from ledger.services.books.lots import drawn_by_usage, due_lots_exist
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
@@ -60,7 +62,8 @@ def charge_usage(
     AccountDisabled.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
-    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
+    now = ctx.now()  # the charge's instant: what has expired by it counts no more
+    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id, "p_now": now}
     with atomic(session):
         connection = session.connection()
         found = LOCK_AND_LOOK.one_or_none(connection, asked)
@@ -73,9 +76,10 @@ def charge_usage(
                 found.held,
                 found.disabled,
                 threshold(found.low_balance_threshold, site_threshold(ctx)),
+                found.lots_due,
             )
             if not account.disabled:
-                account.expire_past_due(session, ctx)
+                account.expire_past_due(session, now)
             decision = decide(req, account, _first(req, found), found.hold_taken)
             if decision.status == "insufficient_balance":
                 raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)
@@ -83,9 +87,10 @@ def charge_usage(
                 raise decision.error
             if decision.usage is not None:  # replayed
                 metrics.count_charges(session, "replayed", Decimal(0))
+                decision.usage.drawn = drawn_by_usage(session, decision.usage.id)
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
             usage = take(req, account)
-            if write(session, [Entry(usage)], ctx):
+            if write(session, [Entry(usage)], ctx, now):
                 note_low(session, account, usage)
                 metrics.count_charges(session, "charged", usage.amount)
                 return Charge(usage=usage, balance=usage.balance_after, replayed=False)
@@ -139,6 +144,7 @@ def _lock_and_look() -> Any:
             USAGE.c.balance_after,
             USAGE.c.created_at,
             taken.label("hold_taken"),
+            due_lots_exist(LOTS.c.user_id == ACCOUNTS.c.user_id, _param("now", LOTS.c.expires_at)).label("lots_due"),
         )
         .select_from(joined)
         .where(ACCOUNTS.c.user_id == user_id)

@@ -30,7 +30,19 @@ from typing import Any
 
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
-from sqlalchemy import Boolean, Connection, Integer, bindparam, column, exists, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
@@ -39,9 +51,20 @@ from sqlalchemy.orm import Session
 from ledger.db import lock
 from ledger.errors import AccountDisabled, InsufficientBalance, LedgerError, RequestIdConflict, UserNotFound
 from ledger.logs import current_request_id
-from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, LedgerKind, UsageLog, User
+from ledger.models import (
+    AuditLog,
+    BillingAccount,
+    CreditLot,
+    Hold,
+    LedgerEntry,
+    LedgerKind,
+    LotCategory,
+    LotDraw,
+    UsageLog,
+    User,
+)
 from ledger.money import to_api
-from ledger.services.books.accounts import ChargeRequest, expire_due_holds
+from ledger.services.books.accounts import ChargeRequest, expire_due
 from ledger.services.books.low_balance import note_crossing
 from ledger.services.context import Context
 
@@ -51,6 +74,8 @@ ENTRIES = LedgerEntry.__table__
 AUDIT = AuditLog.__table__
 HOLDS = Hold.__table__
 USERS = User.__table__
+LOTS = CreditLot.__table__
+DRAWS = LotDraw.__table__
 
 
 @dataclass(slots=True)
@@ -67,6 +92,7 @@ class Usage:
     request_id: str
     balance_after: Decimal
     created_at: datetime | None = None
+    drawn: dict[str, Decimal] | None = None  # by kind of money (SPEC 20), once written
 
 
 @dataclass(frozen=True)
@@ -89,19 +115,20 @@ class Account:
     held: Decimal
     disabled: bool
     low_balance: Decimal  # the person's threshold: their own, else the site's
+    lots_due: bool = False  # a lot past its expiry has money left (its expiry is to be written)
     charged: dict[str, Usage] = field(default_factory=dict)  # this transaction's charges, by request id
 
     @property
     def available(self) -> Decimal:
         return self.balance - self.held
 
-    def expire_past_due(self, session: Session, ctx: Context) -> None:
-        """Expire the account's holds past their expiry (rare: only when it holds money), so that
-        `held` and the available amount do not count them (SPEC 11)."""
-        if self.held:
+    def expire_past_due(self, session: Session, now: datetime) -> None:
+        """Expire the account's holds and lots past their expiry (rare: only when it holds money or
+        the lock's lookup saw a lot due), so that no figure counts them (SPEC 11, 20)."""
+        if self.held or self.lots_due:
             row = lock(session, BillingAccount, BillingAccount.user_id == self.user_id)  # ours already: no wait
             assert row is not None
-            expire_due_holds(session, row, ctx.now())
+            expire_due(session, row, now, lots_due=self.lots_due)
             session.flush()
             self.balance, self.held = row.balance, row.held
 
@@ -194,13 +221,20 @@ class Entry:
     guarded: bool = True
 
 
-def write(session: Session, entries: list[Entry], ctx: Context) -> dict[uuid.UUID, datetime]:
+def write(
+    session: Session, entries: list[Entry], ctx: Context, now: datetime, *, kept: bool = False
+) -> dict[uuid.UUID, datetime]:
     """Write charges, in their order, with one statement: their usage logs, the balances (each
-    person's after their last charge here), the ledger entries and the audit rows. Returns the
-    usage logs written, with their time; a guarded one whose request id a charge or a hold took
+    person's after their last charge here), their draws from the lots (SPEC 20: in the spending
+    order, lots past their expiry at `now` left alone unless `kept`: a capture may spend what its
+    hold kept), the ledger entries and the audit rows. Returns the usage logs written, with their
+    time, and sets each one's `drawn`; a guarded one whose request id a charge or a hold took
     meanwhile is not, and nothing of it is (nor its person's balance, when it was their only one: a
     person's balance is set to their last charge's `balance_after`, so a caller that writes several
-    charges of one person must see all of them written or roll back, as batches do)."""
+    charges of one person must see all of them written or roll back, as batches do).
+
+    Raises RuntimeError (the caller's transaction then rolls back) when a charge's draws do not
+    sum to it: the lots no longer add up to the balance the charge was decided on."""
     last = {e.usage.user_id: e.usage.balance_after for e in entries}
     items = [
         {
@@ -225,12 +259,24 @@ def write(session: Session, entries: list[Entry], ctx: Context) -> dict[uuid.UUI
         "p_ip": ctx.ip,
         "p_user_agent": ctx.user_agent,
         "p_trace_id": current_request_id(),
+        "p_now": now,
+        "p_kept": kept,
     }
     statement = WRITE if len(entries) > 1 else WRITE_ONE
-    written = {row.id: row.created_at for row in statement.all(session.connection(), parameters)}
+    rows = {row.id: row for row in statement.all(session.connection(), parameters)}
     for entry in entries:
-        entry.usage.created_at = written.get(entry.usage.id)
-    return written
+        row = rows.get(entry.usage.id)
+        if row is None:
+            continue
+        usage = entry.usage
+        usage.created_at = row.created_at
+        usage.drawn = {c: Decimal(getattr(row, c) or 0) for c in CATEGORIES}
+        if sum(usage.drawn.values()) != usage.amount:
+            raise RuntimeError(f"charge {usage.id} of {usage.amount} drew {usage.drawn} from the lots")
+    return {usage_id: row.created_at for usage_id, row in rows.items()}
+
+
+CATEGORIES = [c.value for c in LotCategory]
 
 
 # --- the statements, built once ---------------------------------------------------------------------
@@ -358,7 +404,80 @@ def _write_statement(*, ordered: bool = True) -> Any:
         .returning(AUDIT.c.id)
         .cte("audit")
     )
-    return select(written.c.id, written.c.created_at).add_cte(account, entry, audit)
+    part = _draws(done, people)
+    drawn = (
+        insert(DRAWS)
+        .from_select(["lot_id", "usage_log_id", "amount"], select(part.c.lot_id, part.c.usage_log_id, part.c.amount))
+        .returning(DRAWS.c.id)
+        .cte("drawn")
+    )
+    per_lot = select(part.c.lot_id, func.sum(part.c.amount).label("total")).group_by(part.c.lot_id).subquery("per_lot")
+    spent = (
+        update(LOTS)
+        .where(LOTS.c.id == per_lot.c.lot_id)
+        .values(remaining=LOTS.c.remaining - per_lot.c.total)
+        .returning(LOTS.c.id)
+        .cte("spent")
+    )
+    by_kind = (
+        select(
+            part.c.usage_log_id,
+            *[func.sum(part.c.amount).filter(part.c.category == c.value).label(c.value) for c in LotCategory],
+        )
+        .group_by(part.c.usage_log_id)
+        .subquery("by_kind")
+    )
+    return (
+        select(written.c.id, written.c.created_at, *[by_kind.c[c.value] for c in LotCategory])
+        .outerjoin(by_kind, by_kind.c.usage_log_id == written.c.id)
+        .add_cte(account, entry, audit, drawn, spent)
+    )
+
+
+def _draws(done: Any, people: Any) -> Any:
+    """Each written charge's draws from its person's lots (SPEC 20), set-based: a person's charges,
+    in their order, cover consecutive stretches of the money they spend ([upto - amount, upto)),
+    and their spendable lots, in the spending order, consecutive stretches of the money they hold;
+    a charge draws from a lot what their stretches share. One charge may span lots; one lot may
+    serve several charges of a batch. Spendable: money left that no pending refund set aside, not
+    past its expiry at `p_now` (but `p_kept`: a capture may spend what its hold kept)."""
+    free = LOTS.c.remaining - LOTS.c.reserved
+    spending_order = [LOTS.c.expires_at.asc().nulls_last(), LOTS.c.spend_rank, LOTS.c.created_at, LOTS.c.id]
+    now, kept = bindparam("p_now", type_=LOTS.c.expires_at.type), bindparam("p_kept", type_=Boolean())
+    lot = (
+        select(
+            LOTS.c.id,
+            LOTS.c.user_id,
+            LOTS.c.category,
+            free.label("free"),
+            func.sum(free).over(partition_by=LOTS.c.user_id, order_by=spending_order).label("upto"),
+        )
+        .where(
+            LOTS.c.user_id == func.any(people),
+            LOTS.c.remaining > literal_column("0"),  # the lots index's condition, as a constant
+            free > literal_column("0"),
+            LOTS.c.expires_at.is_(None) | (LOTS.c.expires_at > now) | kept,
+        )
+        .cte("lot")
+    )
+    span = select(
+        done.c.id,
+        done.c.user_id,
+        done.c.amount,
+        func.sum(done.c.amount).over(partition_by=done.c.user_id, order_by=done.c.n).label("upto"),
+    ).cte("span")
+    shared = func.least(span.c.upto, lot.c.upto) - func.greatest(span.c.upto - span.c.amount, lot.c.upto - lot.c.free)
+    return (
+        select(span.c.id.label("usage_log_id"), lot.c.id.label("lot_id"), lot.c.category, shared.label("amount"))
+        .join_from(
+            span,
+            lot,
+            (lot.c.user_id == span.c.user_id)
+            & (lot.c.upto - lot.c.free < span.c.upto)
+            & (span.c.upto - span.c.amount < lot.c.upto),
+        )
+        .cte("part")
+    )
 
 
 WRITE = Prepared.of(_write_statement())

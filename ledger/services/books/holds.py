@@ -35,6 +35,7 @@ from ledger.services.books.accounts import (
     short_of,
 )
 from ledger.services.books.engine import Account, Entry, Usage, decide, write
+from ledger.services.books.lots import expire_due_lots, has_due_lots
 from ledger.services.books.low_balance import note_crossing, site_threshold, threshold
 from ledger.services.context import Context
 
@@ -222,11 +223,12 @@ def capture(session: Session, hold_id: object, value: Decimal, *, ctx: Context) 
     account.held -= hold.amount
     session.flush()  # the hold's money is free before the charge takes its part (held <= balance)
     released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
-    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], ctx)
+    # a capture may spend the part of an expired lot that its hold kept (SPEC 20)
+    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], ctx, now, kept=True)
     set_committed_value(account, "balance", usage.balance_after)  # as the engine wrote it
     hold.settle(HoldStatus.CAPTURED, now)
     hold.captured_amount, hold.usage_log_id = value, usage.id
-    _note_settlement(session, hold, account)
+    _note_settlement(session, hold, account, now)
     return _settled_answer(hold, now)
 
 
@@ -246,7 +248,7 @@ def release(session: Session, hold_id: object, *, ctx: Context) -> HoldAnswer:
         raise HoldSettled(hold_status=hold.status.value)
     account.held -= hold.amount
     hold.settle(HoldStatus.RELEASED, now)
-    _note_settlement(session, hold, account)
+    _note_settlement(session, hold, account, now)
     details = {"hold_id": str(hold.id), "amount": to_api(hold.amount), "request_id": hold.request_id}
     record_audit(session, "hold.released", ctx=ctx, user_id=hold.user_id, details=details)
     return _settled_answer(hold, now)
@@ -292,9 +294,13 @@ def _lock(session: Session, hold_id: object, ctx: Context) -> tuple[BillingAccou
     return account, hold, ctx.now()
 
 
-def _note_settlement(session: Session, hold: Hold, account: BillingAccount) -> None:
-    """Keep the account's figures on the hold, so that a repeated capture or release answers the
-    same; count the settlement in the metrics once it commits."""
+def _note_settlement(session: Session, hold: Hold, account: BillingAccount, now: datetime) -> None:
+    """What a hold kept of expired lots expires once it settles (SPEC 20); keep the account's
+    figures on the hold, so that a repeated capture or release answers the same; count the
+    settlement in the metrics once it commits."""
+    session.flush()
+    if has_due_lots(session, account.user_id, now):
+        expire_due_lots(session, account, now)
     hold.settled_balance, hold.settled_available = account.balance, account.available
     metrics.count_on_commit(session, metrics.HOLDS.labels(hold.status.value).inc)
 

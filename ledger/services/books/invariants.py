@@ -1,4 +1,4 @@
-"""Checks of the invariants of SPEC 4 (1-3, 7-8) over all accounts, for `flask ledger verify`, and
+"""Checks of the invariants of SPEC 4 (1-3, 7-9), 20 (10) and others over all accounts, for `flask ledger verify`, and
 of the sums derived from them.
 
 Each check is one set-based query, so it runs over millions of rows without loading them.
@@ -160,6 +160,69 @@ CHECKS: dict[str, str] = {
         FROM events ev LEFT JOIN refunds r ON r.id::text = ev.data ->> 'refund_id'
         WHERE ev.type IN ('refund.succeeded', 'refund.failed')
           AND (r.id IS NULL OR r.user_id <> ev.user_id OR ev.type <> 'refund.' || r.status)
+    """,
+    "10 balance equals the sum of the remaining of the account's lots": """
+        SELECT a.user_id::text, 'balance ' || a.balance || ' but lots hold ' || coalesce(l.total, 0)
+        FROM billing_accounts a
+        LEFT JOIN (SELECT user_id, sum(remaining) AS total FROM credit_lots GROUP BY user_id) l
+               ON l.user_id = a.user_id
+        WHERE a.balance <> coalesce(l.total, 0)
+    """,
+    "10 every credit has its lot, of its amount, of its kind of money": """
+        SELECT 'entry ' || e.id, e.kind || ' of ' || e.amount || ' with lot ' || coalesce(l.id::text, 'none')
+               || coalesce(' (' || l.category || ', ' || l.amount || ')', '')
+        FROM ledger_entries e LEFT JOIN credit_lots l ON l.ledger_entry_id = e.id
+        WHERE e.amount > 0
+          AND (l.id IS NULL OR l.amount <> e.amount OR l.user_id <> e.user_id
+               OR l.category <> CASE e.kind WHEN 'topup' THEN 'paid' WHEN 'plan' THEN 'plan' ELSE 'granted' END)
+    """,
+    "10 a lot's remaining is its amount less its draws, expiries and refunds": """
+        SELECT 'lot ' || l.id, 'amount ' || l.amount || ' remaining ' || l.remaining || ' but drawn '
+               || coalesce(d.total, 0)
+        FROM credit_lots l LEFT JOIN (SELECT lot_id, sum(amount) AS total FROM lot_draws GROUP BY lot_id) d
+               ON d.lot_id = l.id
+        WHERE l.remaining <> l.amount - coalesce(d.total, 0) OR l.remaining < 0 OR l.remaining > l.amount
+    """,
+    "10 the draws of a charge sum to it, from its person's lots": """
+        SELECT 'usage ' || u.id, 'amount ' || u.amount || ' but drew ' || coalesce(sum(d.amount), 0)
+        FROM usage_logs u LEFT JOIN lot_draws d ON d.usage_log_id = u.id
+        LEFT JOIN credit_lots l ON l.id = d.lot_id
+        GROUP BY u.id, u.amount, u.user_id
+        HAVING coalesce(sum(d.amount), 0) <> u.amount OR bool_or(l.user_id <> u.user_id)
+    """,
+    "10 the draws of a debit entry sum to it, from its person's lots; a credit draws nothing": """
+        SELECT 'entry ' || e.id, e.kind || ' of ' || e.amount || ' but drew ' || coalesce(sum(d.amount), 0)
+        FROM ledger_entries e LEFT JOIN lot_draws d ON d.ledger_entry_id = e.id
+        LEFT JOIN credit_lots l ON l.id = d.lot_id
+        WHERE e.kind <> 'usage'
+        GROUP BY e.id, e.kind, e.amount, e.user_id
+        HAVING coalesce(sum(d.amount), 0) <> greatest(-e.amount, 0) OR bool_or(l.user_id <> e.user_id)
+    """,
+    "10 nothing is drawn from a lot after it expired, but by the capture of a hold placed before": """
+        SELECT 'draw ' || d.id, d.amount || ' from lot ' || l.id || ' expired at ' || l.expires_at
+               || ', drawn at ' || d.created_at
+        FROM lot_draws d JOIN credit_lots l ON l.id = d.lot_id
+        LEFT JOIN usage_logs u ON u.id = d.usage_log_id
+        LEFT JOIN holds h ON h.usage_log_id = u.id
+        LEFT JOIN ledger_entries e ON e.id = d.ledger_entry_id
+        WHERE l.expires_at IS NOT NULL AND coalesce(u.created_at, e.created_at) > l.expires_at
+          AND coalesce(e.kind, '') <> 'expiry'
+          AND NOT coalesce(h.created_at < l.expires_at, false)
+    """,
+    "10 a refund draws only from its order's paid lot; no paid lot expires": """
+        SELECT 'draw ' || d.id, e.kind || ' from a ' || l.category || ' lot ' || l.id
+        FROM lot_draws d JOIN ledger_entries e ON e.id = d.ledger_entry_id JOIN credit_lots l ON l.id = d.lot_id
+        LEFT JOIN refunds r ON r.id = e.refund_id
+        LEFT JOIN ledger_entries credit ON credit.id = l.ledger_entry_id
+        WHERE (e.kind = 'refund' AND credit.payment_transaction_id IS DISTINCT FROM r.payment_transaction_id)
+           OR (e.kind = 'expiry' AND l.category = 'paid')
+    """,
+    "10 a lot's money set aside is its order's pending refunds": """
+        SELECT 'lot ' || l.id, 'reserved ' || l.reserved || ' but pending refunds of its order ' || coalesce(r.total, 0)
+        FROM credit_lots l JOIN ledger_entries credit ON credit.id = l.ledger_entry_id
+        LEFT JOIN (SELECT payment_transaction_id, sum(amount) AS total FROM refunds WHERE status = 'pending'
+                   GROUP BY 1) r ON r.payment_transaction_id = credit.payment_transaction_id
+        WHERE l.reserved <> coalesce(r.total, 0)
     """,
     "derived: hourly usage sums equal the usage logs": """
         SELECT coalesce(l.user_id, h.user_id)::text || ' ' || coalesce(l.hour, h.hour)

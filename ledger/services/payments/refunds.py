@@ -5,8 +5,10 @@ refund row is committed `pending` and its amount held (it cannot be spent meanwh
 XorPay is asked, with no transaction open during the call. `ok` debits it (ledger kind `refund`);
 a clear refusal releases it (`failed`); an unknown outcome (timeout, 5xx, an unreadable answer)
 leaves it pending and the order blocked until an admin, having looked at XorPay, resolves it.
-Refundable = amount - refunded - pending, never more than the person's available amount, at most
-MAX_PER_ORDER refunds an order. Locks: order, then account (as the notify); a refund, then account.
+Refundable = amount - refunded - pending, never more than what is left of the order's own paid lot
+(SPEC 20: gift money is never paid out as cash) nor the person's available amount, at most
+MAX_PER_ORDER refunds an order; the pending refund's money is set aside in that lot (`reserved`).
+Locks: order, then account (as the notify); a refund, then account.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ledger.models import (
 from ledger.money import parse_amount, to_api
 from ledger.services.audit import record_audit
 from ledger.services.books.accounts import Funds, funds, lock_account, post
+from ledger.services.books.lots import order_lot
 from ledger.services.context import Context, reason_of
 from ledger.services.events import emit_change
 from ledger.services.payments.orders import order_by_id
@@ -91,6 +94,9 @@ def refund_order(
         )
         session.add(refund)
         account.held += value
+        lot = order_lot(session, order.id)
+        assert lot is not None  # _checked: a paid order has its lot
+        lot.reserved += value  # no charge draws it while the refund is pending
         details = admin.admin_details(why, refund_id=str(refund.id), transaction_id=str(order.id), amount=to_api(value))
         record_audit(session, "refund.requested", ctx=admin, user_id=order.user_id, details=details)
         aoid = order.provider_order_id
@@ -123,9 +129,11 @@ def settle_refund(
         refund.gateway_answer = {**refund.gateway_answer, **(answer or {}), "resolved_by": admin.via}
         ctx = admin
         details = admin.admin_details(why, refund_id=str(refund.id), transaction_id=str(refund.payment_transaction_id))
+        lot = order_lot(session, refund.payment_transaction_id)
+        assert lot is not None
         if succeeded:
             session.flush()  # the refund row exists before its ledger entry names it
-            post(
+            post(  # from the order's own paid lot, what its pending refund set aside there
                 session,
                 user_id=refund.user_id,
                 amount=-refund.amount,
@@ -133,9 +141,11 @@ def settle_refund(
                 ctx=ctx,
                 action="refund.succeeded",
                 details=details,
+                lot=lot,
                 refund_id=refund.id,
             )
         else:
+            lot.reserved -= refund.amount
             record_audit(session, "refund.failed", ctx=ctx, user_id=refund.user_id, details=details)
         emit_change(
             session,
@@ -202,10 +212,23 @@ def _checked(session: Session, order: PaymentTransaction, value: Decimal, money:
         raise RefundRefused(N_("A refund of this order is pending: resolve it first."), field="amount")
     if sum(n for n, _ in counts.values()) >= MAX_PER_ORDER:
         raise RefundRefused(N_("This order has had %(max)d refunds, the most XorPay allows."), max=MAX_PER_ORDER)
-    refundable = order.amount - Decimal(counts.get(RefundStatus.SUCCEEDED, (0, 0))[1])
-    if value > refundable:
+    unrefunded = order.amount - Decimal(counts.get(RefundStatus.SUCCEEDED, (0, 0))[1])
+    lot = order_lot(session, order.id)
+    left = lot.remaining if lot is not None else Decimal(0)
+    refundable = min(unrefunded, left, money.available)
+    if value > unrefunded:
         raise RefundRefused(
             N_("At most ¥%(refundable)s of this order can be refunded."), field="amount", refundable=refundable
+        )
+    if value > left:  # SPEC 20: only the order's own paid money goes back, never a gift
+        raise RefundRefused(
+            N_(
+                "At most ¥%(refundable)s of this order can be refunded: ¥%(spent)s of the money it paid"
+                " for has been spent."
+            ),
+            field="amount",
+            refundable=refundable,
+            spent=unrefunded - left,
         )
     if value > money.available:
         raise RefundRefused(

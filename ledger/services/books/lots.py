@@ -1,0 +1,244 @@
+"""Credit lots (SPEC 20): which money is which. Every credit adds a lot of its kind (paid, granted,
+plan); every debit draws from lots, in one spending order; a granted or plan lot may expire.
+
+The spending order, for every deduct, batch item, capture, plan purchase and admin debit: the
+soonest `expires_at` first (never last); among equal expiries plan, then granted, then paid; then
+the oldest; then by id. A charge's draws are written by the engine's one statement (books.engine,
+the same order in SQL); the debits that are not charges (an admin's debit, an expiry, a refund)
+draw here, through the ORM, under the same account lock.
+
+Expiry is like a hold's (SPEC 11): a lot counts no more from its `expires_at` on, except the part
+that active holds need at that instant (expiry removes at most balance - held). That kept part is
+spent first by their captures (it is the soonest-expiring money) and expires once they settle.
+Whoever locks the account next writes the expiry (`expire_due_lots`), or the expiry job does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal_column, or_, select
+from sqlalchemy.orm import Session
+
+from ledger.models import BillingAccount, CreditLot, EventType, LedgerEntry, LedgerKind, LotCategory, LotDraw
+from ledger.money import to_api
+from ledger.services.audit import record_audit
+from ledger.services.context import SYSTEM, Context
+from ledger.services.events import emit
+from ledger.services.paging import Page, newest_first
+
+NOTICE_DAYS_DEFAULT = 7
+EXPIRING_SHOWN = 5  # the lots the summary lists under `expiring`
+
+# The spending order (SPEC 20); the engine's statement and the lots index follow the same.
+SPENDING_ORDER = (
+    CreditLot.expires_at.asc().nulls_last(),
+    CreditLot.spend_rank,
+    CreditLot.created_at,
+    CreditLot.id,
+)
+
+
+def spendable(now: datetime) -> ColumnElement[bool]:
+    """A lot a charge may draw at `now`: money left that no refund set aside, not expired."""
+    return (CreditLot.remaining > CreditLot.reserved) & or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now)
+
+
+def append_entry(
+    session: Session, account: BillingAccount, amount: Decimal, kind: LedgerKind, **reference: Any
+) -> LedgerEntry:
+    """Move a locked account's balance by `amount` and append the ledger entry that says so (its
+    lot, or its draws, are the caller's)."""
+    assert kind.allows(amount), f"{kind} does not move money by {amount}"
+    account.balance += amount
+    entry = LedgerEntry(user_id=account.user_id, amount=amount, balance_after=account.balance, kind=kind, **reference)
+    session.add(entry)
+    return entry
+
+
+def add_lot(session: Session, entry: LedgerEntry, *, expires_at: datetime | None, now: datetime) -> CreditLot:
+    """The lot of a credit's ledger entry, of the money its kind adds (paid money never expires)."""
+    category = LedgerKind(entry.kind).lot_category
+    if category is LotCategory.PAID:
+        expires_at = None
+    lot = CreditLot(
+        user_id=entry.user_id,
+        category=category,
+        entry=entry,
+        amount=entry.amount,
+        remaining=entry.amount,
+        reserved=Decimal(0),
+        expires_at=expires_at,
+        created_at=now,
+    )
+    session.add(lot)
+    return lot
+
+
+def grant_expiry(ctx: Context, now: datetime) -> datetime | None:
+    """When a gift made now without an expiry of its own expires: GRANT_EXPIRY_DAYS whole days of
+    24 hours from now, or never when that is empty (or the context carries no settings)."""
+    days = ctx.settings.GRANT_EXPIRY_DAYS if ctx.settings is not None else None
+    return now + timedelta(days=days) if days else None
+
+
+def draw(session: Session, entry: LedgerEntry, now: datetime, *, lot: CreditLot | None = None) -> None:
+    """Take a debit's money (an admin's debit, or a refund from its order's `lot`) from the
+    account's lots, in the spending order; the caller checked the available amount under the lock.
+    A refund draws what its order's lot set aside for it (`reserved`)."""
+    wanted = -entry.amount
+    if lot is not None:
+        lots = [lot]
+    else:
+        lots = session.scalars(
+            select(CreditLot)
+            .where(CreditLot.user_id == entry.user_id, spendable(now))
+            .order_by(*SPENDING_ORDER)
+            .execution_options(populate_existing=True)  # the engine's statements change lots behind the ORM
+        ).all()
+    for source in lots:
+        free = source.remaining if lot is not None else source.remaining - source.reserved
+        part = min(free, wanted)
+        if part <= 0:
+            continue
+        source.remaining -= part
+        if lot is not None:
+            source.reserved -= part
+        session.add(LotDraw(lot_id=source.id, ledger_entry=entry, amount=part))
+        wanted -= part
+        if not wanted:
+            return
+    raise RuntimeError(f"the lots of {entry.user_id} cannot cover a debit of {-entry.amount}")
+
+
+def has_due_lots(session: Session, user_id: uuid.UUID, now: datetime) -> bool:
+    """Does the person have a lot past its expiry with money left (whose expiry is not written yet,
+    or whose kept part may now go)?"""
+    return session.scalar(select(due_lots_exist(CreditLot.user_id == user_id, now))) or False
+
+
+def due_lots_exist(which: Any, now: Any) -> Any:
+    """EXISTS: a lot of `which` person past its expiry at `now` with money left."""
+    lots = CreditLot.__table__
+    return select(lots.c.id).where(which, lots.c.remaining > literal_column("0"), lots.c.expires_at <= now).exists()
+
+
+def expire_due_lots(session: Session, account: BillingAccount, now: datetime) -> list[CreditLot]:
+    """Expire the locked account's lots past their expiry at `now`, in the spending order: each
+    loses its remaining, but never more in all than balance - held (the part active holds need is
+    kept for their captures). Each removal writes a ledger entry (`expiry`), its draw, an audit row
+    and a credit.expired event. Returns the lots that lost money."""
+    due = session.scalars(
+        select(CreditLot)
+        .where(CreditLot.user_id == account.user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
+        .order_by(*SPENDING_ORDER)
+        .execution_options(populate_existing=True)  # the engine's statements change lots behind the ORM
+    ).all()
+    expired = []
+    for lot in due:
+        part = min(lot.remaining, account.balance - account.held)
+        if part <= 0:
+            break
+        lot.remaining -= part
+        entry = append_entry(session, account, -part, LedgerKind.EXPIRY, memo=f"lot {lot.id}")
+        session.add(LotDraw(lot_id=lot.id, ledger_entry=entry, amount=part, created_at=lot.expires_at))
+        details = {"lot_id": lot.id, "category": lot.category.value, "amount": to_api(part)}
+        record_audit(session, "credit.expired", ctx=SYSTEM, user_id=account.user_id, details=details)
+        emit(
+            session,
+            EventType.CREDIT_EXPIRED,
+            user_id=account.user_id,
+            balance=account.balance,
+            available=account.available,
+            lot_id=lot.id,
+            category=lot.category.value,
+            amount=part,
+            expires_at=lot.expires_at,
+        )
+        expired.append(lot)
+    return expired
+
+
+# --- what pages and the API show ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kinds:
+    """A balance by the kind of its money (SPEC 20), at one instant: lots past their expiry count
+    no more (their kept part aside), and the next lots to expire."""
+
+    paid: Decimal
+    granted: Decimal
+    plan: Decimal
+    expiring: list[CreditLot]
+
+    @property
+    def next_expiring(self) -> CreditLot | None:
+        return self.expiring[0] if self.expiring else None
+
+
+def kinds_of(session: Session, user_id: uuid.UUID, now: datetime) -> Kinds:
+    """The person's money by kind at `now`, read without a lock (a page's or a summary's). A lot
+    past its expiry whose expiry is not written yet counts as the part of it that is kept (what
+    the balance keeps: `accounts.funds` reads the same)."""
+    rows = session.execute(
+        select(CreditLot.category, func.sum(CreditLot.remaining))
+        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0)
+        .where(or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now))
+        .group_by(CreditLot.category)
+    ).all()
+    sums = {category: total for category, total in rows}
+    expiring = session.scalars(
+        select(CreditLot)
+        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
+        .order_by(*SPENDING_ORDER)
+        .limit(EXPIRING_SHOWN)
+    ).all()
+    zero = Decimal("0.0000")
+    return Kinds(
+        paid=sums.get(LotCategory.PAID, zero),
+        granted=sums.get(LotCategory.GRANTED, zero),
+        plan=sums.get(LotCategory.PLAN, zero),
+        expiring=list(expiring),
+    )
+
+
+def lots_page(session: Session, user_id: uuid.UUID, before: object = None) -> Page[CreditLot]:
+    """A page of the person's lots, newest first; below the id `before` (raw)."""
+    return newest_first(session, select(CreditLot).where(CreditLot.user_id == user_id), CreditLot.id, before)
+
+
+def draws_of_lot(session: Session, lot_id: int, limit: int = 50) -> list[LotDraw]:
+    """The newest draws from a lot (the admin's person page)."""
+    return list(
+        session.scalars(select(LotDraw).where(LotDraw.lot_id == lot_id).order_by(LotDraw.id.desc()).limit(limit))
+    )
+
+
+def drawn_by_usage(session: Session, usage_id: uuid.UUID) -> dict[str, Decimal]:
+    """What a charge drew, by kind of money (a replay answers what the charge first drew)."""
+    rows = session.execute(
+        select(CreditLot.category, func.sum(LotDraw.amount))
+        .join(CreditLot, CreditLot.id == LotDraw.lot_id)
+        .where(LotDraw.usage_log_id == usage_id)
+        .group_by(CreditLot.category)
+    ).all()
+    return drawn_dict({category.value: total for category, total in rows})
+
+
+def drawn_dict(sums: dict[str, Decimal | None]) -> dict[str, Decimal]:
+    """A charge's `drawn`: paid, granted and plan, each present (zero when none)."""
+    return {c.value: Decimal(sums.get(c.value) or 0) for c in (LotCategory.PAID, LotCategory.GRANTED, LotCategory.PLAN)}
+
+
+def order_lot(session: Session, order_id: uuid.UUID) -> CreditLot | None:
+    """The paid lot of a top-up order (None before it is paid). A refund draws only from it."""
+    return session.scalar(
+        select(CreditLot)
+        .join(LedgerEntry, LedgerEntry.id == CreditLot.ledger_entry_id)
+        .where(LedgerEntry.payment_transaction_id == order_id)
+    )
