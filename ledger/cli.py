@@ -160,12 +160,26 @@ def set_admin_role(email: str, off: bool) -> None:
 @click.argument("amount")
 @click.option("--debit", is_flag=True, help="Take AMOUNT away (at most the available amount).")
 @click.option("--reason", required=True, help="Why: kept in the audit trail.")
-def adjust_command(email: str, amount: str, debit: bool, reason: str) -> None:
+@click.option(
+    "--expires-at",
+    help="When a credit expires (ISO 8601, e.g. 2027-01-31T23:59:59+08:00; default: GRANT_EXPIRY_DAYS).",
+)
+def adjust_command(email: str, amount: str, debit: bool, reason: str, expires_at: str | None) -> None:
     """Credit (or, with --debit, debit) a person's balance by AMOUNT, a positive amount such as 10.00."""
     with get_database().session() as session, refusals_exit_1():
         person = session.scalar(select(User).where(User.email == email.strip().lower()))
-        done = adjust(session, cli_admin(), person.id if person else None, amount, debit=debit, reason=reason)
-    click.echo(f"{done.person.email}: balance {done.balance} -> {done.balance_after}")
+        done = adjust(
+            session,
+            cli_admin(),
+            person.id if person else None,
+            amount,
+            debit=debit,
+            reason=reason,
+            expires_at=expires_at,
+            tz=current_app.config["LEDGER"].timezone,
+        )
+    expiry = f" (expires {done.expires_at.isoformat()})" if done.expires_at else ""
+    click.echo(f"{done.person.email}: balance {done.balance:.2f} -> {done.balance_after:.2f}{expiry}")
 
 
 @payments_cli.command("refund")
@@ -220,7 +234,10 @@ def deliver_events() -> None:
 @click.option("--expires", help="The last day a code can be redeemed: YYYY-MM-DD, inclusive, in DEFAULT_TIMEZONE.")
 @click.option("--note", help="A note on the batch, such as the reseller's name.")
 @click.option("--reason", default="codes create", show_default=True, help="Why: kept in the audit trail.")
-def create_codes(count: str, amount: str, expires: str | None, note: str | None, reason: str) -> None:
+@click.option("--credit-days", help="A code's credit expires N days (N >= 1) after its redemption.")
+def create_codes(
+    count: str, amount: str, expires: str | None, note: str | None, reason: str, credit_days: str | None
+) -> None:
     """Create a batch of redemption codes; print them, one per line (XXXX-XXXX-XXXX-XXXX)."""
     with get_database().session() as session, refusals_exit_1():
         batch, made = create_batch(
@@ -232,6 +249,7 @@ def create_codes(count: str, amount: str, expires: str | None, note: str | None,
             note=note,
             reason=reason,
             tz=current_app.config["LEDGER"].timezone,
+            credit_days=credit_days,
         )
     click.echo("\n".join(shown(code) for code in made))
     click.echo(f"batch {batch.id}: {len(made)} code(s) of {batch.amount:.2f}", err=True)

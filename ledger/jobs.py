@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import get_database
 from ledger.logs import bound_request_id, current_request_id
+from ledger.services.books.expiry import expire_credits
 from ledger.services.books.holds import expire_holds
 from ledger.services.console import video
 from ledger.services.context import SYSTEM, Context, app_clock
@@ -58,6 +59,16 @@ def expire_holds_job(context: procrastinate.JobContext, timestamp: int) -> dict[
         expired = expire_holds(session, ctx)
         reaped = video.reap_stalled(session, ctx, handoff=video_handoff(app))
     return {"expired": expired, "reaped": reaped}
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="every-minute")
+@tasks.task(name="expire_credits", pass_context=True, queueing_lock="expire_credits")
+def expire_credits_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
+    """Every minute: write the expiry of the credit lots past due (SPEC 20), and the credit.expiring
+    events of the lots entering their last days."""
+    with _session(context) as (_app, session, ctx):
+        run = expire_credits(session, ctx)
+    return {"accounts": run.accounts, "notices": run.notices}
 
 
 @tasks.task(name="run_video_job", pass_context=True)

@@ -463,6 +463,7 @@ class CodeBatch(Base):
     __table_args__ = (
         CheckConstraint("amount > 0 AND amount = round(amount, 2)", name="amount_positive_cents"),
         CheckConstraint("count BETWEEN 1 AND 10000", name="count_range"),
+        CheckConstraint("credit_days BETWEEN 1 AND 3650", name="credit_days_range"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -470,6 +471,9 @@ class CodeBatch(Base):
     count: Mapped[int]
     note: Mapped[str | None] = mapped_column(String(200))
     expires_at: Mapped[datetime | None]
+    # The credit a code gives expires this many days of 24 hours after its redemption (SPEC 20);
+    # None: GRANT_EXPIRY_DAYS, the site's rule for gifts.
+    credit_days: Mapped[int | None] = mapped_column(SmallInteger)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = _created_at()
     disabled_at: Mapped[datetime | None]

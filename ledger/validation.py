@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.i18n import N_
@@ -217,3 +218,20 @@ def json_object(raw: object, field: str, *, max_bytes: int) -> dict[str, Any]:
     if len(json.dumps(raw, ensure_ascii=False).encode("utf-8")) > max_bytes:
         raise InvalidRequest(N_("At most %(kb)d KB of JSON."), field=field, kb=max_bytes // 1024)
     return raw
+
+
+def future_instant(raw: object, field: str, *, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """An optional instant after `now`: ISO 8601 (2027-01-31T23:59:59+08:00; without an offset, in
+    `tz`, as an HTML datetime-local field sends it). None when empty."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        if not isinstance(raw, str) or len(raw) > 40 or not raw.isascii():
+            raise ValueError
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidRequest(N_("Enter a time such as 2027-01-31T23:59:59+08:00."), field=field) from None
+    value = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    if value <= now:
+        raise InvalidRequest(N_("The expiry must be in the future."), field=field)
+    return value.astimezone(UTC)

@@ -1,16 +1,18 @@
-"""flask ledger verify / payments reconcile / demo seed / users create / events replay / jobs worker."""
+"""flask ledger verify / payments reconcile / demo seed / users create / events replay / jobs worker /
+admin adjust."""
 
 import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
-from ledger.models import BillingAccount, Event, User
+from ledger.models import BillingAccount, CreditLot, Event, User
 from ledger.services.backoffice.people import adjust
 from tests.factories import PaymentFactory, UserFactory
 from tests.helpers import ADMIN, XORPAY_AID, rows_of, wait_until
@@ -136,3 +138,28 @@ def test_the_jobs_worker_command_runs_event_delivery_on_its_queue_beside_the_oth
         finally:
             worker.terminate()  # SIGTERM: the running jobs finish first
             assert worker.wait(timeout=60) == 0
+
+
+def test_admin_adjust_credits_with_an_expiry_and_refuses_one_in_the_past(app, session):
+    person = UserFactory(email="gifted@example.com", balance="8.29")
+    runner = app.test_cli_runner()
+    given = runner.invoke(
+        args=["admin", "adjust", "gifted@example.com", "20.00", "--reason", "goodwill",
+              "--expires-at", "2099-01-31T23:59:59+08:00"]
+    )  # fmt: skip
+    assert given.exit_code == 0, given.output
+    assert given.stdout == "gifted@example.com: balance 8.29 -> 28.29 (expires 2099-01-31T15:59:59+00:00)\n"
+    expiries = session.scalars(
+        select(CreditLot.expires_at).where(CreditLot.user_id == person.id).order_by(CreditLot.id)
+    )
+    assert list(expiries) == [None, datetime(2099, 1, 31, 15, 59, 59, tzinfo=UTC)]
+    for when, said in [("2020-01-01T00:00:00+08:00", "in the future"), ("soon", "2027-01-31T23:59:59+08:00")]:
+        refused = runner.invoke(
+            args=["admin", "adjust", "gifted@example.com", "1.00", "--reason", "r", "--expires-at", when]
+        )
+        assert refused.exit_code == 1 and said in refused.stderr
+    debit = runner.invoke(
+        args=["admin", "adjust", "gifted@example.com", "1.00", "--debit", "--reason", "r", "--expires-at", "2099-01-01"]
+    )
+    assert debit.exit_code == 1 and "Only a credit can expire" in debit.stderr
+    assert session.scalar(select(func.count()).select_from(CreditLot).where(CreditLot.user_id == person.id)) == 2

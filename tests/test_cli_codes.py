@@ -2,14 +2,14 @@
 a refusal exits 1 with the reason on stderr."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from ledger.models import Actor, AuditLog, CodeBatch, RedemptionCode
+from ledger.models import Actor, AuditLog, CodeBatch, CreditLot, RedemptionCode
 from ledger.services.context import Context
 from ledger.services.growth.codes import normalise, redeem
 from tests.factories import UserFactory
@@ -40,6 +40,8 @@ def test_codes_create_prints_the_codes_one_per_line_and_audits_the_cli(app, sess
         (["--count", "3", "--amount", "20.001"], "decimal places"),
         (["--count", "3", "--amount", "20.00", "--expires", "2020-01-01"], "in the past"),
         (["--count", "3", "--amount", "20.00", "--expires", "31/12/2099"], "YYYY-MM-DD"),
+        (["--count", "3", "--amount", "20.00", "--credit-days", "0"], "from 1 to 3650"),
+        (["--count", "3", "--amount", "20.00", "--credit-days", "7.5"], "from 1 to 3650"),
     ],
 )
 def test_codes_create_refusals_exit_1_with_the_reason_on_stderr(app, session, args, said):
@@ -56,3 +58,20 @@ def test_ledger_verify_is_clean_after_codes_are_made_and_redeemed(app, session):
     assert redeem(session, person.id, printed[0].lower(), Context(Actor.USER)).balance == Decimal("10.99")
     result = runner.invoke(args=["ledger", "verify"])
     assert result.exit_code == 0 and "no breach" in result.stdout
+
+
+def test_a_code_made_with_credit_days_gives_credit_that_expires_that_long_after_its_redemption(app, session):
+    printed = app.test_cli_runner().invoke(
+        args=["codes", "create", "--count", "1", "--amount", "5.00", "--credit-days", "30"]
+    )
+    assert printed.exit_code == 0, printed.output
+    assert session.scalars(select(CodeBatch.credit_days)).one() == 30
+    person = UserFactory()
+    redeemed_at = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)
+    redeem(session, person.id, printed.stdout.strip(), Context(Actor.USER).at(redeemed_at))
+    lot = session.scalars(select(CreditLot).where(CreditLot.user_id == person.id)).one()
+    assert (lot.category, lot.amount, lot.expires_at) == (
+        "granted",
+        Decimal("5.0000"),
+        redeemed_at + timedelta(days=30),
+    )

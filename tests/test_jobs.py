@@ -11,16 +11,17 @@ from decimal import Decimal
 
 import pytest
 from procrastinate.periodic import PeriodicDeferrer
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
-from ledger.models import AuditLog, BillingAccount, Hold, PaymentTransaction, VideoJob
+from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, PaymentTransaction, VideoJob
 from ledger.services.backoffice.people import adjust
+from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.holds import place_hold
 from ledger.services.console.video import start_video_job
-from ledger.services.context import INTERNAL
+from ledger.services.context import INTERNAL, SYSTEM
 from tests.helpers import ADMIN, HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed
@@ -35,6 +36,7 @@ def test_periodic_jobs_hold_expiry_reconcile_event_delivery_and_queue_cleanup(ap
     periodic = {p.task.name: p.cron for p in job_queue(app).app.periodic_registry.periodic_tasks.values()}
     assert periodic == {
         "ledger:expire_holds": "* * * * *",
+        "ledger:expire_credits": "* * * * *",
         "ledger:reconcile_payments": "*/5 * * * *",
         "ledger:deliver_events": "* * * * * */10",
         "ledger:fail_stalled_deliveries": "* * * * *",
@@ -57,7 +59,12 @@ def test_two_workers_defer_each_periodic_job_once_per_period(app, committed):
     deferred = [task for task, status in jobs_in_queue(committed) if status == "todo"]
     assert sorted(set(deferred)) == sorted(deferred)  # once each, not once per worker
     # The frequent ones are always within their last period; the daily one only some of the day.
-    assert {"ledger:deliver_events", "ledger:expire_holds", "ledger:reconcile_payments"} <= set(deferred)
+    assert {
+        "ledger:deliver_events",
+        "ledger:expire_holds",
+        "ledger:expire_credits",
+        "ledger:reconcile_payments",
+    } <= set(deferred)
 
 
 def test_the_expiry_job_run_by_a_worker_frees_the_money_of_holds_past_due(app, committed):
@@ -79,6 +86,22 @@ def test_the_expiry_job_run_by_a_worker_frees_the_money_of_holds_past_due(app, c
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).held == Decimal("0.0000")
         assert session.query(Hold).one().status == "expired"
+
+
+def test_the_credit_expiry_job_run_by_a_worker_writes_what_expired(app, committed):
+    user = funded_user(committed, "1.00")
+    with committed.session() as session:
+        past = datetime.now(UTC) - timedelta(hours=1)
+        adjust_balance(
+            session, user_id=user.id, amount=Decimal("4.00"), memo="gift", ctx=SYSTEM.at(past - timedelta(days=1)),
+            expires_at=past,
+        )  # fmt: skip
+    job_queue(app).defer("expire_credits", timestamp=int(time.time()))
+    job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    assert ("ledger:expire_credits", "succeeded") in jobs_in_queue(committed)
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("1.0000")
+        assert session.scalar(select(func.count()).where(LedgerEntry.kind == "expiry")) == 1
 
 
 def test_the_reconcile_job_run_by_a_worker_credits_a_paid_order(app, committed, xorpay):

@@ -217,10 +217,19 @@ class Usage(Schema):
     created_at: Time
 
 
+class Drawn(Schema):
+    """What a charge took of each kind of money (SPEC 20); they sum to its amount."""
+
+    paid: Money
+    granted: Money
+    plan: Money
+
+
 class Charge(Usage):
     user_id: Uuid
     balance: Money
     replayed: bool
+    drawn: Drawn = Field(description=N_("What the charge took of paid, given and plan money."))
 
 
 class BatchItem(Schema):
@@ -239,6 +248,7 @@ class BatchItem(Schema):
     params: dict[str, Any] | None = None
     created_at: Time | None = None
     replayed: bool | None = None
+    drawn: Drawn | None = None
 
 
 class BatchAnswer(Schema):
@@ -318,6 +328,12 @@ class InviteSummary(Schema):
     rewards_total: Money
 
 
+class Expiring(Schema):
+    amount: Money = Field(description=N_("What remains of the lot."))
+    expires_at: Time
+    category: Literal["plan", "granted", "paid"]
+
+
 class Summary(Schema):
     user_id: Uuid
     email: str
@@ -325,6 +341,10 @@ class Summary(Schema):
     held: Money
     available: Money
     currency: Literal["CNY"]
+    paid: Money = Field(description=N_("Of the balance: money the person paid for (never expires)."))
+    granted: Money = Field(description=N_("Of the balance: money given (invite rewards, codes, admin credits)."))
+    plan: Money = Field(description=N_("Of the balance: what is left of plan allowances."))
+    expiring: list[Expiring] = Field(description=N_("The next lots to expire, soonest first (at most 5)."))
     usage: SpendSummary
     recent_usage: list[Usage]
     recent_transactions: list[Order]

@@ -91,12 +91,15 @@ def charge_json(
 ) -> dict[str, Any]:
     """What a deduct answers (SPEC 6), for other services: the charge, the balance it left, replayed.
     Times in the site's zone (`tz`, when the caller has it at hand)."""
-    return {
+    answer = {
         **usage_json(usage, tz or site_timezone()),
         "user_id": str(usage.user_id),
         "balance": to_api(balance),
         "replayed": replayed,
     }
+    if getattr(usage, "drawn", None) is not None:  # SPEC 20: what it took of each kind of money
+        answer["drawn"] = {kind: to_api(amount) for kind, amount in usage.drawn.items()}
+    return answer
 
 
 def batch_json(results: list[ItemResult]) -> list[dict[str, Any]]:

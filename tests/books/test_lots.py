@@ -259,3 +259,19 @@ def test_a_pending_refund_sets_its_money_aside_in_its_lot(session, xorpay, setti
     charge = deduct(session, user, "10.00", "spend")
     assert charge.usage.drawn == drawn(paid="10.00")
     assert list(find_breaches(session)) == []
+
+
+def test_gifts_without_their_own_expiry_expire_after_grant_expiry_days(session, settings):
+    from dataclasses import replace
+
+    from ledger.config import load_settings
+
+    user = UserFactory()
+    site = SYSTEM.using(replace(settings, GRANT_EXPIRY_DAYS=30)).at(T0)
+    default = adjust_balance(session, user_id=user.id, amount=Decimal("1.00"), memo="gift", ctx=site)
+    own = adjust_balance(
+        session, user_id=user.id, amount=Decimal("1.00"), memo="gift", ctx=site, expires_at=T0 + 2 * DAY
+    )
+    assert [lot_of(session, e).expires_at for e in (default, own)] == [T0 + 30 * DAY, T0 + 2 * DAY]
+    assert load_settings({"GRANT_EXPIRY_DAYS": ""}, env_file=None).GRANT_EXPIRY_DAYS == 0  # empty: never
+    assert load_settings({"GRANT_EXPIRY_DAYS": "30"}, env_file=None).GRANT_EXPIRY_DAYS == 30

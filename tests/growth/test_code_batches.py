@@ -37,6 +37,7 @@ def test_a_batch_has_the_count_of_distinct_codes_of_the_alphabet_and_is_audited(
         "amount": "9.90",
         "note": "reseller A",
         "expires": None,
+        "credit_days": None,
     }
 
 

@@ -20,7 +20,7 @@ from ledger.services.context import reason_of
 from ledger.services.payments import orders as topup_orders
 from ledger.services.payments import refunds, settlement
 from ledger.validation import day, whole_number
-from ledger.web.context import gateway, user_timezone
+from ledger.web.context import gateway, now, user_timezone
 from ledger.web.language import payment_status_label
 from ledger.web.parsing import safe_next_url
 
@@ -63,6 +63,7 @@ def order(transaction_id: str) -> Any:
         history=topup_orders.notify_history(session, found),
         refunds=made,
         refunded=refunds.OrderRefunds.of(made).refunded,
+        refundable=refunds.refundable_now(session, found, now()),
         action_form=ActionForm(),
         mark=MarkPaidForm(),
         refund=RefundForm(),

@@ -17,7 +17,7 @@ from ledger.web.auth import internal_only
 from ledger.web.context import now, request_context, user_timezone
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
-from ledger.web.serialisers import batch_json, charge_json, order_json, usage_json
+from ledger.web.serialisers import batch_json, charge_json, iso, order_json, usage_json
 from ledger.web.templating import invite_link
 
 bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
@@ -80,6 +80,13 @@ def summary() -> Any:
         held=to_api(s.on_hold.held),
         available=to_api(s.available),
         currency=s.currency,
+        paid=to_api(s.kinds.paid),
+        granted=to_api(s.kinds.granted),
+        plan=to_api(s.kinds.plan),
+        expiring=[
+            {"amount": to_api(lot.remaining), "expires_at": iso(lot.expires_at), "category": lot.category.value}
+            for lot in s.kinds.expiring
+        ],
         usage={
             "today": to_api(s.spent_today),
             "last_30_days": to_api(s.spent_30_days),

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledger import validation
+from ledger.config import Settings
 from ledger.db import atomic, get_by_id
 from ledger.errors import InsufficientBalance, InvalidRequest, NotFound
 from ledger.i18n import N_
@@ -95,30 +96,55 @@ class Adjustment:
     amount: Decimal  # signed: negative takes money away
     balance: Decimal
     available: Decimal
+    expires_at: datetime | None = None  # a credit's own expiry (SPEC 20); None: GRANT_EXPIRY_DAYS
 
     @property
     def balance_after(self) -> Decimal:
         return self.balance + self.amount
 
 
-def preview_adjust(session: Session, admin: Context, user_id: object, amount: object, *, debit: bool) -> Adjustment:
+def preview_adjust(
+    session: Session,
+    admin: Context,
+    user_id: object,
+    amount: object,
+    *,
+    debit: bool,
+    expires_at: object = None,
+    tz: ZoneInfo | None = None,
+) -> Adjustment:
     """`adjust`'s check, without writing: an adjustment (a positive exact amount; a debit at most
-    the available amount)."""
+    the available amount); a credit may expire at its own instant, in the future (ISO 8601, in
+    `tz` without an offset), not a debit."""
     someone = person(session, user_id)
     value = parse_amount(amount, places=2, maximum=MAX_CHARGE)
-    money = funds(session, someone.id, admin.now())
+    now = admin.now()
+    zone = tz or (admin.settings or Settings()).timezone  # the site's, as the admin's pages show times
+    expiry = validation.future_instant(expires_at, "expires_at", now=now, tz=zone)
+    if debit and expiry is not None:
+        raise InvalidRequest(N_("Only a credit can expire."), field="expires_at")
+    money = funds(session, someone.id, now)
     if debit and value > money.available:
         raise InsufficientBalance(money.balance, money.available)
-    return Adjustment(someone, -value if debit else value, money.balance, money.available)
+    return Adjustment(someone, -value if debit else value, money.balance, money.available, expiry)
 
 
 def adjust(
-    session: Session, admin: Context, user_id: object, amount: object, *, debit: bool, reason: object
+    session: Session,
+    admin: Context,
+    user_id: object,
+    amount: object,
+    *,
+    debit: bool,
+    reason: object,
+    expires_at: object = None,
+    tz: ZoneInfo | None = None,
 ) -> Adjustment:
     """Credit or debit a person by hand (ledger kind `adjustment`), audited `balance.adjusted` with
-    the admin and the reason. A debit never takes more than the available amount (holds stay covered)."""
+    the admin and the reason. A debit never takes more than the available amount (holds stay
+    covered); a credit is given money that expires at `expires_at`, else by GRANT_EXPIRY_DAYS."""
     why = reason_of(reason)
-    planned = preview_adjust(session, admin, user_id, amount, debit=debit)
+    planned = preview_adjust(session, admin, user_id, amount, debit=debit, expires_at=expires_at, tz=tz)
     with atomic(session):
         entry = post(  # a debit is checked again against the available amount, under the lock
             session,
@@ -129,11 +155,12 @@ def adjust(
             action="balance.adjusted",
             memo=why[:200],
             details=admin.admin_details(why),
+            expires_at=planned.expires_at,
         )
         # The SaaS hears of it without the admin's name or reason (SPEC 13: those stay in the back office).
         emit_change(session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, amount=planned.amount)
     before = entry.balance_after - planned.amount
-    return Adjustment(planned.person, planned.amount, before, planned.available)
+    return Adjustment(planned.person, planned.amount, before, planned.available, planned.expires_at)
 
 
 def preview_sign_out_everywhere(session: Session, admin: Context, user_id: object) -> tuple[User, int]:

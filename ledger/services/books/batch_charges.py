@@ -44,7 +44,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
-from ledger.services.books.lots import due_lots_exist
+from ledger.services.books.lots import drawn_by_usage, due_lots_exist
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
@@ -103,6 +103,11 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
             raise RuntimeError("a batch's charge was not written although its request id was free")
         if refusals:
             session.add_all(refusals)
+        replays = [r.usage for r in results if r.status == "replayed" and r.usage and r.usage.drawn is None]
+        if replays:  # charged in an earlier call: what they drew then
+            drawn = drawn_by_usage(session, [u.id for u in replays])
+            for usage in replays:
+                usage.drawn = drawn[usage.id]
         metrics.count_charges(session, (r.status for r in results), sum((e.usage.amount for e in writes), Decimal(0)))
     return results
 

@@ -87,7 +87,7 @@ def charge_usage(
                 raise decision.error
             if decision.usage is not None:  # replayed
                 metrics.count_charges(session, "replayed", Decimal(0))
-                decision.usage.drawn = drawn_by_usage(session, decision.usage.id)
+                decision.usage.drawn = drawn_by_usage(session, [decision.usage.id])[decision.usage.id]
                 return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
             usage = take(req, account)
             if write(session, [Entry(usage)], ctx, now):

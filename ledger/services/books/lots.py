@@ -219,15 +219,18 @@ def draws_of_lot(session: Session, lot_id: int, limit: int = 50) -> list[LotDraw
     )
 
 
-def drawn_by_usage(session: Session, usage_id: uuid.UUID) -> dict[str, Decimal]:
-    """What a charge drew, by kind of money (a replay answers what the charge first drew)."""
+def drawn_by_usage(session: Session, usage_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Decimal]]:
+    """What charges drew, by kind of money (a replay answers what the charge first drew): one query."""
     rows = session.execute(
-        select(CreditLot.category, func.sum(LotDraw.amount))
+        select(LotDraw.usage_log_id, CreditLot.category, func.sum(LotDraw.amount))
         .join(CreditLot, CreditLot.id == LotDraw.lot_id)
-        .where(LotDraw.usage_log_id == usage_id)
-        .group_by(CreditLot.category)
+        .where(LotDraw.usage_log_id.in_(usage_ids))
+        .group_by(LotDraw.usage_log_id, CreditLot.category)
     ).all()
-    return drawn_dict({category.value: total for category, total in rows})
+    sums: dict[uuid.UUID, dict[str, Decimal]] = {usage_id: {} for usage_id in usage_ids}
+    for usage_id, category, total in rows:
+        sums[usage_id][category.value] = total
+    return {usage_id: drawn_dict(by_kind) for usage_id, by_kind in sums.items()}
 
 
 def drawn_dict(sums: dict[str, Decimal | None]) -> dict[str, Decimal]:

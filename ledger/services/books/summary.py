@@ -1,4 +1,4 @@
-"""What a person sees first: balance, spending today and over 30 days, recent activity.
+"""What a person sees first: balance (by kind of money), spending today and over 30 days, recent activity.
 
 The dashboard page and `GET /api/billing/summary` both read it from here.
 """
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ledger.models import PaymentTransaction, UsageLog, User
 from ledger.money import CURRENCY
 from ledger.services.books.holds import OnHold, money_on_hold
+from ledger.services.books.lots import Kinds, kinds_of
 
 RECENT = 5
 
@@ -30,6 +31,7 @@ class Summary:
     count_30_days: int
     recent_usage: list[UsageLog]
     recent_topups: list[PaymentTransaction]
+    kinds: Kinds  # the balance by kind of money (paid, given, plan) and what expires next (SPEC 20)
 
     @property
     def balance(self) -> Decimal:
@@ -77,4 +79,5 @@ def account_summary(session: Session, user: User, *, tz: ZoneInfo, now: datetime
         count_30_days=count_30,
         recent_usage=list(recent),
         recent_topups=list(topups),
+        kinds=kinds_of(session, user.id, now),
     )

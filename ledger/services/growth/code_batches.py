@@ -30,6 +30,7 @@ from ledger.services.context import Context, reason_of
 from ledger.services.growth.codes import CodeView, find_code, last_day, new_code, shown, status_of
 
 MAX_COUNT = 10_000
+MAX_CREDIT_DAYS = 3650
 MAX_AMOUNT = Decimal("100000.00")
 NOTE_MAX = 200
 PAGE = 25
@@ -46,6 +47,7 @@ class BatchPlan:
     expires_on: date | None  # the last day, inclusive, in the site's time zone
     expires_at: datetime | None  # the midnight that ends it
     note: str | None
+    credit_days: int | None = None  # a code's credit expires this many days after its redemption
 
     @property
     def total(self) -> Decimal:
@@ -53,11 +55,19 @@ class BatchPlan:
 
 
 def preview_create_batch(
-    admin: Context, *, count: object, amount: object, expires: object, note: object, tz: ZoneInfo
+    admin: Context,
+    *,
+    count: object,
+    amount: object,
+    expires: object,
+    note: object,
+    tz: ZoneInfo,
+    credit_days: object = None,
 ) -> BatchPlan:
     """`create_batch`'s check, without writing: 1 to 10,000 codes, an exact amount (2 decimals at
     most), an optional last day (YYYY-MM-DD, today or later in `tz` at the context's time), an
-    optional note. Raises InvalidRequest naming the field."""
+    optional note, an optional `credit_days` (1 to 3,650: the days a code's credit lasts after its
+    redemption). Raises InvalidRequest naming the field."""
     number = validation.whole_number(count, "count", minimum=1, maximum=MAX_COUNT)
     value = parse_amount(amount, places=2, maximum=MAX_AMOUNT)
     expires_on = expires_at = None
@@ -69,7 +79,10 @@ def preview_create_batch(
     elif expires is not None and not isinstance(expires, str):
         raise InvalidRequest(N_("Enter a date as YYYY-MM-DD."), field="expires")
     text = validation.optional_text(note, "note", max_length=NOTE_MAX)
-    return BatchPlan(number, value, expires_on, expires_at, text)
+    days = None
+    if credit_days is not None and not (isinstance(credit_days, str) and not credit_days.strip()):
+        days = validation.whole_number(credit_days, "credit_days", minimum=1, maximum=MAX_CREDIT_DAYS)
+    return BatchPlan(number, value, expires_on, expires_at, text, days)
 
 
 def create_batch(
@@ -82,11 +95,14 @@ def create_batch(
     note: object,
     reason: object,
     tz: ZoneInfo,
+    credit_days: object = None,
 ) -> tuple[CodeBatch, list[str]]:
     """Make a batch of codes (see `preview_create_batch`) from `secrets`, audited `codes.batch_created` with
     the admin and the reason. One transaction. Returns the batch and its codes, as stored."""
     why = reason_of(reason)
-    plan = preview_create_batch(admin, count=count, amount=amount, expires=expires, note=note, tz=tz)
+    plan = preview_create_batch(
+        admin, count=count, amount=amount, expires=expires, note=note, tz=tz, credit_days=credit_days
+    )
     with atomic(session):
         batch = CodeBatch(
             id=uuid.uuid4(),
@@ -94,6 +110,7 @@ def create_batch(
             count=plan.count,
             note=plan.note,
             expires_at=plan.expires_at,
+            credit_days=plan.credit_days,
             created_by=admin.admin_id,
         )
         session.add(batch)
@@ -101,6 +118,7 @@ def create_batch(
         made = _insert_codes(session, batch, plan.count)
         details = {"batch_id": str(batch.id), "count": plan.count, "amount": to_api(plan.amount), "note": plan.note}
         details["expires"] = plan.expires_on.isoformat() if plan.expires_on else None
+        details["credit_days"] = plan.credit_days
         record_audit(
             session,
             "codes.batch_created",

@@ -158,7 +158,7 @@ def redeem(session: Session, user_id: uuid.UUID, raw_code: object, ctx: Context)
             raise TooManyCodeTries()
         claimed = _claim(session, code, user_id, now) if code else None
         if claimed is not None:
-            batch_id, amount = claimed
+            batch_id, amount, credit_days = claimed
             entry = credit(
                 session,
                 user_id=user_id,
@@ -167,6 +167,7 @@ def redeem(session: Session, user_id: uuid.UUID, raw_code: object, ctx: Context)
                 ctx=ctx,
                 action="code.redeemed",
                 details={"code": code, "batch_id": str(batch_id)},
+                expires_at=now + timedelta(days=credit_days) if credit_days else None,  # else GRANT_EXPIRY_DAYS
                 redemption_code=code,
             )
             emit_change(session, EventType.REDEMPTION_REDEEMED, user_id=user_id, code=code, amount=amount)
@@ -204,8 +205,11 @@ def _unknown_tries(session: Session, user_id: uuid.UUID, now: datetime) -> int:
     )
 
 
-def _claim(session: Session, code: str, user_id: uuid.UUID, now: datetime) -> tuple[uuid.UUID, Decimal] | None:
-    """Mark the code redeemed by the person if it can be redeemed now; its batch and amount, or None.
+def _claim(
+    session: Session, code: str, user_id: uuid.UUID, now: datetime
+) -> tuple[uuid.UUID, Decimal, int | None] | None:
+    """Mark the code redeemed by the person if it can be redeemed now; its batch, amount and the days
+    its credit lasts (None: the site's rule), or None.
     One statement: of two people claiming a code at once, the second waits for the first's commit,
     then finds it redeemed and claims nothing."""
     batch_disabled = exists().where(CodeBatch.id == RedemptionCode.batch_id, CodeBatch.disabled_at.is_not(None))
@@ -219,10 +223,14 @@ def _claim(session: Session, code: str, user_id: uuid.UUID, now: datetime) -> tu
             or_(RedemptionCode.expires_at.is_(None), RedemptionCode.expires_at > now),
         )
         .values(redeemed_by=user_id, redeemed_at=now)
-        .returning(RedemptionCode.batch_id, RedemptionCode.amount)
+        .returning(
+            RedemptionCode.batch_id,
+            RedemptionCode.amount,
+            select(CodeBatch.credit_days).where(CodeBatch.id == RedemptionCode.batch_id).scalar_subquery(),
+        )
         .execution_options(synchronize_session=False)
     ).one_or_none()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
 
 
 def _why_not(session: Session, code: str | None, now: datetime) -> LedgerError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -197,44 +198,79 @@ def order_refunds(session: Session, order: PaymentTransaction) -> OrderRefunds:
     return OrderRefunds.of(refunds_of(session, order.id))
 
 
+@dataclass(frozen=True)
+class Refundable:
+    """How much of a paid order can be refunded now, and what limits it (SPEC 15, 20): what is not
+    refunded yet, what is left of the money the order paid for (its lot: gift money never goes back
+    as cash), and what the person has available."""
+
+    unrefunded: Decimal
+    unspent: Decimal
+    available: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return max(min(self.unrefunded, self.unspent, self.available), Decimal(0))
+
+    @property
+    def spent(self) -> Decimal:
+        """What the person spent of the order's own money (less is refundable by as much)."""
+        return max(self.unrefunded - self.unspent, Decimal(0))
+
+
+def refundable_of(session: Session, order: PaymentTransaction, money: Funds) -> Refundable:
+    """What `order` allows refunding now, the person's money being `money`."""
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_transaction_id == order.id, Refund.status == RefundStatus.SUCCEEDED
+        )
+    )
+    lot = order_lot(session, order.id)
+    unspent = lot.remaining - lot.reserved if lot is not None else Decimal(0)
+    return Refundable(order.amount - Decimal(refunded), unspent, money.available)
+
+
+def refundable_now(session: Session, order: PaymentTransaction, now: datetime) -> Refundable | None:
+    """What the admin's order page says can be refunded (None for an order that was never paid)."""
+    if order.status is not PaymentStatus.SUCCEEDED:
+        return None
+    return refundable_of(session, order, funds(session, order.user_id, now))
+
+
 def _checked(session: Session, order: PaymentTransaction, value: Decimal, money: Funds) -> RefundPlan:
     """What the books allow: a succeeded order, no refund pending, fewer than 50, within what is
-    refundable and what the person has available."""
+    refundable: not beyond what is not refunded yet, what is left of the order's own money, and
+    what the person has available."""
     if order.status is not PaymentStatus.SUCCEEDED:
         raise RefundRefused(N_("Only a paid order can be refunded."), field="amount")
     rows = session.execute(
-        select(Refund.status, func.count(), func.coalesce(func.sum(Refund.amount), 0))
-        .where(Refund.payment_transaction_id == order.id)
-        .group_by(Refund.status)
+        select(Refund.status, func.count()).where(Refund.payment_transaction_id == order.id).group_by(Refund.status)
     ).all()
-    counts = {status: (n, total) for status, n, total in rows}
+    counts = dict(rows)
     if RefundStatus.PENDING in counts:
         raise RefundRefused(N_("A refund of this order is pending: resolve it first."), field="amount")
-    if sum(n for n, _ in counts.values()) >= MAX_PER_ORDER:
+    if sum(counts.values()) >= MAX_PER_ORDER:
         raise RefundRefused(N_("This order has had %(max)d refunds, the most XorPay allows."), max=MAX_PER_ORDER)
-    unrefunded = order.amount - Decimal(counts.get(RefundStatus.SUCCEEDED, (0, 0))[1])
-    lot = order_lot(session, order.id)
-    left = lot.remaining if lot is not None else Decimal(0)
-    refundable = min(unrefunded, left, money.available)
-    if value > unrefunded:
+    can = refundable_of(session, order, money)
+    if value > can.unrefunded:
         raise RefundRefused(
-            N_("At most ¥%(refundable)s of this order can be refunded."), field="amount", refundable=refundable
+            N_("At most ¥%(refundable)s of this order can be refunded."), field="amount", refundable=can.amount
         )
-    if value > left:  # SPEC 20: only the order's own paid money goes back, never a gift
+    if value > can.unspent:  # SPEC 20: only the order's own paid money goes back, never a gift
         raise RefundRefused(
             N_(
                 "At most ¥%(refundable)s of this order can be refunded: ¥%(spent)s of the money it paid"
                 " for has been spent."
             ),
             field="amount",
-            refundable=refundable,
-            spent=unrefunded - left,
+            refundable=can.amount,
+            spent=can.spent,
         )
     if value > money.available:
         raise RefundRefused(
             N_("The person has only ¥%(available)s available."), field="amount", available=money.available
         )
-    return RefundPlan(order, value, refundable, money.balance, money.available)
+    return RefundPlan(order, value, can.amount, money.balance, money.available)
 
 
 def _note_unknown(session: Session, refund_id: uuid.UUID, admin: Context, error: GatewayError) -> None:
