@@ -252,6 +252,42 @@ def test_summary_lists_recent_top_ups(client, auth, session):
     assert body["recent_transactions"][0]["status"] == "pending"
 
 
+def test_a_deduct_and_a_batch_item_say_what_they_drew_of_each_kind_of_money(
+    client, session, internal_headers, settings
+):
+    from tests.helpers import settle_by_notify
+
+    user = UserFactory(balance="1.00")  # given money, spent first
+    settle_by_notify(session, PaymentFactory(user=user, amount=Decimal("10.00")), settings)
+    body = deduct(client, internal_headers, user, amount="1.50").get_json()
+    assert body["drawn"] == {"paid": "0.50", "granted": "1.00", "plan": "0.00"}
+    assert deduct(client, internal_headers, user, amount="1.50").get_json()["drawn"] == body["drawn"]  # a replay
+    items = [
+        {"user_id": str(user.id), "amount": amount, "model": "image-studio-v2", "request_id": request_id}
+        for amount, request_id in (("1.50", "req-1"), ("0.25", "b-1"))
+    ]
+    results = client.post("/api/billing/deduct/batch", json={"charges": items}, headers=internal_headers).get_json()
+    assert [(a["status"], a["drawn"]) for a in results["results"]] == [
+        ("replayed", {"paid": "0.50", "granted": "1.00", "plan": "0.00"}),  # what the first charge drew
+        ("charged", {"paid": "0.25", "granted": "0.00", "plan": "0.00"}),
+    ]
+
+
+def test_the_summary_splits_the_balance_by_kind_and_lists_what_expires_next(client, auth, session):
+    from ledger.services.books.accounts import adjust_balance
+    from ledger.services.context import SYSTEM
+
+    user = UserFactory(balance="2.00")
+    soon, later = (datetime.now(UTC) + timedelta(days=d) for d in (3, 30))
+    adjust_balance(session, user_id=user.id, amount=Decimal("5.00"), memo="g", ctx=SYSTEM, expires_at=later)
+    adjust_balance(session, user_id=user.id, amount=Decimal("1.25"), memo="g", ctx=SYSTEM, expires_at=soon)
+    auth.login(user)
+    body = client.get("/api/billing/summary").get_json()
+    assert (body["balance"], body["paid"], body["granted"], body["plan"]) == ("8.25", "0.00", "8.25", "0.00")
+    assert [(e["amount"], e["category"]) for e in body["expiring"]] == [("1.25", "granted"), ("5.00", "granted")]
+    assert datetime.fromisoformat(body["expiring"][0]["expires_at"]) == soon
+
+
 def test_a_long_user_agent_is_kept_cut_to_512_characters_on_every_row(client, session, internal_headers):
     user = UserFactory(balance="10.00")
     headers = {**internal_headers, "User-Agent": "A" * 600}
