@@ -444,3 +444,17 @@ def trickling_peer(pause: float, bytes_: int):
     finally:
         receiver.join(10)
         listener.close()
+
+
+# --- what pages say -------------------------------------------------------------------------------
+
+
+def text_of(html: str) -> str:
+    """A piece of a page as its reader sees it: tags out, runs of white space as one space."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def kinds_line(page: str) -> str | None:
+    """The line under a balance that says what it is made of (SPEC 20), as text; None without one."""
+    found = re.search(r'data-testid="balance-kinds">(.*?)</p>', page, re.S)
+    return found and re.sub(r"<[^>]+>", "", found.group(1))

@@ -24,7 +24,12 @@ def dashboard() -> Any:
     summary = account_summary(session, current_user, tz=user_timezone(), now=now())
     chart = bar_chart(daily_series(session, report_query({})))
     return render_template(
-        "site/dashboard.html", summary=summary, chart=chart, models=MODELS.values(), minimum=settings().TOPUP_MIN
+        "site/dashboard.html",
+        summary=summary,
+        kinds=summary.kinds,  # the balance line's and the header's (base.html) breakdown
+        chart=chart,
+        models=MODELS.values(),
+        minimum=settings().TOPUP_MIN,
     )
 
 

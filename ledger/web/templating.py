@@ -20,6 +20,7 @@ from ledger.money import format_amount
 from ledger.services.books.accounts import get_balance
 from ledger.services.books.low_balance import low_threshold
 from ledger.services.console.pricing import MODELS, console_run
+from ledger.services.growth.codes import shown as shown_code
 from ledger.services.people.sign_in import describe_device
 from ledger.web.context import now, settings, user_timezone
 from ledger.web.language import LANGUAGES, payment_status_label, zone_label
@@ -57,6 +58,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = lambda value: format_amount(Decimal(value))
     app.jinja_env.filters["localtime"] = lambda dt, fmt="yyyy-MM-dd HH:mm": format_datetime(dt, fmt) if dt else ""
     app.jinja_env.filters["device"] = describe_device
+    app.jinja_env.filters["redemption_code"] = shown_code  # XXXX-XXXX-XXXX-XXXX, as the code was handed out
     app.jinja_env.globals["payment_status_label"] = payment_status_label  # macros are imported without context
     # Audit details and order metadata as JSON that reads: Chinese as written, not \\u escapes
     # (a str, so autoescaped as text)

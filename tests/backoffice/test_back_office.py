@@ -1,14 +1,19 @@
 """The back office (SPEC 13): admins only, every action confirmed, reasoned and audited."""
 
+import re
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from ledger.models import AuditLog, User, UserSession
+from ledger.models import AuditLog, CreditLot, UsageLog, User, UserSession
+from ledger.services.books.accounts import adjust_balance
+from ledger.services.context import SYSTEM
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import balance_of, post_form, settle_by_notify
+from tests.helpers import at, balance_of, charge, kinds_line, post_form, settle_by_notify, text_of
 
 PAGES = ["/admin", "/admin/users", "/admin/orders", "/admin/audit"]
 
@@ -75,6 +80,23 @@ def test_an_adjustment_is_confirmed_with_its_effect_then_done_and_audited(client
     row = session.scalars(by_admin).one()
     assert (row.user_id, row.details["admin_id"]) == (someone.id, str(admin_user.id))
     assert row.details["reason"] == "goodwill for an outage"
+
+
+def test_an_admin_credit_may_expire_at_its_own_instant_in_the_admins_time_zone(client, auth, admin_user, session):
+    someone = UserFactory(balance="1.00")
+    page = f"/admin/users/{someone.id}"
+    fields = {"amount": "5.00", "reason": "a gift", "expires_at": "2099-01-31T23:59"}  # as datetime-local sends it
+    shown = post_form(client, auth, f"{page}/adjust", page, **fields).get_data(as_text=True)
+    assert "到期时间：2099-01-31 23:59。" in shown
+    assert post_form(client, auth, f"{page}/adjust", page, **fields, confirmed="yes").status_code == 302
+    lot = session.scalars(
+        select(CreditLot).where(CreditLot.user_id == someone.id).order_by(CreditLot.id.desc())
+    ).first()
+    assert (lot.amount, lot.expires_at) == (Decimal("5.0000"), datetime(2099, 1, 31, 15, 59, tzinfo=UTC))
+    past = post_form(client, auth, f"{page}/adjust", page, **{**fields, "expires_at": "2020-01-01T00:00"})
+    assert past.status_code == 422 and "到期时间必须晚于现在" in past.get_data(as_text=True)
+    debit = post_form(client, auth, f"{page}/adjust", page, **{**fields, "debit": "y"})
+    assert debit.status_code == 422 and "只有加款可以设置到期时间" in debit.get_data(as_text=True)
 
 
 def test_the_confirmation_names_the_action_and_the_trail_names_people_by_email(client, auth, admin_user, session):
@@ -254,3 +276,69 @@ def test_people_search_finds_look_alike_names_but_never_by_a_set_aside_key_s_id(
     found = client.get("/admin/users?q=ADMIN").get_data(as_text=True)
     assert str(plain.id) in found and str(set_aside.id) in found
     assert str(set_aside.id) not in client.get("/admin/users?q=dead-beef").get_data(as_text=True)
+
+
+# --- a person's credit lots and what drew them (SPEC 20) ----------------------------------------------
+
+
+def lots_section(page: str) -> str:
+    start = page.index('data-testid="person-lots"')
+    return page[start : page.index("</ul>\n      \n", start)]
+
+
+def lot_items(page: str) -> dict[int, str]:
+    """Each lot of the person's page, by id, as text."""
+    section = lots_section(page)
+    items = re.findall(
+        r'<li class="list-group-item" data-lot="(\d+)">(.*?)</li>\s*(?=<li class="list-group-item"|$)', section, re.S
+    )
+    return {int(lot_id): text_of(body) for lot_id, body in items}
+
+
+def test_the_persons_page_shows_their_lots_and_what_drew_each(client, admin_user, session, settings):
+    someone = UserFactory(balance="10.00")  # an admin's credit, "test factory": given money, spent first
+    order = PaymentFactory(user=someone, amount=Decimal("50.00"))
+    settle_by_notify(session, order, settings)
+    charge(session, someone, amount="12.00", request_id="lots-admin")
+    other = UserFactory()
+    adjust_balance(session, user_id=other.id, amount=Decimal("7.00"), memo="not theirs", ctx=SYSTEM)
+    gift, paid = session.scalars(select(CreditLot).where(CreditLot.user_id == someone.id).order_by(CreditLot.id)).all()
+    usage_id = session.scalar(select(UsageLog.id).where(UsageLog.user_id == someone.id))
+
+    page = client.get(f"/admin/users/{someone.id}").get_data(as_text=True)
+    items = lot_items(page)
+    assert list(items) == [paid.id, gift.id]  # newest first
+    assert items[paid.id].startswith(f"充值 #{paid.id} 充值 {order.id} ¥48.00 / ¥50.00")
+    assert "到期时间: 永不过期 1 笔支取" in items[paid.id] and f"扣费 {str(usage_id)[:8]}" in items[paid.id]
+    assert items[paid.id].endswith("-¥2.00")
+    assert items[gift.id].startswith(f"赠送 #{gift.id} 管理员发放 · test factory ¥0.00 / ¥10.00")
+    assert items[gift.id].endswith("-¥10.00")
+    assert f'href="/admin/orders/{order.id}"' in lots_section(page)  # the back office's order page
+    assert kinds_line(page) == "其中充值 ¥48.00"  # the person's, under their balance
+    assert 'title="余额"' in page  # the header's badge is the admin's own money: no breakdown of the person's
+    assert "not theirs" not in page and "¥7.00" not in page
+
+    client.set_cookie("lang", "en")
+    items = lot_items(client.get(f"/admin/users/{someone.id}").get_data(as_text=True))
+    assert items[gift.id].startswith(f"Given money #{gift.id} Admin credit · test factory ¥0.00 / ¥10.00")
+    assert "Expires: Never 1 draw Charge" in items[gift.id]
+
+
+def test_a_lot_shows_its_newest_draws_and_an_expiry(client, admin_user, session):
+    someone = UserFactory()
+    ctx = replace(SYSTEM, clock=lambda: at("2026-12-01 10:00"))
+    adjust_balance(
+        session,
+        user_id=someone.id,
+        amount=Decimal("20.00"),
+        memo="promo",
+        ctx=ctx,
+        expires_at=at("2027-01-31 23:59:59"),
+    )
+    for n in range(11):
+        charge(session, someone, amount=f"1.{n:02d}", request_id=f"many-{n}")
+    lot = session.scalars(select(CreditLot).where(CreditLot.user_id == someone.id)).one()
+    item = lot_items(client.get(f"/admin/users/{someone.id}").get_data(as_text=True))[lot.id]
+    assert "到期时间: 2027-01-31 23:59 最近 10 笔支取" in item
+    amounts = re.findall(r"-¥(1\.\d\d)", item)
+    assert amounts == [f"1.{n:02d}" for n in range(10, 0, -1)]  # the newest ten, newest first

@@ -78,6 +78,15 @@ def test_a_batch_is_confirmed_with_its_total_then_made_and_audited(client, auth,
     assert (row.actor, row.details["admin_id"], row.details["reason"]) == ("admin", str(admin_user.id), "first order")
 
 
+def test_a_batch_may_give_credit_that_lasts_some_days_after_each_redemption(client, auth, admin_user, session):
+    fields = {"count": "2", "amount": "5.00", "credit_days": "30", "reason": "a campaign"}
+    client.set_cookie("lang", "en")
+    shown = post_form(client, auth, "/admin/codes", "/admin/codes", **fields).get_data(as_text=True)
+    assert "Each code&#39;s credit expires 30 days after its redemption." in shown
+    post_form(client, auth, "/admin/codes", "/admin/codes", **fields, confirmed="yes")
+    assert session.scalars(select(CodeBatch.credit_days)).one() == 30
+
+
 @pytest.mark.parametrize(
     ("fields", "said"),
     [
@@ -85,6 +94,7 @@ def test_a_batch_is_confirmed_with_its_total_then_made_and_audited(client, auth,
         ({"count": "3", "amount": "20.001", "reason": "r"}, "decimal places"),
         ({"count": "3", "amount": "20.00", "expires": "2020-01-01", "reason": "r"}, "in the past"),
         ({"count": "3", "amount": "20.00", "reason": ""}, "Say why"),
+        ({"count": "3", "amount": "20.00", "credit_days": "0", "reason": "r"}, "from 1 to 3650"),
     ],
 )
 def test_a_bad_batch_is_refused_on_the_confirmation_page(client, auth, admin_user, session, fields, said):

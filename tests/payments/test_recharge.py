@@ -2,17 +2,19 @@
 others' orders are 404."""
 
 import re
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from ledger.models import PaymentTransaction
+from ledger.services.books.accounts import adjust_balance
 from ledger.services.context import SYSTEM
 from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.xorpay import sign
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import XORPAY_SECRET, balance_of, post_form
+from tests.helpers import XORPAY_SECRET, at, balance_of, kinds_line, post_form, settle_by_notify, stop_the_clock
 
 
 @pytest.mark.parametrize(
@@ -310,3 +312,40 @@ def test_the_dashboard_lists_top_ups_in_its_narrow_card_without_the_cut_off_orde
     dashboard, history = client.get("/").get_data(as_text=True), client.get("/recharge").get_data(as_text=True)
     assert '<th class="d-none">订单</th>' in dashboard and '<th class="d-none d-md-table-cell">订单</th>' in history
     assert '<a class="d-block small text-nowrap"' in dashboard  # "去支付" at every width
+
+
+# --- the balance, by kind of money (SPEC 20) --------------------------------------------------------
+
+
+def test_the_recharge_page_shows_the_balance_and_how_much_of_it_is_given_and_until_when(
+    client, auth, session, app, monkeypatch, settings
+):
+    now = stop_the_clock(app, monkeypatch, at("2026-12-01 10:00"))
+    user = UserFactory()
+    settle_by_notify(session, PaymentFactory(user=user, amount=Decimal("20.00")), settings)
+    adjust_balance(
+        session,
+        user_id=user.id,
+        amount=Decimal("5.00"),
+        memo="gift",
+        ctx=replace(SYSTEM, clock=lambda: now),
+        expires_at=at("2027-01-31 23:59:59"),
+    )
+    auth.login(user)
+    page = client.get("/recharge").get_data(as_text=True)
+    shown = page[page.index('data-testid="recharge-balance"') :]
+    assert '<div class="small text-body-secondary">当前余额</div>' in shown
+    assert 'data-testid="balance"><span class="money">¥25.00</span>' in shown
+    assert kinds_line(shown) == "其中充值 ¥20.00、赠送 ¥5.00；¥5.00 于 2027-01-31 到期"
+    in_english(client)
+    page = client.get("/recharge").get_data(as_text=True)
+    assert '<div class="small text-body-secondary">Current balance</div>' in page
+    assert kinds_line(page) == "Of which ¥20.00 paid, ¥5.00 given; ¥5.00 expires on 2027-01-31"
+    assert 'title="Balance · Of which ¥20.00 paid, ¥5.00 given; ¥5.00 expires on 2027-01-31"' in page  # the header's
+
+
+def test_a_person_without_money_sees_a_zero_balance_and_no_breakdown(client, auth, session):
+    auth.login(UserFactory())
+    page = client.get("/recharge").get_data(as_text=True)
+    assert 'data-testid="balance"><span class="money">¥0.00</span>' in page
+    assert 'data-testid="balance-kinds"' not in page

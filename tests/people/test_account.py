@@ -1,18 +1,39 @@
-"""/account: profile, time zone, avatar upload and the ledger with its running balance."""
+"""/account: profile, time zone, avatar upload, the balance by kind of money, the credit lots and the
+ledger with its running balance."""
 
 import io
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from ledger.models import AuditLog
+from ledger.db import atomic
+from ledger.models import AuditLog, LedgerKind
+from ledger.services.books.accounts import adjust_balance, credit
 from ledger.services.books.charges import charge_usage
-from ledger.services.context import INTERNAL
-from tests.factories import UsageFactory, UserFactory
-from tests.helpers import broken_crc_png, count_rows, image_bytes, noise_png, post_form
+from ledger.services.context import INTERNAL, SYSTEM, XORPAY
+from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.codes import redeem, shown
+from ledger.services.payments.webhook import handle_notify
+from tests.factories import InviteFactory, PaymentFactory, UsageFactory, UserFactory
+from tests.helpers import (
+    ADMIN,
+    at,
+    broken_crc_png,
+    count_rows,
+    image_bytes,
+    kinds_line,
+    noise_png,
+    post_form,
+    signed_notify,
+    stop_the_clock,
+    text_of,
+)
 
 
 def test_profile_edit_saves_and_audits(client, auth, session):
@@ -239,3 +260,118 @@ def test_time_zones_are_named_as_people_say_them(client, auth, session):
     client.set_cookie("lang", "en")
     page = client.get("/account").get_data(as_text=True)
     assert "Site default (Beijing time)" in page and "United States (Los Angeles) Time · America/Los_Angeles" in page
+
+
+# --- the balance by kind of money, and the credit lots (SPEC 20) -------------------------------------
+
+NOW = at("2026-12-01 10:00")
+
+
+def lot_rows(page: str) -> list[str]:
+    """The lots table's rows as a wide screen shows them: cells joined by " | ", tags and runs of
+    spaces out (without the kind that a phone shows again with the source)."""
+    start = page.index('data-testid="lots"')
+    body = page[page.index("<tbody>", start) : page.index("</tbody>", start)]
+    body = re.sub(r'<div class="d-sm-none mb-1">.*?</div>', "", body, flags=re.S)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+    return [" | ".join(text_of(cell) for cell in row) for row in cells]
+
+
+@pytest.fixture
+def lots_of_every_kind(session, app, monkeypatch, settings):
+    """At NOW: a paid top-up of ¥20.00, an invitation reward of ¥3.00, a redeemed code of ¥8.00 and
+    an admin's credit of ¥5.00 expiring at the end of January; then a charge of ¥4.00 (from the
+    credit, which expires first). Returns the person, their order and their code."""
+    stop_the_clock(app, monkeypatch, NOW)
+    ctx = replace(SYSTEM, clock=lambda: NOW)
+    user = UserFactory()
+    order = PaymentFactory(user=user, amount=Decimal("20.00"))
+    handle_notify(session, replace(XORPAY.using(settings), clock=lambda: NOW), signed_notify(order))
+    with atomic(session):
+        credit(
+            session,
+            user_id=user.id,
+            amount=Decimal("3.00"),
+            kind=LedgerKind.INVITE_REWARD,
+            ctx=ctx,
+            action="invite.rewarded",
+            invite_relation_id=InviteFactory(inviter=user).id,
+        )
+    _batch, (code,) = create_batch(
+        session, ADMIN, count=1, amount="8.00", expires=None, note=None, reason="t", tz=ZoneInfo("Asia/Shanghai")
+    )
+    redeem(session, user.id, code, ctx)
+    adjust_balance(
+        session, user_id=user.id, amount=Decimal("5.00"), memo="goodwill", ctx=ctx, expires_at=at("2027-01-31 23:59:59")
+    )
+    charge_usage(
+        session,
+        user_id=user.id,
+        amount="4.00",
+        model="m",
+        request_id="lots-1",
+        ctx=replace(INTERNAL, clock=lambda: NOW),
+    )
+    return user, order, code
+
+
+def test_account_says_the_balance_by_kind_and_lists_the_lots_newest_first(client, auth, session, lots_of_every_kind):
+    user, order, code = lots_of_every_kind
+    auth.login(user)
+    page = client.get("/account").get_data(as_text=True)
+    assert 'data-testid="balance"><span class="money">¥32.00</span>' in page
+    assert kinds_line(page) == "其中充值 ¥20.00、赠送 ¥12.00；¥1.00 于 2027-01-31 到期"
+    assert lot_rows(page) == [
+        "赠送 | 管理员发放 2026-12-01 10:00 | ¥5.00 | ¥1.00 / ¥5.00 | 2027-01-31 23:59",
+        f"赠送 | 兑换码 {shown(code)} 2026-12-01 10:00 | ¥8.00 | ¥8.00 / ¥8.00 | 永不过期",
+        "赠送 | 邀请奖励 2026-12-01 10:00 | ¥3.00 | ¥3.00 / ¥3.00 | 永不过期",
+        f"充值 | 充值 {order.id} 2026-12-01 10:00 | ¥20.00 | ¥20.00 / ¥20.00 | 永不过期",
+    ]
+    assert f'href="/recharge/{order.id}">{order.id}</a>' in page  # the order of a paid lot
+    assert "goodwill" not in page  # an admin's memo stays in the back office
+
+
+def test_account_lots_in_english(client, auth, session, lots_of_every_kind):
+    user, order, code = lots_of_every_kind
+    auth.login(user)
+    client.set_cookie("lang", "en")
+    page = client.get("/account").get_data(as_text=True)
+    assert kinds_line(page) == "Of which ¥20.00 paid, ¥12.00 given; ¥1.00 expires on 2027-01-31"
+    assert lot_rows(page) == [
+        "Given money | Admin credit 2026-12-01 10:00 | ¥5.00 | ¥1.00 / ¥5.00 | 2027-01-31 23:59",
+        f"Given money | Redemption code {shown(code)} 2026-12-01 10:00 | ¥8.00 | ¥8.00 / ¥8.00 | Never",
+        "Given money | Invitation reward 2026-12-01 10:00 | ¥3.00 | ¥3.00 / ¥3.00 | Never",
+        f"Paid money | Top-up {order.id} 2026-12-01 10:00 | ¥20.00 | ¥20.00 / ¥20.00 | Never",
+    ]
+    assert '<h2 class="h6 mb-1">Credit lots</h2>' in page
+
+
+def test_a_lot_past_its_expiry_says_so(client, auth, session, app, monkeypatch):
+    user = UserFactory()
+    adjust_balance(
+        session,
+        user_id=user.id,
+        amount=Decimal("5.00"),
+        memo="gift",
+        ctx=replace(SYSTEM, clock=lambda: NOW),
+        expires_at=at("2026-12-01 12:00"),
+    )
+    auth.login(user)
+    stop_the_clock(app, monkeypatch, at("2026-12-01 12:00"))
+    page = client.get("/account").get_data(as_text=True)
+    assert lot_rows(page)[0].endswith("| 已于 2026-12-01 12:00 过期")
+    assert 'data-testid="balance-kinds"' not in page  # nothing left to break down
+
+
+def test_account_shows_no_one_elses_lots(client, auth, session):
+    other = UserFactory(balance="7.00")
+    adjust_balance(session, user_id=other.id, amount=Decimal("9.00"), memo="theirs", ctx=SYSTEM)
+    user = UserFactory()
+    auth.login(user)
+    page = client.get("/account").get_data(as_text=True)
+    assert 'data-testid="lots"' not in page and "还没有入账：充值、奖励和兑换码会列在这里。" in page
+    adjust_balance(session, user_id=user.id, amount=Decimal("2.00"), memo="mine", ctx=SYSTEM)
+    page = client.get("/account").get_data(as_text=True)
+    assert [row.split(" | ")[2] for row in lot_rows(page)] == ["¥2.00"]
+    assert "¥7.00" not in page and "¥9.00" not in page

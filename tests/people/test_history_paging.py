@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from ledger.models import Actor, AuditLog, LedgerEntry
+from ledger.models import Actor, AuditLog, CreditLot, LedgerEntry
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.context import SYSTEM
 from ledger.services.paging import PAGE_SIZE
@@ -142,3 +142,77 @@ def test_account_paging_in_chinese_and_only_own_entries(client, auth, session):
     assert balances_in(rows_of(second, "ledger")) == ["2.00", "1.00"]
     assert re.search(r'data-testid="newest">← 最新<', second)
     assert older_link(first) == f"/account?before={ids[2]}#balance-history"
+
+
+# --- /account's credit lots: paged on their own (?lots_before=), each history keeping the other's page
+
+
+def lot_ids(session, user) -> list[int]:
+    return list(session.scalars(select(CreditLot.id).where(CreditLot.user_id == user.id).order_by(CreditLot.id)))
+
+
+def lots_in(page: str) -> list[int]:
+    """The ids of the lots the table shows, in its order."""
+    return [int(i) for i in re.findall(r'<tr data-lot="(\d+)"', page)]
+
+
+def link(page: str, testid: str) -> str | None:
+    found = re.search(rf'href="([^"]*)"[^>]*data-testid="{testid}"', page)
+    return found and found.group(1).replace("&amp;", "&")
+
+
+def test_account_exactly_a_page_of_lots_has_no_older_link(client, auth, session):
+    user = UserFactory()
+    credited(session, user, 20)
+    auth.login(user)
+    page = client.get("/account").get_data(as_text=True)
+    assert len(lots_in(page)) == 20
+    assert link(page, "lots-older") is None and link(page, "lots-newest") is None
+
+
+def test_account_lots_a_page_and_one_more_go_on_a_second_page(client, auth, session):
+    other = UserFactory()
+    credited(session, other, 3)
+    user = UserFactory()
+    credited(session, user, 21)
+    lots = lot_ids(session, user)
+    auth.login(user)
+    client.set_cookie("lang", "en")
+    first = client.get("/account").get_data(as_text=True)
+    assert lots_in(first) == lots[:0:-1]  # newest first, 20 of them
+    older = link(first, "lots-older")
+    assert older == f"/account?lots_before={lots[1]}#lots"
+    assert re.search(r'data-testid="lots-older">Older →<', first)
+    second = client.get(older).get_data(as_text=True)
+    assert lots_in(second) == [lots[0]]  # the oldest, and no one else's
+    assert link(second, "lots-older") is None
+    assert link(second, "lots-newest") == "/account#lots"
+    # The balance changes stay on their newest page meanwhile, and their own links keep the lots' page.
+    assert balances_in(rows_of(second, "ledger"))[0] == "21.00"
+    assert link(second, "older") == f"{older.split('#')[0]}&before={older_ledger(session, user)}#balance-history"
+
+
+def older_ledger(session, user) -> int:
+    """`before` of the second page of the person's balance changes: the 20th newest entry's id."""
+    ids = list(session.scalars(select(LedgerEntry.id).where(LedgerEntry.user_id == user.id).order_by(LedgerEntry.id)))
+    return ids[-20]
+
+
+def test_paging_the_balance_changes_keeps_the_lots_page_and_back(client, auth, session):
+    user = UserFactory()
+    entries = credited(session, user, 22)
+    lots = lot_ids(session, user)
+    auth.login(user)
+    page = client.get(f"/account?before={entries[2]}&lots_before={lots[2]}").get_data(as_text=True)
+    assert balances_in(rows_of(page, "ledger")) == ["2.00", "1.00"]
+    assert lots_in(page) == [lots[1], lots[0]]
+    assert link(page, "newest") == f"/account?lots_before={lots[2]}#balance-history"
+    assert link(page, "lots-newest") == f"/account?before={entries[2]}#lots"
+
+
+@pytest.mark.parametrize("before", ["abc", "0", "１２"])
+def test_account_a_malformed_lots_page_link_is_422(client, auth, session, before):
+    auth.login(UserFactory())
+    page = client.get(f"/account?lots_before={before}")
+    assert page.status_code == 422
+    assert "此分页链接无效：请从最新的一页重新开始。" in page.get_data(as_text=True)

@@ -396,7 +396,13 @@ CASES = [
         "admin.adjust",
         "user",
         "form",
-        fields={"amount": "1.00", "debit": MISSING, "reason": "fuzz", "confirmed": MISSING},
+        fields={
+            "amount": "1.00",
+            "debit": MISSING,
+            "expires_at": "2099-01-31T23:59",
+            "reason": "fuzz",
+            "confirmed": MISSING,
+        },
         path={"user_id": lambda w: str(w.other.id)},
     ),
     Case(
@@ -468,6 +474,7 @@ CASES = [
             "count": "2",
             "amount": "5.00",
             "expires": "2099-12-31",
+            "credit_days": "30",
             "note": "fuzz",
             "reason": "fuzz",
             "confirmed": MISSING,

@@ -60,6 +60,7 @@ def create_code_batch() -> Any:
         "amount": form.amount.data,
         "expires": form.expires.data,
         "note": form.note.data,
+        "credit_days": form.credit_days.data,
     }
 
     def preview() -> list[str]:
@@ -77,6 +78,8 @@ def create_code_batch() -> Any:
             if plan.expires_on
             else _("The codes never expire."),
         ]
+        if plan.credit_days:
+            lines.append(_("Each code's credit expires %(days)d days after its redemption.", days=plan.credit_days))
         return [*lines, _("Note: %(note)s", note=plan.note)] if plan.note else lines
 
     def act() -> Any:

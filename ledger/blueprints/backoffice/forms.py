@@ -19,6 +19,11 @@ class ActionForm(TextForm):
 class AdjustForm(ActionForm):
     amount = StringField(_l("Amount (CNY)"), description=_l("A positive amount such as 50.00."))
     debit = BooleanField(_l("Take money away (a debit)"))
+    expires_at = StringField(
+        _l("Expires at (optional)"),
+        description=_l("A credit only, in your time zone. Empty: the site's rule for given money."),
+        render_kw={"type": "datetime-local"},
+    )
 
 
 class MarkPaidForm(ActionForm):
@@ -35,4 +40,9 @@ class CodeBatchForm(ActionForm):
     count = StringField(_l("Number of codes"), render_kw={"inputmode": "numeric", "placeholder": "1 – 10000"})
     amount = StringField(_l("Amount of each code (CNY)"), render_kw={"inputmode": "decimal", "placeholder": "50.00"})
     expires = StringField(_l("Last day to redeem (optional)"), render_kw={"type": "date"})
+    credit_days = StringField(
+        _l("Days the credit lasts (optional)"),
+        description=_l("After each redemption. Empty: the site's rule for given money."),
+        render_kw={"inputmode": "numeric", "placeholder": "30"},
+    )
     note = StringField(_l("Note (optional)"), render_kw={"maxlength": 200})

@@ -1,8 +1,10 @@
-"""`/admin/users`: find anyone; a person's whole picture; adjust, sign out everywhere, disable/enable."""
+"""`/admin/users`: find anyone; a person's whole picture (their credit lots and what drew them included);
+adjust, sign out everywhere, disable/enable."""
 
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -12,9 +14,12 @@ from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm
 from ledger.db import get_session
 from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
+from ledger.services.books import lots
 from ledger.services.context import Context, reason_of
 from ledger.validation import whole_number
-from ledger.web.context import now, request_context
+from ledger.web.context import now, request_context, user_timezone
+
+DRAWS_SHOWN = 10  # a lot's newest draws on the person's page
 
 
 def acting() -> Context:
@@ -31,26 +36,43 @@ def people() -> Any:
 
 @bp.get("/users/<user_id>")
 def person(user_id: str) -> Any:
+    session, at = get_session(), now()
+    picture = backoffice.picture(session, user_id, now=at)
+    credit_lots = lots.lots_page(session, picture.person.id, request.args.get("lots_before"))
     return render_template(
-        "admin/person.html", p=backoffice.picture(get_session(), user_id, now=now()), adjust=AdjustForm()
+        "admin/person.html",
+        p=picture,
+        # not `kinds`: that is the header's, the admin's own money (base.html)
+        person_kinds=lots.kinds_of(session, picture.person.id, at),
+        lots=credit_lots,
+        draws={lot.id: lots.draws_of_lot(session, lot.id, limit=DRAWS_SHOWN) for lot in credit_lots.items},
+        draws_shown=DRAWS_SHOWN,
+        as_of=at,
+        adjust=AdjustForm(),
     )
 
 
 @bp.post("/users/<user_id>/adjust")
 def adjust(user_id: str) -> Any:
     form, session = AdjustForm(), get_session()
+    expiry = {"expires_at": form.expires_at.data, "tz": user_timezone()}  # a time without an offset is the admin's
 
     def preview() -> list[str]:
         reason_of(form.reason.data)
-        plan = backoffice.preview_adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data)
+        plan = backoffice.preview_adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, **expiry)
         if plan.amount < 0:
             what = _("Take ¥%(amount)s from %(who)s.", amount=format_amount(-plan.amount), who=plan.person.email)
         else:
             what = _("Credit ¥%(amount)s to %(who)s.", amount=format_amount(plan.amount), who=plan.person.email)
-        return [what, balance_change(plan.balance, plan.balance_after)]
+        lines = [what, balance_change(plan.balance, plan.balance_after)]
+        if plan.expires_at is not None:
+            lines.append(_("It expires at %(when)s.", when=format_datetime(plan.expires_at, "yyyy-MM-dd HH:mm")))
+        return lines
 
     def act() -> Any:
-        backoffice.adjust(session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data)
+        backoffice.adjust(
+            session, acting(), user_id, form.amount.data, debit=form.debit.data, reason=form.reason.data, **expiry
+        )
         flash(_("The balance is adjusted."), "success")
         return redirect(url_for("admin.person", user_id=user_id))
 

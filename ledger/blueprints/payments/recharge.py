@@ -13,7 +13,8 @@ from ledger.db import get_session
 from ledger.i18n import N_
 from ledger.models import PaymentStatus, PayType
 from ledger.money import EXACT_DECIMAL, format_amount, normalise_typed_amount
-from ledger.services.books.accounts import get_balance
+from ledger.services.books.accounts import funds, get_balance
+from ledger.services.books.lots import kinds_of
 from ledger.services.growth.codes import redeem as redeem_code
 from ledger.services.payments.methods import method_maximum
 from ledger.services.payments.orders import (
@@ -71,13 +72,15 @@ class RedeemForm(TextForm):
 
 def _recharge_page(form: RechargeForm | None = None, redeem: RedeemForm | None = None) -> Any:
     """The page with its two forms; the one posted (and refused) carries its errors and status."""
-    config = settings()
+    config, session, at = settings(), get_session(), now()
     form = form or RechargeForm(formdata=None, data={"amount": str(DEFAULT_PRESET)})
     redeem = redeem or RedeemForm(formdata=None)
     return render_template(
         "payments/recharge.html",
+        balance=funds(session, current_user.id, at).balance,
+        kinds=kinds_of(session, current_user.id, at),
         presets=PRESETS,
-        orders=list_orders(get_session(), user_id=current_user.id),
+        orders=list_orders(session, user_id=current_user.id),
         form=form,
         redeem=redeem,
         minimum=config.TOPUP_MIN,

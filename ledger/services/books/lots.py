@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ledger.models import BillingAccount, CreditLot, EventType, LedgerEntry, LedgerKind, LotCategory, LotDraw
 from ledger.money import to_api
@@ -209,7 +209,8 @@ def kinds_of(session: Session, user_id: uuid.UUID, now: datetime) -> Kinds:
 
 def lots_page(session: Session, user_id: uuid.UUID, before: object = None) -> Page[CreditLot]:
     """A page of the person's lots, newest first; below the id `before` (raw)."""
-    return newest_first(session, select(CreditLot).where(CreditLot.user_id == user_id), CreditLot.id, before)
+    lots = select(CreditLot).where(CreditLot.user_id == user_id).options(selectinload(CreditLot.entry))  # its source
+    return newest_first(session, lots, CreditLot.id, before)
 
 
 def draws_of_lot(session: Session, lot_id: int, limit: int = 50) -> list[LotDraw]:

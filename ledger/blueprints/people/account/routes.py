@@ -1,4 +1,5 @@
-"""`/account`: profile, avatar, and the person's ledger entries with running balance (paged)."""
+"""`/account`: profile, avatar, the balance by kind of money, the person's credit lots and ledger entries
+with running balance (each paged)."""
 
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.books.accounts import ledger_page
 from ledger.services.books.holds import money_on_hold
+from ledger.services.books.lots import kinds_of, lots_page
 from ledger.services.books.low_balance import set_own_threshold
 from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
 from ledger.web.context import now, request_context, settings
@@ -54,13 +56,17 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
     default = settings().DEFAULT_TIMEZONE
     profile.timezone.choices = [("", _("Site default (%(zone)s)", zone=zone_label(default))), *zone_choices(TIMEZONES)]
     avatar = avatar or AvatarForm()
+    session, at = get_session(), now()
     return render_template(
         "account/account.html",
         profile=profile,
         avatar_form=avatar,
         alert_form=alert,
-        entries=ledger_page(get_session(), current_user.id, request.args.get("before")),
-        on_hold=money_on_hold(get_session(), current_user.id, now=now()),
+        entries=ledger_page(session, current_user.id, request.args.get("before")),
+        lots=lots_page(session, current_user.id, request.args.get("lots_before")),
+        on_hold=money_on_hold(session, current_user.id, now=at),
+        kinds=kinds_of(session, current_user.id, at),
+        as_of=at,
     ), max(profile.status, avatar.status, alert.status)
 
 
