@@ -74,3 +74,19 @@ def test_credit_expiring_is_told_once_a_lot_when_it_enters_its_last_days(session
         (lots[later.id], "4.00", "granted"),
     ]
     assert events[0].data["expires_at"] == (T0 + 3 * DAY).isoformat()
+
+
+def test_the_hold_expiry_job_lets_what_its_holds_kept_expire(session):
+    from ledger.services.books.holds import expire_holds
+
+    user = UserFactory()
+    gift(session, user, "5.00", expires_at=T0 + DAY)
+    place_hold(
+        session, user_id=user.id, amount="3.00", model="m", request_id="job", ttl_seconds=86400,
+        ctx=INTERNAL.at(T0 + DAY / 2),
+    )  # fmt: skip
+    expire_credits(session, SYSTEM.at(T0 + DAY))
+    assert balance_of(session, user) == Decimal("3.0000")  # kept for the hold
+    assert expire_holds(session, SYSTEM.at(T0 + 2 * DAY)) == 1
+    assert balance_of(session, user) == Decimal("0.0000")  # the hold expired: what it kept went with it
+    assert list(find_breaches(session)) == []

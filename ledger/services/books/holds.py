@@ -271,6 +271,9 @@ def expire_holds(session: Session, ctx: Context) -> int:
             with atomic(session):
                 account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
                 expired += len(expire_due_holds(session, account, now)) if account else 0
+                if account and has_due_lots(session, user_id, now):  # what the holds kept of expired lots goes
+                    session.flush()
+                    expire_due_lots(session, account, now)
         if len(due) < EXPIRY_BATCH:
             return expired
 
