@@ -138,3 +138,24 @@ def test_expiry_racing_charges_when_the_hold_is_covered_by_money_that_stays(comm
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).balance == Decimal("0.0000")
         assert list(find_breaches(session)) == []
+
+
+def test_a_charge_while_xorpay_answers_a_refund_is_kept_when_the_refund_settles(committed, xorpay, settings):
+    from ledger.models import PaymentTransaction
+    from ledger.services.payments.refunds import refund_order, settle_refund
+    from tests.helpers import ADMIN, pending_order, settle_by_notify
+
+    user = funded_user(committed, "1.00")
+    paid = pending_order(committed, user, amount="100.00")
+    with committed.session() as session:  # one session, as a page's or the CLI's: it keeps what it loaded
+        order = session.get(PaymentTransaction, paid.id)
+        settle_by_notify(session, order, settings)
+        xorpay.refund_times_out()
+        refund = refund_order(session, xorpay.client, ADMIN, order.id, "30.00", reason="asked")
+        assert refund.status == "pending"
+        with committed.session() as other:  # a charge meanwhile, through the engine
+            charge_usage(other, user_id=user.id, amount="50.00", model="m", request_id="meanwhile", ctx=INTERNAL)
+        settle_refund(session, ADMIN, refund.id, succeeded=True, reason="XorPay shows it refunded")
+    with committed.session() as session:
+        assert session.get(BillingAccount, user.id).balance == Decimal("21.0000")
+        assert list(find_breaches(session)) == []

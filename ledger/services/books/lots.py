@@ -240,9 +240,13 @@ def drawn_dict(sums: dict[str, Decimal | None]) -> dict[str, Decimal]:
 
 
 def order_lot(session: Session, order_id: uuid.UUID) -> CreditLot | None:
-    """The paid lot of a top-up order (None before it is paid). A refund draws only from it."""
+    """The paid lot of a top-up order (None before it is paid), as it is now: read again (charges
+    change lots behind the ORM, and a refund's session keeps its copy across XorPay's call) and
+    locked for the caller's transaction. A refund draws only from it."""
     return session.scalar(
         select(CreditLot)
         .join(LedgerEntry, LedgerEntry.id == CreditLot.ledger_entry_id)
         .where(LedgerEntry.payment_transaction_id == order_id)
+        .with_for_update(of=CreditLot)
+        .execution_options(populate_existing=True)
     )
