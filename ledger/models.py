@@ -676,6 +676,9 @@ class CreditLot(Base):
     reserved: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default=text("0"))
     expires_at: Mapped[datetime | None]
     notified_at: Mapped[datetime | None]  # when its credit.expiring event was written (once a lot)
+    # Its expiry, once written: its `expires_at`. What it still holds then is kept for the holds that
+    # were active at that instant, and expires as they settle.
+    expired_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
 
     entry: Mapped[LedgerEntry] = relationship()

@@ -141,6 +141,7 @@ class Funds:
 
     balance: Decimal
     held: Decimal
+    expiring: Decimal = Decimal(0)  # what lots past their expiry lose when it is written (not in `balance`)
 
     @property
     def available(self) -> Decimal:
@@ -160,7 +161,12 @@ def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
     )
     lots_due = (
         select(func.coalesce(func.sum(CreditLot.remaining), 0))
-        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
+        .where(
+            CreditLot.user_id == user_id,
+            CreditLot.remaining > 0,
+            CreditLot.expires_at <= now,
+            CreditLot.expired_at.is_(None),  # a written expiry's kept part stays while its holds are active
+        )
         .scalar_subquery()
     )
     row = session.execute(
@@ -172,7 +178,8 @@ def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
         raise UserNotFound()
     balance, held = row[0], Decimal(row[1])
     # lots past their expiry go, all but what active holds need (as `expire_due_lots` will write it)
-    return Funds(balance=balance - min(Decimal(row[2]), balance - held), held=held)
+    expiring = min(Decimal(row[2]), balance - held)
+    return Funds(balance=balance - expiring, held=held, expiring=expiring)
 
 
 def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:

@@ -44,7 +44,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
-from ledger.services.books.lots import drawn_by_usage, due_lots_exist
+from ledger.services.books.lots import drawn_by_usage, next_expiry
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
@@ -84,8 +84,7 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
     parsed = [_parse(item) for item in charge_list(charges)]
     requests = [p for p in parsed if isinstance(p, ChargeRequest)]
     with atomic(session):
-        now = ctx.now()  # the batch's instant: what has expired by it counts no more
-        accounts = _lock_accounts(session, sorted({r.user_id for r in requests}), ctx, now)
+        accounts, now = _lock_accounts(session, sorted({r.user_id for r in requests}), ctx)
         pairs = [(r.user_id, r.request_id) for r in requests]
         before, taken = _look(session, pairs) if pairs else ({}, set())
         results, writes, refusals = [], [], []
@@ -122,21 +121,24 @@ def _parse(item: dict[str, Any]) -> ChargeRequest | InvalidRequest:
 
 
 def _lock_accounts(
-    session: Session, user_ids: list[uuid.UUID], ctx: Context, now: datetime
-) -> dict[uuid.UUID, Account]:
-    """The batch's people, locked in the order of their ids; their holds and lots past their expiry
-    expired."""
+    session: Session, user_ids: list[uuid.UUID], ctx: Context
+) -> tuple[dict[uuid.UUID, Account], datetime]:
+    """The batch's people, locked in the order of their ids, and the batch's instant (read once the
+    locks are ours); their holds and lots past their expiry by then expired."""
     if not user_ids:
-        return {}
-    rows = session.connection().execute(LOCK, {"p_user_ids": user_ids, "p_now": now})
+        return {}, ctx.now()
+    rows = session.connection().execute(LOCK, {"p_user_ids": user_ids}).all()
+    now = ctx.now()
     accounts = {
-        user_id: Account(user_id, balance, held, disabled, threshold(own, site_threshold(ctx)), lots_due)
-        for user_id, balance, held, disabled, own, lots_due in rows
+        user_id: Account(
+            user_id, balance, held, disabled, threshold(own, site_threshold(ctx)), due is not None and due <= now
+        )
+        for user_id, balance, held, disabled, own, due in rows
     }
     for account in accounts.values():
         if not account.disabled:
             account.expire_past_due(session, now)
-    return accounts
+    return accounts, now
 
 
 def _look(
@@ -192,7 +194,7 @@ def _lock() -> Any:
             ACCOUNTS.c.held,
             USERS.c.disabled_at.is_not(None),
             USERS.c.low_balance_threshold,
-            due_lots_exist(LOTS.c.user_id == ACCOUNTS.c.user_id, bindparam("p_now", type_=LOTS.c.expires_at.type)),
+            next_expiry(LOTS.c.user_id == ACCOUNTS.c.user_id),
         )
         .join(USERS, USERS.c.id == ACCOUNTS.c.user_id)
         .where(ACCOUNTS.c.user_id == func.any(_array("user_ids", ACCOUNTS.c.user_id)))

@@ -33,7 +33,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
-from ledger.services.books.lots import drawn_by_usage, due_lots_exist
+from ledger.services.books.lots import drawn_by_usage, next_expiry
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
 
@@ -62,13 +62,13 @@ def charge_usage(
     AccountDisabled.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
-    now = ctx.now()  # the charge's instant: what has expired by it counts no more
-    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id, "p_now": now}
+    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
     with atomic(session):
         connection = session.connection()
         found = LOCK_AND_LOOK.one_or_none(connection, asked)
         if found is None:
             raise UserNotFound()
+        now = ctx.now()  # the charge's instant, once the lock is ours: what expired by it counts no more
         for _ in range(2):  # again once, when the request id was taken while we waited for the lock
             account = Account(
                 req.user_id,
@@ -76,7 +76,7 @@ def charge_usage(
                 found.held,
                 found.disabled,
                 threshold(found.low_balance_threshold, site_threshold(ctx)),
-                found.lots_due,
+                found.next_expiry is not None and found.next_expiry <= now,
             )
             if not account.disabled:
                 account.expire_past_due(session, now)
@@ -144,7 +144,7 @@ def _lock_and_look() -> Any:
             USAGE.c.balance_after,
             USAGE.c.created_at,
             taken.label("hold_taken"),
-            due_lots_exist(LOTS.c.user_id == ACCOUNTS.c.user_id, _param("now", LOTS.c.expires_at)).label("lots_due"),
+            next_expiry(LOTS.c.user_id == ACCOUNTS.c.user_id).label("next_expiry"),
         )
         .select_from(joined)
         .where(ACCOUNTS.c.user_id == user_id)

@@ -222,12 +222,13 @@ class Entry:
 
 
 def write(
-    session: Session, entries: list[Entry], ctx: Context, now: datetime, *, kept: bool = False
+    session: Session, entries: list[Entry], ctx: Context, now: datetime, *, kept_since: datetime | None = None
 ) -> dict[uuid.UUID, datetime]:
     """Write charges, in their order, with one statement: their usage logs, the balances (each
     person's after their last charge here), their draws from the lots (SPEC 20: in the spending
-    order, lots past their expiry at `now` left alone unless `kept`: a capture may spend what its
-    hold kept), the ledger entries and the audit rows. Returns the usage logs written, with their
+    order, lots past their expiry at `now` left alone, but a capture of a hold placed at
+    `kept_since` may spend what lots expiring after that instant kept for it), the ledger entries
+    and the audit rows. Returns the usage logs written, with their
     time, and sets each one's `drawn`; a guarded one whose request id a charge or a hold took
     meanwhile is not, and nothing of it is (nor its person's balance, when it was their only one: a
     person's balance is set to their last charge's `balance_after`, so a caller that writes several
@@ -260,7 +261,7 @@ def write(
         "p_user_agent": ctx.user_agent,
         "p_trace_id": current_request_id(),
         "p_now": now,
-        "p_kept": kept,
+        "p_kept_since": kept_since,
     }
     statement = WRITE if len(entries) > 1 else WRITE_ONE
     rows = {row.id: row for row in statement.all(session.connection(), parameters)}
@@ -440,10 +441,12 @@ def _draws(done: Any, people: Any) -> Any:
     and their spendable lots, in the spending order, consecutive stretches of the money they hold;
     a charge draws from a lot what their stretches share. One charge may span lots; one lot may
     serve several charges of a batch. Spendable: money left that no pending refund set aside, not
-    past its expiry at `p_now` (but `p_kept`: a capture may spend what its hold kept)."""
+    past its expiry at `p_now` (but a capture may spend what lots expiring after its hold was placed,
+    `p_kept_since`, kept for it)."""
     free = LOTS.c.remaining - LOTS.c.reserved
     spending_order = [LOTS.c.expires_at.asc().nulls_last(), LOTS.c.spend_rank, LOTS.c.created_at, LOTS.c.id]
-    now, kept = bindparam("p_now", type_=LOTS.c.expires_at.type), bindparam("p_kept", type_=Boolean())
+    now = bindparam("p_now", type_=LOTS.c.expires_at.type)
+    kept_since = bindparam("p_kept_since", type_=LOTS.c.expires_at.type)  # a capture's hold's placement
     lot = (
         select(
             LOTS.c.id,
@@ -456,7 +459,7 @@ def _draws(done: Any, people: Any) -> Any:
             LOTS.c.user_id == func.any(people),
             LOTS.c.remaining > literal_column("0"),  # the lots index's condition, as a constant
             free > literal_column("0"),
-            LOTS.c.expires_at.is_(None) | (LOTS.c.expires_at > now) | kept,
+            LOTS.c.expires_at.is_(None) | (LOTS.c.expires_at > now) | (LOTS.c.expires_at > kept_since),
         )
         .cte("lot")
     )

@@ -224,7 +224,8 @@ def capture(session: Session, hold_id: object, value: Decimal, *, ctx: Context) 
     session.flush()  # the hold's money is free before the charge takes its part (held <= balance)
     released = {"hold_id": str(hold.id), "released": to_api(hold.amount - value)}
     # a capture may spend the part of an expired lot that its hold kept (SPEC 20)
-    write(session, [Entry(usage, action="hold.captured", details=released, guarded=False)], ctx, now, kept=True)
+    captured = Entry(usage, action="hold.captured", details=released, guarded=False)
+    write(session, [captured], ctx, now, kept_since=hold.created_at)
     set_committed_value(account, "balance", usage.balance_after)  # as the engine wrote it
     hold.settle(HoldStatus.CAPTURED, now)
     hold.captured_amount, hold.usage_log_id = value, usage.id

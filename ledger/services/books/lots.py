@@ -24,7 +24,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal_column, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from ledger.models import BillingAccount, CreditLot, EventType, LedgerEntry, LedgerKind, LotCategory, LotDraw
+from ledger.models import (
+    BillingAccount,
+    CreditLot,
+    EventType,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    LedgerKind,
+    LotCategory,
+    LotDraw,
+)
 from ledger.money import to_api
 from ledger.services.audit import record_audit
 from ledger.services.context import SYSTEM, Context
@@ -118,20 +128,28 @@ def draw(session: Session, entry: LedgerEntry, now: datetime, *, lot: CreditLot 
 def has_due_lots(session: Session, user_id: uuid.UUID, now: datetime) -> bool:
     """Does the person have a lot past its expiry with money left (whose expiry is not written yet,
     or whose kept part may now go)?"""
-    return session.scalar(select(due_lots_exist(CreditLot.user_id == user_id, now))) or False
+    soonest = session.scalar(select(next_expiry(CreditLot.user_id == user_id)))
+    return soonest is not None and soonest <= now
 
 
-def due_lots_exist(which: Any, now: Any) -> Any:
-    """EXISTS: a lot of `which` person past its expiry at `now` with money left."""
+def next_expiry(which: Any) -> Any:
+    """The soonest expiry among the lots of `which` person with money left (a scalar subquery, read
+    in a lock statement: the caller compares it with its time once the lock is its own)."""
     lots = CreditLot.__table__
-    return select(lots.c.id).where(which, lots.c.remaining > literal_column("0"), lots.c.expires_at <= now).exists()
+    return (
+        select(func.min(lots.c.expires_at))
+        .where(which, lots.c.remaining > literal_column("0"))  # the lots index's condition, as a constant
+        .scalar_subquery()
+    )
 
 
 def expire_due_lots(session: Session, account: BillingAccount, now: datetime) -> list[CreditLot]:
-    """Expire the locked account's lots past their expiry at `now`, in the spending order: each
-    loses its remaining, but never more in all than balance - held (the part active holds need is
-    kept for their captures). Each removal writes a ledger entry (`expiry`), its draw, an audit row
-    and a credit.expired event. Returns the lots that lost money."""
+    """Write the expiry of the locked account's lots past their expiry at `now` (SPEC 20), in the
+    spending order. A lot's expiry is written once (`expired_at`): it loses its remaining, but never
+    more in all than balance - held; what it keeps is for the holds active at that instant. Then
+    what kept parts hold beyond what the still active holds placed before their expiry need goes
+    (they settled). Each removal writes a ledger entry (`expiry`), its draw, an audit row and a
+    credit.expired event. Returns the lots that lost money."""
     due = session.scalars(
         select(CreditLot)
         .where(CreditLot.user_id == account.user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
@@ -140,27 +158,48 @@ def expire_due_lots(session: Session, account: BillingAccount, now: datetime) ->
     ).all()
     expired = []
     for lot in due:
-        part = min(lot.remaining, account.balance - account.held)
-        if part <= 0:
-            break
-        lot.remaining -= part
-        entry = append_entry(session, account, -part, LedgerKind.EXPIRY, memo=f"lot {lot.id}")
-        session.add(LotDraw(lot_id=lot.id, ledger_entry=entry, amount=part, created_at=lot.expires_at))
-        details = {"lot_id": lot.id, "category": lot.category.value, "amount": to_api(part)}
-        record_audit(session, "credit.expired", ctx=SYSTEM, user_id=account.user_id, details=details)
-        emit(
-            session,
-            EventType.CREDIT_EXPIRED,
-            user_id=account.user_id,
-            balance=account.balance,
-            available=account.available,
-            lot_id=lot.id,
-            category=lot.category.value,
-            amount=part,
-            expires_at=lot.expires_at,
-        )
-        expired.append(lot)
+        if lot.expired_at is None:  # its instant: expire what no active hold needs
+            lot.expired_at = lot.expires_at
+            part = min(lot.remaining, account.balance - account.held)
+            if part > 0:
+                _remove(session, account, lot, part, at=lot.expires_at)
+                expired.append(lot)
+    kept = [lot for lot in due if lot.remaining > 0]
+    if kept:
+        holds = session.execute(
+            select(Hold.created_at, Hold.amount).where(
+                Hold.user_id == account.user_id, Hold.status == HoldStatus.ACTIVE
+            )
+        ).all()
+        kept_so_far = Decimal(0)
+        for lot in kept:
+            needed = sum((amount for created, amount in holds if created < lot.expires_at), Decimal(0)) - kept_so_far
+            keep = min(lot.remaining, max(needed, Decimal(0)))
+            kept_so_far += keep
+            if lot.remaining > keep:  # the holds it was kept for have settled
+                _remove(session, account, lot, lot.remaining - keep, at=now)
+                expired.append(lot)
     return expired
+
+
+def _remove(session: Session, account: BillingAccount, lot: CreditLot, part: Decimal, *, at: datetime) -> None:
+    """Expire `part` of a lot: its ledger entry, draw, audit row and credit.expired event."""
+    lot.remaining -= part
+    entry = append_entry(session, account, -part, LedgerKind.EXPIRY, memo=f"lot {lot.id}")
+    session.add(LotDraw(lot_id=lot.id, ledger_entry=entry, amount=part, created_at=at))
+    details = {"lot_id": lot.id, "category": lot.category.value, "amount": to_api(part)}
+    record_audit(session, "credit.expired", ctx=SYSTEM, user_id=account.user_id, details=details)
+    emit(
+        session,
+        EventType.CREDIT_EXPIRED,
+        user_id=account.user_id,
+        balance=account.balance,
+        available=account.available,
+        lot_id=lot.id,
+        category=lot.category.value,
+        amount=part,
+        expires_at=lot.expires_at,
+    )
 
 
 # --- what pages and the API show ---------------------------------------------------------------------
@@ -182,28 +221,25 @@ class Kinds:
 
 
 def kinds_of(session: Session, user_id: uuid.UUID, now: datetime) -> Kinds:
-    """The person's money by kind at `now`, read without a lock (a page's or a summary's). A lot
-    past its expiry whose expiry is not written yet counts as the part of it that is kept (what
-    the balance keeps: `accounts.funds` reads the same)."""
-    rows = session.execute(
-        select(CreditLot.category, func.sum(CreditLot.remaining))
-        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0)
-        .where(or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now))
-        .group_by(CreditLot.category)
+    """The person's money by kind at `now`, read without a lock (a page's or a summary's), adding up
+    to the balance `accounts.funds` shows: a lot past its expiry counts for what it keeps for holds
+    (written, or as `expire_due_lots` will write it: the soonest lose what is expiring first)."""
+    from ledger.services.books.accounts import funds  # accounts builds on this module
+
+    lots = session.scalars(
+        select(CreditLot).where(CreditLot.user_id == user_id, CreditLot.remaining > 0).order_by(*SPENDING_ORDER)
     ).all()
-    sums = {category: total for category, total in rows}
-    expiring = session.scalars(
-        select(CreditLot)
-        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
-        .order_by(*SPENDING_ORDER)
-        .limit(EXPIRING_SHOWN)
-    ).all()
-    zero = Decimal("0.0000")
+    losing = funds(session, user_id, now).expiring
+    sums = {category: Decimal("0.0000") for category in LotCategory}
+    for lot in lots:
+        left = lot.remaining
+        if lot.expires_at is not None and lot.expires_at <= now and lot.expired_at is None:
+            lost = min(left, losing)
+            left, losing = left - lost, losing - lost
+        sums[lot.category] += left
+    expiring = [lot for lot in lots if lot.expires_at is not None and lot.expires_at > now][:EXPIRING_SHOWN]
     return Kinds(
-        paid=sums.get(LotCategory.PAID, zero),
-        granted=sums.get(LotCategory.GRANTED, zero),
-        plan=sums.get(LotCategory.PLAN, zero),
-        expiring=list(expiring),
+        paid=sums[LotCategory.PAID], granted=sums[LotCategory.GRANTED], plan=sums[LotCategory.PLAN], expiring=expiring
     )
 
 
