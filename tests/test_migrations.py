@@ -189,7 +189,27 @@ def _history_before_lots(conn) -> tuple[str, str]:
         " NULL), (:a, -60, 90, 'usage', NULL, :usage, NULL), (:a, -20, 70, 'refund', NULL, NULL, :refund),"
         " (:b, 5, 5, 'adjustment', NULL, NULL, NULL), (:b, -2, 3, 'adjustment', NULL, NULL, NULL)",
     ]
+    # A third pays twice; while a refund of the first order is pending, a charge spends 40.00: the
+    # refund's 30.00 stays set aside in the first order's lot, so the charge takes the rest of it and
+    # 20.00 of the second.
+    statements += [
+        "INSERT INTO users (id, email, password_hash, invite_code) VALUES (:c, 'c@example.com', 'x', 'cc')",
+        "INSERT INTO billing_accounts (user_id, balance, held) VALUES (:c, 60, 30)",
+        "INSERT INTO payment_transactions (id, user_id, amount, pay_type, status, provider_order_id, expires_at,"
+        " paid_at) VALUES (:first, :c, 50, 'alipay', 'succeeded', 'aoid-2', now(), now()),"
+        " (:second, :c, 50, 'alipay', 'succeeded', 'aoid-3', now(), now())",
+        "INSERT INTO refunds (id, payment_transaction_id, user_id, amount, reason, status, created_at) VALUES"
+        " (:waiting, :first, :c, 30, 'asked', 'pending', '2026-01-01T02:00Z')",
+        "INSERT INTO usage_logs (id, user_id, amount, model, request_id, balance_after) VALUES"
+        " (:later, :c, 40, 'm', 'r1', 60)",
+        "INSERT INTO ledger_entries (user_id, amount, balance_after, kind, payment_transaction_id, usage_log_id,"
+        " created_at) VALUES (:c, 50, 50, 'topup', :first, NULL, '2026-01-01T00:00Z'),"
+        " (:c, 50, 100, 'topup', :second, NULL, '2026-01-01T01:00Z'),"
+        " (:c, -40, 60, 'usage', NULL, :later, '2026-01-01T03:00Z')",
+    ]
     values = {"a": a, "b": b, "order": order, "usage": usage, "refund": refund, "pending": pending}
+    values |= {"c": "0b4c2a4e-0000-4000-8000-00000000000c", "first": str(uuid.uuid4()), "second": str(uuid.uuid4())}
+    values |= {"waiting": str(uuid.uuid4()), "later": str(uuid.uuid4())}
     for sql in statements:
         conn.execute(text(sql), values)
     return a, b
@@ -221,6 +241,8 @@ def test_lots_reproduce_the_history_and_the_books_verify_both_ways(scratch_engin
             ("a@example.com", "paid", Decimal("100.0000"), Decimal("70.0000"), Decimal("30.0000")),
             ("a@example.com", "granted", Decimal("50.0000"), Decimal("0.0000"), Decimal("0.0000")),
             ("b@example.com", "granted", Decimal("5.0000"), Decimal("3.0000"), Decimal("0.0000")),
+            ("c@example.com", "paid", Decimal("50.0000"), Decimal("30.0000"), Decimal("30.0000")),
+            ("c@example.com", "paid", Decimal("50.0000"), Decimal("30.0000"), Decimal("0.0000")),
         ]
         with Session(scratch_engine) as session:
             assert list(find_breaches(session)) == []

@@ -6,10 +6,11 @@ Every account gets lots that reproduce its history, replayed entry by entry in t
 written: each credit becomes a lot of its kind (a top-up: paid; an invite reward, a code, an admin
 credit: granted; none expires, as none did), and each debit draws from the lots it had then, in the
 spending order (all lots never expire, so: granted before paid, then the oldest): a charge (its
-usage log) and an admin's debit as any charge; a refund from its own order's lot first (what a gift
-paid for then, before this rule, from the other lots in that order). A pending refund's amount is
-set aside in its order's lot (`reserved`, at most what is left there). Each lot's remaining then
-sums to the account's balance, which `ledger verify` checks (invariant 10).
+usage log) and an admin's debit as any charge, leaving alone what a refund under way at that time
+(from its request to its answer) had set aside in its order's lot, as refunds do from now on; a
+refund from its own order's lot first (what a gift paid for then, before this rule, from the other
+lots in that order). A pending refund's amount stays set aside in its order's lot (`reserved`).
+Each lot's remaining then sums to the account's balance, which `ledger verify` checks (invariant 10).
 
 Downgrade drops both tables, makes `expiry` and `plan` entries `adjustment`s (memo kept: the
 balances and the ledger stay whole) and deletes the credit.* events.
@@ -19,7 +20,7 @@ Revises: 0017
 Create Date: 2026-12-07 23:30:00.000000
 """
 
-import heapq
+import bisect
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -134,10 +135,11 @@ def upgrade() -> None:
 
 
 class _Lot:
-    __slots__ = ("amount", "category", "created_at", "entry_id", "id", "remaining", "reserved", "user_id")
+    __slots__ = ("amount", "category", "created_at", "entry_id", "id", "order_id", "remaining", "reserved", "user_id")
 
     def __init__(self, lot_id: int, entry: sa.Row, category: str) -> None:
         self.id, self.user_id, self.entry_id = lot_id, entry.user_id, entry.id
+        self.order_id = entry.payment_transaction_id
         self.category, self.amount, self.remaining = category, entry.amount, entry.amount
         self.created_at, self.reserved = entry.created_at, Decimal(0)
 
@@ -150,20 +152,32 @@ def _backfill() -> None:
     with COPY. Server-side cursor: the history is read once, a person at a time."""
     bind = op.get_bind()
     raw = bind.connection.driver_connection
-    pending = dict(
-        bind.execute(
-            sa.text("SELECT payment_transaction_id, sum(amount) FROM refunds WHERE status = 'pending' GROUP BY 1")
-        ).all()
-    )
+    # Each refund set its amount aside in its order's lot from its request until its answer (as
+    # refunds do from now on): charges of that window did not spend it.
+    windows: dict = {}
+    for order_id, amount, status, created_at, settled_at in bind.execute(
+        sa.text("SELECT payment_transaction_id, amount, status, created_at, settled_at FROM refunds")
+    ):
+        windows.setdefault(order_id, []).append((amount, status, created_at, settled_at))
     lots: list[_Lot] = []
     draws: list[tuple] = []
     next_id = 1
     state: dict = {"user": None, "open": [], "by_order": {}}
 
+    def set_aside(lot: _Lot, at) -> Decimal:  # what the order's refunds under way at `at` set aside
+        return sum(
+            (
+                a
+                for a, _, begun, ended in windows.get(lot.order_id, ())
+                if begun <= at and (ended is None or ended > at)
+            ),
+            Decimal(0),
+        )
+
     def close_person() -> None:
         for order_id, lot in state["by_order"].items():
-            if order_id in pending:
-                lot.reserved = min(pending[order_id], lot.remaining)
+            pending = sum((a for a, status, _, _ in windows.get(order_id, ()) if status == "pending"), Decimal(0))
+            lot.reserved = min(pending, lot.remaining)
 
     rows = bind.execute(
         sa.text(
@@ -181,30 +195,34 @@ def _backfill() -> None:
             lot = _Lot(next_id, entry, category)
             next_id += 1
             lots.append(lot)
-            heapq.heappush(state["open"], (lot.key(), lot))
+            bisect.insort(state["open"], lot, key=_Lot.key)
             if entry.payment_transaction_id is not None:
                 state["by_order"][entry.payment_transaction_id] = lot
             continue
         wanted = -entry.amount
         source = ("usage", entry.usage_log_id) if entry.usage_log_id is not None else ("entry", entry.id)
         own = state["by_order"].get(entry.refunded_order)
-        if own is not None and own.remaining > 0:
+        if own is not None and own.remaining > 0:  # a refund: its order's money first
             part = min(own.remaining, wanted)
             own.remaining -= part
             wanted -= part
             draws.append((own.id, source, part, entry.created_at))
-        opened = state["open"]
-        while wanted > 0:
-            _, lot = opened[0]
+        for lot in state["open"]:  # the spending order; what refunds under way set aside is left alone
+            free = lot.remaining - (set_aside(lot, entry.created_at) if lot.order_id and own is None else 0)
+            part = min(max(free, Decimal(0)), wanted)
+            if part > 0:
+                lot.remaining -= part
+                wanted -= part
+                draws.append((lot.id, source, part, entry.created_at))
+            if not wanted:
+                break
+        for lot in state["open"]:  # before lots, a charge could spend money a refund had set aside
             part = min(lot.remaining, wanted)
             if part > 0:
                 lot.remaining -= part
                 wanted -= part
                 draws.append((lot.id, source, part, entry.created_at))
-            if lot.remaining == 0:
-                heapq.heappop(opened)
-        while opened and opened[0][1].remaining == 0:
-            heapq.heappop(opened)
+        state["open"] = [lot for lot in state["open"] if lot.remaining > 0]
     close_person()
 
     with raw.cursor() as cursor:
