@@ -90,3 +90,15 @@ def test_the_hold_expiry_job_lets_what_its_holds_kept_expire(session):
     assert expire_holds(session, SYSTEM.at(T0 + 2 * DAY)) == 1
     assert balance_of(session, user) == Decimal("0.0000")  # the hold expired: what it kept went with it
     assert list(find_breaches(session)) == []
+
+
+def test_verify_warns_of_a_lot_whose_expiry_nobody_wrote(session):
+    from ledger.services.books.invariants import find_warnings
+
+    user = UserFactory()
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    gift(session, user, "2.00", expires_at=long_ago + DAY, at=long_ago)
+    warned = [w for w in find_warnings(session) if w.invariant.startswith("credit lots past their expiry")]
+    assert [w.detail.split(",")[0] for w in warned] == ["2.0000 left"]
+    expire_credits(session, SYSTEM)
+    assert not [w for w in find_warnings(session) if w.invariant.startswith("credit lots past their expiry")]

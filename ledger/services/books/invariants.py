@@ -243,6 +243,14 @@ WARNINGS: dict[str, str] = {
         SELECT 'hold ' || id, 'expired at ' || expires_at || ' but still active'
         FROM holds WHERE status = 'active' AND expires_at < now() - interval '2 minutes'
     """,
+    "credit lots past their expiry for over 2 minutes with money no hold needs (is the expiry job running?)": """
+        SELECT 'lot ' || l.id, l.remaining || ' left, expired at ' || l.expires_at
+        FROM credit_lots l
+        WHERE l.remaining > 0 AND l.expires_at < now() - interval '2 minutes'
+          AND l.remaining > coalesce((SELECT sum(h.amount) FROM holds h WHERE h.user_id = l.user_id
+                                      AND h.status = 'active' AND h.created_at < l.expires_at), 0)
+        ORDER BY l.expires_at LIMIT 20
+    """,
     "events due for over 10 minutes (is a worker running, and does EVENTS_URL answer 2xx?)": """
         SELECT 'event ' || id, type || ', ' || attempts || ' attempt(s), last: ' || coalesce(last_error, 'none')
         FROM events WHERE status = 'pending' AND created_at < now() - interval '10 minutes'
