@@ -169,16 +169,38 @@ def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
         )
         .scalar_subquery()
     )
+    kept = (  # what written expiries kept for holds
+        select(func.coalesce(func.sum(CreditLot.remaining), 0))
+        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expired_at.is_not(None))
+        .scalar_subquery()
+    )
+    kept_until = (
+        select(func.max(CreditLot.expires_at))
+        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expired_at.is_not(None))
+        .scalar_subquery()
+    )
+    still_needed = (  # by the holds placed before those expiries and not past their own
+        select(func.coalesce(func.sum(Hold.amount), 0))
+        .where(
+            Hold.user_id == user_id,
+            Hold.status == HoldStatus.ACTIVE,
+            Hold.expires_at > now,
+            Hold.created_at < kept_until,
+        )
+        .scalar_subquery()
+    )
     row = session.execute(
-        select(BillingAccount.balance, BillingAccount.held - past_due, lots_due).where(
+        select(BillingAccount.balance, BillingAccount.held - past_due, lots_due, kept, still_needed).where(
             BillingAccount.user_id == user_id
         )
     ).first()
     if row is None:
         raise UserNotFound()
     balance, held = row[0], Decimal(row[1])
-    # lots past their expiry go, all but what active holds need (as `expire_due_lots` will write it)
-    expiring = min(Decimal(row[2]), balance - held)
+    # What expiry takes when it is written (`expire_due_lots`): kept parts no hold needs any more,
+    # then lots past their expiry, all but what active holds need.
+    unneeded = max(Decimal(row[3]) - Decimal(row[4]), Decimal(0))
+    expiring = unneeded + min(Decimal(row[2]), balance - unneeded - held)
     return Funds(balance=balance - expiring, held=held, expiring=expiring)
 
 

@@ -233,7 +233,7 @@ def kinds_of(session: Session, user_id: uuid.UUID, now: datetime) -> Kinds:
     sums = {category: Decimal("0.0000") for category in LotCategory}
     for lot in lots:
         left = lot.remaining
-        if lot.expires_at is not None and lot.expires_at <= now and lot.expired_at is None:
+        if lot.expires_at is not None and lot.expires_at <= now:  # expiring, or kept for holds
             lost = min(left, losing)
             left, losing = left - lost, losing - lost
         sums[lot.category] += left
