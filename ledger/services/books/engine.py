@@ -5,14 +5,16 @@ capture) is decided by `decide` and written by `write`; a hold's placement is de
 
 A charge's steps, in one transaction:
 1. Lock the person's billing account (`SELECT ... FOR UPDATE`; several people: in the order of
-   their ids, so that batches and single charges never deadlock). Holds past their expiry are
-   expired first (`expire_past_due`, under that lock): they count no more from that instant.
+   their ids, so that batches and single charges never deadlock). Holds and credit lots past their
+   expiry are expired first (`expire_past_due`, under that lock): they count no more from that
+   instant.
 2. Look the request id up: a usage log (a replay, or a conflict when amount or model differ) or a
    hold that took it (a conflict). Request ids are one namespace per person (SPEC 11).
 3. `decide`, in Python, on the locked figures: invalid, user_not_found, account_disabled,
    request_id_conflict, replayed, insufficient_balance, or charged.
 4. `write` what is charged in one statement from one JSON array: the usage logs, the balances,
-   the ledger entries and the audit rows. A deduct's usage log is not written when a charge or a
+   the draws from the person's credit lots in the spending order (SPEC 20), the ledger entries and
+   the audit rows. A deduct's usage log is not written when a charge or a
    hold took its request id while we waited for the lock (the statement sees what its lookup did
    not); the caller then looks again.
 
