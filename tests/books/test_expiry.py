@@ -25,6 +25,17 @@ def gift(session, user, amount, expires_at, at=T0):
     )
 
 
+def kept_for_a_hold(session, user) -> None:
+    """A gift of 5.00 expiring at T0 + 1 day under a hold of 3.00 placed before (for a day), its
+    expiry written by the job: 2.00 expired, 3.00 kept for the hold."""
+    gift(session, user, "5.00", expires_at=T0 + DAY)
+    place_hold(
+        session, user_id=user.id, amount="3.00", model="m", request_id="job", ttl_seconds=86400,
+        ctx=INTERNAL.at(T0 + DAY / 2),
+    )  # fmt: skip
+    expire_credits(session, SYSTEM.at(T0 + DAY))
+
+
 def test_the_job_writes_every_due_lot_once_and_leaves_the_others(session):
     people = [UserFactory(balance="1.00") for _ in range(3)]
     for person in people[:2]:
@@ -42,12 +53,7 @@ def test_the_job_writes_every_due_lot_once_and_leaves_the_others(session):
 
 def test_a_kept_part_is_looked_at_again_but_written_once_its_hold_settles(session):
     user = UserFactory()
-    gift(session, user, "5.00", expires_at=T0 + DAY)
-    place_hold(
-        session, user_id=user.id, amount="3.00", model="m", request_id="job", ttl_seconds=86400,
-        ctx=INTERNAL.at(T0 + DAY / 2),
-    )  # fmt: skip
-    expire_credits(session, SYSTEM.at(T0 + DAY))
+    kept_for_a_hold(session, user)
     assert balance_of(session, user) == Decimal("3.0000")  # 2.00 expired, 3.00 kept for the hold
     expire_credits(session, SYSTEM.at(T0 + DAY + timedelta(minutes=1)))
     assert balance_of(session, user) == Decimal("3.0000")
@@ -80,12 +86,7 @@ def test_the_hold_expiry_job_lets_what_its_holds_kept_expire(session):
     from ledger.services.books.holds import expire_holds
 
     user = UserFactory()
-    gift(session, user, "5.00", expires_at=T0 + DAY)
-    place_hold(
-        session, user_id=user.id, amount="3.00", model="m", request_id="job", ttl_seconds=86400,
-        ctx=INTERNAL.at(T0 + DAY / 2),
-    )  # fmt: skip
-    expire_credits(session, SYSTEM.at(T0 + DAY))
+    kept_for_a_hold(session, user)
     assert balance_of(session, user) == Decimal("3.0000")  # kept for the hold
     assert expire_holds(session, SYSTEM.at(T0 + 2 * DAY)) == 1
     assert balance_of(session, user) == Decimal("0.0000")  # the hold expired: what it kept went with it

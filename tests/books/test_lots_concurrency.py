@@ -40,6 +40,30 @@ def lots_of(database, user) -> dict[int, Decimal]:
         return dict(rows.all())
 
 
+def race_at_the_expiry(committed, user, *, expiry_jobs: int, capture: str, threads: int) -> list:
+    """A hold of 4.00 placed at T0; a second after EXPIRY, at once: `expiry_jobs` runs of the expiry
+    job, then the hold's capture of `capture`, then deducts of 0.50 in the other threads. Their
+    answers (or refusals), in that order."""
+    with committed.session() as session:
+        hold = place_hold(
+            session, user_id=user.id, amount="4.00", model="video", request_id="job", ttl_seconds=86400,
+            ctx=INTERNAL.at(T0),
+        ).hold.id  # fmt: skip
+    after = EXPIRY + timedelta(seconds=1)
+
+    def work(i):
+        with committed.session() as session:
+            if i < expiry_jobs:
+                return expire_credits(session, SYSTEM.at(after))
+            if i == expiry_jobs:
+                return capture_hold(session, hold_id=hold, amount=capture, ctx=INTERNAL.at(after))
+            return charge_usage(
+                session, user_id=user.id, amount="0.50", model="m", request_id=f"r{i}", ctx=INTERNAL.at(after)
+            )
+
+    return run_together(threads, work)
+
+
 def test_fifty_parallel_charges_over_four_lots_leave_each_lot_exact(committed):
     user = funded_user(committed, "2.00")  # a gift that never expires, made first
     never = lots_of(committed, user)
@@ -77,24 +101,7 @@ def test_fifty_parallel_charges_over_four_lots_leave_each_lot_exact(committed):
 def test_expiry_racing_charges_and_a_capture_takes_only_what_no_hold_needs(committed):
     user = funded_user(committed, "1.00")  # never expires
     gift(committed, user, "5.00", EXPIRY)
-    with committed.session() as session:
-        hold = place_hold(
-            session, user_id=user.id, amount="4.00", model="video", request_id="job", ttl_seconds=86400,
-            ctx=INTERNAL.at(T0),
-        ).hold.id  # fmt: skip
-    after = EXPIRY + timedelta(seconds=1)
-
-    def work(i):
-        with committed.session() as session:
-            if i < 4:
-                return expire_credits(session, SYSTEM.at(after))
-            if i == 4:
-                return capture_hold(session, hold_id=hold, amount="2.50", ctx=INTERNAL.at(after))
-            return charge_usage(
-                session, user_id=user.id, amount="0.50", model="m", request_id=f"r{i}", ctx=INTERNAL.at(after)
-            )
-
-    results = run_together(20, work)
+    results = race_at_the_expiry(committed, user, expiry_jobs=4, capture="2.50", threads=20)
     # At the expiry, balance 6.00 and held 4.00: 2.00 of the gift went and 3.00 stayed for the hold,
     # so no deduct could take anything until the capture took 2.50 of the kept part and the rest
     # went: then the 1.00 that never expires was there for two deducts at most.
@@ -114,24 +121,7 @@ def test_expiry_racing_charges_and_a_capture_takes_only_what_no_hold_needs(commi
 def test_expiry_racing_charges_when_the_hold_is_covered_by_money_that_stays(committed):
     user = funded_user(committed, "10.00")  # never expires: covers the hold
     gift(committed, user, "5.00", EXPIRY)
-    with committed.session() as session:
-        hold = place_hold(
-            session, user_id=user.id, amount="4.00", model="video", request_id="job", ttl_seconds=86400,
-            ctx=INTERNAL.at(T0),
-        ).hold.id  # fmt: skip
-    after = EXPIRY + timedelta(seconds=1)
-
-    def work(i):
-        with committed.session() as session:
-            if i < 3:
-                return expire_credits(session, SYSTEM.at(after))
-            if i == 3:
-                return capture_hold(session, hold_id=hold, amount="4.00", ctx=INTERNAL.at(after))
-            return charge_usage(
-                session, user_id=user.id, amount="0.50", model="m", request_id=f"r{i}", ctx=INTERNAL.at(after)
-            )
-
-    results = run_together(24, work)
+    results = race_at_the_expiry(committed, user, expiry_jobs=3, capture="4.00", threads=24)
     charged = [r for r in results[4:] if not isinstance(r, Exception)]
     assert len(charged) == 12 and all(r.usage.drawn["granted"] == Decimal("0.50") for r in charged)
     assert all(isinstance(r, InsufficientBalance) for r in results[4:] if r not in charged)
