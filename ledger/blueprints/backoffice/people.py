@@ -45,7 +45,7 @@ def person(user_id: str) -> Any:
         # not `kinds`: that is the header's, the admin's own money (base.html)
         person_kinds=lots.kinds_of(session, picture.person.id, at),
         lots=credit_lots,
-        draws={lot.id: lots.draws_of_lot(session, lot.id, limit=DRAWS_SHOWN) for lot in credit_lots.items},
+        draws=lots.draws_of_lots(session, [lot.id for lot in credit_lots.items], limit=DRAWS_SHOWN),
         draws_shown=DRAWS_SHOWN,
         as_of=at,
         adjust=AdjustForm(),

@@ -249,11 +249,20 @@ def lots_page(session: Session, user_id: uuid.UUID, before: object = None) -> Pa
     return newest_first(session, lots, CreditLot.id, before)
 
 
-def draws_of_lot(session: Session, lot_id: int, limit: int = 50) -> list[LotDraw]:
-    """The newest draws from a lot (the admin's person page)."""
-    return list(
-        session.scalars(select(LotDraw).where(LotDraw.lot_id == lot_id).order_by(LotDraw.id.desc()).limit(limit))
+def draws_of_lots(session: Session, lot_ids: list[int], limit: int = 50) -> dict[int, list[LotDraw]]:
+    """The newest `limit` draws from each of the lots, newest first (the admin's person page): one query."""
+    newest = func.row_number().over(partition_by=LotDraw.lot_id, order_by=LotDraw.id.desc()).label("newest")
+    ranked = select(LotDraw.id, newest).where(LotDraw.lot_id.in_(lot_ids)).subquery()
+    draws = session.scalars(
+        select(LotDraw)
+        .join(ranked, ranked.c.id == LotDraw.id)
+        .where(ranked.c.newest <= limit)
+        .order_by(LotDraw.lot_id, LotDraw.id.desc())
     )
+    found: dict[int, list[LotDraw]] = {lot_id: [] for lot_id in lot_ids}
+    for draw in draws:
+        found[draw.lot_id].append(draw)
+    return found
 
 
 def drawn_by_usage(session: Session, usage_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Decimal]]:
