@@ -74,10 +74,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class WithoutAccessLines(logging.Filter):
+    """Drops the development server's (werkzeug's) own line for each request: the JSON line of
+    ledger.requests already tells of it. Its other lines stay: the address it runs on, its errors."""
+
+    # The message werkzeug's request handler logs every request with (WSGIRequestHandler.log_request):
+    # '<client> - - [<date>] "<method> <path> <version>" <status> <size>'.
+    ACCESS_LINE = '"%s" %s %s'
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith(self.ACCESS_LINE))
+
+
+WITHOUT_ACCESS_LINES = WithoutAccessLines()
+
+
 def configure_logging(*, everything: bool = False, level: int = logging.INFO) -> None:
     """Ledger's loggers (with `everything`, every logger: the worker's procrastinate lines too)
     write JSON lines to stderr, which the server (granian, gunicorn) and the worker pass on; once per process. Tests
-    leave them to propagate to pytest's capture instead."""
+    leave them to propagate to pytest's capture instead. Under `make run` (werkzeug), each request is
+    logged once, by that JSON line: werkzeug's own access line is dropped, its start-up lines kept."""
+    logging.getLogger("werkzeug").addFilter(WITHOUT_ACCESS_LINES)  # added once: the same filter
     logger = logging.getLogger(None if everything else "ledger")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return

@@ -1,8 +1,14 @@
-"""What logs and stored errors may show of a URL: never its credentials, path, query or fragment."""
+"""What logs and stored errors may show of a URL: never its credentials, path, query or fragment;
+and each request logged once under the development server."""
+
+import logging
+import threading
 
 import pytest
+import requests
+from werkzeug.serving import make_server
 
-from ledger.logs import redacted_url, without_url_secrets
+from ledger.logs import configure_logging, redacted_url, without_url_secrets
 
 
 @pytest.mark.parametrize(
@@ -57,3 +63,38 @@ def test_a_url_is_shown_without_credentials_path_query_or_fragment(url, shown):
 )
 def test_an_error_tells_nothing_of_the_urls_credentials_path_query_or_fragment(url, error, told):
     assert without_url_secrets(error, url) == told
+
+
+@pytest.fixture
+def configured_logging():
+    """configure_logging() as the app runs it outside the tests, undone after."""
+    ledger, werkzeug = logging.getLogger("ledger"), logging.getLogger("werkzeug")
+    saved = (ledger.handlers[:], ledger.level, ledger.propagate, werkzeug.filters[:])
+    configure_logging()
+    ledger.propagate = True  # for caplog
+    yield
+    ledger.handlers[:], werkzeug.filters[:] = saved[0], saved[3]
+    ledger.setLevel(saved[1])
+    ledger.propagate = saved[2]
+
+
+def test_the_development_server_logs_a_request_once_and_still_says_where_it_runs(configured_logging, caplog):
+    def app(environ, start_response):
+        logging.getLogger("ledger.requests").info("request")  # as ledger.web.tracing does
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        server.log_startup()
+        thread.start()
+        try:
+            assert requests.get(f"http://127.0.0.1:{server.port}/page?x=1", timeout=5).text == "ok"
+        finally:
+            server.shutdown()
+            thread.join(5)
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert ("ledger.requests", "request") in lines
+    assert not [line for name, line in lines if name == "werkzeug" and "GET /page" in line]  # no second line
+    assert any(name == "werkzeug" and f"Running on http://127.0.0.1:{server.port}" in line for name, line in lines)
