@@ -61,7 +61,8 @@ def test_a_new_persons_first_step_is_said_once_not_also_by_the_low_balance_banne
     assert 'data-testid="first-step"' in dashboard and 'data-testid="low-balance"' not in dashboard
     console = client.get("/console").get_data(as_text=True)
     assert 'data-testid="console-first-step"' in console and 'data-testid="low-balance"' not in console
-    assert 'data-testid="low-balance"' in client.get("/usage").get_data(as_text=True)  # elsewhere it still warns
+    # Nor elsewhere: at ¥0 from the start, no charge took the amount below the threshold (SPEC 16).
+    assert 'data-testid="low-balance"' not in client.get("/usage").get_data(as_text=True)
 
 
 def test_the_dashboard_says_how_much_of_the_balance_is_given_and_when_it_expires(

@@ -110,9 +110,11 @@ def test_the_confirmation_names_the_action_and_the_trail_names_people_by_email(c
     post_form(client, auth, f"{page}/adjust", page, amount="1.00", reason="客服补偿", confirmed="yes")
     trail = client.get("/admin/audit").get_data(as_text=True)
     assert "客服补偿" in trail and "\\u5ba2" not in trail  # details read as written, not as \u escapes
-    # The admin's own ¥0.00 is below the threshold: the banner shows on their pages, not in the back office.
+    # A charge took the admin's own money below the threshold: the banner shows on their pages, not in the back office.
+    adjust_balance(session, user_id=admin_user.id, amount=Decimal("12.00"), memo="own", ctx=SYSTEM)
+    charge(session, admin_user, "3.00", "admin-own")  # 12 -> 9: below ¥10
     assert 'data-testid="low-balance"' in client.get("/usage").get_data(as_text=True)
-    assert 'data-testid="low-balance"' not in trail
+    assert 'data-testid="low-balance"' not in client.get("/admin/audit").get_data(as_text=True)
 
 
 def test_an_action_without_a_reason_or_beyond_the_available_amount_is_refused(client, auth, admin_user, session):

@@ -54,6 +54,27 @@ def test_down_to_exactly_the_threshold_is_not_low_one_cent_below_is(session, ctx
     assert low_threshold(session, person.id, SITE, datetime.now(UTC)) == SITE  # the banner shows
 
 
+def test_no_banner_for_a_person_whose_amount_was_never_at_the_threshold(session, ctx):
+    """SPEC 16: the banner follows a crossing; below the threshold from the start is not one."""
+    new = UserFactory()  # ¥0.00, never charged
+    assert low_threshold(session, new.id, SITE, datetime.now(UTC)) is None
+    small = UserFactory(balance="5.00")  # given less than the threshold, then charged
+    charge(session, small, "1.00", "r1", ctx)  # 5 -> 4: below, but it did not cross
+    assert lows(session, small) == [] and low_threshold(session, small.id, SITE, datetime.now(UTC)) is None
+
+
+def test_the_pages_greet_a_new_person_without_the_banner_and_show_it_after_a_crossing(client, auth, session, ctx):
+    auth.login(UserFactory())
+    for path in ("/usage", "/invites", "/account"):
+        assert 'data-testid="low-balance"' not in client.get(path).get_data(as_text=True), path
+    auth.logout()
+    crossed = UserFactory(balance="12.00")
+    charge(session, crossed, "3.00", "r1", ctx)  # 12 -> 9: below ¥10
+    auth.login(crossed)
+    page = client.get("/usage").get_data(as_text=True)
+    assert 'data-testid="low-balance"' in page and "你的可用余额已低于 ¥10.00。" in page
+
+
 def test_it_fires_once_while_below_and_again_after_a_top_up_lifts_it(session, ctx, settings):
     person = UserFactory(balance="11.00")
     for n in range(3):

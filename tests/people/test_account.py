@@ -226,15 +226,16 @@ def test_account_lists_ledger_entries_with_running_balance(client, auth, session
 
 
 def test_a_person_sets_their_low_balance_warning_and_the_banner_follows_it(client, auth, session):
-    user = UserFactory(balance="20.00")
+    user = UserFactory(balance="30.00")
     auth.login(user)
-    assert 'data-testid="low-balance"' not in client.get("/").get_data(as_text=True)  # 20.00, site's 10.00
+    assert 'data-testid="low-balance"' not in client.get("/").get_data(as_text=True)  # 30.00, site's 10.00
     response = post_form(client, auth, "/account/alert", "/account", low_balance_threshold="２５")
     assert response.status_code == 302
     session.refresh(user)
     assert user.low_balance_threshold == Decimal("25.00")
     page = client.get("/account").get_data(as_text=True)
     assert "你将在可用余额低于 ¥25.00 时收到提醒。" in page and 'value="25.00"' in page
+    charge_usage(session, user_id=user.id, amount="6.00", model="m", request_id="r1", ctx=INTERNAL)  # 30 -> 24
     banner = client.get("/usage").get_data(as_text=True)
     assert 'data-testid="low-balance"' in banner and "你的可用余额已低于 ¥25.00。" in banner
     details = session.scalars(select(AuditLog.details).where(AuditLog.action == "profile.low_balance_threshold")).one()

@@ -4,7 +4,9 @@ it to below it, and the banner the pages show while it stays below.
 
 No flag is kept: a crossing is seen in the transaction that makes it (the account is locked, the
 available amount before and after are known), so the next one can only come after the amount has
-gone back to the threshold or above.
+gone back to the threshold or above. The banner follows the crossings: it shows to a person below
+their threshold who has been taken below it by a charge or hold (a balance.low event), never to one
+whose amount was never at it (a new person at ¥0, say).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ledger.config import Settings
 from ledger.db import atomic
 from ledger.errors import InvalidRequest, UserNotFound
 from ledger.i18n import N_
-from ledger.models import EventType, User
+from ledger.models import Event, EventType, User
 from ledger.money import InvalidAmount, normalise_typed_amount, parse_amount, to_api
 from ledger.services.audit import record_audit
 from ledger.services.books.accounts import funds
@@ -65,14 +67,19 @@ def note_crossing(
 
 
 def low_threshold(session: Session, user_id: uuid.UUID, site: Decimal, now: datetime) -> Decimal | None:
-    """The person's threshold while their available amount is below it (the pages' banner), else None."""
+    """The pages' banner: the person's threshold while their available amount is below it and a
+    charge or a hold once took it there (a balance.low event), else None. Going back to the
+    threshold or above ends it; only the next crossing brings it back."""
     own = session.scalar(select(User.low_balance_threshold).where(User.id == user_id))
     try:
         available = funds(session, user_id, now).available
     except UserNotFound:
         return None
     limit = threshold(own, site)
-    return limit if available < limit else None
+    if available >= limit:
+        return None
+    crossed = select(Event.id).where(Event.user_id == user_id, Event.type == EventType.BALANCE_LOW).limit(1)
+    return limit if session.scalar(crossed) is not None else None
 
 
 def set_own_threshold(session: Session, user_id: uuid.UUID, raw: object, *, ctx: Context) -> Decimal | None:
