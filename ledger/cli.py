@@ -19,6 +19,7 @@ from ledger.errors import LedgerError
 from ledger.jobs import job_queue
 from ledger.logs import configure_logging
 from ledger.models import EventType, User
+from ledger.money import format_amount
 from ledger.services.backoffice.people import adjust, set_admin
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches, find_warnings
@@ -179,7 +180,8 @@ def adjust_command(email: str, amount: str, debit: bool, reason: str, expires_at
             tz=current_app.config["LEDGER"].timezone,
         )
     expiry = f" (expires {done.expires_at.isoformat()})" if done.expires_at else ""
-    click.echo(f"{done.person.email}: balance {done.balance:.2f} -> {done.balance_after:.2f}{expiry}")
+    before, after = format_amount(done.balance), format_amount(done.balance_after)
+    click.echo(f"{done.person.email}: balance {before} -> {after}{expiry}")
 
 
 @payments_cli.command("refund")

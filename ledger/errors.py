@@ -133,6 +133,12 @@ class HoldNotFound(LedgerError):
     message = N_("There is no such hold.")
 
 
+class InsufficientBalanceToHold(InsufficientBalance):
+    """A hold the available amount cannot cover: the same refusal (402 insufficient_balance), worded for a hold."""
+
+    message = N_("The available balance (¥%(available)s) is too low to hold this amount.")
+
+
 class HoldSettled(LedgerError):
     code, status = "hold_settled", 409
     message = N_("This hold is already settled (captured, released or expired).")

@@ -163,3 +163,10 @@ def test_admin_adjust_credits_with_an_expiry_and_refuses_one_in_the_past(app, se
     )
     assert debit.exit_code == 1 and "Only a credit can expire" in debit.stderr
     assert session.scalar(select(func.count()).select_from(CreditLot).where(CreditLot.user_id == person.id)) == 2
+
+
+def test_admin_adjust_prints_money_as_everywhere_else(app, session):
+    UserFactory(email="rich@example.com", balance="1234.5678")  # a charge may leave 4 decimals
+    done = app.test_cli_runner().invoke(args=["admin", "adjust", "rich@example.com", "20.00", "--reason", "r"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == "rich@example.com: balance 1,234.5678 -> 1,254.5678\n"

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from werkzeug import Response
 
 from ledger import create_app
 from ledger.db import atomic
 from ledger.errors import InsufficientBalance
-from ledger.models import Event, EventStatus, EventType
+from ledger.models import Event, EventStatus, EventType, LedgerEntry
 from ledger.services.backoffice.people import adjust
 from ledger.services.books.accounts import credit
 from ledger.services.books.charges import charge_usage
@@ -74,8 +74,18 @@ def test_an_adjustment_and_an_expired_hold_each_write_their_event(session):
     hold = place_hold(session, user_id=person.id, amount="4.00", model="v", request_id="h1", ctx=INTERNAL).hold
     expire_holds(session, SYSTEM.at(hold.expires_at + timedelta(seconds=1)))
     got = [(e.type.value, e.data) for e in events(session, person)]
+    adjusted = session.scalar(select(func.max(LedgerEntry.id)).where(LedgerEntry.user_id == person.id))
     assert got == [
-        ("balance.adjusted", {"user_id": str(person.id), "amount": "5.00", "balance": "25.00", "available": "25.00"}),
+        (
+            "balance.adjusted",
+            {
+                "user_id": str(person.id),
+                "entry_id": adjusted,  # the ledger entry of the adjustment: its resource (SPEC 16)
+                "amount": "5.00",
+                "balance": "25.00",
+                "available": "25.00",
+            },
+        ),
         (
             "hold.expired",
             {

@@ -208,12 +208,14 @@ class Error(Schema):
 
 
 class Usage(Schema):
-    usage_id: Uuid
+    usage_id: Uuid = Field(description=N_("The charge's id (a usage log)."))
     model: str
-    amount: Money
-    balance_after: Money
+    amount: Money = Field(description=N_("What was charged."))
+    balance_after: Money = Field(
+        description=N_("The balance this charge left, kept with the charge: a replay answers the same figure.")
+    )
     request_id: str
-    params: dict[str, Any]
+    params: dict[str, Any] = Field(description=N_("What was sent as params ({} when none)."))
     created_at: Time
 
 
@@ -227,8 +229,13 @@ class Drawn(Schema):
 
 class Charge(Usage):
     user_id: Uuid
-    balance: Money
-    replayed: bool
+    balance: Money = Field(
+        description=N_(
+            "SPEC 6's name for `balance_after`: the same figure, the balance this charge left (not the balance now, "
+            "on a replay)."
+        )
+    )
+    replayed: bool = Field(description=N_("True when this request_id was charged before: nothing was charged again."))
     drawn: Drawn = Field(description=N_("What the charge took of paid, given and plan money."))
 
 
@@ -258,23 +265,31 @@ class BatchAnswer(Schema):
 class Hold(Schema):
     hold_id: Uuid
     user_id: Uuid
-    amount: Money
+    amount: Money = Field(
+        description=N_("The hold's amount, what was held: in every answer, a capture's too (see captured_amount).")
+    )
+    held_amount: Money = Field(description=N_("The same figure as `amount`, named for what it is."))
     request_id: str
     model: str
     params: dict[str, Any]
     status: Literal["active", "captured", "released", "expired"]
     created_at: Time
-    expires_at: Time
-    settled_at: Time | None
-    captured_amount: Money | None
-    released_amount: Money | None
-    usage_id: Uuid | None
+    expires_at: Time = Field(description=N_("When an active hold expires by itself and its money is available again."))
+    settled_at: Time | None = Field(description=N_("When it was captured, released or expired; null while active."))
+    captured_amount: Money | None = Field(description=N_("What the capture charged; null unless captured."))
+    released_amount: Money | None = Field(
+        description=N_(
+            "What went back to the available amount: the rest of a capture, or the whole hold once released or "
+            "expired; null while active."
+        )
+    )
+    usage_id: Uuid | None = Field(description=N_("The charge a capture wrote; null unless captured."))
 
 
 class HoldAnswer(Hold):
-    balance: Money
-    available: Money
-    replayed: bool
+    balance: Money = Field(description=N_("The person's balance after this call."))
+    available: Money = Field(description=N_("What they may spend after this call: the balance minus what is held."))
+    replayed: bool = Field(description=N_("True when this answer repeats an earlier one: nothing was done again."))
 
 
 class Order(Schema):

@@ -62,7 +62,8 @@ def hold_json(view: HoldView) -> dict[str, Any]:
     return {
         "hold_id": str(hold.id),
         "user_id": str(hold.user_id),
-        "amount": to_api(hold.amount),
+        "amount": to_api(hold.amount),  # SPEC 11's name for what was held, in every hold answer
+        "held_amount": to_api(hold.amount),  # the same figure, named for what it is beside captured_amount
         "request_id": hold.request_id,
         "model": hold.model,
         "params": hold.params,

@@ -62,6 +62,9 @@ def test_place_refusals(client, session, internal_headers):
     short = place(client, internal_headers, user, amount="5.01")
     assert error_of(short) == (402, "insufficient_balance")
     assert (short.get_json()["error"]["balance"], short.get_json()["error"]["available"]) == ("5.00", "5.00")
+    assert short.get_json()["error"]["message"] == "可用余额（¥5.00）不足以冻结这笔金额。"  # worded for a hold
+    english = place(client, {**internal_headers, "Accept-Language": "en"}, user, amount="5.01")
+    assert english.get_json()["error"]["message"] == "The available balance (¥5.00) is too low to hold this amount."
     assert error_of(place(client, internal_headers, user, user_id=str(uuid.uuid4()))) == (404, "user_not_found")
     place(client, internal_headers, user)
     assert error_of(place(client, internal_headers, user, amount="3.00")) == (409, "request_id_conflict")
@@ -77,8 +80,11 @@ def test_capture_and_its_replay_answer_the_settlement(client, session, internal_
     first = capture(client, internal_headers, hold_id, "2.50")
     assert first.status_code == 200
     body = first.get_json()
-    assert {k: body[k] for k in ("status", "captured_amount", "released_amount", "balance", "available")} == {
+    keys = ("status", "amount", "held_amount", "captured_amount", "released_amount", "balance", "available")
+    assert {k: body[k] for k in keys} == {
         "status": "captured",
+        "amount": "4.00",  # the hold's, as SPEC 11 names it
+        "held_amount": "4.00",  # the same, by a name a reader cannot take for what was captured
         "captured_amount": "2.50",
         "released_amount": "1.50",
         "balance": "7.50",

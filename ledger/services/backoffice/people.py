@@ -157,8 +157,12 @@ def adjust(
             details=admin.admin_details(why),
             expires_at=planned.expires_at,
         )
-        # The SaaS hears of it without the admin's name or reason (SPEC 13: those stay in the back office).
-        emit_change(session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, amount=planned.amount)
+        # The SaaS hears of it without the admin's name or reason (SPEC 13: those stay in the back office),
+        # by the ledger entry's id (its resource, SPEC 16; the flush gives the entry its id).
+        session.flush()
+        emit_change(
+            session, EventType.BALANCE_ADJUSTED, user_id=planned.person.id, entry_id=entry.id, amount=planned.amount
+        )
     before = entry.balance_after - planned.amount
     return Adjustment(planned.person, planned.amount, before, planned.available, planned.expires_at)
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
 from ledger.db import atomic, in_unit_of_work, lock
-from ledger.errors import AccountDisabled, InsufficientBalance, InvalidRequest, UserNotFound
+from ledger.errors import AccountDisabled, InsufficientBalance, InsufficientBalanceToHold, InvalidRequest, UserNotFound
 from ledger.models import (
     BillingAccount,
     CreditLot,
@@ -211,17 +211,23 @@ def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:
 
 
 def short_of(account: BillingAccount, req: ChargeRequest, action: str, ctx: Context) -> InsufficientBalance:
-    """The refusal of a charge or hold that the locked account's available amount cannot cover."""
-    return insufficient(req, account.balance, account.available, action, ctx)
+    """The refusal of a hold that the locked account's available amount cannot cover, worded for a hold."""
+    return insufficient(req, account.balance, account.available, action, ctx, refusal_class=InsufficientBalanceToHold)
 
 
 def insufficient(
-    req: ChargeRequest, balance: Decimal, available: Decimal, action: str, ctx: Context
+    req: ChargeRequest,
+    balance: Decimal,
+    available: Decimal,
+    action: str,
+    ctx: Context,
+    *,
+    refusal_class: type[InsufficientBalance] = InsufficientBalance,
 ) -> InsufficientBalance:
-    """The refusal of a charge or hold short of the available amount, with its audit row (kept
-    when the transaction is rolled back, by db.atomic)."""
+    """The refusal of a charge (or, by `refusal_class`, a hold) short of the available amount, with
+    its audit row (kept when the transaction is rolled back, by db.atomic)."""
     details = {**req.described(), "balance": to_api(balance), "available": to_api(available)}
-    refused = InsufficientBalance(balance, available)
+    refused = refusal_class(balance, available)
     return refusal(refused, action, ctx=ctx, user_id=req.user_id, details=details)
 
 
