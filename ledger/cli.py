@@ -29,6 +29,7 @@ from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
 from ledger.services.payments.refunds import refund_order
 from ledger.services.payments.settlement import reconcile
+from ledger.services.people.backend_accounts import external_id_of
 from ledger.services.people.sign_in import register_user
 
 ledger_cli = AppGroup("ledger", help="Checks of the books.")
@@ -104,14 +105,26 @@ def seed() -> None:
 @users_cli.command("create")
 @click.argument("email")
 @click.option("--password", help="Default: a random password, printed once.")
+@click.option("--no-password", is_flag=True, help="None: the person comes in through portal links until they set one.")
+@click.option("--external-id", help="Your SaaS's own id of the person (1-128 characters of A-Za-z0-9._:-).")
 @click.option("--admin", is_flag=True, help="Give the person the admin role.")
-def create_user(email: str, password: str | None, admin: bool) -> None:
+def create_user(email: str, password: str | None, no_password: bool, external_id: str | None, admin: bool) -> None:
     """Create a person; print the new user's id."""
-    generated = password is None
+    if password and no_password:
+        raise click.UsageError("give --password or --no-password, not both")
+    generated = password is None and not no_password
     password = password or secrets.token_urlsafe(12)
     with get_database().session() as session:
         try:
-            user = register_user(session, email=email, password=password, ctx=cli_admin(), is_admin=admin)
+            user = register_user(
+                session,
+                email=email,
+                password=password,
+                ctx=cli_admin(),
+                is_admin=admin,
+                without_password=no_password,
+                external_id=external_id_of(external_id),
+            )
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(str(user.id))

@@ -23,6 +23,15 @@ DEV_INTERNAL_API_KEY = "dev-internal-api-key-change-me"
 DEV_XORPAY_APP_SECRET = "dev-xorpay-app-secret"  # noqa: S105 - refused in production
 
 ENVIRONMENTS = ("development", "production", "testing")
+DEV_HOST, DEV_PORT = "127.0.0.1", 5000
+XORPAY_API = "https://xorpay.com"
+
+
+def _reachable(host: str) -> str:
+    """The address to reach a server listening on `host`: a wildcard is reached on this machine."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - names the wildcard, binds nothing
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 class ConfigError(RuntimeError):
@@ -34,12 +43,18 @@ class Settings:
     LEDGER_ENV: str = "development"
     SECRET_KEY: str = DEV_SECRET_KEY
     DATABASE_URL: str = ""
-    SITE_URL: str = "http://127.0.0.1:5000"
+    # Where `make run` listens (`make serve` reads them too, with 8000 for its default port).
+    HOST: str = DEV_HOST
+    PORT: int = DEV_PORT
+    # Empty: follows HOST and PORT (http://127.0.0.1:5000), so that a copy on another port sends its
+    # sandbox payments and their notifies to itself. XORPAY_NOTIFY_URL and, with the sandbox,
+    # XORPAY_API_BASE follow SITE_URL unless set.
+    SITE_URL: str = ""
     SITE_NAME: str = "Ledger"  # what people see: page titles, the header, the footer, receipts
     XORPAY_AID: str = "sandbox-aid"
     XORPAY_APP_SECRET: str = DEV_XORPAY_APP_SECRET
-    XORPAY_NOTIFY_URL: str = "http://127.0.0.1:5000/api/payments/webhook"
-    XORPAY_API_BASE: str = "https://xorpay.com"
+    XORPAY_NOTIFY_URL: str = ""  # empty: SITE_URL + /api/payments/webhook
+    XORPAY_API_BASE: str = ""  # empty: the sandbox's own (SITE_URL + /sandbox/xorpay) or https://xorpay.com
     XORPAY_SANDBOX: bool = False
     INTERNAL_API_KEY: str = DEV_INTERNAL_API_KEY
     TOPUP_MIN: Decimal = Decimal("1.00")
@@ -62,6 +77,8 @@ class Settings:
     RATELIMIT_ENABLED: bool = True
     # How many proxies in front set X-Forwarded-For / -Proto; 0 trusts none (a client could forge them).
     PROXY_COUNT: int = 0
+    # Hosts (host, or host:port, comma-separated, exact) a portal link's return_url may lead to (SPEC 25).
+    PORTAL_RETURN_HOSTS: str = ""
     # Events to the SaaS (SPEC 16): posted to EVENTS_URL (empty: kept, not sent), signed with EVENTS_SECRET.
     EVENTS_URL: str = ""
     EVENTS_SECRET: str = ""
@@ -77,6 +94,18 @@ class Settings:
     PASSWORD_HASH: str = "scrypt"  # noqa: S105 - a hashing method's name, not a password
     # Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset.
     INSTANCE_PATH: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
+
+    def __post_init__(self) -> None:
+        """The addresses left empty, made from the ones given (the settings stay one frozen object)."""
+        site = self.SITE_URL or f"http://{_reachable(self.HOST)}:{self.PORT}"
+        derived = {
+            "SITE_URL": site,
+            "XORPAY_NOTIFY_URL": self.XORPAY_NOTIFY_URL or f"{site.rstrip('/')}/api/payments/webhook",
+            "XORPAY_API_BASE": self.XORPAY_API_BASE
+            or (f"{site.rstrip('/')}/sandbox/xorpay" if self.XORPAY_SANDBOX else XORPAY_API),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @property
     def is_production(self) -> bool:
@@ -123,6 +152,13 @@ def _to_count(name: str, raw: str) -> int:
     return int(value)
 
 
+def _to_port(raw: str) -> int:
+    port = raw.strip()
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ConfigError(f"PORT must be a port number from 1 to 65535, not {raw!r}")
+    return int(port)
+
+
 def _to_amount(name: str, raw: str) -> Decimal:
     if name.startswith(("INVITE_REWARD_", "LOW_BALANCE_")) and raw.strip() in {"0", "0.0", "0.00"}:
         return Decimal("0.00")  # a reward may be switched off for one side; a 0 threshold never fires
@@ -144,7 +180,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         if f.name not in values:
             continue
         raw = values[f.name]
-        if f.type == "bool":
+        if f.name in ("HOST", "PORT") and not raw.strip():
+            continue  # empty: the default
+        if f.name == "PORT":
+            kwargs[f.name] = _to_port(raw)
+        elif f.type == "bool":
             kwargs[f.name] = _to_bool(f.name, raw)
         elif f.type == "Decimal":
             kwargs[f.name] = _to_amount(f.name, raw)

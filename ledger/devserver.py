@@ -1,5 +1,6 @@
 """`make run`: the development server and one job worker, started together and stopped together
-(Ctrl-C). Development only: production runs `make serve` (or gunicorn) and `flask --app wsgi jobs worker` apart."""
+(Ctrl-C), on HOST:PORT (.env; default 127.0.0.1:5000).
+Development only: production runs `make serve` (or gunicorn) and `flask --app wsgi jobs worker` apart."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import sys
 from types import FrameType
 
 from ledger import create_app
-
-HOST, PORT = "127.0.0.1", 5000
+from ledger.config import Settings
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -23,7 +23,8 @@ def main() -> None:
     for stop in (signal.SIGINT, signal.SIGTERM):  # also when started where SIGINT is ignored (in background)
         signal.signal(stop, _stop)
     try:
-        app.run(host=HOST, port=PORT, threaded=True, use_reloader=False)
+        config: Settings = app.config["LEDGER"]
+        app.run(host=config.HOST, port=config.PORT, threaded=True, use_reloader=False)
     except KeyboardInterrupt:
         pass
     finally:

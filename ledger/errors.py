@@ -112,6 +112,16 @@ class UserNotFound(LedgerError):
     message = N_("No user has this id.")
 
 
+class UserConflict(LedgerError):
+    code, status = "user_conflict", 409
+    message = N_("This email or external_id belongs to another account.")
+
+
+class PortalLinkUnusable(LedgerError):
+    code, status = "portal_link_unusable", 410
+    message = N_("This sign-in link has expired or has been used. Go back to the app and open it again, or sign in.")
+
+
 class InsufficientBalance(LedgerError):
     """The available amount (balance - held) is short: SPEC 6 and 11 carry both figures."""
 
@@ -123,6 +133,12 @@ class InsufficientBalance(LedgerError):
         self.balance, self.available = balance, available
 
 
+class InsufficientBalanceToHold(InsufficientBalance):
+    """A hold the available amount cannot cover: the same refusal (402 insufficient_balance), worded for a hold."""
+
+    message = N_("The available balance (¥%(available)s) is too low to hold this amount.")
+
+
 class RequestIdConflict(LedgerError):
     code, status = "request_id_conflict", 409
     message = N_("This request_id was already charged with another amount or model.")
@@ -131,12 +147,6 @@ class RequestIdConflict(LedgerError):
 class HoldNotFound(LedgerError):
     code, status = "hold_not_found", 404
     message = N_("There is no such hold.")
-
-
-class InsufficientBalanceToHold(InsufficientBalance):
-    """A hold the available amount cannot cover: the same refusal (402 insufficient_balance), worded for a hold."""
-
-    message = N_("The available balance (¥%(available)s) is too low to hold this amount.")
 
 
 class HoldSettled(LedgerError):

@@ -234,6 +234,7 @@ class User(UserMixin, Base):
         Index("uq_users_username_shape", "username_shape", unique=True),
         CheckConstraint("(username IS NULL) = (username_key IS NULL)", name="username_with_key"),
         CheckConstraint("(username IS NULL) = (username_shape IS NULL)", name="username_with_shape"),
+        CheckConstraint(r"external_id ~ '^[A-Za-z0-9._:-]{1,128}$'", name="external_id_shape"),
         CheckConstraint(
             "low_balance_threshold >= 0 AND low_balance_threshold = round(low_balance_threshold, 2)",
             name="low_balance_threshold_cents",
@@ -242,7 +243,11 @@ class User(UserMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # The SaaS's own id of the person (SPEC 25), set when its backend creates or finds the account.
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # None: an account made by the SaaS's backend whose person has not set a password (they come in
+    # through portal links until they do).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     username: Mapped[str | None] = mapped_column(String(30))
     username_key: Mapped[str | None] = mapped_column(Text)  # a skeleton can be 7 times the name
     username_shape: Mapped[str | None] = mapped_column(Text)
@@ -275,6 +280,28 @@ class UserSession(Base):
     ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     revoked_at: Mapped[datetime | None]
+
+
+class PortalToken(Base):
+    """A link the SaaS's backend asked for (SPEC 25): it signs its person in once, before it expires.
+    Only the token's SHA-256 is kept: a leaked table signs nobody in."""
+
+    __tablename__ = "portal_tokens"
+    __table_args__ = (
+        CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        CheckConstraint("(used_at IS NULL) = (session_id IS NULL)", name="used_with_session"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    next_path: Mapped[str] = mapped_column(String(500))
+    return_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # The login session it started (None until used).
+    session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user_sessions.id", ondelete="CASCADE"))
 
 
 class BillingAccount(Base):

@@ -146,8 +146,9 @@ def test_openssl_rand_hex_passes_the_production_checks():
             "XORPAY_NOTIFY_URL must be an https:// URL with a host in production (XorPay posts paid orders to it)",
         ),
         (
-            {"XORPAY_NOTIFY_URL": ""},
-            "XORPAY_NOTIFY_URL must be an https:// URL with a host in production (XorPay posts paid orders to it)",
+            {"SITE_URL": ""},
+            "SITE_URL must be an https:// URL with a host in production"
+            " (sign-in, invite links and payment pages are built on it)",
         ),
         (
             EVENTS | {"EVENTS_URL": "http://saas.example/hooks"},
@@ -200,7 +201,7 @@ def test_openssl_rand_hex_passes_the_production_checks():
         "site-no-host",
         "site-no-scheme",
         "notify-http",
-        "notify-empty",
+        "site-empty",
         "events-http",
         "events-bad-port",
         "secret-key-is-internal-key",
@@ -276,3 +277,37 @@ def test_production_refuses_a_password_hash_cheaper_than_600000_pbkdf2_iteration
         "PASSWORD_HASH must cost at least 600,000 PBKDF2 iterations in production (or use scrypt)"
     )
     assert load_settings(SAFE_PRODUCTION | {"PASSWORD_HASH": "pbkdf2:sha256:600000"}, env_file=None)
+
+
+def test_the_addresses_follow_the_port_unless_set():
+    other = load_settings({"PORT": "5001", "XORPAY_SANDBOX": "1"}, env_file=None)
+    assert (other.HOST, other.PORT, other.SITE_URL, other.XORPAY_NOTIFY_URL, other.XORPAY_API_BASE) == (
+        "127.0.0.1",
+        5001,
+        "http://127.0.0.1:5001",
+        "http://127.0.0.1:5001/api/payments/webhook",
+        "http://127.0.0.1:5001/sandbox/xorpay",
+    )
+    defaults = load_settings({"HOST": "", "PORT": "", "SITE_URL": ""}, env_file=None)
+    assert (defaults.SITE_URL, defaults.XORPAY_NOTIFY_URL, defaults.XORPAY_API_BASE) == (
+        "http://127.0.0.1:5000",
+        "http://127.0.0.1:5000/api/payments/webhook",
+        "https://xorpay.com",
+    )
+
+
+def test_a_wildcard_host_is_reached_on_this_machine_and_a_set_site_url_leads():
+    everywhere = load_settings({"HOST": "0.0.0.0", "PORT": "8080"}, env_file=None)
+    assert everywhere.SITE_URL == "http://127.0.0.1:8080"
+    proxied = load_settings({"PORT": "5001", "SITE_URL": "https://pay.example/", "XORPAY_SANDBOX": "1"}, env_file=None)
+    assert (proxied.SITE_URL, proxied.XORPAY_NOTIFY_URL, proxied.XORPAY_API_BASE) == (
+        "https://pay.example/",
+        "https://pay.example/api/payments/webhook",
+        "https://pay.example/sandbox/xorpay",
+    )
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "50a", "-1"])
+def test_a_port_that_is_not_one_stops_start_up(port):
+    with pytest.raises(ConfigError, match=f"PORT must be a port number from 1 to 65535, not '{port}'"):
+        load_settings({"PORT": port}, env_file=None)

@@ -128,7 +128,7 @@ def test_the_signature_is_an_hmac_of_the_time_and_the_body():
 
 def test_the_receivers_check_that_readme_shows_accepts_our_signature_and_nothing_else():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    (snippet,) = re.findall(r"```python\n(.*?def verified.*?)```", readme, re.S)
+    (snippet,) = re.findall(r"```python\n((?:(?!```).)*?def verified.*?)```", readme, re.S)
     namespace: dict = {}
     exec(snippet, namespace)  # noqa: S102 -- our own README, run to prove what it shows
     verified = namespace["verified"]

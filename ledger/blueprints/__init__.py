@@ -15,10 +15,10 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     from ledger.blueprints.growth import codes_api, invites, invites_api
     from ledger.blueprints.payments import api as payments_api
     from ledger.blueprints.payments import recharge
-    from ledger.blueprints.people import account, auth, security
+    from ledger.blueprints.people import account, auth, security, users_api
 
     pages = (site, auth, console, recharge, usage, invites, account, security, backoffice)
-    apis = (billing_api, holds_api, payments_api, invites_api, codes_api, usage_api, console_api, health)
+    apis = (billing_api, holds_api, payments_api, invites_api, codes_api, usage_api, console_api, users_api, health)
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)
     if sandbox:

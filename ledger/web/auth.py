@@ -16,7 +16,7 @@ from ledger.db import get_session
 from ledger.errors import Unauthorized
 from ledger.extensions import csrf, limiter, login_manager
 from ledger.i18n import N_
-from ledger.models import User
+from ledger.models import User, UserSession
 from ledger.services.people.sign_in import load_session_user, start_session
 from ledger.web.context import now, request_context, settings
 from ledger.web.errors import SIGN_IN_FIRST, render_error
@@ -30,13 +30,27 @@ def current_session_id() -> str | None:
     return session.get(SESSION_ID_KEY)
 
 
+RETURN_URL_KEY = "return_url"  # where a portal link's "back" leads (SPEC 25), for this login
+
+
 def sign_in(user: User) -> None:
     """A fresh login session: a new user_sessions row and a cleared cookie (no session fixation)."""
-    login = start_session(get_session(), user, ctx=request_context())
+    remember_login(user, start_session(get_session(), user, ctx=request_context()))
+
+
+def remember_login(user: User, login: UserSession, *, return_url: str | None = None) -> None:
+    """This browser's cookie carries `login` (a user_sessions row), cleared first (no session fixation)."""
     session.clear()
     session.permanent = True
     session[SESSION_ID_KEY] = str(login.id)
+    if return_url:
+        session[RETURN_URL_KEY] = return_url
     login_user(user)
+
+
+def portal_return_url() -> str | None:
+    """The SaaS's page this login came from through a portal link, for the pages' "back" link."""
+    return session.get(RETURN_URL_KEY) if current_user.is_authenticated else None
 
 
 def internal_only(view: F) -> F:

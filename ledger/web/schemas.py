@@ -28,7 +28,10 @@ from ledger.services.books import batch_charges, holds, usage_reports
 from ledger.services.console import pricing
 from ledger.services.growth import invites
 from ledger.services.payments.methods import parse_pay_type
+from ledger.services.people import backend_accounts, portal, profile, sign_in
+from ledger.web.context import settings
 from ledger.web.fields import (
+    NO_NUL,
     ChargeAmount,
     Format,
     Model,
@@ -398,3 +401,87 @@ class Health(Schema):
 
 class CsvText(RootModel[str]):
     """CSV (text/csv), one row a charge."""
+
+
+# --- accounts (SPEC 25) ---------------------------------------------------------------------------
+
+
+def _return_url(value: object) -> object:
+    config = settings()
+    return portal.return_url_of(value, allowed_hosts=config.PORTAL_RETURN_HOSTS, production=config.is_production)
+
+
+Email = Annotated[
+    str,
+    Field(max_length=sign_in.EMAIL_MAX_LENGTH, description=N_("The person's email; stored lower-cased.")),
+    Format("email"),
+    RefusedAs(lambda value, _, __: sign_in.normalise_email(value)),
+]
+ExternalId = Annotated[
+    str,
+    Field(
+        pattern=f"^{backend_accounts.EXTERNAL_ID.pattern}$",
+        description=N_("Your own id of the person: 1 to 128 characters of A-Z, a-z, 0-9 and . _ : -"),
+        examples=["saas-user:1842"],
+    ),
+]
+EXTERNAL_ID_REFUSED = RefusedAs(lambda value, _, __: backend_accounts.external_id_of(value))
+PORTAL_NEXT = "^(" + "|".join(portal.PAGES) + ')(\\?[!-"$-~]*)?$'  # a page, then a query without # or spaces
+
+
+class UserBody(Schema):
+    email: Email
+    external_id: Annotated[ExternalId | None, EXTERNAL_ID_REFUSED] = Field(
+        None, description=N_("Your own id of the person (optional); unique among Ledger's accounts.")
+    )
+    # The profile's rules (letters of one writing system, digits, _ . -) say more than JSON Schema can.
+    username: Annotated[
+        Annotated[str, Field(min_length=3, max_length=30)] | None,
+        RefusedAs(lambda value, _, __: profile.ProfileChange.parse(value, None, None, None)),
+    ] = Field(None, description=N_("3 to 30 letters, digits, '_', '.' or '-'; read only when the account is made."))
+
+
+class UserQuery(QuerySchema):
+    email: Annotated[str, Field(max_length=sign_in.EMAIL_MAX_LENGTH, pattern=NO_NUL)] = optional(
+        description=N_("Find by email (give this or external_id).")
+    )
+    external_id: Annotated[ExternalId, EXTERNAL_ID_REFUSED] = optional(
+        description=N_("Find by your own id of the person (give this or email).")
+    )
+
+
+class PortalBody(Schema):
+    next: Annotated[
+        Annotated[str, Field(max_length=portal.NEXT_MAX, pattern=PORTAL_NEXT)] | None,
+        RefusedAs(lambda value, _, __: portal.landing_page(value)),
+    ] = Field(None, description=N_("The page the person lands on: /, /recharge (the default), /usage, /account, ..."))
+    return_url: Annotated[
+        Annotated[str, Field(max_length=portal.RETURN_URL_MAX), Format("uri")] | None,
+        RefusedAs(lambda value, _, __: _return_url(value)),
+    ] = Field(
+        None,
+        description=N_(
+            "Where the pages' 'Back' link leads: a URL whose host (and port) is one of PORTAL_RETURN_HOSTS (https in "
+            "production)."
+        ),
+    )
+
+
+class Account(Schema):
+    user_id: Uuid
+    email: str
+    external_id: str | None
+    username: str | None
+    created_at: Time
+    disabled: bool = Field(description=N_("Disabled by an admin: cannot sign in or be charged; the money stays."))
+    balance: Money
+    held: Money
+    available: Money
+    paid: Money = Field(description=N_("Of the balance: money the person paid for (never expires)."))
+    granted: Money = Field(description=N_("Of the balance: money given (invite rewards, codes, admin credits)."))
+    plan: Money = Field(description=N_("Of the balance: what is left of plan allowances."))
+
+
+class PortalLink(Schema):
+    url: str = Field(description=N_("SITE_URL/portal/<token>: signs the person in once."))
+    expires_at: Time = Field(description=N_("10 minutes from now: the link works once, until then."))

@@ -8,12 +8,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger.models import PaymentTransaction, UsageLog
+from ledger.models import PaymentTransaction, UsageLog, User
 from ledger.money import to_api
 from ledger.services.books.batch_charges import ItemResult
 from ledger.services.books.engine import Usage
 from ledger.services.books.holds import HoldAnswer, HoldView
 from ledger.services.books.usage_reports import Group, Item
+from ledger.services.people.backend_accounts import AccountMoney
 from ledger.web.context import site_timezone, user_timezone
 from ledger.web.errors import error_body
 
@@ -116,3 +117,22 @@ def _batch_item_json(result: ItemResult, tz: ZoneInfo) -> dict[str, Any]:
         return {"index": result.index, "status": result.status, **answer}
     assert result.error is not None
     return {"index": result.index, "status": result.status, "error": error_body(result.error)}
+
+
+def account_json(user: User, money: AccountMoney) -> dict[str, Any]:
+    """A person's account as the SaaS's backend reads it (SPEC 25); times in the person's zone."""
+    zone = ZoneInfo(user.timezone) if user.timezone else site_timezone()
+    return {
+        "user_id": str(user.id),
+        "email": user.email,
+        "external_id": user.external_id,
+        "username": user.username,
+        "created_at": iso(user.created_at, zone),
+        "disabled": user.disabled_at is not None,
+        "balance": to_api(money.balance),
+        "held": to_api(money.held),
+        "available": to_api(money.available),
+        "paid": to_api(money.paid),
+        "granted": to_api(money.granted),
+        "plan": to_api(money.plan),
+    }

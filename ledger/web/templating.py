@@ -22,6 +22,7 @@ from ledger.services.books.low_balance import low_threshold
 from ledger.services.console.pricing import MODELS, console_run
 from ledger.services.growth.codes import shown as shown_code
 from ledger.services.people.sign_in import describe_device
+from ledger.web.auth import portal_return_url
 from ledger.web.context import now, settings, user_timezone
 from ledger.web.language import LANGUAGES, payment_status_label, zone_label
 
@@ -85,6 +86,7 @@ def init_app(app: Flask) -> None:
             "current_zone": lambda: user_timezone().key,  # the person's zone (or the site's), by its IANA id
             "current_locale": str(get_locale()),
             "new_uuid": lambda: str(uuid.uuid4()),
+            "portal_return_url": portal_return_url,  # the SaaS's page a portal link came from (SPEC 25)
             # Called by the header only when someone is signed in.
             "current_balance": lambda: get_balance(get_session(), current_user.id),
             # The banner of SPEC 16: the person's threshold while their available amount is below it.

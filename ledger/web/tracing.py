@@ -45,7 +45,7 @@ def _fields(status: int, seconds: float) -> dict[str, Any]:
     return {
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else None,
-        "path": request.path,
+        "path": request.url_rule.rule if request.view_args and "token" in request.view_args else request.path,
         "status": status,
         "duration_ms": round(seconds * 1000, 2),
         "who": _who(),

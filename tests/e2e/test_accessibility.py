@@ -5,6 +5,7 @@ context per person, and checks each page at both widths (the tab is resized: the
 out by the other width's styles). Any violation fails, named with the page, the width, the rule and
 the nodes."""
 
+import dataclasses
 import re
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -17,6 +18,9 @@ from ledger.models import User
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.context import SYSTEM
 from tests.e2e.conftest import Page, tabs
+from tests.helpers import INTERNAL_KEY
+
+INTERNAL = {"x-internal-token": INTERNAL_KEY}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
@@ -62,8 +66,10 @@ def people(request, browser, live_server, committed):
         yield opened
 
 
-def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):
+def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed, monkeypatch):
     found: list[str] = []
+    config = dataclasses.replace(live_server.app.config["LEDGER"], PORTAL_RETURN_HOSTS="app.saas.example")
+    monkeypatch.setitem(live_server.app.config, "LEDGER", config)
 
     # Signed out: the forms, empty and refused.
     visitor = people("visitor")
@@ -149,6 +155,21 @@ def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed):
     a.click("main a[href*='/admin/orders/']")
     a.wait_for_url(re.compile(r"/admin/orders/[0-9a-f-]{36}$"))
     found += violations(admin, "admin-order")
+
+    # A person the SaaS's backend made (SPEC 25), in through a portal link: no password yet, a way back.
+    api = live_server.app.test_client()
+    made = api.post("/api/users", json={"email": f"portal-{people.language}@example.com"}, headers=INTERNAL)
+    link = api.post(
+        f"/api/users/{made.get_json()['user_id']}/portal",
+        json={"next": "/account", "return_url": "https://app.saas.example/billing"},
+        headers=INTERNAL,
+    ).get_json()
+    portal = people("portal")
+    portal.page.goto(link["url"])
+    portal.page.wait_for_selector("[data-testid=set-password]")
+    found += violations(portal, "account-portal")
+    portal.goto("/security")
+    found += violations(portal, "security-portal")
 
     if found:
         pytest.fail(f"{len(found)} axe-core violations:\n" + "\n".join(found), pytrace=False)

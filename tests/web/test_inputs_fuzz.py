@@ -344,6 +344,24 @@ CASES = [
     Case("POST", "api_holds.release", "internal", "json", path={"hold_id": hold_id}),
     Case("GET", "api_holds.show", "internal", path={"hold_id": hold_id}),
     Case(
+        "POST",
+        "api_users.create",
+        "internal",
+        "json",
+        fields={"email": "fuzz-made@example.com", "external_id": "fuzz:1", "username": "fuzz_made"},
+    ),
+    Case("GET", "api_users.look_up", "internal", query={"email": lambda w: w.user.email}),
+    Case("GET", "api_users.read", "internal", path={"user_id": lambda w: str(w.user.id)}),
+    Case(
+        "POST",
+        "api_users.portal_link",
+        "internal",
+        "json",
+        fields={"next": "/usage", "return_url": None},  # no PORTAL_RETURN_HOSTS in the tests
+        path={"user_id": lambda w: str(w.user.id)},
+    ),
+    Case("GET", "auth.portal", "anonymous", path={"token": "x" * 43}),
+    Case(
         "GET",
         "api_usage.report",
         "user",

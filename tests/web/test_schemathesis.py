@@ -50,6 +50,18 @@ BUSINESS_REFUSALS: dict[str, set[tuple]] = {
         (422, "invalid_range", "to"),
         (422, "invalid_request", "cursor"),
     },
+    # An email the address check refuses though JSON Schema's "email" admits it; a username of two
+    # writing systems; a taken one; an email or external_id of another account.
+    "POST /api/users": {
+        (409, "user_conflict"),
+        (409, "username_taken"),
+        (422, "invalid_request", "email"),
+        (422, "invalid_request", "username"),
+    },
+    "GET /api/users": {(404, "user_not_found"), (422, "invalid_request")},  # none or both of the two keys
+    "GET /api/users/{user_id}": {(404, "user_not_found")},
+    # A return_url off PORTAL_RETURN_HOSTS (a setting, not a form).
+    "POST /api/users/{user_id}/portal": {(404, "user_not_found"), (422, "invalid_request", "return_url")},
     "GET /healthz": set(),
 }
 # How input the document does not admit is refused: 422 (SPEC 6), or 404 for a path no route has.

@@ -120,6 +120,18 @@ class ProfileChange:
         return cls(name, full, site, zone)
 
 
+def new_username(session: Session, raw: object) -> tuple[str, str, str] | None:
+    """A username for a new account, with its two keys; None when none is given. Raises
+    InvalidRequest (the profile's rules) or UsernameTaken."""
+    name = ProfileChange.parse(raw, None, None, None).username
+    key, shape = username_keys(name)
+    if name is None or key is None or shape is None:
+        return None
+    if session.scalar(select(User.id).where(_holds(User.username_key, key) | _holds(User.username_shape, shape))):
+        raise UsernameTaken(field="username")
+    return name, key, shape
+
+
 def _is_web_address(text: str) -> bool:
     """An http(s) address with a host, printable, without spaces, at most 200 characters."""
     if len(text) > 200 or not text.isprintable() or any(c.isspace() for c in text):

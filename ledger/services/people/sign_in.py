@@ -16,7 +16,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ledger import validation
 from ledger.db import atomic
-from ledger.errors import AccountDisabled, EmailTaken, InvalidCredentials, InvalidRequest, NotFound, WrongPassword
+from ledger.errors import (
+    AccountDisabled,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRequest,
+    NotFound,
+    UserConflict,
+    WrongPassword,
+)
 from ledger.i18n import N_
 from ledger.models import BillingAccount, User, UserSession
 from ledger.services.audit import record_audit, refusal
@@ -82,6 +90,35 @@ def new_invite_code() -> str:
     return "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LENGTH))
 
 
+def add_person(
+    session: Session,
+    *,
+    email: str,
+    password_hash: str | None,
+    is_admin: bool = False,
+    external_id: str | None = None,
+    username: tuple[str, str, str] | None = None,
+) -> User:
+    """A new person and their billing account (balance 0), in the caller's transaction; the email
+    checked already. `username`: the name with its two keys (profile.username_keys)."""
+    name, key, shape = username or (None, None, None)
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        password_hash=password_hash,
+        invite_code=new_invite_code(),
+        is_admin=is_admin,
+        external_id=external_id,
+        username=name,
+        username_key=key,
+        username_shape=shape,
+    )
+    session.add(user)
+    session.flush()  # the account references the user
+    session.add(BillingAccount(user_id=user.id, balance=0))
+    return user
+
+
 def register_user(
     session: Session,
     *,
@@ -90,30 +127,28 @@ def register_user(
     ctx: Context,
     is_admin: bool = False,
     invite_code: object = None,
+    without_password: bool = False,
+    external_id: str | None = None,
 ) -> User:
     """Create a person with their billing account (balance 0) and invite code, in one transaction.
 
     With `invite_code`, the person is bound to its owner in the same transaction (nothing is
-    created if the code is refused). Raises InvalidRequest (bad email or password), EmailTaken,
-    or the refusals of invites.bind_invite; writes audit rows.
+    created if the code is refused). `without_password` (the console's, for the SaaS's backend,
+    SPEC 25): no password until the person sets one; `external_id`: the SaaS's id of them, checked
+    by the caller (backend_accounts.external_id_of). Raises InvalidRequest (bad email or password),
+    EmailTaken, UserConflict (the external_id is another account's), or the refusals of
+    invites.bind_invite; writes audit rows.
     """
     email = normalise_email(email)
-    password = check_password_rules(password)
-    password_hash = hash_password(password)  # slow on purpose: outside the transaction
+    # Hashing is slow on purpose: outside the transaction.
+    password_hash = None if without_password else hash_password(check_password_rules(password))
     try:
         with atomic(session):
             if session.scalar(select(User.id).where(User.email == email)) is not None:
                 raise EmailTaken(field="email")
-            user = User(
-                id=uuid.uuid4(),
-                email=email,
-                password_hash=password_hash,
-                invite_code=new_invite_code(),
-                is_admin=is_admin,
+            user = add_person(
+                session, email=email, password_hash=password_hash, is_admin=is_admin, external_id=external_id
             )
-            session.add(user)
-            session.flush()  # the account references the user
-            session.add(BillingAccount(user_id=user.id, balance=0))
             if isinstance(invite_code, str) and invite_code.strip():
                 bind_in_transaction(session, invitee=user, code=invite_code, ctx=ctx, field="invite")
             record_audit(
@@ -121,11 +156,13 @@ def register_user(
                 "user.registered",
                 ctx=ctx,
                 user_id=user.id,
-                details={"email": email, "is_admin": is_admin},
+                details={"email": email, "is_admin": is_admin, "external_id": external_id},
             )
-    except IntegrityError as exc:  # a sign-up with the same email won the race
+    except IntegrityError as exc:  # a sign-up with the same email (or external_id) won the race
         if "uq_users_email" in str(exc.orig):
             raise EmailTaken(field="email") from None
+        if "uq_users_external_id" in str(exc.orig):
+            raise UserConflict(field="external_id") from None
         raise
     return user
 
@@ -141,7 +178,9 @@ def authenticate(session: Session, *, email: object, password: object, ctx: Cont
     secret = password if isinstance(password, str) and validation.is_storable_text(password) else None
     with atomic(session):
         user = session.scalar(select(User).where(User.email == typed)) if storable and typed else None
-        matches = check_password_hash(user.password_hash if user else _hashing.dummy, secret or "")
+        # A person without a password (made by the SaaS's backend) is checked against the dummy, and fails.
+        known = user.password_hash if user is not None else None
+        matches = check_password_hash(known or _hashing.dummy, secret or "") and known is not None
         if user is None or secret is None or not matches:
             raise refusal(
                 InvalidCredentials(field="password"),
@@ -161,9 +200,15 @@ def authenticate(session: Session, *, email: object, password: object, ctx: Cont
 def start_session(session: Session, user: User, *, ctx: Context) -> UserSession:
     """Record a login: one user_sessions row, whose id the browser's cookie carries."""
     with atomic(session):
-        login = UserSession(id=uuid.uuid4(), user_id=user.id, ip=ctx.ip, user_agent=ctx.user_agent)
-        session.add(login)
-        record_audit(session, "auth.login", ctx=ctx, user_id=user.id, details={"session_id": str(login.id)})
+        return add_login(session, user, ctx=ctx)
+
+
+def add_login(session: Session, user: User, *, ctx: Context, **details: object) -> UserSession:
+    """A login session row and its audit row (`auth.login`), in the caller's transaction."""
+    login = UserSession(id=uuid.uuid4(), user_id=user.id, ip=ctx.ip, user_agent=ctx.user_agent)
+    session.add(login)
+    session.flush()  # the row exists for what refers to it (a portal token)
+    record_audit(session, "auth.login", ctx=ctx, user_id=user.id, details={"session_id": str(login.id), **details})
     return login
 
 
@@ -239,14 +284,17 @@ def revoke_other_sessions(session: Session, *, user_id: uuid.UUID, keep: object,
 
 
 def change_password(session: Session, user: User, *, current: object, new: object, keep: object, ctx: Context) -> int:
-    """Change the password (the current one is required) and sign out every other session.
+    """Change the password (the current one is required) and sign out every other session. A
+    person who has none yet (an account the SaaS's backend made, SPEC 25) sets their first one,
+    with no current password to give: they came in through a portal link the SaaS vouched for.
 
     Raises WrongPassword (audited) or InvalidRequest (new one too short or long). Returns the
     number of other sessions signed out.
     """
     new = check_password_rules(new, field="new")
+    first = user.password_hash is None
     with atomic(session):
-        if (
+        if not first and (
             not isinstance(current, str)
             or not validation.is_storable_text(current)
             or not check_password_hash(user.password_hash, current)
@@ -257,7 +305,11 @@ def change_password(session: Session, user: User, *, current: object, new: objec
         session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
         count = revoke_sessions(session, user.id, ctx.now(), keep=keep)
         record_audit(
-            session, "auth.password_changed", ctx=ctx, user_id=user.id, details={"other_sessions_revoked": count}
+            session,
+            "auth.password_set" if first else "auth.password_changed",
+            ctx=ctx,
+            user_id=user.id,
+            details={"other_sessions_revoked": count},
         )
     user.password_hash = password_hash
     return count

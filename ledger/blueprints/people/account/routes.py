@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
+from ledger.blueprints.people.security.forms import password_form
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.books.accounts import ledger_page
@@ -67,6 +68,8 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
         on_hold=money_on_hold(session, current_user.id, now=at),
         kinds=kinds_of(session, current_user.id, at),
         as_of=at,
+        # A person the SaaS's backend made (SPEC 25) sets their first password here.
+        password_form=password_form(has_password=False) if current_user.password_hash is None else None,
     ), max(profile.status, avatar.status, alert.status)
 
 

@@ -1,4 +1,4 @@
-"""`/login`, `/register`, `/logout`."""
+"""`/login`, `/register`, `/logout`, and `/portal/<token>` (a link the SaaS's backend asked for, SPEC 25)."""
 
 from typing import Any
 
@@ -8,9 +8,12 @@ from flask_login import current_user, login_required, logout_user
 
 from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
 from ledger.db import get_session
+from ledger.errors import PortalLinkUnusable
 from ledger.extensions import limiter
+from ledger.models import Actor
+from ledger.services.people.portal import use_portal_link
 from ledger.services.people.sign_in import authenticate, end_session, register_user
-from ledger.web.auth import current_session_id, sign_in
+from ledger.web.auth import current_session_id, remember_login, sign_in
 from ledger.web.context import request_context, settings
 from ledger.web.parsing import safe_next_url, submit
 
@@ -72,3 +75,20 @@ def logout() -> Any:
     session.clear()
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/portal/<token>")
+def portal(token: str) -> Any:
+    """Sign in through a portal link and land on its page; a used, expired or unknown link leads to
+    the sign-in page with a message, never to an error page."""
+    try:
+        entry = use_portal_link(get_session(), token=token, ctx=request_context(Actor.INTERNAL))
+    except PortalLinkUnusable as unusable:
+        answer = redirect(url_for("auth.login"))
+        flash(unusable.translated(), "warning")
+    else:
+        remember_login(entry.user, entry.login, return_url=entry.return_url)
+        answer = redirect(entry.next_path)
+    answer.headers["Referrer-Policy"] = "no-referrer"  # the token never leaves in a Referer
+    answer.headers["Cache-Control"] = "no-store"
+    return answer

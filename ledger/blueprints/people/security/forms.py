@@ -25,5 +25,13 @@ class PasswordForm(TextForm):
     )
 
 
+def password_form(has_password: bool) -> PasswordForm:
+    """The password form; without the current password for a person who has none yet (SPEC 25)."""
+    form = PasswordForm()
+    if not has_password:
+        del form.current
+    return form
+
+
 class SessionsForm(Form):
     """Sign-out buttons: a CSRF token and nothing else."""

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 
-from ledger.blueprints.people.security.forms import PasswordForm, SessionsForm
+from ledger.blueprints.people.security.forms import PasswordForm, SessionsForm, password_form
 from ledger.db import get_session
 from ledger.extensions import limiter
 from ledger.services.audit import audit_page
@@ -21,7 +21,8 @@ bp = Blueprint("security", __name__)
 
 def _page(form: PasswordForm | None = None, sessions_form: SessionsForm | None = None) -> Any:
     db = get_session()
-    form, sessions_form = form or PasswordForm(), sessions_form or SessionsForm()
+    form = form or password_form(current_user.password_hash is not None)
+    sessions_form = sessions_form or SessionsForm()
     return render_template(
         "security/security.html",
         sessions=active_sessions(db, current_user.id),
@@ -75,13 +76,14 @@ def revoke_others() -> Any:
 @login_required
 @limiter.limit(lambda: settings().RATELIMIT_LOGIN, key_func=lambda: f"password:{current_user.id}")
 def password() -> Any:
-    form = PasswordForm()
+    first = current_user.password_hash is None  # a person the SaaS's backend made sets their first one
+    form = password_form(not first)
     count = submit(
         form,
         lambda: change_password(
             get_session(),
             current_user,
-            current=form.current.data,
+            current=None if first else form.current.data,
             new=form.new.data,
             keep=current_session_id(),
             ctx=request_context(),
@@ -89,6 +91,9 @@ def password() -> Any:
     )
     if count is None:
         return _page(form)
+    if first:
+        flash(_("Your password is set: you can also sign in with your email and this password."), "success")
+        return redirect(url_for("account.account"))
     flash(
         ngettext(
             "Your password is changed; %(num)d other session was signed out.",
