@@ -126,7 +126,7 @@ def test_a_video_the_balance_cannot_hold_says_so_with_a_link_to_top_up(client, a
     auth.login(UserFactory(balance="1.00"))
     response = client.post("/console/video", data=video_form(auth), follow_redirects=True)
     page = response.get_data(as_text=True)
-    assert "可用余额（¥1.00）不足以支付这笔扣费。" in page and 'href="/recharge"' in page
+    assert "可用余额（¥1.00）不足以冻结这笔金额。" in page and 'href="/recharge"' in page
     assert "alert-warning" in page
     assert session.scalar(select(func.count()).select_from(UsageLog)) == 0
 
