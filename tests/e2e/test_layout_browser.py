@@ -1,5 +1,6 @@
 """The pages fit the screen (SPEC 9), in Chinese and English: on a phone (390 px) nothing scrolls
-sideways and every item of the main navigation shows whole."""
+sideways, every item of the main navigation shows whole, and the back office's orders fit without a
+sideways scroll."""
 
 from decimal import Decimal
 
@@ -55,3 +56,10 @@ def test_a_phone_shows_every_page_and_every_item_of_the_navigation_whole(admin):
         assert p.evaluate("document.documentElement.scrollWidth <= innerWidth"), path
         assert p.locator("header nav .nav-link").count() == 8, path
         assert p.evaluate(NAV_CUT) == [], path
+    admin.goto("/admin/orders")  # the table fits too: no sideways scroll inside its box
+    assert p.evaluate("[...document.querySelectorAll('.table-responsive')].every(b => b.scrollWidth <= b.clientWidth)")
+    link = p.locator("[data-testid=orders] a.order-id-narrow").first
+    full = link.get_attribute("title")
+    assert len(full) == 36 and link.inner_text() == full  # 8 characters show, the whole id is the link's text
+    assert link.bounding_box()["height"] < 30  # one line, not four
+    admin.shot("admin-orders")
