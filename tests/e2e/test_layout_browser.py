@@ -1,6 +1,6 @@
 """The pages fit the screen (SPEC 9), in Chinese and English: on a phone (390 px) nothing scrolls
 sideways, every item of the main navigation shows whole, and the back office's orders fit without a
-sideways scroll."""
+sideways scroll; on a desktop (1280 px) /usage shows a console run's parameters whole."""
 
 from decimal import Decimal
 
@@ -63,3 +63,17 @@ def test_a_phone_shows_every_page_and_every_item_of_the_navigation_whole(admin):
     assert len(full) == 36 and link.inner_text() == full  # 8 characters show, the whole id is the link's text
     assert link.bounding_box()["height"] < 30  # one line, not four
     admin.shot("admin-orders")
+
+
+def test_a_desktop_shows_a_console_runs_parameters_whole_on_usage(admin):
+    p = admin.page
+    p.set_viewport_size(DESKTOP)
+    admin.goto("/usage")
+    lines = p.locator("[data-testid=details] .params-line")
+    cut = "e => e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth"
+    rows = [("prompt: " in text, lines.nth(n).evaluate(cut)) for n, text in enumerate(lines.all_inner_texts())]
+    # (an API charge's long prompt?, cut?): the console's two runs whole, the prompt at three lines cut ...
+    assert sorted(rows) == [(False, False), (False, False), (True, True)]
+    title = p.locator("[data-testid=details] .params-cell").first.get_attribute("title")
+    assert LONG_PROMPT.strip() in title  # ... the whole of it on hover
+    admin.shot("usage")
