@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ XORPAY_API = "https://xorpay.com"
 
 def _reachable(host: str) -> str:
     """The address to reach a server listening on `host`: a wildcard is reached on this machine."""
+    host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - names the wildcard, binds nothing
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
@@ -230,6 +232,8 @@ def validate(settings: Settings) -> None:
             "PASSWORD_HASH must be werkzeug's scrypt[:n:r:p] or pbkdf2[:sha256[:iterations]],"
             f" not {settings.PASSWORD_HASH!r}"
         )
+    if ":" in settings.HOST.strip("[]") and not _is_ipv6(settings.HOST.strip("[]")):
+        raise ConfigError(f"HOST is an address or a name without a port (PORT says the port), not {settings.HOST!r}")
     if settings.TOPUP_MAX_PENDING < 1:
         raise ConfigError("TOPUP_MAX_PENDING must be at least 1 (else nobody could top up)")
     if settings.is_production:
@@ -318,6 +322,13 @@ def _refuse_unsafe_production(settings: Settings) -> None:
             "RATELIMIT_STORAGE_URI=memory:// is refused in production: each server process would count alone;"
             " use redis://..."
         )
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
 
 
 def _is_https_url(value: str) -> bool:

@@ -117,6 +117,11 @@ class UserConflict(LedgerError):
     message = N_("This email or external_id belongs to another account.")
 
 
+class AdminAccount(LedgerError):
+    code, status = "admin_account", 403
+    message = N_("Portal links are not made for admins: they sign in with their password.")
+
+
 class PortalLinkUnusable(LedgerError):
     code, status = "portal_link_unusable", 410
     message = N_("This sign-in link has expired or has been used. Go back to the app and open it again, or sign in.")

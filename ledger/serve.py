@@ -133,6 +133,8 @@ def main() -> None:
     fresh_metrics_dir(values)
     size = sizing(values)
     host, port = values.get("HOST") or HOST, int(values.get("PORT") or PORT)
+    # The workers' settings derive SITE_URL (and the sandbox's and notify addresses) from these, unless set.
+    os.environ["HOST"], os.environ["PORT"] = host, str(port)
     granian = server(host, port, size)
     from granian import __version__ as granian_version
     from granian.log import logger

@@ -297,7 +297,8 @@ def test_the_addresses_follow_the_port_unless_set():
 
 
 def test_a_wildcard_host_is_reached_on_this_machine_and_a_set_site_url_leads():
-    everywhere = load_settings({"HOST": "0.0.0.0", "PORT": "8080"}, env_file=None)
+    wildcard = {"HOST": "0.0.0.0", "PORT": "8080"}  # noqa: S104 - the wildcard, as a setting
+    everywhere = load_settings(wildcard, env_file=None)
     assert everywhere.SITE_URL == "http://127.0.0.1:8080"
     proxied = load_settings({"PORT": "5001", "SITE_URL": "https://pay.example/", "XORPAY_SANDBOX": "1"}, env_file=None)
     assert (proxied.SITE_URL, proxied.XORPAY_NOTIFY_URL, proxied.XORPAY_API_BASE) == (
@@ -311,3 +312,13 @@ def test_a_wildcard_host_is_reached_on_this_machine_and_a_set_site_url_leads():
 def test_a_port_that_is_not_one_stops_start_up(port):
     with pytest.raises(ConfigError, match=f"PORT must be a port number from 1 to 65535, not '{port}'"):
         load_settings({"PORT": port}, env_file=None)
+
+
+@pytest.mark.parametrize(("host", "site"), [("::1", "http://[::1]:5000"), ("[::1]", "http://[::1]:5000")])
+def test_an_ipv6_host_is_reached_in_brackets(host, site):
+    assert site == load_settings({"HOST": host}, env_file=None).SITE_URL
+
+
+def test_a_host_with_a_port_stops_start_up():
+    with pytest.raises(ConfigError, match="HOST is an address or a name without a port"):
+        load_settings({"HOST": "127.0.0.1:5001"}, env_file=None)

@@ -201,3 +201,24 @@ def test_users_create_takes_an_external_id_and_makes_no_password_when_asked(app,
     assert made.exit_code == 0, made.output
     user = session.scalar(select(User).where(User.email == "fay@example.com"))
     assert (str(user.id), user.external_id, user.password_hash) == (made.stdout.strip(), "saas:77", None)
+
+
+def test_an_email_is_found_as_it_was_stored(client, internal_headers, session):
+    made = create(client, internal_headers, email="jose\u0301@xn--bcher-kva.de").get_json()
+    assert made["email"] == "jos\u00e9@b\u00fccher.de"  # composed, the domain in Unicode
+    found = client.get("/api/users", query_string={"email": "jose\u0301@xn--bcher-kva.de"}, headers=internal_headers)
+    assert (found.status_code, found.get_json()["user_id"]) == (200, made["user_id"])
+    missing = client.get("/api/users?email=nobody@example.com", headers={**internal_headers, "Accept-Language": "en"})
+    assert missing.get_json()["error"]["message"] == "No account has this email."
+
+
+@pytest.mark.committed
+def test_parallel_creates_claiming_one_username_make_one_account_and_refuse_the_rest(committed):
+    def make(i):
+        with committed.session() as session:
+            return create_or_find_user(session, email=f"u{i}@example.com", username="same_name", ctx=INTERNAL)
+
+    results = run_together(8, make)
+    made = [r for r in results if not isinstance(r, Exception)]
+    taken = [r for r in results if getattr(r, "code", None) == "username_taken"]
+    assert (len(made), len(taken)) == (1, 7), results

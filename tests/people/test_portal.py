@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ledger.models import AuditLog, PortalToken, UserSession
+from ledger.models import AuditLog, PortalToken, User, UserSession
 from ledger.services.context import INTERNAL
+from ledger.services.people.backend_accounts import create_or_find_user
 from ledger.services.people.portal import create_portal_link, use_portal_link
+from ledger.services.people.sign_in import change_password
 from tests.factories import UserFactory
 from tests.helpers import AuthActions, funded_user, run_together, stop_the_clock
 
@@ -186,3 +188,63 @@ def test_one_link_clicked_twenty_times_at_once_signs_in_once(committed, settings
     assert all(getattr(r, "code", None) == "portal_link_unusable" for r in results if r not in entered)
     with committed.session() as session:
         assert session.scalar(select(func.count()).select_from(UserSession)) == 1
+
+
+def test_no_link_signs_anyone_into_the_back_office(app, client, internal_headers, session):
+    """The internal token charges and reads accounts: it must not open /admin through a portal link."""
+    boss = UserFactory(is_admin=True)
+    refused = ask_link(client, internal_headers, boss.id)
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (403, "admin_account")
+    person = UserFactory()
+    url = ask_link(client, internal_headers, person.id).get_json()["url"]
+    person.is_admin = True  # made an admin after the link was made
+    session.flush()
+    assert client.get(path_of(url)).headers["Location"] == "/login"
+    assert client.get("/admin").status_code == 404
+    assert session.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
+def test_a_head_request_uses_nothing_and_the_get_after_it_signs_in(client, internal_headers, session):
+    url = path_of(ask_link(client, internal_headers, UserFactory().id).get_json()["url"])
+    assert client.head(url).status_code == 200  # a link checker or a chat app's preview
+    assert client.get(url).headers["Location"] == "/recharge"
+
+
+@pytest.mark.parametrize("mangled", ["{token}/", "{token}/extra", "a%2Fb"])
+def test_a_mangled_link_shows_the_sign_in_page_and_its_token_stays_out_of_the_log(
+    client, internal_headers, session, caplog, mangled
+):
+    token = ask_link(client, internal_headers, UserFactory().id).get_json()["url"].rsplit("/", 1)[1]
+    caplog.set_level("INFO", logger="ledger")
+    answer = client.get("/portal/" + mangled.format(token=token), follow_redirects=True)
+    assert answer.status_code == 200 and "登录链接已过期或已使用" in answer.get_data(as_text=True)
+    assert token not in caplog.text
+
+
+def test_a_link_opened_where_someone_else_is_signed_in_signs_them_out(app, client, internal_headers, session):
+    other, person = UserFactory(), UserFactory()
+    AuthActions(client).login(other)
+    before = session.scalars(select(UserSession).where(UserSession.user_id == other.id)).one()
+    url = ask_link(client, internal_headers, person.id).get_json()["url"]
+    assert client.get(path_of(url)).headers["Location"] == "/recharge"
+    session.refresh(before)
+    assert before.revoked_at is not None  # not left live behind the new person's cookie
+    assert 'data-testid="portal-return"' not in client.get("/recharge").get_data(as_text=True)  # none asked
+
+
+@pytest.mark.committed
+def test_two_first_passwords_set_at_once_one_wins(committed):
+    with committed.session() as session:
+        user_id = create_or_find_user(session, email="first@example.com", ctx=INTERNAL).user.id
+
+    def set_first(i):
+        with committed.session() as session:
+            person = session.get(User, user_id)  # read before either has set one: no password yet
+            return change_password(session, person, current=None, new=f"password-{i}-x", keep=None, ctx=INTERNAL)
+
+    results = run_together(2, set_first)
+    assert sorted(type(r).__name__ for r in results) == ["WrongPassword", "int"], results
+    with committed.session() as session:
+        assert session.scalars(select(AuditLog.action).where(AuditLog.action == "auth.password_set")).all() == [
+            "auth.password_set"
+        ]

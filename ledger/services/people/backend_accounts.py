@@ -29,6 +29,8 @@ from ledger.services.context import Context
 from ledger.services.people.profile import new_username
 from ledger.services.people.sign_in import add_person, normalise_email
 
+# What a call racing another may hit; the retry then finds the account, or refuses as a first call would.
+UNIQUE_KEYS = ("uq_users_email", "uq_users_external_id", "uq_users_username_key", "uq_users_username_shape")
 EXTERNAL_ID_MAX = 128
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # as the schema's check constraint says
 
@@ -80,8 +82,8 @@ def create_or_find_user(
         try:
             with atomic(session):
                 return _create_or_find(session, email, external, username, ctx)
-        except IntegrityError as exc:  # made (or given this external_id) by a call at the same instant
-            if last_try or not ("uq_users_email" in str(exc.orig) or "uq_users_external_id" in str(exc.orig)):
+        except IntegrityError as exc:  # made, given this external_id or this username at the same instant
+            if last_try or not any(key in str(exc.orig) for key in UNIQUE_KEYS):
                 raise
     raise AssertionError("unreachable")
 
@@ -126,16 +128,23 @@ def find_user(session: Session, *, user_id: object = None, email: object = None,
     if sent == ["user_id"]:
         where = User.id == validation.uuid_of(user_id, "user_id", error=UserNotFound())
     elif sent == ["email"]:
-        typed = email.strip().lower() if isinstance(email, str) else ""
-        if not validation.is_storable_text(typed):  # a NUL: no account has it, PostgreSQL cannot even compare it
-            raise UserNotFound()
-        where = User.email == typed
+        try:  # as create_or_find_user stores it (an IDN domain, composed accents)
+            where = User.email == normalise_email(email)
+        except InvalidRequest:
+            raise UserNotFound(N_("No account has this email.")) from None
     else:
         where = User.external_id == external_id_of(external_id)
     user = session.scalar(select(User).where(where))
     if user is None:
-        raise UserNotFound()
+        raise UserNotFound(MISSING[sent[0]])
     return user
+
+
+MISSING = {
+    "user_id": UserNotFound.message,
+    "email": N_("No account has this email."),
+    "external_id": N_("No account has this external_id."),
+}
 
 
 def account_money(session: Session, user_id: uuid.UUID, *, now: datetime) -> AccountMoney:

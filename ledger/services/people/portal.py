@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger import validation
 from ledger.db import atomic
-from ledger.errors import AccountDisabled, InvalidRequest, PortalLinkUnusable, UserNotFound
+from ledger.errors import AccountDisabled, AdminAccount, InvalidRequest, PortalLinkUnusable, UserNotFound
 from ledger.i18n import N_
 from ledger.models import PortalToken, User, UserSession
 from ledger.services.audit import record_audit, refusal
@@ -100,8 +100,9 @@ def create_portal_link(
     """A one-use link that signs the person in at `landing` (the API's `next`) within LIFETIME, as
     SITE_URL/portal/<token>.
 
-    Raises UserNotFound, AccountDisabled (a disabled person cannot sign in), or InvalidRequest (a
-    `next` that is not one of Ledger's pages, a `return_url` off PORTAL_RETURN_HOSTS). Writes the
+    Raises UserNotFound, AccountDisabled (a disabled person cannot sign in), AdminAccount (the
+    internal token charges and reads accounts; it must not open the back office), or InvalidRequest
+    (a `next` that is not one of Ledger's pages, a `return_url` off PORTAL_RETURN_HOSTS). Writes the
     token's hash and an audit row.
     """
     config = ctx.config
@@ -116,6 +117,8 @@ def create_portal_link(
             raise UserNotFound()
         if user.disabled_at is not None:
             raise AccountDisabled()
+        if user.is_admin:
+            raise AdminAccount()
         link = PortalToken(
             id=uuid.uuid4(),
             user_id=uid,
@@ -139,7 +142,8 @@ def create_portal_link(
 def use_portal_link(session: Session, *, token: object, ctx: Context) -> PortalEntry:
     """Sign the link's person in: mark the link used and open a login session (audited, `via`
     portal) in one transaction, locking the link's row. Raises PortalLinkUnusable for a link that
-    is unknown, used, past its 10 minutes, or whose person is disabled (audited when the link is known)."""
+    is unknown, used, past its 10 minutes, or whose person is disabled or became an admin (audited
+    when the link is known)."""
     now = ctx.now()
     with atomic(session):
         link = (
@@ -153,6 +157,8 @@ def use_portal_link(session: Session, *, token: object, ctx: Context) -> PortalE
         why = "used" if link.used_at else "expired" if link.expires_at <= now else None
         if why is None and (user is None or user.disabled_at is not None):
             why = "account_disabled"
+        if why is None and user is not None and user.is_admin:
+            why = "admin_account"
         if why is not None or user is None:
             raise refusal(
                 PortalLinkUnusable(),

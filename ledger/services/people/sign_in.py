@@ -180,7 +180,7 @@ def authenticate(session: Session, *, email: object, password: object, ctx: Cont
         user = session.scalar(select(User).where(User.email == typed)) if storable and typed else None
         # A person without a password (made by the SaaS's backend) is checked against the dummy, and fails.
         known = user.password_hash if user is not None else None
-        matches = check_password_hash(known or _hashing.dummy, secret or "") and known is not None
+        matches = check_password_hash(known or _hashing.dummy, secret or "") and bool(known)
         if user is None or secret is None or not matches:
             raise refusal(
                 InvalidCredentials(field="password"),
@@ -302,7 +302,11 @@ def change_password(session: Session, user: User, *, current: object, new: objec
             raise refusal(WrongPassword(field="current"), "auth.password_change_failed", ctx=ctx, user_id=user.id)
     password_hash = hash_password(new)
     with atomic(session):
-        session.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
+        where = [User.id == user.id]
+        if first:  # two first passwords set at once: one wins, the other is asked for the current one
+            where.append(User.password_hash.is_(None))
+        if not session.execute(update(User).where(*where).values(password_hash=password_hash)).rowcount:
+            raise WrongPassword(field="current")
         count = revoke_sessions(session, user.id, ctx.now(), keep=keep)
         record_audit(
             session,

@@ -77,10 +77,15 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
-@bp.get("/portal/<token>")
+@bp.get("/portal/<path:token>", strict_slashes=False)  # a link mangled in transit: the sign-in page too
 def portal(token: str) -> Any:
     """Sign in through a portal link and land on its page; a used, expired or unknown link leads to
-    the sign-in page with a message, never to an error page."""
+    the sign-in page with a message, never to an error page. A HEAD (a link checker, a chat app's
+    preview) uses nothing. Whoever was signed in in this browser is signed out first."""
+    if request.method == "HEAD":
+        return "", 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    if current_user.is_authenticated:
+        end_session(get_session(), user_id=current_user.id, session_id=current_session_id(), ctx=request_context())
     try:
         entry = use_portal_link(get_session(), token=token, ctx=request_context(Actor.INTERNAL))
     except PortalLinkUnusable as unusable:
