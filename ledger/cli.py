@@ -24,7 +24,7 @@ from ledger.services.backoffice.people import adjust, set_admin
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.context import SYSTEM, Context, app_clock
-from ledger.services.events import deliver_due, replay
+from ledger.services.events import deliver_due, replay, send_sample
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
 from ledger.services.payments.refunds import refund_order
@@ -241,6 +241,24 @@ def deliver_events() -> None:
     with get_database().session() as session:
         done = deliver_due(session, system_context(), url=settings.EVENTS_URL, secret=settings.EVENTS_SECRET)
     click.echo(f"delivered {done.delivered}, failed {done.failed} (retried later), abandoned {done.abandoned}")
+
+
+@events_cli.command("send-test")
+@click.argument("type_", metavar="TYPE", type=click.Choice([t.value for t in EventType]))
+def send_test_event(type_: str) -> None:
+    """Post a sample event of TYPE to EVENTS_URL, signed with EVENTS_SECRET as real deliveries are
+    (the sample of /api/openapi.json's webhooks, with a new id): to test a receiver. Prints the
+    receiver's status; exit 1 unless it is a 2xx. Nothing is written."""
+    settings = current_app.config["LEDGER"]
+    if not settings.EVENTS_URL:
+        raise click.ClickException("EVENTS_URL is empty: set it (and EVENTS_SECRET) to your receiver's URL first")
+    sent = send_sample(settings.EVENTS_URL, settings.EVENTS_SECRET, EventType(type_), now=system_context().now())
+    if sent.status is None:
+        click.echo(f"{type_} sample {sent.event_id}: not delivered ({sent.error})", err=True)
+        sys.exit(1)
+    click.echo(f"{type_} sample {sent.event_id}: HTTP {sent.status}")
+    if not sent.delivered:
+        sys.exit(1)
 
 
 @codes_cli.command("create")

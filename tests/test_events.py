@@ -35,6 +35,7 @@ from ledger.services.events import (
     deliver_due,
     emit_change,
     replay,
+    sample_event,
     signature,
     verify_signature,
 )
@@ -441,3 +442,49 @@ def test_verify_warns_of_events_stuck_only_when_they_are_sent(session):
     session.flush()
     assert [w.subject for w in find_warnings(session)] == [f"event {event.id}"]
     assert list(find_warnings(session, events_sent=False)) == []
+
+
+@pytest.fixture
+def events_to(app, monkeypatch):
+    """The app posting events to `url` (EVENTS_URL) with SECRET."""
+
+    def configured(url: str) -> None:
+        monkeypatch.setitem(app.config, "LEDGER", replaced(app.config["LEDGER"], EVENTS_URL=url, EVENTS_SECRET=SECRET))
+
+    return configured
+
+
+@pytest.mark.parametrize("type_", list(EventType))
+def test_send_test_posts_the_documented_sample_signed_as_deliveries_are(app, session, httpserver, events_to, type_):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok", status=204)
+    events_to(httpserver.url_for("/hook"))
+    done = app.test_cli_runner().invoke(args=["events", "send-test", type_.value])
+    assert done.exit_code == 0, done.output
+    [(received, _)] = httpserver.log
+    sent = json.loads(received.get_data())
+    assert done.stdout == f"{type_.value} sample {sent['id']}: HTTP 204\n"
+    assert verify_signature(SECRET, received.get_data(), received.headers["X-Ledger-Signature"])
+    assert received.headers["X-Request-ID"] == sent["id"] and received.headers["User-Agent"] == "Ledger-Events/1"
+    # The document's sample, with an id of its own (a receiver that dedupes takes every test)
+    sample = sample_event(type_)
+    assert (sent["type"], sent["data"]) == (sample["type"], sample["data"]) and sent["id"] != sample["id"]
+    assert events(session) == []  # nothing written
+
+
+def test_send_test_says_what_the_receiver_answered_and_fails_unless_2xx(app, httpserver, events_to):
+    httpserver.expect_request("/hook").respond_with_data("nope", status=400)
+    events_to(httpserver.url_for("/hook"))
+    done = app.test_cli_runner().invoke(args=["events", "send-test", "balance.low"])
+    assert done.exit_code == 1 and done.stdout.endswith(": HTTP 400\n")
+    events_to("http://127.0.0.1:9/hook")  # nobody listens
+    down = app.test_cli_runner().invoke(args=["events", "send-test", "balance.low"])
+    assert down.exit_code == 1 and "not delivered (ConnectionError" in down.stderr
+
+
+def test_send_test_needs_an_events_url_and_a_known_type(app, events_to):
+    events_to("")
+    empty = app.test_cli_runner().invoke(args=["events", "send-test", "topup.succeeded"])
+    assert empty.exit_code == 1 and "EVENTS_URL is empty" in empty.stderr
+    unknown = app.test_cli_runner().invoke(args=["events", "send-test", "topup.done"])
+    assert unknown.exit_code == 2
+    assert all(t.value in unknown.stderr for t in EventType)  # the types it knows, listed

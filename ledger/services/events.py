@@ -13,6 +13,7 @@ The receiver dedupes by the event's `id` and checks `X-Ledger-Signature` as `sig
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -112,11 +113,16 @@ def _plain(value: object) -> object:
 
 def body_of(event: Event) -> bytes:
     """What is posted: {"id", "type", "created_at", "data"}, compact JSON."""
-    return json.dumps(
-        {"id": str(event.id), "type": event.type.value, "created_at": event.created_at.isoformat(), "data": event.data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    return _encoded(envelope(event.id, event.type, event.created_at, event.data))
+
+
+def envelope(event_id: uuid.UUID, type_: EventType, created_at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """An event as the receiver reads it (SPEC 16)."""
+    return {"id": str(event_id), "type": type_.value, "created_at": created_at.isoformat(), "data": data}
+
+
+def _encoded(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def signature(secret: str, body: bytes, at: int) -> str:
@@ -231,15 +237,20 @@ def _record(session: Session, claim: _Claim, error: str | None, clock: datetime)
         event.next_attempt_at, event.last_error = clock + backoff(event.attempts), error[:300]
 
 
+def _headers(secret: str, body: bytes, request_id: str) -> dict[str, str]:
+    """The headers of every post of an event, a sample's too: signed now (X-Ledger-Signature)."""
+    return {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, body, int(time.time())),
+        "X-Request-ID": request_id,
+        "User-Agent": "Ledger-Events/1",
+    }
+
+
 def _send(claim: _Claim, url: str, secret: str, post: Post, timeout: Timeout) -> str | None:
     """Post one event to `url` (whole: its query and credentials too); None when the receiver
     answered 2xx, else why not, told (and logged) without the URL's query and credentials."""
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(secret, claim.body, int(time.time())),
-        "X-Request-ID": claim.request_id or str(claim.event_id),
-        "User-Agent": "Ledger-Events/1",
-    }
+    headers = _headers(secret, claim.body, claim.request_id or str(claim.event_id))
     shown = {"event_id": str(claim.event_id), "url": redacted_url(url)}
     with bound_request_id(claim.request_id):
         try:
@@ -280,3 +291,129 @@ def replay(session: Session, ctx: Context, *, since: datetime, type_: EventType 
             )
         )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- samples: one event of each type, as the OpenAPI document's webhooks show them and as
+# `flask events send-test` posts them to a receiver being built (the same data in both places).
+
+SAMPLE_USER_ID = "4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"
+SAMPLE_EVENT_ID = uuid.UUID("9a1d7c36-5e2b-4f80-8c41-2d6b0e9f3a57")
+SAMPLE_CREATED_AT = datetime.fromisoformat("2026-12-08T10:15:00+08:00")
+_ORDER_ID = "1f0e4b7a-62c9-4d35-9a8e-7c3b5d2e1f04"
+# `data` by type, as `emit` writes it: the person, the resource, the amount, then the balance and
+# available amount after the change (money as strings, SPEC 16).
+SAMPLES: dict[EventType, dict[str, Any]] = {
+    EventType.TOPUP_SUCCEEDED: {
+        "user_id": SAMPLE_USER_ID,
+        "transaction_id": _ORDER_ID,
+        "amount": "50.00",
+        "balance": "149.80",
+        "available": "141.80",
+    },
+    EventType.BALANCE_LOW: {
+        "user_id": SAMPLE_USER_ID,
+        "threshold": "10.00",
+        "usage_id": "5b8e2f1c-3d4a-4e6b-9f70-a1c2d3e4f506",
+        "amount": "0.20",
+        "balance": "9.80",
+        "available": "9.80",
+    },
+    EventType.HOLD_EXPIRED: {
+        "user_id": SAMPLE_USER_ID,
+        "hold_id": "0d3c9a58-7b1e-4f26-8e4d-6a5b3c2d1e0f",
+        "request_id": "video-913",
+        "amount": "8.00",
+        "balance": "99.80",
+        "available": "99.80",
+    },
+    EventType.REFUND_SUCCEEDED: {
+        "user_id": SAMPLE_USER_ID,
+        "refund_id": "7e6d5c4b-3a29-4f18-8e07-f6e5d4c3b2a1",
+        "transaction_id": _ORDER_ID,
+        "amount": "20.00",
+        "balance": "79.80",
+        "available": "79.80",
+    },
+    EventType.REFUND_FAILED: {
+        "user_id": SAMPLE_USER_ID,
+        "refund_id": "2c1b0a9f-8e7d-4c6b-9a59-483726150f4e",
+        "transaction_id": _ORDER_ID,
+        "amount": "20.00",
+        "balance": "99.80",
+        "available": "99.80",
+    },
+    EventType.REDEMPTION_REDEEMED: {
+        "user_id": SAMPLE_USER_ID,
+        "code": "7KQ2M9XPR4TW8HJD",
+        "amount": "50.00",
+        "balance": "149.80",
+        "available": "149.80",
+    },
+    EventType.BALANCE_ADJUSTED: {
+        "user_id": SAMPLE_USER_ID,
+        "entry_id": 8812,
+        "amount": "20.00",
+        "balance": "119.80",
+        "available": "119.80",
+    },
+    EventType.CREDIT_EXPIRING: {
+        "user_id": SAMPLE_USER_ID,
+        "lot_id": 3071,
+        "category": "granted",
+        "amount": "5.00",
+        "expires_at": "2026-12-31T23:59:59+08:00",
+        "balance": "99.80",
+        "available": "99.80",
+    },
+    EventType.CREDIT_EXPIRED: {
+        "user_id": SAMPLE_USER_ID,
+        "lot_id": 3071,
+        "category": "granted",
+        "amount": "5.00",
+        "expires_at": "2026-12-08T00:00:00+08:00",
+        "balance": "94.80",
+        "available": "94.80",
+    },
+}
+
+
+def sample_event(
+    type_: EventType, *, event_id: uuid.UUID = SAMPLE_EVENT_ID, created_at: datetime = SAMPLE_CREATED_AT
+) -> dict[str, Any]:
+    """A whole sample event of `type_`, as a receiver reads it."""
+    return envelope(event_id, type_, created_at, copy.deepcopy(SAMPLES[type_]))
+
+
+@dataclass(frozen=True)
+class SampleDelivery:
+    """What the receiver made of a sample: its status, or why there was none."""
+
+    event_id: uuid.UUID
+    status: int | None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def send_sample(
+    url: str, secret: str, type_: EventType, *, now: datetime, post: Post = post_event, timeout: Timeout = TIMEOUT
+) -> SampleDelivery:
+    """Post a sample event of `type_` to `url`, signed and sent as every delivery is (the same
+    headers, timeouts and no redirects), with a new id (a receiver that dedupes takes each test) and
+    `now` as its time. Nothing is written: for an integrator testing a receiver."""
+    event_id = uuid.uuid4()
+    body = _encoded(sample_event(type_, event_id=event_id, created_at=now))
+    try:
+        with post(
+            url,
+            data=body,
+            headers=_headers(secret, body, str(event_id)),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+        ) as answer:
+            return SampleDelivery(event_id, answer.status_code)
+    except requests.RequestException as exc:
+        return SampleDelivery(event_id, None, without_url_secrets(f"{type(exc).__name__}: {exc}", url))

@@ -13,17 +13,25 @@ what a schema refuses is answered as the field's service words it (RefusedAs), n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     RootModel,
+    TypeAdapter,
 )
+from pydantic_core import CoreSchema
 
 from ledger import validation
 from ledger.i18n import N_
-from ledger.models import PayType
+from ledger.models import EventType, PayType
+from ledger.money import EXACT_DECIMAL
+from ledger.services import events
 from ledger.services.books import batch_charges, holds, usage_reports
 from ledger.services.console import pricing
 from ledger.services.growth import invites
@@ -46,10 +54,39 @@ from ledger.web.fields import (
     optional,
 )
 
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A schema's examples (JSON Schema's `examples`, in the document): what a caller sends or reads.
+    tests/web/test_openapi_reference.py checks each against its schema."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
+# The story the examples tell: one person, a charge of an image, a hold for a video, a top-up.
+PERSON = "4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"
+SOMEONE_ELSE = "8d2f6a1e-5c3b-4d97-a0e8-1f2b3c4d5e6f"
+AT = "2026-12-08T10:15:00+08:00"
+DEDUCT = {
+    "user_id": PERSON,
+    "amount": "0.20",
+    "model": "image-studio-v2",
+    "request_id": "job-42",
+    "params": {"resolution": "1024"},
+}
+HOLD = {
+    "user_id": PERSON,
+    "amount": "8.00",
+    "model": "motion-video-1",
+    "request_id": "video-913",
+    "params": {"quality": "720p", "seconds": 10},
+    "ttl_seconds": 1800,
+}
+
 # --- requests -------------------------------------------------------------------------------------
 
 
 class DeductBody(Schema):
+    model_config = examples(DEDUCT)
+
     user_id: Uuid
     amount: ChargeAmount
     model: Model
@@ -57,12 +94,41 @@ class DeductBody(Schema):
     params: Params = None
 
 
+@dataclass(frozen=True)
+class DocumentedAs:
+    """In the document, a field has the schema of the type `shown` (what callers should send), while
+    it is validated as its own type (what the service checks itself)."""
+
+    shown: Any
+
+    def __get_pydantic_json_schema__(self, _schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return handler(TypeAdapter(self.shown).core_schema)
+
+
 class BatchBody(Schema):
+    model_config = examples(
+        {
+            "charges": [
+                DEDUCT,
+                {"user_id": SOMEONE_ELSE, "amount": "0.05", "model": "chat-pro", "request_id": "chat-7781"},
+            ]
+        }
+    )
+
+    # Each item is read by the service as one deduct's body (an item with bad fields is answered in
+    # its place, SPEC 12): here only the list is checked; the document types the items as DeductBody.
     charges: Annotated[
         list[dict[str, Any]],
         Field(min_length=1, max_length=batch_charges.MAX_ITEMS),
         RefusedAs(lambda value, _, __: batch_charges.charge_list(value)),
-    ] = Field(description=N_("1 to 1,000 objects with the fields of a deduct."))
+        DocumentedAs(Annotated[list[DeductBody], Field(min_length=1, max_length=batch_charges.MAX_ITEMS)]),
+    ] = Field(
+        description=N_(
+            "1 to 1,000 deducts, each with the fields of a deduct's body. Only a body whose `charges` is not a list "
+            "of 1 to 1,000 objects is refused whole (422); an item with bad fields is answered in its place with "
+            "`invalid_request`, and the others are charged."
+        )
+    )
 
 
 def _json_number(value: object) -> object:
@@ -73,6 +139,8 @@ def _json_number(value: object) -> object:
 
 
 class HoldBody(DeductBody):
+    model_config = examples(HOLD)
+
     ttl_seconds: Annotated[
         Annotated[int, Field(ge=holds.TTL_MIN, le=holds.TTL_MAX), BeforeValidator(_json_number)] | None,
         # a JSON number without a fraction: the service's own words for anything else
@@ -88,6 +156,8 @@ class HoldBody(DeductBody):
 
 
 class CaptureBody(Schema):
+    model_config = examples({"amount": "4.80"})
+
     amount: ChargeAmount
 
 
@@ -96,10 +166,14 @@ class EmptyBody(Schema):
 
 
 class CodeBody(Schema):
+    model_config = examples({"code": "7KQ2-M9XP-R4TW-8HJD"})
+
     code: str = Field(max_length=200, description=N_("As typed: spaces, dashes and case do not matter."))
 
 
 class InviteCodeBody(Schema):
+    model_config = examples({"code": "k7p2qx9m"})
+
     code: Annotated[
         str,
         Field(min_length=1, pattern=f"[^{validation.WHITESPACE}]"),  # something besides spaces
@@ -108,10 +182,14 @@ class InviteCodeBody(Schema):
 
 
 class InviteeBody(Schema):
+    model_config = examples({"invitee_id": "e2b7c1d4-0a9f-4e83-b56c-7d8e9f0a1b2c"})
+
     invitee_id: Uuid
 
 
 class TopupBody(Schema):
+    model_config = examples({"amount": "50.00", "pay_type": "alipay"})
+
     amount: TopupAmount
     pay_type: Annotated[Literal["alipay", "native"], RefusedAs(lambda value, _, __: parse_pay_type(value))] = Field(
         PayType.ALIPAY.value, description=N_("alipay (default) or native: WeChat Pay.")
@@ -197,8 +275,13 @@ class QuoteQuery(QuerySchema):
 
 
 class ErrorDetail(Schema):
-    code: str = Field(examples=["insufficient_balance"])
-    message: str = Field(description=N_("In the person's language (zh or en)."))
+    code: str = Field(
+        description=N_("What went wrong, for code to read: each operation lists the codes of each status."),
+        examples=["insufficient_balance"],
+    )
+    message: str = Field(
+        description=N_("For people, in the caller's language (Accept-Language: Chinese unless English is asked for).")
+    )
     field: str | None = Field(None, description=N_("The input field it is about, if any."))
     balance: Money | None = Field(None, description=N_("insufficient_balance: the person's balance."))
     available: Money | None = Field(None, description=N_("insufficient_balance: what they may spend (balance - held)."))
@@ -207,10 +290,41 @@ class ErrorDetail(Schema):
 class Error(Schema):
     """Every refusal (SPEC 6), with more fields by code (e.g. `available` for insufficient_balance)."""
 
+    model_config = examples(
+        {
+            "error": {
+                "code": "insufficient_balance",
+                "message": "The available balance (¥1.00) is too low for this charge.",
+                "balance": "3.00",
+                "available": "1.00",
+            }
+        }
+    )
+
     error: ErrorDetail
 
 
+USAGE = {
+    "usage_id": "5b8e2f1c-3d4a-4e6b-9f70-a1c2d3e4f506",
+    "model": "image-studio-v2",
+    "amount": "0.20",
+    "balance_after": "99.80",
+    "request_id": "job-42",
+    "params": {"resolution": "1024"},
+    "created_at": AT,
+}
+CHARGE = {
+    **USAGE,
+    "user_id": PERSON,
+    "balance": "99.80",
+    "replayed": False,
+    "drawn": {"paid": "0.00", "granted": "0.20", "plan": "0.00"},
+}
+
+
 class Usage(Schema):
+    model_config = examples(USAGE)
+
     usage_id: Uuid = Field(description=N_("The charge's id (a usage log)."))
     model: str
     amount: Money = Field(description=N_("What was charged."))
@@ -225,12 +339,16 @@ class Usage(Schema):
 class Drawn(Schema):
     """What a charge took of each kind of money (SPEC 20); they sum to its amount."""
 
+    model_config = examples(CHARGE["drawn"])
+
     paid: Money
     granted: Money
     plan: Money
 
 
 class Charge(Usage):
+    model_config = examples(CHARGE)
+
     user_id: Uuid
     balance: Money = Field(
         description=N_(
@@ -242,11 +360,39 @@ class Charge(Usage):
     drawn: Drawn = Field(description=N_("What the charge took of paid, given and plan money."))
 
 
+BatchStatus = Literal[
+    "charged",
+    "replayed",
+    "insufficient_balance",
+    "request_id_conflict",
+    "user_not_found",
+    "account_disabled",
+    "invalid_request",
+]
+REFUSED_ITEM = {
+    "index": 1,
+    "status": "insufficient_balance",
+    "error": {
+        "code": "insufficient_balance",
+        "message": "The available balance (¥0.03) is too low for this charge.",
+        "balance": "0.03",
+        "available": "0.03",
+    },
+}
+
+
 class BatchItem(Schema):
     """A charged or replayed item carries a deduct's answer; any other carries `error`."""
 
-    index: int
-    status: str = Field(description=N_("charged, replayed, or the code a single deduct would have answered."))
+    model_config = examples({"index": 0, "status": "charged", **CHARGE}, REFUSED_ITEM)
+
+    index: int = Field(description=N_("The item's place in `charges`, from 0."))
+    status: BatchStatus = Field(
+        description=N_(
+            "charged or replayed (the item carries a deduct's answer), else the code a single deduct would have "
+            "answered (the item carries `error`)."
+        )
+    )
     error: ErrorDetail | None = None
     usage_id: Uuid | None = None
     user_id: Uuid | None = None
@@ -262,10 +408,47 @@ class BatchItem(Schema):
 
 
 class BatchAnswer(Schema):
-    results: list[BatchItem]
+    model_config = examples({"results": [{"index": 0, "status": "charged", **CHARGE}, REFUSED_ITEM]})
+
+    results: list[BatchItem] = Field(description=N_("One answer an item, in the order of `charges`."))
+
+
+PLACED = {
+    "hold_id": "0d3c9a58-7b1e-4f26-8e4d-6a5b3c2d1e0f",
+    "user_id": PERSON,
+    "amount": "8.00",
+    "held_amount": "8.00",
+    "request_id": "video-913",
+    "model": "motion-video-1",
+    "params": {"quality": "720p", "seconds": 10},
+    "status": "active",
+    "created_at": AT,
+    "expires_at": "2026-12-08T10:45:00+08:00",
+    "settled_at": None,
+    "captured_amount": None,
+    "released_amount": None,
+    "usage_id": None,
+}
+CAPTURED = {
+    **PLACED,
+    "status": "captured",
+    "settled_at": "2026-12-08T10:17:30+08:00",
+    "captured_amount": "4.80",
+    "released_amount": "3.20",
+    "usage_id": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
+}
+RELEASED = {**PLACED, "status": "released", "settled_at": "2026-12-08T10:16:05+08:00", "released_amount": "8.00"}
+# What each hold route answers (ledger.web.openapi gives each route its own).
+HOLD_ANSWERS = {
+    "placed": {**PLACED, "balance": "99.80", "available": "91.80", "replayed": False},
+    "captured": {**CAPTURED, "balance": "95.00", "available": "95.00", "replayed": False},
+    "released": {**RELEASED, "balance": "99.80", "available": "99.80", "replayed": False},
+}
 
 
 class Hold(Schema):
+    model_config = examples(CAPTURED, PLACED)
+
     hold_id: Uuid
     user_id: Uuid
     amount: Money = Field(
@@ -290,74 +473,164 @@ class Hold(Schema):
 
 
 class HoldAnswer(Hold):
+    model_config = examples(*HOLD_ANSWERS.values())
+
     balance: Money = Field(description=N_("The person's balance after this call."))
     available: Money = Field(description=N_("What they may spend after this call: the balance minus what is held."))
     replayed: bool = Field(description=N_("True when this answer repeats an earlier one: nothing was done again."))
 
 
+ORDER = {
+    "transaction_id": "1f0e4b7a-62c9-4d35-9a8e-7c3b5d2e1f04",
+    "status": "succeeded",
+    "amount": "50.00",
+    "pay_type": "alipay",
+    "provider_order_id": "a81f3c0e9b2d4e57",
+    "created_at": "2026-12-07T20:02:11+08:00",
+    "paid_at": "2026-12-07T20:03:40+08:00",
+    "expires_at": "2026-12-07T20:32:11+08:00",
+}
+
+
 class Order(Schema):
+    model_config = examples(ORDER)
+
     transaction_id: Uuid
     status: Literal["pending", "succeeded", "failed", "expired"]
     amount: Money
-    pay_type: Literal["alipay", "native"]
-    provider_order_id: str | None
+    pay_type: Literal["alipay", "native"] = Field(description=N_("alipay, or native: WeChat Pay."))
+    provider_order_id: str | None = Field(description=N_("XorPay's id of the order (aoid), once it has one."))
     created_at: Time
-    paid_at: Time | None
-    expires_at: Time | None
+    paid_at: Time | None = Field(description=N_("When it was paid; null unless succeeded."))
+    expires_at: Time | None = Field(description=N_("When an unpaid order stops taking payment."))
 
 
 class NewOrder(Order):
+    model_config = examples(
+        {
+            **ORDER,
+            "status": "pending",
+            "paid_at": None,
+            "qr": "https://qr.alipay.com/bax08431kzfnhbyw1pb00077",
+            "qr_svg": '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29">...</svg>',
+        }
+    )
+
     qr: str = Field(description=N_("What the QR code encodes: scanned with Alipay, or WeChat for native."))
     qr_svg: str = Field(description=N_("The QR code as inline SVG."))
 
 
 class Group(Schema):
-    key: str
+    model_config = examples({"key": "2026-12-08", "count": 2, "amount": "0.25"})
+
+    key: str = Field(description=N_("The day (YYYY-MM-DD) or the model."))
     count: int
     amount: Money
 
 
 class Totals(Schema):
+    model_config = examples({"count": 2, "amount": "0.25"})
+
     count: int
     amount: Money
 
 
 class Report(Schema):
-    from_: str = Field(alias="from")
-    to: str
+    model_config = examples(
+        {
+            "from": "2026-11-09",
+            "to": "2026-12-08",
+            "group_by": "day",
+            "model": None,
+            "totals": {"count": 2, "amount": "0.25"},
+            "groups": [{"key": "2026-12-08", "count": 2, "amount": "0.25"}],
+            "items": [
+                USAGE,
+                {
+                    **USAGE,
+                    "usage_id": "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+                    "model": "chat-pro",
+                    "amount": "0.05",
+                    "balance_after": "99.75",
+                    "request_id": "chat-7781",
+                    "params": {},
+                },
+            ],
+            "next_cursor": None,
+        }
+    )
+
+    from_: str = Field(alias="from", description=N_("The first day of the range (YYYY-MM-DD)."))
+    to: str = Field(description=N_("The last day of the range, included."))
     group_by: str
     model: str | None
     totals: Totals
     groups: list[Group]
-    items: list[Usage]
-    next_cursor: str | None
+    items: list[Usage] = Field(description=N_("The charges of this page, newest first."))
+    next_cursor: str | None = Field(description=N_("Send it as `cursor` for the next page; null on the last one."))
 
 
 class SpendSummary(Schema):
+    model_config = examples({"today": "0.25", "last_30_days": "18.40", "count_30_days": 57})
+
     today: Money
     last_30_days: Money
     count_30_days: int
 
 
+INVITES = {
+    "code": "k7p2qx9m",
+    "link": "https://ledger.example/register?invite=k7p2qx9m",
+    "invited_count": 3,
+    "rewards_total": "30.00",
+}
+
+
 class InviteSummary(Schema):
-    code: str
-    link: str
+    model_config = examples(INVITES)
+
+    code: str = Field(description=N_("The person's own invite code."))
+    link: str = Field(description=N_("The sign-up link that carries it."))
     invited_count: int
     rewards_total: Money
 
 
+EXPIRING = {"amount": "5.00", "expires_at": "2026-12-31T23:59:59+08:00", "category": "granted"}
+
+
 class Expiring(Schema):
+    model_config = examples(EXPIRING)
+
     amount: Money = Field(description=N_("What remains of the lot."))
     expires_at: Time
     category: Literal["plan", "granted", "paid"]
 
 
 class Summary(Schema):
+    model_config = examples(
+        {
+            "user_id": PERSON,
+            "email": "li.wei@example.com",
+            "balance": "99.75",
+            "held": "6.00",
+            "available": "93.75",
+            "currency": "CNY",
+            "paid": "94.75",
+            "granted": "5.00",
+            "plan": "0.00",
+            "expiring": [EXPIRING],
+            "usage": {"today": "0.25", "last_30_days": "18.40", "count_30_days": 57},
+            "recent_usage": [USAGE],
+            "recent_transactions": [ORDER],
+            "invites": INVITES,
+        }
+    )
+
     user_id: Uuid
     email: str
     balance: Money
-    held: Money
-    available: Money
+    held: Money = Field(description=N_("Set aside by active holds (and pending refunds)."))
+    available: Money = Field(description=N_("What the person may spend: the balance minus what is held."))
     currency: Literal["CNY"]
     paid: Money = Field(description=N_("Of the balance: money the person paid for (never expires)."))
     granted: Money = Field(description=N_("Of the balance: money given (invite rewards, codes, admin credits)."))
@@ -370,33 +643,170 @@ class Summary(Schema):
 
 
 class Bound(Schema):
+    model_config = examples({"inviter": "li***@example.com", "created_at": AT})
+
     inviter: str = Field(description=N_("How the inviter is shown to the invitee (never their email)."))
     created_at: Time
 
 
 class Reward(Schema):
-    rewarded: bool
-    already_rewarded: bool
+    model_config = examples(
+        {"rewarded": True, "already_rewarded": False, "inviter_reward": "10.00", "invitee_reward": "5.00"}
+    )
+
+    rewarded: bool = Field(description=N_("True when this call paid the rewards."))
+    already_rewarded: bool = Field(description=N_("True when they had been paid before: nothing was paid again."))
     inviter_reward: Money
     invitee_reward: Money
 
 
 class Quote(Schema):
+    model_config = examples(
+        {"model": "motion-video-1", "amount": "8.00", "unit_price": "0.80", "quantity": "10", "display": "8.00"}
+    )
+
     model: str
-    amount: Money
+    amount: Money = Field(description=N_("The price of the run: unit_price times quantity, rounded up to 4 decimals."))
     unit_price: Money
-    quantity: str
-    display: str
+    quantity: str = Field(description=N_("What unit_price is of: images, seconds of video or thousands of tokens."))
+    display: str = Field(description=N_("The amount as pages show it, with thousands separators."))
 
 
 class Redeemed(Schema):
-    amount: Money
-    balance: Money
+    model_config = examples({"amount": "50.00", "balance": "149.75"})
+
+    amount: Money = Field(description=N_("What the code credited."))
+    balance: Money = Field(description=N_("The person's balance after it."))
 
 
 class Health(Schema):
+    model_config = examples({"status": "ok"}, {"status": "unavailable", "database": "unreachable"})
+
     status: Literal["ok", "unavailable"]
-    database: str | None = None
+    database: str | None = Field(None, description=N_("unreachable, when the status is unavailable."))
+
+
+# --- events to the SaaS (SPEC 16, 20): the bodies Ledger posts to EVENTS_URL ------------------------
+
+SignedMoney = Annotated[
+    str,
+    Field(
+        pattern=f"^-?{EXACT_DECIMAL.pattern}$",
+        description=N_('Money as an exact decimal string in yuan, negative for money taken away, such as "-5.00".'),
+        examples=["-5.00"],
+    ),
+    Format("decimal"),
+]
+
+
+class EventData(Schema):
+    """What every event's `data` holds: whose money, and their figures after the change."""
+
+    user_id: Uuid
+    balance: Money = Field(description=N_("The person's balance after the change."))
+    available: Money = Field(description=N_("What they may spend after the change: the balance minus what is held."))
+
+
+class TopupSucceededData(EventData):
+    transaction_id: Uuid = Field(description=N_("The top-up order (GET /api/payments/{transaction_id})."))
+    amount: Money = Field(description=N_("What was paid and credited."))
+
+
+class BalanceLowData(EventData):
+    threshold: Money = Field(description=N_("The person's low-balance threshold (their own, else the site's)."))
+    usage_id: Uuid | None = Field(None, description=N_("The charge that crossed it (or hold_id: the hold)."))
+    hold_id: Uuid | None = Field(None, description=N_("The hold that crossed it (or usage_id: the charge)."))
+    amount: Money = Field(description=N_("The charge's or hold's amount."))
+
+
+class HoldExpiredData(EventData):
+    hold_id: Uuid
+    request_id: str = Field(description=N_("The hold's request_id."))
+    amount: Money = Field(description=N_("The hold's amount: available again."))
+
+
+class RefundData(EventData):
+    refund_id: Uuid
+    transaction_id: Uuid = Field(description=N_("The top-up order refunded."))
+    amount: Money = Field(description=N_("The refund's amount."))
+
+
+class RedemptionRedeemedData(EventData):
+    code: str = Field(description=N_("The code redeemed, in capitals without dashes."))
+    amount: Money = Field(description=N_("What it credited."))
+
+
+class BalanceAdjustedData(EventData):
+    entry_id: int = Field(description=N_("The ledger entry of the adjustment."))
+    amount: SignedMoney = Field(description=N_("Credited (positive) or debited (negative) by an admin."))
+
+
+class CreditLotData(EventData):
+    lot_id: int = Field(description=N_("The credit lot (given or plan money) concerned."))
+    category: Literal["granted", "plan"]
+    amount: Money = Field(description=N_("What expires (credit.expiring) or expired (credit.expired) of the lot."))
+    expires_at: Time = Field(description=N_("The lot's expiry."))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An event type as the document's `webhooks` show it: when it is sent, and its body's schema."""
+
+    summary: str
+    body: type[BaseModel]
+
+
+def _event(type_: EventType, data: type[EventData]) -> type[BaseModel]:
+    """The body posted for events of `type_`: {"id", "type", "created_at", "data"}, with its sample."""
+    name = "".join(part.capitalize() for part in type_.value.split(".")) + "Event"
+    fields = {
+        "__doc__": f"The body of a {type_.value} event.",
+        "__module__": __name__,
+        "__annotations__": {"id": Uuid, "type": Literal[type_.value], "created_at": Time, "data": data},
+        "model_config": examples(events.sample_event(type_)),
+        "id": Field(description=N_("The event's id: the same on every retry and replay; dedupe by it.")),
+        "created_at": Field(description=N_("When the change happened.")),
+    }
+    return type(name, (Schema,), fields)
+
+
+WEBHOOKS: dict[EventType, Webhook] = {
+    type_: Webhook(summary, _event(type_, data))
+    for type_, summary, data in (
+        (EventType.TOPUP_SUCCEEDED, N_("A top-up was paid and credited."), TopupSucceededData),
+        (
+            EventType.BALANCE_LOW,
+            N_(
+                "A charge or a hold took the available amount below the person's threshold (sent again only once it "
+                "has gone back above)."
+            ),
+            BalanceLowData,
+        ),
+        (
+            EventType.HOLD_EXPIRED,
+            N_("A hold was neither captured nor released in time: its money is available again."),
+            HoldExpiredData,
+        ),
+        (EventType.REFUND_SUCCEEDED, N_("A refund of a top-up went through: its amount left the balance."), RefundData),
+        (
+            EventType.REFUND_FAILED,
+            N_("A refund was refused by the gateway: the money set aside for it is available again."),
+            RefundData,
+        ),
+        (
+            EventType.REDEMPTION_REDEEMED,
+            N_("The person redeemed a code: its amount was credited."),
+            RedemptionRedeemedData,
+        ),
+        (EventType.BALANCE_ADJUSTED, N_("An admin credited or debited the balance by hand."), BalanceAdjustedData),
+        (
+            EventType.CREDIT_EXPIRING,
+            N_("Given or plan money expires soon (CREDIT_EXPIRY_NOTICE_DAYS ahead)."),
+            CreditLotData,
+        ),
+        (EventType.CREDIT_EXPIRED, N_("Given or plan money expired: it left the balance."), CreditLotData),
+    )
+}
 
 
 class CsvText(RootModel[str]):
@@ -430,6 +840,8 @@ PORTAL_NEXT = "^(" + "|".join(portal.PAGES) + ')(\\?[!-"$-~]*)?$'  # a page, the
 
 
 class UserBody(Schema):
+    model_config = examples({"email": "li.wei@example.com", "external_id": "saas-user:1842", "username": "liwei"})
+
     email: Email
     external_id: Annotated[ExternalId | None, EXTERNAL_ID_REFUSED] = Field(
         None, description=N_("Your own id of the person (optional); unique among Ledger's accounts.")
@@ -451,6 +863,8 @@ class UserQuery(QuerySchema):
 
 
 class PortalBody(Schema):
+    model_config = examples({"next": "/recharge", "return_url": "https://app.example.com/billing"})
+
     next: Annotated[
         Annotated[str, Field(max_length=portal.NEXT_MAX, pattern=PORTAL_NEXT)] | None,
         RefusedAs(lambda value, _, __: portal.landing_page(value)),
@@ -468,6 +882,23 @@ class PortalBody(Schema):
 
 
 class Account(Schema):
+    model_config = examples(
+        {
+            "user_id": PERSON,
+            "email": "li.wei@example.com",
+            "external_id": "saas-user:1842",
+            "username": "liwei",
+            "created_at": "2026-11-02T09:30:00+08:00",
+            "disabled": False,
+            "balance": "99.80",
+            "held": "8.00",
+            "available": "91.80",
+            "paid": "94.80",
+            "granted": "5.00",
+            "plan": "0.00",
+        }
+    )
+
     user_id: Uuid
     email: str
     external_id: str | None
@@ -483,5 +914,12 @@ class Account(Schema):
 
 
 class PortalLink(Schema):
+    model_config = examples(
+        {
+            "url": "https://ledger.example/portal/q3Zk9wT1xV0bN4rM8sLp2cYd6fHj5aGe7uKi0oWzXy4",
+            "expires_at": "2026-12-08T10:25:00+08:00",
+        }
+    )
+
     url: str = Field(description=N_("SITE_URL/portal/<token>: signs the person in once."))
     expires_at: Time = Field(description=N_("10 minutes from now: the link works once, until then."))

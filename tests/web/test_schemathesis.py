@@ -5,10 +5,12 @@ the document admits is taken (positive_data_acceptance: a 2xx, or one of the ope
 refusals below), and input it does not admit is refused (negative_data_rejection)."""
 
 import dataclasses
+import functools
 import json
 import re
 import uuid
 
+import jsonschema_rs
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -64,8 +66,10 @@ BUSINESS_REFUSALS: dict[str, set[tuple]] = {
     "POST /api/users/{user_id}/portal": {(404, "user_not_found"), (422, "invalid_request", "return_url")},
     "GET /healthz": set(),
 }
-# How input the document does not admit is refused: 422 (SPEC 6), or 404 for a path no route has.
-REFUSED = {"GET /api/payments/{transaction_id}": ["404"]}
+# How input the document does not admit is refused: 422 (SPEC 6), or 404 for a path no route has. A
+# batch whose items the document does not admit is answered item by item (SPEC 12): see batch_answers.
+BATCH = "POST /api/billing/deduct/batch"
+REFUSED = {"GET /api/payments/{transaction_id}": ["404"], BATCH: ["200", "422"]}
 CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 EXAMPLES = 25  # of each kind, for each operation
 
@@ -94,10 +98,40 @@ def business_refusal_only(ctx, response, case) -> bool | None:
     return None
 
 
+def batch_answers(ctx, response, case) -> bool | None:
+    """SPEC 12, as the document says it: a batch is refused whole (422) exactly when its `charges` is
+    not a list of 1 to 1,000 objects; otherwise each item is answered in its place, with
+    invalid_request exactly when the document's DeductBody does not admit it."""
+    if case.operation.label != BATCH:
+        return None
+    charges = case.body.get("charges") if isinstance(case.body, dict) else None
+    listed = isinstance(charges, list) and 1 <= len(charges) <= 1000 and all(isinstance(c, dict) for c in charges)
+    assert response.status_code == (200 if listed else 422), f"a batch of {charges!r} answered {response.status_code}"
+    if not listed:
+        return None
+    results = json.loads(response.content)["results"]
+    assert [r["index"] for r in results] == list(range(len(charges)))
+    admitted = deduct_body(case.operation.schema.raw_schema).is_valid
+    for item, result in zip(charges, results, strict=True):
+        assert (result["status"] == "invalid_request") != admitted(item), f"{item!r} answered {result}"
+    return None
+
+
+@functools.cache
+def _deduct_body(document: str):
+    components = json.loads(document)["components"]
+    return jsonschema_rs.validator_for({"$ref": "#/components/schemas/DeductBody", "components": components})
+
+
+def deduct_body(document: dict):
+    """The document's DeductBody, as a validator."""
+    return _deduct_body(json.dumps(document, sort_keys=True))
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BY_MODE = {
-    GenerationMode.POSITIVE: [*CHECKS, positive_data_acceptance, business_refusal_only],
-    GenerationMode.NEGATIVE: [*CHECKS, negative_data_rejection],
+    GenerationMode.POSITIVE: [*CHECKS, positive_data_acceptance, business_refusal_only, batch_answers],
+    GenerationMode.NEGATIVE: [*CHECKS, negative_data_rejection, batch_answers],
 }
 
 
@@ -147,8 +181,9 @@ def takes_input(operation) -> bool:
     """Has the operation any input the document could refuse (a body, a query, a constrained path)?"""
     definition = operation.definition.raw
     parameters = definition.get("parameters", [])
-    constrained = any(p["in"] == "path" and {"format", "pattern"} & set(p.get("schema", {})) for p in parameters)
-    return "requestBody" in definition or any(p["in"] == "query" for p in parameters) or constrained
+    # (a header every operation documents, X-Request-ID, is a reference: taken whatever its value)
+    constrained = any(p.get("in") == "path" and {"format", "pattern"} & set(p.get("schema", {})) for p in parameters)
+    return "requestBody" in definition or any(p.get("in") == "query" for p in parameters) or constrained
 
 
 def test_the_api_keeps_its_document(api_schema, credentials, gateway, unlimited):
@@ -169,6 +204,10 @@ def keeps_to_its_document(operation, mode: GenerationMode, credentials: dict, pa
         # A person who exists, so that a charge or a hold gets past "who?" to its amount.
         if isinstance(case.body, dict) and CANONICAL_UUID.match(str(case.body.get("user_id"))):
             case.body["user_id"] = payer_id
+        charges = case.body.get("charges") if isinstance(case.body, dict) else None
+        for item in charges if isinstance(charges, list) else []:  # a batch's items too
+            if isinstance(item, dict) and CANONICAL_UUID.match(str(item.get("user_id"))):
+                item["user_id"] = payer_id
         case.call_and_validate(checks=BY_MODE[mode])
 
     keeps_to_it()

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.errors import AccountDisabled, InsufficientBalance, RequestIdConflict, UserNotFound
 from ledger.models import Actor
 from ledger.money import to_api
 from ledger.services.books.batch_charges import charge_batch
@@ -26,7 +27,11 @@ bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
 @bp.post("/deduct")
 @internal_only
 @contract(
-    json=schemas.DeductBody, ok={200: schemas.Charge}, refusals=(402, 403, 404, 409), auth="internal", tag="billing"
+    json=schemas.DeductBody,
+    ok={200: schemas.Charge},
+    refusals=(InsufficientBalance, AccountDisabled, UserNotFound, RequestIdConflict),
+    auth="internal",
+    tag="billing",
 )
 def deduct() -> Any:
     """Charge a person for one use of a paid feature.
@@ -52,10 +57,12 @@ def deduct() -> Any:
 @internal_only
 @contract(json=schemas.BatchBody, ok={200: schemas.BatchAnswer}, auth="internal", tag="billing")
 def deduct_batch() -> Any:
-    """Charge up to 1,000 uses in one transaction.
+    """Charge up to 1,000 uses in one call, each item on its own.
 
-    Each item is answered in order exactly as a single deduct would answer it (`status` charged, replayed
-    or the refusal's code); replays work within a batch and across calls.
+    Each item succeeds or fails alone, answered in order exactly as a single deduct would answer it
+    (`status` charged, replayed or the refusal's code); a person's items apply in their order, and
+    replays work within a batch and across calls. Only a body whose `charges` is not a list of 1 to
+    1,000 objects is refused whole, with nothing charged.
     """
     results = charge_batch(
         get_session(),

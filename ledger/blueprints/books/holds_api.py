@@ -5,6 +5,16 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from ledger.db import get_session
+from ledger.errors import (
+    AccountDisabled,
+    CaptureExceedsHold,
+    HoldNotFound,
+    HoldSettled,
+    InsufficientBalanceToHold,
+    InvalidRequest,
+    RequestIdConflict,
+    UserNotFound,
+)
 from ledger.models import Actor
 from ledger.services.books.holds import capture_hold, place_hold, release_hold, view_hold
 from ledger.web import schemas
@@ -22,9 +32,10 @@ bp = Blueprint("api_holds", __name__, url_prefix="/api/billing/holds")
 @contract(
     json=schemas.HoldBody,
     ok={200: schemas.HoldAnswer, 201: schemas.HoldAnswer},
-    refusals=(402, 403, 404, 409),
+    refusals=(InsufficientBalanceToHold, AccountDisabled, UserNotFound, RequestIdConflict),
     auth="internal",
     tag="holds",
+    examples={200: {**schemas.HOLD_ANSWERS["placed"], "replayed": True}, 201: schemas.HOLD_ANSWERS["placed"]},
 )
 def place() -> Any:
     """Hold money for a long job.
@@ -49,10 +60,19 @@ def place() -> Any:
 @bp.post("/<hold_id>/capture")
 @internal_only
 @contract(
-    json=schemas.CaptureBody, ok={200: schemas.HoldAnswer}, refusals=(403, 404, 409), auth="internal", tag="holds"
+    json=schemas.CaptureBody,
+    ok={200: schemas.HoldAnswer},
+    refusals=(AccountDisabled, HoldNotFound, HoldSettled, CaptureExceedsHold),
+    auth="internal",
+    tag="holds",
+    examples={200: schemas.HOLD_ANSWERS["captured"]},
 )
 def capture(hold_id: str) -> Any:
-    """Charge what the job cost (at most the hold); the rest is released. Idempotent."""
+    """Charge what the job cost (at most the hold); the rest is released. Idempotent.
+
+    The answer is the hold: `amount` (and `held_amount`) is what was held, `captured_amount` what was
+    charged, `released_amount` what went back.
+    """
     answer = capture_hold(
         get_session(), hold_id=hold_id, amount=json_body().get("amount"), ctx=request_context(Actor.INTERNAL)
     )
@@ -61,7 +81,13 @@ def capture(hold_id: str) -> Any:
 
 @bp.post("/<hold_id>/release")
 @internal_only
-@contract(ok={200: schemas.HoldAnswer}, refusals=(404, 409), auth="internal", tag="holds")
+@contract(
+    ok={200: schemas.HoldAnswer},
+    refusals=(HoldNotFound, HoldSettled, InvalidRequest),  # a body that is not a JSON object
+    auth="internal",
+    tag="holds",
+    examples={200: schemas.HOLD_ANSWERS["released"]},
+)
 def release(hold_id: str) -> Any:
     """Give the whole hold back (the job failed). Idempotent."""
     if request.get_data():  # no body is needed; an empty JSON object is fine, anything else is a mistake
@@ -72,7 +98,7 @@ def release(hold_id: str) -> Any:
 
 @bp.get("/<hold_id>")
 @internal_only
-@contract(ok={200: schemas.Hold}, refusals=(404,), auth="internal", tag="holds")
+@contract(ok={200: schemas.Hold}, refusals=(HoldNotFound,), auth="internal", tag="holds")
 def show(hold_id: str) -> Any:
     """A hold as it is now."""
     return jsonify(hold_json(view_hold(get_session(), hold_id=hold_id, now=now())))

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import login_required
 
 from ledger.db import get_session, stream_and_close, take_request_session
+from ledger.errors import InvalidRange
 from ledger.money import to_api
 from ledger.services.books.usage_reports import csv_filename, export_csv, parse_format, parse_limit, usage_report
 from ledger.web import schemas
@@ -18,7 +19,9 @@ bp = Blueprint("api_usage", __name__, url_prefix="/api/usage")
 
 @bp.get("/report")
 @login_required
-@contract(query=schemas.ReportQuery, ok={200: None}, auth="session", tag="usage")  # 200: JSON or CSV, see openapi
+@contract(
+    query=schemas.ReportQuery, ok={200: None}, refusals=(InvalidRange,), auth="session", tag="usage"
+)  # 200: JSON or CSV, see openapi
 def report() -> Any:
     """The signed-in person's usage over a range: totals, groups by day or model, items a page at a time.
 

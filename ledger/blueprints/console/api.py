@@ -5,6 +5,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from flask_login import login_required
 
+from ledger.errors import UnknownModel
 from ledger.money import format_amount, to_api
 from ledger.services.console.pricing import quote as price_of
 from ledger.web import schemas
@@ -15,7 +16,7 @@ bp = Blueprint("console_api", __name__)
 
 @bp.get("/api/console/quote")
 @login_required
-@contract(query=schemas.QuoteQuery, ok={200: schemas.Quote}, refusals=(404,), auth="session", tag="console")
+@contract(query=schemas.QuoteQuery, ok={200: schemas.Quote}, refusals=(UnknownModel,), auth="session", tag="console")
 def quote() -> Any:
     """The price of one run of a console model with the given parameters."""
     priced = price_of(request.args.get("model"), request.args)

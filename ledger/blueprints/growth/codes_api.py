@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.errors import AccountDisabled, CodeDisabled, CodeExpired, CodeNotFound, CodeUsed, TooManyCodeTries
 from ledger.money import to_api
 from ledger.services.growth.codes import redeem as redeem_code
 from ledger.web import schemas
@@ -21,7 +22,7 @@ bp = Blueprint("api_codes", __name__, url_prefix="/api/codes")
 @contract(
     json=schemas.CodeBody,
     ok={200: schemas.Redeemed},
-    refusals=(400, 403, 404, 409, 410, 429),
+    refusals=(AccountDisabled, CodeNotFound, CodeUsed, CodeExpired, CodeDisabled, TooManyCodeTries),
     auth="session",
     tag="codes",
 )

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.errors import AlreadyInvited, InviteCodeNotFound, InviteCycle, InviteNotFound, SelfInvite
 from ledger.models import Actor
 from ledger.money import to_api
 from ledger.services.growth.invites import bind_invite, display_name, reward_invite
@@ -21,7 +22,13 @@ bp = Blueprint("api_invites", __name__, url_prefix="/api/invites")
 
 @bp.post("/register")
 @login_required
-@contract(json=schemas.InviteCodeBody, ok={201: schemas.Bound}, refusals=(400, 404, 409), auth="session", tag="invites")
+@contract(
+    json=schemas.InviteCodeBody,
+    ok={201: schemas.Bound},
+    refusals=(InviteCodeNotFound, AlreadyInvited, SelfInvite, InviteCycle),
+    auth="session",
+    tag="invites",
+)
 def register() -> Any:
     """Bind the signed-in person to the inviter of `code` (once, within their first week)."""
     relation, inviter = bind_invite(
@@ -32,7 +39,9 @@ def register() -> Any:
 
 @bp.post("/reward")
 @internal_only
-@contract(json=schemas.InviteeBody, ok={200: schemas.Reward}, refusals=(404, 409), auth="internal", tag="invites")
+@contract(
+    json=schemas.InviteeBody, ok={200: schemas.Reward}, refusals=(InviteNotFound,), auth="internal", tag="invites"
+)
 def reward() -> Any:
     """Pay an invitation's rewards (once), when the SaaS decides the invitee qualified."""
     outcome = reward_invite(

@@ -6,13 +6,15 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
+from ledger.errors import InvalidTopupAmount, NotFound, TooManyPendingOrders
 from ledger.extensions import csrf
 from ledger.models import Actor, PayType
 from ledger.services.payments.orders import create_topup, get_own_order
 from ledger.services.payments.webhook import handle_notify
+from ledger.services.payments.xorpay import GatewayError
 from ledger.web import schemas
 from ledger.web.context import gateway, request_context
-from ledger.web.errors import answers_errors_as_text
+from ledger.web.errors import HttpError, answers_errors_as_text
 from ledger.web.limits import topup_creation
 from ledger.web.openapi import contract
 from ledger.web.parsing import json_body
@@ -28,7 +30,7 @@ bp = Blueprint("api_payments", __name__, url_prefix="/api/payments")
 @contract(
     json=schemas.TopupBody,
     ok={201: schemas.NewOrder},
-    refusals=(400, 429, 502),
+    refusals=(InvalidTopupAmount, TooManyPendingOrders, HttpError(429), GatewayError),
     auth="session",
     tag="payments",
 )
@@ -49,7 +51,7 @@ def create() -> Any:
 
 @bp.get("/<uuid:transaction_id>")  # so that GET /create is a 405, not an order lookup
 @login_required
-@contract(ok={200: schemas.Order}, refusals=(404,), auth="session", tag="payments")
+@contract(ok={200: schemas.Order}, refusals=(NotFound,), auth="session", tag="payments")
 def show(transaction_id: str) -> Any:
     """One of the signed-in person's top-up orders."""
     return jsonify(order_json(get_own_order(get_session(), user_id=current_user.id, transaction_id=transaction_id)))

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from ledger.db import get_session
+from ledger.errors import AccountDisabled, UserConflict, UsernameTaken, UserNotFound
 from ledger.models import Actor, User
 from ledger.services.people.backend_accounts import account_money, create_or_find_user, find_user
 from ledger.services.people.portal import create_portal_link
@@ -28,7 +29,7 @@ def _account(user: User, status: int = 200) -> Any:
 @contract(
     json=schemas.UserBody,
     ok={200: schemas.Account, 201: schemas.Account},
-    refusals=(409,),
+    refusals=(UserConflict, UsernameTaken),
     auth="internal",
     tag="users",
 )
@@ -53,7 +54,7 @@ def create() -> Any:
 
 @bp.get("")
 @internal_only
-@contract(query=schemas.UserQuery, ok={200: schemas.Account}, refusals=(404,), auth="internal", tag="users")
+@contract(query=schemas.UserQuery, ok={200: schemas.Account}, refusals=(UserNotFound,), auth="internal", tag="users")
 def look_up() -> Any:
     """Find a person's account by `email` or by your `external_id` (give one of the two)."""
     return _account(
@@ -63,7 +64,7 @@ def look_up() -> Any:
 
 @bp.get("/<user_id>")
 @internal_only
-@contract(ok={200: schemas.Account}, refusals=(404,), auth="internal", tag="users")
+@contract(ok={200: schemas.Account}, refusals=(UserNotFound,), auth="internal", tag="users")
 def read(user_id: str) -> Any:
     """A person's account: who they are and their money (balance, held, available, and by kind)."""
     return _account(find_user(get_session(), user_id=user_id))
@@ -71,7 +72,13 @@ def read(user_id: str) -> Any:
 
 @bp.post("/<user_id>/portal")
 @internal_only
-@contract(json=schemas.PortalBody, ok={201: schemas.PortalLink}, refusals=(403, 404), auth="internal", tag="users")
+@contract(
+    json=schemas.PortalBody,
+    ok={201: schemas.PortalLink},
+    refusals=(AccountDisabled, UserNotFound),
+    auth="internal",
+    tag="users",
+)
 def portal_link(user_id: str) -> Any:
     """A link that signs the person in to Ledger's pages: send their browser to `url`.
 
