@@ -331,6 +331,7 @@ MEANINGS: dict[str, str] = {
     "invalid_range": N_("A day is not YYYY-MM-DD, or the range is reversed or longer than a year."),
     "unknown_model": N_("No console model has this name."),
     "user_conflict": N_("The email or the external_id belongs to another account."),
+    "admin_account": N_("The account is an admin's: admins sign in with their password, not through a portal link."),
     "username_taken": N_("This username is taken."),
 }
 

@@ -92,6 +92,7 @@ def test_the_codes_are_those_each_route_answers(doc):
     assert codes(doc, "/api/payments/create")["429"] == {"too_many_pending_orders", "too_many_requests"}
     assert codes(doc, "/api/payments/create")["400"] == {"csrf_failed"}  # a person's POST without its token
     assert codes(doc, "/api/codes/redeem")["410"] == {"code_expired", "code_disabled"}
+    assert codes(doc, "/api/users/{user_id}/portal")["403"] == {"account_disabled", "admin_account"}
     assert "422" not in codes(doc, "/api/billing/summary", "get")  # it takes no input to refuse
     hold_402 = doc["paths"]["/api/billing/holds"]["post"]["responses"]["402"]["content"]["application/json"]
     assert hold_402["examples"]["insufficient_balance"]["value"]["error"]["message"] == (

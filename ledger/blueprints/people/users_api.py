@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from ledger.db import get_session
-from ledger.errors import AccountDisabled, UserConflict, UsernameTaken, UserNotFound
+from ledger.errors import AccountDisabled, AdminAccount, UserConflict, UsernameTaken, UserNotFound
 from ledger.models import Actor, User
 from ledger.services.people.backend_accounts import account_money, create_or_find_user, find_user
 from ledger.services.people.portal import create_portal_link
@@ -75,7 +75,7 @@ def read(user_id: str) -> Any:
 @contract(
     json=schemas.PortalBody,
     ok={201: schemas.PortalLink},
-    refusals=(AccountDisabled, UserNotFound),
+    refusals=(AccountDisabled, AdminAccount, UserNotFound),
     auth="internal",
     tag="users",
 )
