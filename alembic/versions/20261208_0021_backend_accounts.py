@@ -21,9 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("users", sa.Column("external_id", sa.String(length=128), nullable=True))
     op.create_unique_constraint(op.f("uq_users_external_id"), "users", ["external_id"])
-    op.create_check_constraint(
-        op.f("ck_users_external_id_shape"), "users", r"external_id ~ '^[A-Za-z0-9._:-]{1,128}$'"
-    )
+    op.create_check_constraint(op.f("ck_users_external_id_shape"), "users", r"external_id ~ '^[A-Za-z0-9._:-]{1,128}$'")
     op.alter_column("users", "password_hash", existing_type=sa.String(length=255), nullable=True)
     op.create_table(
         "portal_tokens",

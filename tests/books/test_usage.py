@@ -81,7 +81,7 @@ def test_usage_prints_hostile_params_as_text_in_either_language(client, payer, i
     assert (
         "d: %d · k: %(x)s · note: &lt;a href=https://evil.example/pay&gt;Top up here&lt;/a&gt;"
         "&lt;meta http-equiv=refresh content=&#34;5;url=https://evil.example&#34;&gt;"
-        " · nested: {&#34;&lt;b&gt;&#34;: [&#34;%s&#34;, 1]}</td>"
+        " · nested: {&#34;&lt;b&gt;&#34;: [&#34;%s&#34;, 1]}</span></td>"
     ) in page
 
 
@@ -95,4 +95,4 @@ def test_usage_translates_only_the_consoles_own_labels(client, payer, internal_h
     charge_with_params(client, internal_headers, payer, "other", {"Images": "Resolution"}, request_id="r-2")
     page = client.get("/usage").get_data(as_text=True)
     assert shown in page
-    assert "Images: Resolution</td>" in page
+    assert "Images: Resolution</span></td>" in page

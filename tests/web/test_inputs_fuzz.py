@@ -358,7 +358,7 @@ CASES = [
         "internal",
         "json",
         fields={"next": "/usage", "return_url": None},  # no PORTAL_RETURN_HOSTS in the tests
-        path={"user_id": lambda w: str(w.user.id)},
+        path={"user_id": lambda w: str(w.other.id)},  # not the admin: no portal link signs one in
     ),
     Case("GET", "auth.portal", "anonymous", path={"token": "x" * 43}),
     Case(
