@@ -129,6 +129,20 @@ class LedgerKind(StrEnum):
         raise ValueError(f"{self} is not a credit")
 
 
+class LimitPeriod(StrEnum):
+    """The period a spending limit counts over, in the person's time zone (SPEC 22)."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class LimitSetter(StrEnum):
+    """Who set a spending limit: the person on /account, or an admin (the lower of the two applies)."""
+
+    PERSON = "person"
+    ADMIN = "admin"
+
+
 class LotCategory(StrEnum):
     """What money a credit lot holds (SPEC 20), listed in the order a charge spends lots that expire
     at the same instant: plan money first, then given money, paid money last."""
@@ -655,6 +669,28 @@ class LedgerEntry(Base):
     usage_log: Mapped[UsageLog | None] = relationship()
     payment_transaction: Mapped[PaymentTransaction | None] = relationship()
     invite_relation: Mapped[InviteRelation | None] = relationship()
+
+
+class SpendingLimit(Base):
+    """A cap on what a period may take from the person's wallet (SPEC 22), one per period and setter."""
+
+    __tablename__ = "spending_limits"
+    __table_args__ = (
+        UniqueConstraint("user_id", "period", "set_by"),
+        CheckConstraint(_in("period", LimitPeriod), name="period_known"),
+        CheckConstraint(_in("set_by", LimitSetter), name="set_by_known"),
+        CheckConstraint("amount >= 0 AND amount = round(amount, 2)", name="amount_cents"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    period: Mapped[LimitPeriod] = mapped_column(_stored(LimitPeriod, 8))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    set_by: Mapped[LimitSetter] = mapped_column(_stored(LimitSetter, 8))
+    # The start of the period whose limit.reached event was sent (once per period and limit).
+    reached_for: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
 
 
 class CreditLot(Base):
