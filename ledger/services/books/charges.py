@@ -62,39 +62,45 @@ def charge_usage(
     AccountDisabled.
     """
     req = ChargeRequest.parse(user_id, amount, model, request_id, params)
-    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
     with atomic(session):
-        connection = session.connection()
-        found = LOCK_AND_LOOK.one_or_none(connection, asked)
-        if found is None:
-            raise UserNotFound()
-        now = ctx.now()  # the charge's instant, once the lock is ours: what expired by it counts no more
-        for _ in range(2):  # again once, when the request id was taken while we waited for the lock
-            account = Account(
-                req.user_id,
-                found.balance,
-                found.held,
-                found.disabled,
-                threshold(found.low_balance_threshold, site_threshold(ctx)),
-                found.next_expiry is not None and found.next_expiry <= now,
-            )
-            if not account.disabled:
-                account.expire_past_due(session, now)
-            decision = decide(req, account, _first(req, found), found.hold_taken)
-            if decision.status == "insufficient_balance":
-                raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)
-            if decision.error is not None:
-                raise decision.error
-            if decision.usage is not None:  # replayed
-                metrics.count_charges(session, "replayed", Decimal(0))
-                decision.usage.drawn = drawn_by_usage(session, [decision.usage.id])[decision.usage.id]
-                return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
-            usage = take(req, account)
-            if write(session, [Entry(usage)], ctx, now):
-                note_low(session, account, usage)
-                metrics.count_charges(session, "charged", usage.amount)
-                return Charge(usage=usage, balance=usage.balance_after, replayed=False)
-            found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
+        return charge_within(session, req, ctx)
+
+
+def charge_within(session: Session, req: ChargeRequest, ctx: Context) -> Charge:
+    """`charge_usage`'s charge inside the caller's unit of work (a plan's price, with the plan lot
+    it buys: SPEC 21); the same locks, decision and writes, raising the same refusals."""
+    asked = {"p_user_id": req.user_id, "p_request_id": req.request_id}
+    connection = session.connection()
+    found = LOCK_AND_LOOK.one_or_none(connection, asked)
+    if found is None:
+        raise UserNotFound()
+    now = ctx.now()  # the charge's instant, once the lock is ours: what expired by it counts no more
+    for _ in range(2):  # again once, when the request id was taken while we waited for the lock
+        account = Account(
+            req.user_id,
+            found.balance,
+            found.held,
+            found.disabled,
+            threshold(found.low_balance_threshold, site_threshold(ctx)),
+            found.next_expiry is not None and found.next_expiry <= now,
+        )
+        if not account.disabled:
+            account.expire_past_due(session, now)
+        decision = decide(req, account, _first(req, found), found.hold_taken)
+        if decision.status == "insufficient_balance":
+            raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)
+        if decision.error is not None:
+            raise decision.error
+        if decision.usage is not None:  # replayed
+            metrics.count_charges(session, "replayed", Decimal(0))
+            decision.usage.drawn = drawn_by_usage(session, [decision.usage.id])[decision.usage.id]
+            return Charge(usage=decision.usage, balance=decision.usage.balance_after, replayed=True)
+        usage = take(req, account)
+        if write(session, [Entry(usage)], ctx, now):
+            note_low(session, account, usage)
+            metrics.count_charges(session, "charged", usage.amount)
+            return Charge(usage=usage, balance=usage.balance_after, replayed=False)
+        found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
     raise AssertionError("a request id taken, then not found")  # pragma: no cover
 
 
