@@ -275,3 +275,32 @@ class InviteCycle(LedgerError):
 class InviteNotFound(LedgerError):
     code, status = "invite_not_found", 404
     message = N_("This person was not invited by anyone.")
+
+
+# --- plans (SPEC 21) -------------------------------------------------------------------------------
+
+
+class PlanNotFound(LedgerError):
+    code, status = "plan_not_found", 404
+    message = N_("There is no such plan.")
+
+
+class PlanRetired(LedgerError):
+    code, status = "plan_retired", 410
+    message = N_("This plan is no longer sold.")
+
+
+class SubscriptionNotFound(LedgerError):
+    code, status = "subscription_not_found", 404
+    message = N_("There is no such subscription.")
+
+
+class AlreadySubscribed(LedgerError):
+    """A second subscribe to a plan the person holds (active or cancelled): nothing is charged; the
+    subscription they hold is named."""
+
+    code, status = "already_subscribed", 409
+    message = N_("You already have this plan.")
+
+    def __init__(self, subscription_id: object) -> None:
+        super().__init__(subscription_id=str(subscription_id))

@@ -143,6 +143,43 @@ class LimitSetter(StrEnum):
     ADMIN = "admin"
 
 
+class PlanPeriod(StrEnum):
+    """How long a plan's period lasts (SPEC 21): to the same local time a week or a calendar month
+    later, in the person's time zone."""
+
+    WEEK = "week"
+    MONTH = "month"
+
+
+class SubscriptionStatus(StrEnum):
+    """A subscription (SPEC 21): `active` renews at its period's end; `cancelled` does not (its
+    allowance stays until the period ends); `lapsed` has ended, once, for a reason (LapseReason)."""
+
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+    LAPSED = "lapsed"
+
+    def can_become(self, new: SubscriptionStatus) -> bool:
+        return new in _SUBSCRIPTION_MOVES[self]
+
+
+_SUBSCRIPTION_MOVES: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
+    SubscriptionStatus.ACTIVE: frozenset({SubscriptionStatus.CANCELLED, SubscriptionStatus.LAPSED}),
+    SubscriptionStatus.CANCELLED: frozenset({SubscriptionStatus.LAPSED}),
+    SubscriptionStatus.LAPSED: frozenset(),
+}
+
+
+class LapseReason(StrEnum):
+    """Why a subscription ended at its period's end instead of renewing (SPEC 21)."""
+
+    CANCELLED = "cancelled"  # the person (or the SaaS) turned auto-renew off
+    INSUFFICIENT_BALANCE = "insufficient_balance"  # the balance could not pay the next period
+    PLAN_RETIRED = "plan_retired"  # an admin retired the plan: it sells nothing new
+    ACCOUNT_DISABLED = "account_disabled"  # an admin disabled the account: it cannot be charged
+    SPENDING_LIMIT_REACHED = "spending_limit_reached"  # the price would pass a spending limit (SPEC 22)
+
+
 class LotCategory(StrEnum):
     """What money a credit lot holds (SPEC 20), listed in the order a charge spends lots that expire
     at the same instant: plan money first, then given money, paid money last."""
@@ -184,6 +221,8 @@ class EventType(StrEnum):
     BALANCE_ADJUSTED = "balance.adjusted"
     CREDIT_EXPIRING = "credit.expiring"
     CREDIT_EXPIRED = "credit.expired"
+    SUBSCRIPTION_RENEWED = "subscription.renewed"
+    SUBSCRIPTION_LAPSED = "subscription.lapsed"
 
 
 class EventStatus(StrEnum):
@@ -641,10 +680,13 @@ class LedgerEntry(Base):
         CheckConstraint("kind <> 'refund' OR amount < 0", name="refund_is_debit"),
         CheckConstraint("(kind = 'redemption') = (redemption_code IS NOT NULL)", name="redemption_has_code"),
         CheckConstraint("kind <> 'redemption' OR amount > 0", name="redemption_is_credit"),
+        CheckConstraint("(kind = 'plan') = (subscription_period_id IS NOT NULL)", name="plan_has_period"),
+        CheckConstraint("kind <> 'plan' OR amount > 0", name="plan_is_credit"),
         UniqueConstraint("refund_id"),
         UniqueConstraint("redemption_code"),
         UniqueConstraint("usage_log_id"),
         UniqueConstraint("payment_transaction_id"),
+        UniqueConstraint("subscription_period_id"),  # a plan period's allowance is granted once
         # One reward entry per person per invitation: a second reward cannot be written.
         UniqueConstraint("invite_relation_id", "user_id"),
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
@@ -662,6 +704,10 @@ class LedgerEntry(Base):
     invite_relation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invite_relations.id", ondelete="RESTRICT"))
     refund_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("refunds.id", ondelete="RESTRICT"))
     redemption_code: Mapped[str | None] = mapped_column(ForeignKey("redemption_codes.code", ondelete="RESTRICT"))
+    # A plan period whose allowance this entry grants (SPEC 21).
+    subscription_period_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscription_periods.id", ondelete="RESTRICT")
+    )
     memo: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created_at()
 
@@ -691,6 +737,113 @@ class SpendingLimit(Base):
     reached_for: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
+
+
+class Plan(Base):
+    """A plan (套餐, SPEC 21): a price a period for an allowance of plan money. An admin's edit of
+    its names, price or allowance applies from each subscription's next period (a period keeps what
+    it was sold at: SubscriptionPeriod); its code and period stay. A retired plan sells nothing new."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[a-z0-9-]{2,32}$'", name="code_shape"),
+        CheckConstraint(_in("period", PlanPeriod), name="period_known"),
+        CheckConstraint("price > 0 AND price = round(price, 2)", name="price_cents"),
+        CheckConstraint("allowance > 0 AND allowance = round(allowance, 2)", name="allowance_cents"),
+        CheckConstraint("active = (retired_at IS NULL)", name="retired_with_time"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Money)
+    period: Mapped[PlanPeriod] = mapped_column(_stored(PlanPeriod, 8))
+    allowance: Mapped[Decimal] = mapped_column(Money)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    retired_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+
+class Subscription(Base):
+    """A person's subscription to a plan (SPEC 21): its current period, how many periods were sold
+    (`periods`, n of the last), and whether it renews. At most one active or cancelled subscription
+    per person and plan. Periods are counted from `started_at` in `timezone` (the person's when
+    they subscribed), so that 31 January is followed by the end of February, then 31 March."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SubscriptionStatus), name="status_known"),
+        CheckConstraint("auto_renew = (status = 'active')", name="renews_while_active"),
+        CheckConstraint("(status = 'lapsed') = (lapse_reason IS NOT NULL)", name="lapsed_with_reason"),
+        CheckConstraint("(status = 'lapsed') = (lapsed_at IS NOT NULL)", name="lapsed_with_time"),
+        CheckConstraint("lapse_reason IS NULL OR " + _in("lapse_reason", LapseReason), name="lapse_reason_known"),
+        CheckConstraint("status <> 'cancelled' OR cancelled_at IS NOT NULL", name="cancelled_with_time"),
+        CheckConstraint("current_period_end > current_period_start", name="period_forward"),
+        CheckConstraint("current_period_start >= started_at", name="period_after_start"),
+        CheckConstraint("periods >= 1", name="periods_positive"),
+        Index(
+            "uq_subscriptions_user_id_plan_id_held",
+            "user_id",
+            "plan_id",
+            unique=True,
+            postgresql_where=text("status IN ('active', 'cancelled')"),
+        ),
+        # The renewal job reads the subscriptions whose period has ended.
+        Index("ix_subscriptions_due", "current_period_end", postgresql_where=text("status IN ('active', 'cancelled')")),
+        Index("ix_subscriptions_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="RESTRICT"))
+    status: Mapped[SubscriptionStatus] = mapped_column(_stored(SubscriptionStatus, 16))
+    auto_renew: Mapped[bool] = mapped_column(Boolean)
+    timezone: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    periods: Mapped[int]
+    cancelled_at: Mapped[datetime | None]
+    lapse_reason: Mapped[LapseReason | None] = mapped_column(_stored(LapseReason, 32))
+    lapsed_at: Mapped[datetime | None]  # the end of its last period
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+
+    plan: Mapped[Plan] = relationship()
+
+    def move(self, new: SubscriptionStatus) -> None:
+        """Change the status, or raise IllegalTransition (a lapsed subscription stays lapsed)."""
+        if not SubscriptionStatus(self.status).can_become(new):
+            raise IllegalTransition(f"subscription {self.id}: {self.status} -> {new}")
+        self.status = new
+        self.auto_renew = new is SubscriptionStatus.ACTIVE
+
+
+class SubscriptionPeriod(Base):
+    """One period sold of a subscription (SPEC 21): what it was sold at (the plan's price and
+    allowance then), its charge (the usage log of request id `subscription:<id>:<n>`) and, through
+    the ledger entry that names it, its allowance's plan lot, expiring at `ends_at`."""
+
+    __tablename__ = "subscription_periods"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "n"),
+        UniqueConstraint("usage_log_id"),
+        CheckConstraint("n >= 1", name="n_positive"),
+        CheckConstraint("ends_at > starts_at", name="forward"),
+        CheckConstraint("price > 0 AND allowance > 0", name="amounts_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id", ondelete="RESTRICT"))
+    n: Mapped[int]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    price: Mapped[Decimal] = mapped_column(Money)
+    allowance: Mapped[Decimal] = mapped_column(Money)
+    usage_log_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("usage_logs.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = _created_at()
 
 
 class CreditLot(Base):

@@ -300,6 +300,7 @@ SAMPLE_USER_ID = "4c6f0c2e-9b8a-4f4e-9d6b-3c1f8b2a7e10"
 SAMPLE_EVENT_ID = uuid.UUID("9a1d7c36-5e2b-4f80-8c41-2d6b0e9f3a57")
 SAMPLE_CREATED_AT = datetime.fromisoformat("2026-12-08T10:15:00+08:00")
 _ORDER_ID = "1f0e4b7a-62c9-4d35-9a8e-7c3b5d2e1f04"
+_SUBSCRIPTION_ID = "b5e2c8d1-4f3a-4a7b-9c60-2d8e1f7a3b94"
 # `data` by type, as `emit` writes it: the person, the resource, the amount, then the balance and
 # available amount after the change (money as strings, SPEC 16).
 SAMPLES: dict[EventType, dict[str, Any]] = {
@@ -373,6 +374,29 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "expires_at": "2026-12-08T00:00:00+08:00",
         "balance": "94.80",
         "available": "94.80",
+    },
+    EventType.SUBSCRIPTION_RENEWED: {
+        "user_id": SAMPLE_USER_ID,
+        "subscription_id": _SUBSCRIPTION_ID,
+        "plan": "pro-monthly",
+        "period": 2,
+        "amount": "30.00",
+        "allowance": "50.00",
+        "usage_id": "3e9a1f47-0c2b-4d58-a6e1-9b7c5d3f2a08",
+        "current_period_start": "2026-12-08T10:15:00+08:00",
+        "current_period_end": "2027-01-08T10:15:00+08:00",
+        "balance": "119.80",
+        "available": "119.80",
+    },
+    EventType.SUBSCRIPTION_LAPSED: {
+        "user_id": SAMPLE_USER_ID,
+        "subscription_id": _SUBSCRIPTION_ID,
+        "plan": "pro-monthly",
+        "reason": "insufficient_balance",
+        "periods": 2,
+        "ended_at": "2027-01-08T10:15:00+08:00",
+        "balance": "12.40",
+        "available": "12.40",
     },
 }
 

@@ -29,7 +29,7 @@ from pydantic_core import CoreSchema
 
 from ledger import validation
 from ledger.i18n import N_
-from ledger.models import EventType, PayType
+from ledger.models import EventType, LapseReason, PayType
 from ledger.money import EXACT_DECIMAL
 from ledger.services import events
 from ledger.services.books import batch_charges, holds, usage_reports
@@ -748,6 +748,33 @@ class CreditLotData(EventData):
     expires_at: Time = Field(description=N_("The lot's expiry."))
 
 
+LapseReasonName = Literal[tuple(r.value for r in LapseReason)]  # type: ignore[valid-type]
+
+
+class SubscriptionRenewedData(EventData):
+    subscription_id: Uuid
+    plan: str = Field(description=N_("The plan's code."))
+    period: int = Field(description=N_("The period just sold: 2 for the first renewal."))
+    amount: Money = Field(description=N_("The price charged for it (a charge of model plan:<code>)."))
+    allowance: Money = Field(description=N_("The plan money it granted, spendable until current_period_end."))
+    usage_id: Uuid = Field(description=N_("The charge of the price."))
+    current_period_start: Time
+    current_period_end: Time = Field(description=N_("When the period ends: the next renewal, or the lapse."))
+
+
+class SubscriptionLapsedData(EventData):
+    subscription_id: Uuid
+    plan: str = Field(description=N_("The plan's code."))
+    reason: LapseReasonName = Field(
+        description=N_(
+            "Why it was not renewed: cancelled (auto-renew was off), insufficient_balance, plan_retired, "
+            "account_disabled or spending_limit_reached."
+        )
+    )
+    periods: int = Field(description=N_("How many periods it was sold for."))
+    ended_at: Time = Field(description=N_("The end of its last period."))
+
+
 @dataclass(frozen=True)
 class Webhook:
     """An event type as the document's `webhooks` show it: when it is sent, and its body's schema."""
@@ -805,6 +832,19 @@ WEBHOOKS: dict[EventType, Webhook] = {
             CreditLotData,
         ),
         (EventType.CREDIT_EXPIRED, N_("Given or plan money expired: it left the balance."), CreditLotData),
+        (
+            EventType.SUBSCRIPTION_RENEWED,
+            N_("A subscription's period ended and the next was sold: its price charged, its allowance granted."),
+            SubscriptionRenewedData,
+        ),
+        (
+            EventType.SUBSCRIPTION_LAPSED,
+            N_(
+                "A subscription's period ended and it was not renewed (cancelled, the plan retired, or the price "
+                "could not be charged): it has ended."
+            ),
+            SubscriptionLapsedData,
+        ),
     )
 }
 

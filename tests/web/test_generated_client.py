@@ -95,6 +95,8 @@ def test_every_webhook_has_a_model_and_its_sample_fits(client_models, app):
         "balance.adjusted",
         "credit.expiring",
         "credit.expired",
+        "subscription.renewed",
+        "subscription.lapsed",
     }
     for name, webhook in document["webhooks"].items():
         content = webhook["post"]["requestBody"]["content"]["application/json"]

@@ -23,6 +23,7 @@ from ledger.services.books.expiry import expire_credits, notify_expiring
 from ledger.services.books.holds import expire_holds, place_hold
 from ledger.services.context import INTERNAL, SYSTEM
 from ledger.services.events import sample_event
+from ledger.services.growth import plans
 from ledger.services.growth.codes import redeem
 from ledger.services.payments.refunds import refund_order
 from ledger.web.openapi import MEANINGS, openapi_document, operations, webhooks
@@ -227,6 +228,13 @@ def test_the_events_the_code_writes_are_the_documented_ones(session, settings, x
     adjust_balance(session, user_id=person.id, amount=Decimal("2.00"), memo="gift", ctx=SYSTEM, expires_at=later)
     notify_expiring(session, SYSTEM.at(later - timedelta(days=1)))  # credit.expiring
     expire_credits(session, SYSTEM.at(later))  # credit.expired
+    plans.create_plan(
+        session, ADMIN, code="pro", name_zh="专业版", name_en="Pro", price="1.00", period="week", allowance="2.00",
+        reason="launch",
+    )  # fmt: skip
+    for who, balance in (("renews", "5.00"), ("lapses", "1.00")):
+        plans.subscribe(session, INTERNAL.at(later), str(UserFactory(balance=balance, email=f"{who}@x.cn").id), "pro")
+    plans.renew_due(session, SYSTEM.at(later + timedelta(days=7)))  # subscription.renewed, subscription.lapsed
     written = session.scalars(select(Event).execution_options(populate_existing=True)).all()
     assert {e.type.value for e in written} == set(doc["webhooks"])
     for event in written:

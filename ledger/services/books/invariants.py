@@ -1,5 +1,5 @@
-"""Checks of the invariants of SPEC 4 (1-3, 7-9), 20 (10) and others over all accounts, for `flask ledger verify`, and
-of the sums derived from them.
+"""Checks of the invariants of SPEC 4 (1-3, 7-9), 20 (10), 21 (plans) and others over all accounts,
+for `flask ledger verify`, and of the sums derived from them.
 
 Each check is one set-based query, so it runs over millions of rows without loading them.
 """
@@ -224,6 +224,47 @@ CHECKS: dict[str, str] = {
                    GROUP BY 1) r ON r.payment_transaction_id = credit.payment_transaction_id
         WHERE l.reserved <> coalesce(r.total, 0)
     """,
+    "21 a subscription's periods are 1 to n, the last its current one": """
+        SELECT 'subscription ' || s.id, s.periods || ' period(s) but ' || count(p.id) || ' sold, the last '
+               || coalesce(max(p.n)::text, 'none')
+        FROM subscriptions s LEFT JOIN subscription_periods p ON p.subscription_id = s.id
+        GROUP BY s.id, s.periods
+        HAVING count(p.id) <> s.periods OR max(p.n) <> s.periods
+        UNION ALL
+        SELECT 'subscription ' || s.id, 'current period ' || s.current_period_start || ' to ' || s.current_period_end
+               || ' but period ' || p.n || ' runs ' || p.starts_at || ' to ' || p.ends_at
+        FROM subscriptions s JOIN subscription_periods p ON p.subscription_id = s.id AND p.n = s.periods
+        WHERE (p.starts_at, p.ends_at) <> (s.current_period_start, s.current_period_end)
+    """,
+    "21 each period of a subscription is charged once, at its price, as subscription:<id>:<n>": """
+        SELECT 'subscription ' || s.id || ' period ' || p.n,
+               coalesce('charge ' || u.request_id || ' of ' || u.amount || ' (' || u.model || ')', 'no charge')
+               || ', sold at ' || p.price
+        FROM subscription_periods p
+        JOIN subscriptions s ON s.id = p.subscription_id
+        JOIN plans pl ON pl.id = s.plan_id
+        LEFT JOIN usage_logs u ON u.id = p.usage_log_id
+        WHERE u.id IS NULL OR u.user_id <> s.user_id OR u.amount <> p.price OR u.model <> 'plan:' || pl.code
+           OR u.request_id <> 'subscription:' || s.id || ':' || p.n
+        UNION ALL
+        SELECT 'usage ' || u.id, u.request_id || ' charged ' || u.amount || ' (' || u.model || ') for no period'
+        FROM usage_logs u
+        WHERE u.model LIKE 'plan:%' AND u.request_id LIKE 'subscription:%'
+          AND NOT EXISTS (SELECT 1 FROM subscription_periods p WHERE p.usage_log_id = u.id)
+    """,
+    "21 each period's allowance is granted once, a plan lot of its person expiring at the period's end": """
+        SELECT 'subscription ' || s.id || ' period ' || p.n,
+               count(e.id) || ' grant(s) of ' || coalesce(string_agg(e.amount::text, ', '), 'nothing')
+               || ', allowance ' || p.allowance || ', lot expiring ' || coalesce(max(l.expires_at)::text, 'never')
+        FROM subscription_periods p
+        JOIN subscriptions s ON s.id = p.subscription_id
+        LEFT JOIN ledger_entries e ON e.subscription_period_id = p.id
+        LEFT JOIN credit_lots l ON l.ledger_entry_id = e.id
+        GROUP BY s.id, p.id, p.n, p.allowance, p.ends_at, s.user_id
+        HAVING count(e.id) <> 1 OR count(l.id) <> 1 OR min(e.amount) <> p.allowance
+            OR NOT bool_and(e.user_id = s.user_id AND e.kind = 'plan' AND l.category = 'plan')
+            OR max(l.expires_at) IS DISTINCT FROM p.ends_at
+    """,
     "derived: hourly usage sums equal the usage logs": """
         SELECT coalesce(l.user_id, h.user_id)::text || ' ' || coalesce(l.hour, h.hour)
                || ' ' || coalesce(l.model, h.model),
@@ -250,6 +291,12 @@ WARNINGS: dict[str, str] = {
           AND l.remaining > coalesce((SELECT sum(h.amount) FROM holds h WHERE h.user_id = l.user_id
                                       AND h.status = 'active' AND h.created_at < l.expires_at), 0)
         ORDER BY l.expires_at LIMIT 20
+    """,
+    "subscriptions past their period's end for over 2 minutes (is the renewal job running?)": """
+        SELECT 'subscription ' || id, status || ', its period ended at ' || current_period_end
+        FROM subscriptions
+        WHERE status IN ('active', 'cancelled') AND current_period_end < now() - interval '2 minutes'
+        ORDER BY current_period_end LIMIT 20
     """,
     "events due for over 10 minutes (is a worker running, and does EVENTS_URL answer 2xx?)": """
         SELECT 'event ' || id, type || ', ' || attempts || ' attempt(s), last: ' || coalesce(last_error, 'none')
