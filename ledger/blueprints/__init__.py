@@ -12,13 +12,24 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     from ledger.blueprints.books import billing_api, holds_api, usage, usage_api
     from ledger.blueprints.console import api as console_api
     from ledger.blueprints.console import pages as console
-    from ledger.blueprints.growth import codes_api, invites, invites_api
+    from ledger.blueprints.growth import codes_api, invites, invites_api, plans_api
     from ledger.blueprints.payments import api as payments_api
     from ledger.blueprints.payments import recharge
     from ledger.blueprints.people import account, auth, security, users_api
 
     pages = (site, auth, console, recharge, usage, invites, account, security, backoffice)
-    apis = (billing_api, holds_api, payments_api, invites_api, codes_api, usage_api, console_api, users_api, health)
+    apis = (
+        billing_api,
+        holds_api,
+        payments_api,
+        invites_api,
+        codes_api,
+        plans_api,
+        usage_api,
+        console_api,
+        users_api,
+        health,
+    )
     for module in (*pages, *apis):
         app.register_blueprint(module.bp)
     if sandbox:

@@ -36,6 +36,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from ledger.config import Settings
 from ledger.errors import (
     AlreadyInvited,
+    AlreadySubscribed,
     CaptureExceedsHold,
     CodeNotFound,
     HoldSettled,
@@ -47,6 +48,8 @@ from ledger.errors import (
     InviteCodeNotFound,
     InviteCycle,
     LedgerError,
+    PlanNotFound,
+    PlanRetired,
     RequestIdConflict,
     SelfInvite,
     TooManyPendingOrders,
@@ -333,6 +336,13 @@ MEANINGS: dict[str, str] = {
     "user_conflict": N_("The email or the external_id belongs to another account."),
     "admin_account": N_("The account is an admin's: admins sign in with their password, not through a portal link."),
     "username_taken": N_("This username is taken."),
+    "plan_not_found": N_("No plan has this code."),
+    "plan_retired": N_("The plan is retired: it sells no new subscription (those it has run to their period's end)."),
+    "subscription_not_found": N_("No subscription has this id."),
+    "already_subscribed": N_(
+        "The person holds this plan already (active, or cancelled until its period ends): `subscription_id` names "
+        "it. Nothing was charged."
+    ),
 }
 
 # Refusals whose example needs figures (their messages have placeholders).
@@ -353,6 +363,9 @@ _EXAMPLE_REFUSALS: dict[type[LedgerError], Callable[[], LedgerError]] = {
     SelfInvite: lambda: SelfInvite(field="code"),
     InviteCycle: lambda: InviteCycle(field="code"),
     AlreadyInvited: lambda: AlreadyInvited(field="code"),
+    AlreadySubscribed: lambda: AlreadySubscribed("b5e2c8d1-4f3a-4a7b-9c60-2d8e1f7a3b94"),
+    PlanNotFound: lambda: PlanNotFound(field="plan"),
+    PlanRetired: lambda: PlanRetired(field="plan"),
 }
 
 

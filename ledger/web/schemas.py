@@ -28,13 +28,14 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 from ledger import validation
+from ledger.errors import InvalidRequest
 from ledger.i18n import N_
 from ledger.models import EventType, LapseReason, PayType
 from ledger.money import EXACT_DECIMAL
 from ledger.services import events
 from ledger.services.books import batch_charges, holds, usage_reports
 from ledger.services.console import pricing
-from ledger.services.growth import invites
+from ledger.services.growth import invites, plans
 from ledger.services.payments.methods import parse_pay_type
 from ledger.services.people import backend_accounts, portal, profile, sign_in
 from ledger.web.context import settings
@@ -285,6 +286,7 @@ class ErrorDetail(Schema):
     field: str | None = Field(None, description=N_("The input field it is about, if any."))
     balance: Money | None = Field(None, description=N_("insufficient_balance: the person's balance."))
     available: Money | None = Field(None, description=N_("insufficient_balance: what they may spend (balance - held)."))
+    subscription_id: Uuid | None = Field(None, description=N_("already_subscribed: the subscription the person holds."))
 
 
 class Error(Schema):
@@ -963,3 +965,58 @@ class PortalLink(Schema):
 
     url: str = Field(description=N_("SITE_URL/portal/<token>: signs the person in once."))
     expires_at: Time = Field(description=N_("10 minutes from now: the link works once, until then."))
+
+
+# --- plans (SPEC 21) ------------------------------------------------------------------------------
+
+PLAN_CODE_REFUSED = N_("Give a plan's code: 2 to 32 lowercase letters, digits and dashes.")
+SUBSCRIBED = {
+    "subscription_id": "b5e2c8d1-4f3a-4a7b-9c60-2d8e1f7a3b94",
+    "user_id": PERSON,
+    "plan": "pro-monthly",
+    "status": "active",
+    "auto_renew": True,
+    "current_period_start": AT,
+    "current_period_end": "2027-01-08T10:15:00+08:00",
+    "balance": "119.80",
+    "available": "119.80",
+}
+CANCELLED = {**SUBSCRIBED, "status": "cancelled", "auto_renew": False}
+
+
+def _plan_code(value: object) -> object:
+    raise InvalidRequest(PLAN_CODE_REFUSED, field="plan")
+
+
+class SubscribeBody(Schema):
+    model_config = examples({"user_id": PERSON, "plan": "pro-monthly"})
+
+    user_id: Uuid
+    plan: Annotated[
+        str,
+        Field(pattern=f"^{plans.CODE.pattern}$", examples=["pro-monthly"]),
+        RefusedAs(lambda value, _, __: _plan_code(value)),
+    ] = Field(description=N_("The plan's code: 2 to 32 lowercase letters, digits and dashes."))
+
+
+class SubscriptionAnswer(Schema):
+    """A subscription, with the person's money after the call."""
+
+    model_config = examples(SUBSCRIBED, CANCELLED)
+
+    subscription_id: Uuid
+    user_id: Uuid
+    plan: str = Field(description=N_("The plan's code."))
+    status: Literal["active", "cancelled", "lapsed"] = Field(
+        description=N_(
+            "active: renews at the period's end; cancelled: auto-renew off, the allowance kept until the period "
+            "ends; lapsed: it has ended."
+        )
+    )
+    auto_renew: bool = Field(description=N_("True while active: the next period is charged when this one ends."))
+    current_period_start: Time
+    current_period_end: Time = Field(
+        description=N_("When the period ends (its allowance expires then): the next renewal, or the lapse.")
+    )
+    balance: Money = Field(description=N_("The person's balance after this call."))
+    available: Money = Field(description=N_("What they may spend after this call: the balance minus what is held."))

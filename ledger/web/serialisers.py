@@ -14,6 +14,7 @@ from ledger.services.books.batch_charges import ItemResult
 from ledger.services.books.engine import Usage
 from ledger.services.books.holds import HoldAnswer, HoldView
 from ledger.services.books.usage_reports import Group, Item
+from ledger.services.growth.plans import Subscribed
 from ledger.services.people.backend_accounts import AccountMoney
 from ledger.web.context import site_timezone, user_timezone
 from ledger.web.errors import error_body
@@ -135,4 +136,21 @@ def account_json(user: User, money: AccountMoney) -> dict[str, Any]:
         "paid": to_api(money.paid),
         "granted": to_api(money.granted),
         "plan": to_api(money.plan),
+    }
+
+
+def subscription_json(done: Subscribed) -> dict[str, Any]:
+    """A subscription (SPEC 21), as subscribing and cancelling answer it: times in the zone its
+    periods are counted in (the person's), with the person's money after the call."""
+    sub, tz = done.subscription, ZoneInfo(done.subscription.timezone)
+    return {
+        "subscription_id": str(sub.id),
+        "user_id": str(sub.user_id),
+        "plan": done.plan.code,
+        "status": sub.status.value,
+        "auto_renew": sub.auto_renew,
+        "current_period_start": iso(sub.current_period_start, tz),
+        "current_period_end": iso(sub.current_period_end, tz),
+        "balance": to_api(done.money.balance),
+        "available": to_api(done.money.available),
     }

@@ -59,6 +59,7 @@ from ledger.services.books.holds import place_hold
 from ledger.services.console.pricing import MODELS
 from ledger.services.context import INTERNAL
 from ledger.services.growth.code_batches import create_batch
+from ledger.services.growth.plans import create_plan, subscribe
 from ledger.services.payments.xorpay import CreatedOrder, sign
 from ledger.web.auth import SESSION_ID_KEY
 from tests import factories
@@ -112,6 +113,8 @@ class World:
     hold: Any  # an active hold on the person's balance
     code_batch: Any  # a batch of redemption codes
     code: str  # one of its codes, unredeemed
+    plan: Any  # a plan the person may subscribe to
+    subscription: Any  # the person's subscription to another plan
 
 
 Baseline = Any  # a value, MISSING, SIGNED, Same(...), or a function of the World
@@ -325,6 +328,20 @@ CASES = [
     ),
     Case("POST", "api_invites.register", "user", "json", fields={"code": other_code}),
     Case("POST", "api_codes.redeem", "user", "json", fields={"code": code_of}),
+    Case(
+        "POST",
+        "api_plans.subscribe",
+        "internal",
+        "json",
+        fields={"user_id": lambda w: str(w.user.id), "plan": lambda w: w.plan.code},
+    ),
+    Case(
+        "POST",
+        "api_plans.cancel",
+        "internal",
+        "json",
+        path={"subscription_id": lambda w: str(w.subscription.id)},
+    ),
     Case("POST", "api_invites.reward", "internal", "json", fields={"invitee_id": lambda w: str(w.invitee.id)}),
     Case(
         "POST",
@@ -971,6 +988,21 @@ def make_fuzzer(app: Flask, connection: Connection, session: Session, monkeypatc
     code_batch, (code,) = create_batch(
         session, INTERNAL.as_admin(user.id), count=1, amount="5.00", expires=None, note=None, reason="fuzz", tz=SHANGHAI
     )
+    plan, held = (
+        create_plan(
+            session,
+            INTERNAL.as_admin(user.id),
+            code=code,
+            name_zh="模糊",
+            name_en="Fuzz",
+            price="1.00",
+            period="week",
+            allowance="2.00",
+            reason="fuzz",
+        )
+        for code in ("fuzz-plan", "fuzz-held")
+    )
+    subscription = subscribe(session, INTERNAL, str(user.id), held.code).subscription
     cookie_name = app.config["SESSION_COOKIE_NAME"]
 
     client = app.test_client()
@@ -992,7 +1024,7 @@ def make_fuzzer(app: Flask, connection: Connection, session: Session, monkeypatc
     logger = logging.Logger(app.logger.name)
     logger.addHandler(log)
     monkeypatch.setattr(app, "logger", logger)
-    world = World(user, other, invitee, order, other_session, hold.hold, code_batch, code)
+    world = World(user, other, invitee, order, other_session, hold.hold, code_batch, code, plan, subscription)
     return Fuzzer(app, connection, world, cookies, tokens, log)
 
 

@@ -44,6 +44,14 @@ BUSINESS_REFUSALS: dict[str, set[tuple]] = {
     "POST /api/invites/register": {(404, "invite_code_not_found", "code")},
     "POST /api/invites/reward": {(404, "invite_not_found")},
     "POST /api/payments/create": set(),
+    # A code of no plan (none is made here), or one the person holds, retired, or cannot pay.
+    "POST /api/plans/subscribe": {
+        (404, "plan_not_found"),
+        (409, "already_subscribed"),
+        (410, "plan_retired"),
+        (402, "insufficient_balance"),
+    },
+    "POST /api/plans/subscriptions/{subscription_id}/cancel": {(404, "subscription_not_found")},
     "GET /api/payments/{transaction_id}": {(404, "not_found")},
     # A range the two days (or today) make: reversed, over 366 days, or past 1970..9999; and a cursor
     # this server did not give (it is opaque, as an id of nothing is).
