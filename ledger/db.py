@@ -249,5 +249,7 @@ def _keep(session: Session, refusal: LedgerError) -> None:
     try:
         with session.begin():
             session.add(refusal.audit_row)
+            if refusal.also_keep is not None:
+                refusal.also_keep(session)
     except Exception:
         logging.getLogger(__name__).exception("the audit row of a %s refusal could not be kept", refusal.code)

@@ -20,6 +20,10 @@ from flask_babel import gettext
 from ledger.i18n import N_
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
+
     from ledger.models import AuditLog
 
 
@@ -34,6 +38,8 @@ class LedgerError(Exception):
         self.field = field
         self.details = details
         self.audit_row: AuditLog | None = None
+        # What the refusal keeps besides its audit row, after the rollback (an event it causes).
+        self.also_keep: Callable[[Session], None] | None = None
         super().__init__(self.message % _display(details) if details else self.message)
 
     def translated(self) -> str:
@@ -136,6 +142,20 @@ class InsufficientBalance(LedgerError):
     def __init__(self, balance: Decimal, available: Decimal) -> None:
         super().__init__(balance=balance, available=available)
         self.balance, self.available = balance, available
+
+
+class SpendingLimitReached(LedgerError):
+    """A request that would take a period's spending over its limit (SPEC 22): the limit, what the
+    period spent before it, and when the period ends."""
+
+    code, status = "spending_limit_reached", 402
+    message = N_("This would pass your daily spending limit of ¥%(limit)s (¥%(spent)s spent today).")
+    monthly = N_("This would pass your monthly spending limit of ¥%(limit)s (¥%(spent)s spent this month).")
+
+    def __init__(self, period: Any, limit: Decimal, spent: Decimal, resets_at: Any) -> None:
+        if str(period) == "month":
+            self.message = self.monthly
+        super().__init__(limit=limit, spent=spent, period=str(period), resets_at=resets_at.isoformat())
 
 
 class InsufficientBalanceToHold(InsufficientBalance):

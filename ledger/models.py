@@ -223,6 +223,7 @@ class EventType(StrEnum):
     CREDIT_EXPIRED = "credit.expired"
     SUBSCRIPTION_RENEWED = "subscription.renewed"
     SUBSCRIPTION_LAPSED = "subscription.lapsed"
+    LIMIT_REACHED = "limit.reached"
 
 
 class EventStatus(StrEnum):
@@ -680,7 +681,9 @@ class LedgerEntry(Base):
         CheckConstraint("kind <> 'refund' OR amount < 0", name="refund_is_debit"),
         CheckConstraint("(kind = 'redemption') = (redemption_code IS NOT NULL)", name="redemption_has_code"),
         CheckConstraint("kind <> 'redemption' OR amount > 0", name="redemption_is_credit"),
-        CheckConstraint("(kind = 'plan') = (subscription_period_id IS NOT NULL)", name="plan_has_period"),
+        # A subscription's allowance names its period; plan money may also come without one (a test's,
+        # an operator's correction), and nothing but plan money names a period.
+        CheckConstraint("kind = 'plan' OR subscription_period_id IS NULL", name="period_only_on_plan"),
         CheckConstraint("kind <> 'plan' OR amount > 0", name="plan_is_credit"),
         UniqueConstraint("refund_id"),
         UniqueConstraint("redemption_code"),

@@ -158,11 +158,11 @@ def upgrade() -> None:
     op.create_unique_constraint(
         op.f("uq_ledger_entries_subscription_period_id"), "ledger_entries", ["subscription_period_id"]
     )
-    # No plan entry exists before plans do (0018 only named the kind): the check holds at once.
+    # Only plan money names a period (plan money may also come without one: a test's, a correction).
     op.create_check_constraint(
-        op.f("ck_ledger_entries_plan_has_period"),
+        op.f("ck_ledger_entries_period_only_on_plan"),
         "ledger_entries",
-        "(kind = 'plan') = (subscription_period_id IS NOT NULL)",
+        "kind = 'plan' OR subscription_period_id IS NULL",
     )
     op.create_check_constraint(
         op.f("ck_ledger_entries_plan_is_credit"), "ledger_entries", "kind <> 'plan' OR amount > 0"
@@ -174,7 +174,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM events WHERE type IN ('subscription.renewed', 'subscription.lapsed')")
     _events("")
     op.drop_constraint(op.f("ck_ledger_entries_plan_is_credit"), "ledger_entries", type_="check")
-    op.drop_constraint(op.f("ck_ledger_entries_plan_has_period"), "ledger_entries", type_="check")
+    op.drop_constraint(op.f("ck_ledger_entries_period_only_on_plan"), "ledger_entries", type_="check")
     op.drop_constraint(op.f("uq_ledger_entries_subscription_period_id"), "ledger_entries", type_="unique")
     op.drop_constraint(
         op.f("fk_ledger_entries_subscription_period_id_subscription_periods"), "ledger_entries", type_="foreignkey"

@@ -398,6 +398,17 @@ SAMPLES: dict[EventType, dict[str, Any]] = {
         "balance": "12.40",
         "available": "12.40",
     },
+    EventType.LIMIT_REACHED: {
+        "user_id": SAMPLE_USER_ID,
+        "period": "day",
+        "set_by": "person",
+        "limit": "20.00",
+        "spent": "20.00",
+        "period_start": "2026-12-08T00:00:00+08:00",
+        "resets_at": "2026-12-09T00:00:00+08:00",
+        "balance": "79.80",
+        "available": "79.80",
+    },
 }
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import datetime
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, get_args
@@ -52,6 +53,7 @@ from ledger.errors import (
     PlanRetired,
     RequestIdConflict,
     SelfInvite,
+    SpendingLimitReached,
     TooManyPendingOrders,
     Unauthorized,
     UnknownModel,
@@ -343,6 +345,11 @@ MEANINGS: dict[str, str] = {
         "The person holds this plan already (active, or cancelled until its period ends): `subscription_id` names "
         "it. Nothing was charged."
     ),
+    "spending_limit_reached": N_(
+        "The request would take a period's spending from the wallet over the person's spending limit: `limit`, "
+        "`spent` (before this request), `period` (day or month) and `resets_at` say which and until when. Nothing "
+        "was charged or held."
+    ),
 }
 
 # Refusals whose example needs figures (their messages have placeholders).
@@ -350,6 +357,9 @@ _EXAMPLE_REFUSALS: dict[type[LedgerError], Callable[[], LedgerError]] = {
     InvalidRequest: lambda: InvalidRequest(N_("Enter text."), field="request_id"),
     InsufficientBalance: lambda: InsufficientBalance(Decimal("3.00"), Decimal("1.00")),
     InsufficientBalanceToHold: lambda: InsufficientBalanceToHold(Decimal("3.00"), Decimal("1.00")),
+    SpendingLimitReached: lambda: SpendingLimitReached(
+        "day", Decimal("20.00"), Decimal("19.90"), datetime.fromisoformat("2026-12-09T00:00:00+08:00")
+    ),
     RequestIdConflict: lambda: RequestIdConflict(request_id="job-42", amount="0.20", model="image-studio-v2"),
     HoldSettled: lambda: HoldSettled(hold_status="expired"),
     CaptureExceedsHold: lambda: CaptureExceedsHold(field="amount", amount=Decimal("9.00"), held=Decimal("8.00")),

@@ -369,6 +369,7 @@ BatchStatus = Literal[
     "request_id_conflict",
     "user_not_found",
     "account_disabled",
+    "spending_limit_reached",
     "invalid_request",
 ]
 REFUSED_ITEM = {
@@ -777,6 +778,15 @@ class SubscriptionLapsedData(EventData):
     ended_at: Time = Field(description=N_("The end of its last period."))
 
 
+class LimitReachedData(EventData):
+    period: Literal["day", "month"] = Field(description=N_("The limit's period, in the person's time zone."))
+    set_by: Literal["person", "admin"] = Field(description=N_("Who set the limit that applies (the lower of two)."))
+    limit: Money = Field(description=N_("The limit."))
+    spent: Money = Field(description=N_("What the period has taken from the wallet so far."))
+    period_start: Time = Field(description=N_("The period's start."))
+    resets_at: Time = Field(description=N_("When the next period starts."))
+
+
 @dataclass(frozen=True)
 class Webhook:
     """An event type as the document's `webhooks` show it: when it is sent, and its body's schema."""
@@ -846,6 +856,14 @@ WEBHOOKS: dict[EventType, Webhook] = {
                 "could not be charged): it has ended."
             ),
             SubscriptionLapsedData,
+        ),
+        (
+            EventType.LIMIT_REACHED,
+            N_(
+                "Spending reached a spending limit, or a request was refused by one: once per period and limit "
+                "(SPEC 22)."
+            ),
+            LimitReachedData,
         ),
     )
 }

@@ -97,6 +97,7 @@ def test_every_webhook_has_a_model_and_its_sample_fits(client_models, app):
         "credit.expired",
         "subscription.renewed",
         "subscription.lapsed",
+        "limit.reached",
     }
     for name, webhook in document["webhooks"].items():
         content = webhook["post"]["requestBody"]["content"]["application/json"]

@@ -48,9 +48,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 from wtforms.fields.core import UnboundField
 
-from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, MarkPaidForm, RefundForm
+from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, LimitForm, MarkPaidForm, RefundForm
 from ledger.blueprints.payments.recharge import RechargeForm, RedeemForm
-from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
+from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, LimitsForm, ProfileForm
 from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
 from ledger.blueprints.people.security.forms import PasswordForm
 from ledger.db import Database
@@ -271,6 +271,7 @@ CASES = [
         },
     ),
     Case("POST", "account.save_alert", "user", "form", fields={"low_balance_threshold": "25.00"}),
+    Case("POST", "account.save_limits", "user", "form", fields={"day": "20.00", "month": "300.00"}),
     Case("POST", "account.upload_avatar", "user", "multipart", fields={"avatar": PNG}),
     Case("GET", "account.avatar", "user", works=(404,)),  # nobody has an avatar yet
     Case("GET", "security.security", "user", query={"before": "9000000000"}),
@@ -442,6 +443,14 @@ CASES = [
     ),
     Case(
         "POST",
+        "admin.set_limits",
+        "user",
+        "form",
+        fields={"day": "8.00", "month": "", "reason": "fuzz", "confirmed": MISSING},
+        path={"user_id": lambda w: str(w.other.id)},
+    ),
+    Case(
+        "POST",
         "admin.sign_out",
         "user",
         "form",
@@ -547,6 +556,8 @@ FORMS = {
     "payments.start": RechargeForm,
     "account.save_profile": ProfileForm,
     "account.save_alert": AlertForm,
+    "account.save_limits": LimitsForm,
+    "admin.set_limits": LimitForm,
     "account.upload_avatar": AvatarForm,
     "security.password": PasswordForm,
 }

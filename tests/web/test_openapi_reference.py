@@ -15,12 +15,13 @@ from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from sqlalchemy import select
 
-from ledger.models import Event, EventType
+from ledger.models import Event, EventType, LimitSetter
 from ledger.services.backoffice.people import adjust
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.charges import charge_usage
 from ledger.services.books.expiry import expire_credits, notify_expiring
 from ledger.services.books.holds import expire_holds, place_hold
+from ledger.services.books.limits import set_limit
 from ledger.services.context import INTERNAL, SYSTEM
 from ledger.services.events import sample_event
 from ledger.services.growth import plans
@@ -81,7 +82,7 @@ def codes(doc: dict, path: str, method: str = "post") -> dict[str, set[str]]:
 def test_the_codes_are_those_each_route_answers(doc):
     assert codes(doc, "/api/billing/deduct") == {
         "401": {"unauthorized"},
-        "402": {"insufficient_balance"},
+        "402": {"insufficient_balance", "spending_limit_reached"},
         "403": {"account_disabled"},
         "404": {"user_not_found"},
         "409": {"request_id_conflict"},
@@ -235,6 +236,9 @@ def test_the_events_the_code_writes_are_the_documented_ones(session, settings, x
     for who, balance in (("renews", "5.00"), ("lapses", "1.00")):
         plans.subscribe(session, INTERNAL.at(later), str(UserFactory(balance=balance, email=f"{who}@x.cn").id), "pro")
     plans.renew_due(session, SYSTEM.at(later + timedelta(days=7)))  # subscription.renewed, subscription.lapsed
+    capped = UserFactory(balance="3.00")
+    set_limit(session, INTERNAL, user_id=capped.id, period="day", amount="1.00", set_by=LimitSetter.PERSON)
+    charge_usage(session, user_id=capped.id, amount="1.00", model="m", request_id="cap", ctx=INTERNAL)  # limit.reached
     written = session.scalars(select(Event).execution_options(populate_existing=True)).all()
     assert {e.type.value for e in written} == set(doc["webhooks"])
     for event in written:

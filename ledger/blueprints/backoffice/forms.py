@@ -46,3 +46,11 @@ class CodeBatchForm(ActionForm):
         render_kw={"inputmode": "numeric", "placeholder": "30"},
     )
     note = StringField(_l("Note (optional)"), render_kw={"maxlength": 200})
+
+
+class LimitForm(ActionForm):
+    # The rules are the service's (limits.set_limits); empty clears the admin's limit of that period.
+    day = StringField(
+        _l("Daily spending limit (CNY)"), description=_l("Empty: no limit set by an admin. 0: nothing may be spent.")
+    )
+    month = StringField(_l("Monthly spending limit (CNY)"))

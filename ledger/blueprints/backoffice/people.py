@@ -10,14 +10,15 @@ from flask_login import current_user
 
 from ledger.blueprints.backoffice.blueprint import bp
 from ledger.blueprints.backoffice.confirm import balance_change, confirm_then
-from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm
+from ledger.blueprints.backoffice.forms import ActionForm, AdjustForm, LimitForm
 from ledger.db import get_session
+from ledger.models import LimitSetter
 from ledger.money import format_amount
 from ledger.services.backoffice import people as backoffice
-from ledger.services.books import lots
+from ledger.services.books import limits, lots
 from ledger.services.context import Context, reason_of
 from ledger.validation import whole_number
-from ledger.web.context import now, request_context, user_timezone
+from ledger.web.context import now, request_context, settings, user_timezone
 
 DRAWS_SHOWN = 10  # a lot's newest draws on the person's page
 
@@ -49,7 +50,52 @@ def person(user_id: str) -> Any:
         draws_shown=DRAWS_SHOWN,
         as_of=at,
         adjust=AdjustForm(),
+        limits=limits.limits_of(session, picture.person.id, at, settings().timezone),
+        limit_form=_limit_form(session, picture.person.id, at),
     )
+
+
+def _limit_form(session: Any, person_id: Any, at: Any) -> LimitForm:
+    """The form with the admin's limits as they are (the person's own are shown, not edited here)."""
+    admins = {
+        u.period.value: f"{u.amount:.2f}"
+        for u in limits.limits_of(session, person_id, at, settings().timezone)
+        if u.set_by == LimitSetter.ADMIN
+    }
+    return LimitForm(data=admins)
+
+
+@bp.post("/users/<user_id>/limits")
+def set_limits(user_id: str) -> Any:
+    """The admin's spending limits of the person (SPEC 22): a reason, confirmed, audited; the lower
+    of the person's and the admin's applies."""
+    form, session = LimitForm(), get_session()
+    person = backoffice.person(session, user_id)  # NotFound: the error page
+
+    def preview() -> list[str]:
+        reason_of(form.reason.data)
+        for name, raw in (("day", form.day.data), ("month", form.month.data)):
+            if raw and raw.strip():
+                limits.limit_amount(raw, name)
+        typed = (("day", form.day.data), ("month", form.month.data))
+        shown = {name: (raw.strip() if raw and raw.strip() else "-") for name, raw in typed}
+        line = _("%(who)s: daily limit %(day)s, monthly limit %(month)s (set by an admin).", who=person.email, **shown)
+        return [line]
+
+    def act() -> Any:
+        limits.set_limits(
+            session,
+            acting(),
+            user_id=person.id,
+            day=form.day.data,
+            month=form.month.data,
+            set_by=LimitSetter.ADMIN,
+            reason=reason_of(form.reason.data),
+        )
+        flash(_("The spending limits are saved."), "success")
+        return redirect(url_for("admin.person", user_id=user_id, _anchor="limits"))
+
+    return confirm_then(form, preview, act, back=url_for("admin.person", user_id=user_id))
 
 
 @bp.post("/users/<user_id>/adjust")

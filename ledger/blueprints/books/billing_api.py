@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from flask_login import current_user, login_required
 
 from ledger.db import get_session
-from ledger.errors import AccountDisabled, InsufficientBalance, RequestIdConflict, UserNotFound
+from ledger.errors import AccountDisabled, InsufficientBalance, RequestIdConflict, SpendingLimitReached, UserNotFound
 from ledger.models import Actor
 from ledger.money import to_api
 from ledger.services.books.batch_charges import charge_batch
@@ -29,7 +29,7 @@ bp = Blueprint("api_billing", __name__, url_prefix="/api/billing")
 @contract(
     json=schemas.DeductBody,
     ok={200: schemas.Charge},
-    refusals=(InsufficientBalance, AccountDisabled, UserNotFound, RequestIdConflict),
+    refusals=(InsufficientBalance, SpendingLimitReached, AccountDisabled, UserNotFound, RequestIdConflict),
     auth="internal",
     tag="billing",
 )

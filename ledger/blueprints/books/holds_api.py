@@ -13,6 +13,7 @@ from ledger.errors import (
     InsufficientBalanceToHold,
     InvalidRequest,
     RequestIdConflict,
+    SpendingLimitReached,
     UserNotFound,
 )
 from ledger.models import Actor
@@ -32,7 +33,7 @@ bp = Blueprint("api_holds", __name__, url_prefix="/api/billing/holds")
 @contract(
     json=schemas.HoldBody,
     ok={200: schemas.HoldAnswer, 201: schemas.HoldAnswer},
-    refusals=(InsufficientBalanceToHold, AccountDisabled, UserNotFound, RequestIdConflict),
+    refusals=(InsufficientBalanceToHold, SpendingLimitReached, AccountDisabled, UserNotFound, RequestIdConflict),
     auth="internal",
     tag="holds",
     examples={200: {**schemas.HOLD_ANSWERS["placed"], "replayed": True}, 201: schemas.HOLD_ANSWERS["placed"]},

@@ -44,6 +44,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
+from ledger.services.books.limits import has_limits, note_reached, site_zone, spending
 from ledger.services.books.lots import drawn_by_usage, next_expiry
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
@@ -94,7 +95,7 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
             if result.status == "charged":
                 writes.append(Entry(result.usage, details={"batch": True}))
                 note_low(session, accounts[result.usage.user_id], result.usage)
-            elif result.status == "insufficient_balance":
+            elif result.status in ("insufficient_balance", "spending_limit_reached"):
                 refusals.append(_refusal_row(item, result.error, ctx))
         # Its request ids were looked up after its locks, so nothing can have taken one since; were one
         # skipped, the balances after it would be wrong: the whole batch is rolled back.
@@ -102,6 +103,8 @@ def charge_batch(session: Session, *, charges: object, ctx: Context) -> list[Ite
             raise RuntimeError("a batch's charge was not written although its request id was free")
         if refusals:
             session.add_all(refusals)
+        for account in accounts.values():
+            note_reached(session, account.spending)
         replays = [r.usage for r in results if r.status == "replayed" and r.usage and r.usage.drawn is None]
         if replays:  # charged in an earlier call: what they drew then
             drawn = drawn_by_usage(session, [u.id for u in replays])
@@ -133,11 +136,14 @@ def _lock_accounts(
         user_id: Account(
             user_id, balance, held, disabled, threshold(own, site_threshold(ctx)), due is not None and due <= now
         )
-        for user_id, balance, held, disabled, own, due in rows
+        for user_id, balance, held, disabled, own, due, _ in rows
     }
+    limited = {row[0] for row in rows if row[-1]}
     for account in accounts.values():
         if not account.disabled:
             account.expire_past_due(session, now)
+            if account.user_id in limited:
+                account.spending = spending(session, account.user_id, now, site_zone(ctx))
     return accounts, now
 
 
@@ -174,8 +180,10 @@ def _result(
 
 
 def _refusal_row(item: Any, error: Any, ctx: Context) -> Any:
-    details = {**item.described(), "balance": to_api(error.balance), "available": to_api(error.available)}
-    return audit_row("usage.insufficient_balance", ctx=ctx, user_id=item.user_id, details=details)
+    """The audit row of an item refused for its money: short of it, or over a spending limit."""
+    action = f"usage.{error.code}"
+    figures = {k: to_api(v) if isinstance(v, Decimal) else v for k, v in error.details.items()}
+    return audit_row(action, ctx=ctx, user_id=item.user_id, details={**item.described(), **figures})
 
 
 # --- the statements, built once ------------------------------------------------------------------
@@ -195,6 +203,7 @@ def _lock() -> Any:
             USERS.c.disabled_at.is_not(None),
             USERS.c.low_balance_threshold,
             next_expiry(LOTS.c.user_id == ACCOUNTS.c.user_id),
+            has_limits(ACCOUNTS.c.user_id),
         )
         .join(USERS, USERS.c.id == ACCOUNTS.c.user_id)
         .where(ACCOUNTS.c.user_id == func.any(_array("user_ids", ACCOUNTS.c.user_id)))

@@ -33,6 +33,7 @@ from ledger.services.books.engine import (
     take,
     write,
 )
+from ledger.services.books.limits import has_limits, note_reached, over_limit, site_zone, spending
 from ledger.services.books.lots import drawn_by_usage, next_expiry
 from ledger.services.books.low_balance import site_threshold, threshold
 from ledger.services.context import Context
@@ -86,9 +87,13 @@ def charge_within(session: Session, req: ChargeRequest, ctx: Context) -> Charge:
         )
         if not account.disabled:
             account.expire_past_due(session, now)
+            if found.has_limits:
+                account.spending = spending(session, req.user_id, now, site_zone(ctx))
         decision = decide(req, account, _first(req, found), found.hold_taken)
         if decision.status == "insufficient_balance":
             raise insufficient(req, account.balance, account.available, "usage.insufficient_balance", ctx)
+        if decision.status == "spending_limit_reached":
+            raise over_limit(decision.error, req, account, "usage.spending_limit_reached", ctx)
         if decision.error is not None:
             raise decision.error
         if decision.usage is not None:  # replayed
@@ -98,6 +103,7 @@ def charge_within(session: Session, req: ChargeRequest, ctx: Context) -> Charge:
         usage = take(req, account)
         if write(session, [Entry(usage)], ctx, now):
             note_low(session, account, usage)
+            note_reached(session, account.spending)
             metrics.count_charges(session, "charged", usage.amount)
             return Charge(usage=usage, balance=usage.balance_after, replayed=False)
         found = LOCK_AND_LOOK.one_or_none(connection, asked)  # a new snapshot: it sees who took it
@@ -151,6 +157,7 @@ def _lock_and_look() -> Any:
             USAGE.c.created_at,
             taken.label("hold_taken"),
             next_expiry(LOTS.c.user_id == ACCOUNTS.c.user_id).label("next_expiry"),
+            has_limits(ACCOUNTS.c.user_id).label("has_limits"),
         )
         .select_from(joined)
         .where(ACCOUNTS.c.user_id == user_id)

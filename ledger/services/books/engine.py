@@ -67,6 +67,7 @@ from ledger.models import (
 )
 from ledger.money import to_api
 from ledger.services.books.accounts import ChargeRequest, expire_due
+from ledger.services.books.limits import Spending
 from ledger.services.books.low_balance import note_crossing
 from ledger.services.context import Context
 
@@ -119,6 +120,7 @@ class Account:
     low_balance: Decimal  # the person's threshold: their own, else the site's
     lots_due: bool = False  # a lot past its expiry has money left (its expiry is to be written)
     charged: dict[str, Usage] = field(default_factory=dict)  # this transaction's charges, by request id
+    spending: Spending | None = None  # their spending limits and each period's spending (SPEC 22), if any
 
     @property
     def available(self) -> Decimal:
@@ -145,11 +147,15 @@ class Decision:
     error: LedgerError | None = None
 
 
-def decide(req: ChargeRequest, account: Account | None, first: Usage | Any | None, taken: bool) -> Decision:
+def decide(
+    req: ChargeRequest, account: Account | None, first: Usage | Any | None, taken: bool, *, hold: bool = False
+) -> Decision:
     """What a charge or a hold of `req` answers, on the locked account: `first` is what its request
     id already has of the same kind (a charge's usage log, a hold's hold: a replay when amount and
     model match, else a conflict), `taken` whether the other kind has it (a conflict). A charge
-    that may go ahead is `take`n from the account; a hold is set aside by its own service."""
+    that may go ahead is `take`n from the account; a hold is set aside by its own service. Past the
+    balance, the person's spending limits (SPEC 22): a charge counts its wallet part, a hold its
+    whole amount; what goes ahead is counted in `account.spending`."""
     if account is None:
         return Decision("user_not_found", error=UserNotFound())
     if account.disabled:
@@ -164,6 +170,8 @@ def decide(req: ChargeRequest, account: Account | None, first: Usage | Any | Non
         return Decision("replayed", usage=first if isinstance(first, Usage) else None)
     if account.available < req.amount:
         return Decision("insufficient_balance", error=InsufficientBalance(account.balance, account.available))
+    if account.spending is not None and (refused := account.spending.admit(req.amount, hold=hold)) is not None:
+        return Decision("spending_limit_reached", error=refused)
     return Decision("charged")
 
 
@@ -353,11 +361,16 @@ def _write_statement(*, ordered: bool = True) -> Any:
     )
     item = select(records).cte("item")  # the JSON parsed once, read by each write
     taken_by_hold = exists().where(HOLDS.c.user_id == item.c.user_id, HOLDS.c.request_id == item.c.request_id)
+    # Written at the charge's instant (the context's clock, read once the lock was ours), as holds
+    # are: a spending limit's period (SPEC 22) is counted on the same clock that bounds it.
+    charged_at = bindparam("p_now", type_=USAGE.c.created_at.type)
     written = (
         pg_insert(USAGE)
         .from_select(
-            columns,
-            in_order(select(*[item.c[c] for c in columns]).where(~(item.c.guarded & taken_by_hold)), item.c.n),
+            [*columns, "created_at"],
+            in_order(
+                select(*[item.c[c] for c in columns], charged_at).where(~(item.c.guarded & taken_by_hold)), item.c.n
+            ),
         )
         .on_conflict_do_nothing(index_elements=[USAGE.c.user_id, USAGE.c.request_id])
         .returning(USAGE.c.id, USAGE.c.user_id, USAGE.c.created_at)

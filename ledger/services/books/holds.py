@@ -35,6 +35,7 @@ from ledger.services.books.accounts import (
     short_of,
 )
 from ledger.services.books.engine import Account, Entry, Usage, decide, write
+from ledger.services.books.limits import note_reached, over_limit, site_zone, spending
 from ledger.services.books.lots import expire_due_lots, has_due_lots
 from ledger.services.books.low_balance import note_crossing, site_threshold, threshold
 from ledger.services.context import Context
@@ -151,9 +152,13 @@ def set_aside(
     figures = Account(
         req.user_id, account.balance, account.held, disabled_at is not None, threshold(own, site_threshold(ctx))
     )
-    decision = decide(req, figures, previous, taken=taken)
+    if previous is None and disabled_at is None:
+        figures.spending = spending(session, req.user_id, now, site_zone(ctx))
+    decision = decide(req, figures, previous, taken=taken, hold=True)
     if decision.status == "insufficient_balance":
         raise short_of(account, req, "hold.insufficient_balance", ctx)
+    if decision.status == "spending_limit_reached":
+        raise over_limit(decision.error, req, figures, "hold.spending_limit_reached", ctx)
     if decision.error is not None:
         raise decision.error
     if previous is not None:  # replayed
@@ -185,6 +190,7 @@ def set_aside(
     )
     details = {**req.described(), "hold_id": str(hold.id), "ttl_seconds": ttl, "available": to_api(account.available)}
     record_audit(session, "hold.placed", ctx=ctx, user_id=req.user_id, details=details)
+    note_reached(session, figures.spending)
     metrics.count_on_commit(session, metrics.HOLDS.labels("placed").inc)
     return HoldAnswer(hold, account.balance, account.available, now)
 

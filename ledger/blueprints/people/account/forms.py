@@ -27,3 +27,9 @@ class AvatarForm(Form):
 class AlertForm(TextForm):
     # The rules are the service's (low_balance.set_own_threshold); the view says what empty means.
     low_balance_threshold = StringField(_l("Warn me when my available balance falls below (¥)"))
+
+
+class LimitsForm(TextForm):
+    # The rules are the service's (limits.set_limits); empty clears a limit.
+    day = StringField(_l("Daily spending limit (¥)"))
+    month = StringField(_l("Monthly spending limit (¥)"))

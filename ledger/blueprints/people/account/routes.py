@@ -18,12 +18,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, ProfileForm
+from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, LimitsForm, ProfileForm
 from ledger.blueprints.people.security.forms import password_form
 from ledger.db import get_session
 from ledger.extensions import limiter
+from ledger.models import LimitSetter
 from ledger.services.books.accounts import ledger_page
 from ledger.services.books.holds import money_on_hold
+from ledger.services.books.limits import limits_of, set_limits
 from ledger.services.books.lots import kinds_of, lots_page
 from ledger.services.books.low_balance import set_own_threshold
 from ledger.services.people.profile import AVATAR_MAX_BYTES, TIMEZONES, save_avatar, update_profile
@@ -39,7 +41,12 @@ def uploads() -> Path:
     return Path(current_app.instance_path) / "uploads" / "avatars"
 
 
-def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, alert: AlertForm | None = None) -> Any:
+def _page(
+    profile: ProfileForm | None = None,
+    avatar: AvatarForm | None = None,
+    alert: AlertForm | None = None,
+    limits_form: LimitsForm | None = None,
+) -> Any:
     site = settings().LOW_BALANCE_THRESHOLD
     if alert is None:
         own = current_user.low_balance_threshold
@@ -58,6 +65,10 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
     profile.timezone.choices = [("", _("Site default (%(zone)s)", zone=zone_label(default))), *zone_choices(TIMEZONES)]
     avatar = avatar or AvatarForm()
     session, at = get_session(), now()
+    uses = limits_of(session, current_user.id, at, settings().timezone)
+    if limits_form is None:
+        own = {u.period.value: f"{u.amount:.2f}" for u in uses if u.set_by == LimitSetter.PERSON}
+        limits_form = LimitsForm(data=own)
     return render_template(
         "account/account.html",
         profile=profile,
@@ -68,9 +79,11 @@ def _page(profile: ProfileForm | None = None, avatar: AvatarForm | None = None, 
         on_hold=money_on_hold(session, current_user.id, now=at),
         kinds=kinds_of(session, current_user.id, at),
         as_of=at,
+        limits=uses,
+        limits_form=limits_form,
         # A person the SaaS's backend made (SPEC 25) sets their first password here.
         password_form=password_form(has_password=False) if current_user.password_hash is None else None,
-    ), max(profile.status, avatar.status, alert.status)
+    ), max(profile.status, avatar.status, alert.status, limits_form.status)
 
 
 @bp.get("/account")
@@ -121,6 +134,28 @@ def save_alert() -> Any:
     else:
         flash(_("You will be warned below ¥%(amount)s.", amount=f"{saved:.2f}"), "success")
     return redirect(url_for("account.account"))
+
+
+@bp.post("/account/limits")
+@login_required
+def save_limits() -> Any:
+    """The person's own spending limits (SPEC 22); an admin's, if lower, still applies."""
+    form = LimitsForm()
+    submit(
+        form,
+        lambda: set_limits(
+            get_session(),
+            request_context(),
+            user_id=current_user.id,
+            day=form.day.data,
+            month=form.month.data,
+            set_by=LimitSetter.PERSON,
+        ),
+    )
+    if form.status != 200:
+        return _page(limits_form=form)
+    flash(_("Your spending limits are saved."), "success")
+    return redirect(url_for("account.account", _anchor="limits"))
 
 
 @bp.post("/account/avatar")
