@@ -9,12 +9,17 @@ server), seeded in bulk with 10,000 funded accounts plus one hot account, the sa
   (a) pgbench running bench/charge.pgbench: the statements `charge_usage` sends, in one transaction
   (b) plain psycopg 3 threads sending the same statements (read from the same file), a connection each
   (c) `ledger.services.books.accounts.charge_usage` in-process from threads, a session each
+  (c') the same as (c) for people with spending limits (SPEC 22): before the part every account
+      gets a daily and a monthly `person` limit of 1,000,000.00 (never reached), removed after it;
+      printed with its ratio to the (c) of the same round
   (d) HTTP POST /api/billing/deduct under `gunicorn -c gunicorn.conf.py 'wsgi:app'`, driven by wrk
       (bench/deduct.lua)
   (d') the same under granian, started as `make serve` starts it (`python -m ledger.serve`, HOST
       and PORT in the environment)
   (e) HTTP POST /api/billing/deduct/batch, 100 charges a call, 16 connections ("not available"
       while the route answers 404)
+  (f) the same as (d') (granian) for people with spending limits, as (c') sets them; printed with
+      its ratio to the (d') of the same round
 
 each for --duration seconds with 1 and 16 clients, on accounts picked at random among the 10,000
 and on the one hot account (--shapes picks some). --parts runs them in the order given, a part
@@ -34,6 +39,7 @@ import platform
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,10 +90,14 @@ PARTS = {
     "a": "(a) pgbench, bench/charge.pgbench (-M prepared)",
     "b": "(b) psycopg 3 threads, the same statements",
     "c": "(c) charge_usage in-process, a session per thread",
+    "c'": "(c') charge_usage in-process, people with a daily and a monthly limit",
     "d": "(d) HTTP POST /api/billing/deduct, gunicorn + wrk",
     "d'": "(d') HTTP POST /api/billing/deduct, granian (make serve) + wrk",
     "e": f"(e) HTTP POST /api/billing/deduct/batch, {BATCH} a call (latency a call)",
+    "f": "(f) HTTP POST /api/billing/deduct, granian + wrk, people with a daily and a monthly limit",
 }
+LIMITED = {"c'": "c", "f": "d'"}  # a part for people with limits, and the part without it compares to
+LIMIT = "1000000.00"  # each limit of (c') and (f): the most SPEC 22 allows, never reached here
 
 
 @dataclass
@@ -114,6 +124,24 @@ def percentile(values: list[float], q: float) -> float | None:
 def charged(database: Database, model: str) -> int:
     with database.engine.connect() as conn:
         return conn.scalar(text("SELECT count(*) FROM usage_logs WHERE model = :m"), {"m": model})
+
+
+def set_limits(database: Database, on: bool) -> None:
+    """Every account gets a daily and a monthly `person` limit of LIMIT (on), or none (off); the
+    table is analyzed again, so the prepared lock statement's plans are made anew."""
+    with database.engine.begin() as conn:
+        conn.execute(text("DELETE FROM spending_limits"))
+        if on:
+            conn.execute(
+                text(
+                    "INSERT INTO spending_limits (user_id, period, amount, set_by) "
+                    "SELECT user_id, period, :amount, 'person' FROM billing_accounts "
+                    "CROSS JOIN (VALUES ('day'), ('month')) AS periods (period)"
+                ),
+                {"amount": LIMIT},
+            )
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE spending_limits"))
 
 
 def libpq_params(url: str) -> dict[str, str]:
@@ -378,6 +406,32 @@ def print_table(results: list[Result]) -> None:
             if r.note:
                 figures += f" ({r.note})"
         print(f"| {PARTS[r.part]} | {r.clients} | {r.accounts} | {figures} |")
+    print_limits(results)
+
+
+def print_limits(results: list[Result]) -> None:
+    """For each part of people with limits: its rate over the same part without limits of its round
+    (the last one run before it, else the first), per clients and accounts; then their medians."""
+    ratios: dict[tuple[str, int, str], list[float]] = {}
+    for i, r in enumerate(results):
+        if r.part not in LIMITED or r.tps is None:
+            continue
+        plain = LIMITED[r.part]
+        same = [p for p in results if p.part == plain and (p.clients, p.accounts) == (r.clients, r.accounts)]
+        before = [p for p in results[:i] if p in same]
+        base = before[-1] if before else (same[0] if same else None)
+        if base is None or not base.tps:
+            continue
+        ratios.setdefault((r.part, r.clients, r.accounts), []).append(r.tps / base.tps)
+        print(
+            f"limits: ({r.part}) / ({plain}) = {r.tps / base.tps:.2f}, {r.clients} clients, {r.accounts} accounts "
+            f"({r.tps:,.0f} / {base.tps:,.0f} charges/s)"
+        )
+    for (part, clients, accounts), values in ratios.items():
+        print(
+            f"limits, median of {len(values)}: ({part}) / ({LIMITED[part]}) = {statistics.median(values):.2f}, "
+            f"{clients} clients, {accounts} accounts ({', '.join(f'{v:.2f}' for v in values)})"
+        )
 
 
 def main() -> None:
@@ -395,13 +449,13 @@ def main() -> None:
         help=f"clients and accounts of (a)-(d'), e.g. 16-spread (default {','.join(SHAPES)})",
     )
     args = parser.parse_args()
-    parts = re.findall(r"[a-e]'?", args.parts)
+    parts = re.findall(r"[a-f]'?", args.parts)
     if "".join(parts) != args.parts or set(parts) - set(PARTS):
-        parser.error(f"--parts: letters a to e, d' for (d'), not {args.parts!r}")
+        parser.error(f"--parts: letters a to f, c' and d' for (c') and (d'), not {args.parts!r}")
     wanted = args.shapes.split(",")
     if set(wanted) - set(SHAPES):
         parser.error(f"--shapes: some of {','.join(SHAPES)}, not {args.shapes!r}")
-    if {"d", "d'", "e"} & set(parts):
+    if {"d", "d'", "e", "f"} & set(parts):
         ensure_wrk()
     began, load_before = time.perf_counter(), os.getloadavg()[0]
 
@@ -440,7 +494,10 @@ def main() -> None:
     for part in parts:
         round_of[part] += 1
         # the charges' model (and in HTTP their request ids): a round's own (a repeated request id is a replay)
-        tag = ("bench-g" if part == "d'" else f"bench-{part}") + (str(round_of[part]) if round_of[part] > 1 else "")
+        tag = {"d'": "bench-g", "c'": "bench-l"}.get(part, f"bench-{part}")
+        tag += str(round_of[part]) if round_of[part] > 1 else ""
+        if part in LIMITED:
+            set_limits(database, on=True)
         if part == "a":
             for clients, shape, (lo, hi, _) in shapes:
                 measured(run_pgbench(url, clients, lo, hi, args.duration, f"{tag}-{clients}-{shape}"), label[shape])
@@ -448,13 +505,13 @@ def main() -> None:
             for clients, shape, (lo, hi, _) in shapes:
                 worker = psycopg_worker(url, lo, hi, f"{tag}-{clients}-{shape}")
                 measured(run_threads(clients, args.duration, worker, "b"), label[shape])
-        elif part == "c":
+        elif part in ("c", "c'"):
             for clients, shape, (_, _, ids) in shapes:
                 worker = service_worker(database, ids, f"{tag}-{clients}-{shape}")
-                measured(run_threads(clients, args.duration, worker, "c"), label[shape])
+                measured(run_threads(clients, args.duration, worker, part), label[shape])
         else:
             database.engine.dispose()  # the service's connections are not needed while a server runs
-            kind = SERVE if part == "d'" else GUNICORN
+            kind = SERVE if part in ("d'", "f") else GUNICORN
             with http_server(kind, url, files / f"{kind}.log") as server:
                 servers[kind] = server.described
                 say(f"HTTP server: {server.described}")
@@ -470,6 +527,12 @@ def main() -> None:
                         if charged(database, model) < result.tps * args.duration * 0.99:
                             result.note = "; ".join(filter(None, [result.note, "fewer usage logs than 2xx answers"]))
                         measured(result, label[shape])
+        if part in LIMITED:
+            with database.engine.connect() as conn:
+                limits = conn.scalar(text("SELECT count(*) FROM spending_limits WHERE reached_for IS NOT NULL"))
+            if limits:
+                raise SystemExit(f"({part}): {limits} limits reached, none should be")
+            set_limits(database, on=False)
         checked(f"({part})")
     shutil.rmtree(files, ignore_errors=True)
 
