@@ -12,12 +12,12 @@ def register_blueprints(app: Flask, *, sandbox: bool) -> None:
     from ledger.blueprints.books import billing_api, holds_api, usage, usage_api
     from ledger.blueprints.console import api as console_api
     from ledger.blueprints.console import pages as console
-    from ledger.blueprints.growth import codes_api, invites, invites_api, plans_api
+    from ledger.blueprints.growth import codes_api, invites, invites_api, plans, plans_api
     from ledger.blueprints.payments import api as payments_api
     from ledger.blueprints.payments import recharge
     from ledger.blueprints.people import account, auth, security, users_api
 
-    pages = (site, auth, console, recharge, usage, invites, account, security, backoffice)
+    pages = (site, auth, console, recharge, usage, invites, plans, account, security, backoffice)
     apis = (
         billing_api,
         holds_api,

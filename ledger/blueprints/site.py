@@ -9,6 +9,7 @@ from ledger.db import get_session
 from ledger.services.books.summary import account_summary
 from ledger.services.books.usage_reports import daily_series
 from ledger.services.console.pricing import MODELS
+from ledger.services.growth import plans
 from ledger.web.charts import bar_chart
 from ledger.web.context import now, settings, user_timezone
 from ledger.web.language import LANGUAGES
@@ -30,6 +31,8 @@ def dashboard() -> Any:
         chart=chart,
         models=MODELS.values(),
         minimum=settings().TOPUP_MIN,
+        held=plans.holdings(session, current_user.id, now()),  # the plans line (SPEC 21)
+        lapsed=plans.lapsed_for_money(session, current_user.id, now()),
     )
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from ledger.models import User
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.context import SYSTEM
+from ledger.services.growth import plans
 from tests.e2e.conftest import Page, tabs
-from tests.helpers import INTERNAL_KEY
+from tests.helpers import CLI_ADMIN, INTERNAL_KEY
 
 INTERNAL = {"x-internal-token": INTERNAL_KEY}
 
@@ -124,6 +125,25 @@ def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed, monkey
     p.click("form[action$='/security/password'] button[type=submit]")
     found += violations(person, "security-refused")
 
+    # Plans (SPEC 21): those on sale, then one subscribed (its allowance left, cancel), the dashboard's line.
+    with committed.session() as session:
+        for code, zh, en, period, price in (
+            ("pro", "专业版", "Pro", "month", "5.00"),
+            ("weekly", "周卡", "Weekly", "week", "90"),
+        ):
+            plans.create_plan(
+                session, CLI_ADMIN, code=code, name_zh=zh, name_en=en, price=price, period=period, allowance="8.00",
+                reason="axe",
+            )  # fmt: skip
+    person.goto("/plans")
+    found += violations(person, "plans")
+    p.click("[data-plan=pro] [data-testid=subscribe]")
+    p.wait_for_selector("[data-testid=holding]")
+    found += violations(person, "plans-subscribed")
+    person.goto("/")
+    p.wait_for_selector("[data-testid=plan-line]")
+    found += violations(person, "dashboard-plan")
+
     # The back office.
     made = live_server.app.test_cli_runner().invoke(
         args=["users", "create", f"boss-{people.language}@example.com", "--password", "admin-password", "--admin"]
@@ -136,7 +156,8 @@ def test_every_page_passes_axe_wcag_21_aa(people, live_server, committed, monkey
     a.fill("input[name=password]", "admin-password")
     a.click("main button[type=submit]")
     a.wait_for_url(f"{admin.base}/")
-    for path in ("/admin", "/admin/users", f"/admin/users?q={email}", "/admin/orders", "/admin/audit", "/admin/codes"):
+    admin_pages = ("/admin", "/admin/users", f"/admin/users?q={email}", "/admin/orders", "/admin/audit")
+    for path in (*admin_pages, "/admin/plans", "/admin/plans/pro", "/admin/codes"):  # codes last: its form is next
         admin.goto(path)
         found += violations(admin, path.strip("/").replace("/", "-").split("?")[0] + ("-search" if "?" in path else ""))
     a.locator("[data-testid=create-codes] [name=count]").fill("2")

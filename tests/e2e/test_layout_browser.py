@@ -14,7 +14,7 @@ from tests.helpers import charge
 pytestmark = [pytest.mark.e2e, pytest.mark.committed]
 
 PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 900}
-PAGES = ("/", "/recharge", "/usage", "/invites", "/account", "/admin/orders", "/admin/users")
+PAGES = ("/", "/recharge", "/usage", "/plans", "/invites", "/account", "/admin/orders", "/admin/users", "/admin/plans")
 LONG_PROMPT = "A watercolour lighthouse on a cliff at dusk, gulls circling, long exposure of the waves " * 3
 
 
@@ -54,7 +54,7 @@ def test_a_phone_shows_every_page_and_every_item_of_the_navigation_whole(admin):
     for path in PAGES:
         admin.goto(path)
         assert p.evaluate("document.documentElement.scrollWidth <= innerWidth"), path
-        assert p.locator("header nav .nav-link").count() == 8, path
+        assert p.locator("header nav .nav-link").count() == 9, path
         assert p.evaluate(NAV_CUT) == [], path
     admin.goto("/admin/orders")  # the table fits too: no sideways scroll inside its box
     assert p.evaluate("[...document.querySelectorAll('.table-responsive')].every(b => b.scrollWidth <= b.clientWidth)")

@@ -16,6 +16,7 @@ from ledger.errors import (
     InvalidRequest,
     PlanNotFound,
     PlanRetired,
+    SpendingLimitReached,
     SubscriptionNotFound,
     UserNotFound,
 )
@@ -24,6 +25,7 @@ from ledger.models import (
     CreditLot,
     Event,
     LedgerEntry,
+    LimitSetter,
     PlanPeriod,
     Subscription,
     SubscriptionPeriod,
@@ -31,6 +33,7 @@ from ledger.models import (
 )
 from ledger.services.books.holds import capture_hold, place_hold
 from ledger.services.books.invariants import find_breaches
+from ledger.services.books.limits import set_limit
 from ledger.services.books.lots import drawn_by_usage, kinds_of
 from ledger.services.context import INTERNAL, SYSTEM
 from ledger.services.growth import plans
@@ -440,3 +443,22 @@ def test_verify_finds_a_subscription_whose_periods_do_not_add_up(session):
     session.execute(text("UPDATE subscriptions SET periods = 2 WHERE id = :id"), {"id": sub.id})
     breaches = list(find_breaches(session))
     assert [b.invariant for b in breaches] == ["21 a subscription's periods are 1 to n, the last its current one"]
+
+
+# --- spending limits (SPEC 22) ----------------------------------------------------------------------------
+
+
+def test_a_price_past_a_spending_limit_is_refused_and_a_renewal_past_it_lapses(session):
+    make_plan(session)
+    person = UserFactory(balance="100.00")
+    set_limit(session, INTERNAL, user_id=person.id, period="month", amount="20.00", set_by=LimitSetter.PERSON)
+    with pytest.raises(SpendingLimitReached):
+        subscribe(session, person)
+    assert session.scalar(select(func.count()).select_from(Subscription)) == 0
+    set_limit(session, INTERNAL, user_id=person.id, period="month", amount="40.00", set_by=LimitSetter.PERSON)
+    sub = subscribe(session, person).subscription  # 30 of January's 40
+    set_limit(session, INTERNAL, user_id=person.id, period="month", amount="20.00", set_by=LimitSetter.PERSON)
+    assert plans.renew_due(session, SYSTEM.at(local(2027, 2, 28))) == plans.RenewalRun(0, 1)
+    session.refresh(sub)
+    assert (sub.status, sub.lapse_reason) == ("lapsed", "spending_limit_reached")
+    assert list(find_breaches(session)) == []

@@ -48,7 +48,15 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 from wtforms.fields.core import UnboundField
 
-from ledger.blueprints.backoffice.forms import AdjustForm, CodeBatchForm, LimitForm, MarkPaidForm, RefundForm
+from ledger.blueprints.backoffice.forms import (
+    AdjustForm,
+    CodeBatchForm,
+    LimitForm,
+    MarkPaidForm,
+    PlanEditForm,
+    PlanForm,
+    RefundForm,
+)
 from ledger.blueprints.payments.recharge import RechargeForm, RedeemForm
 from ledger.blueprints.people.account.forms import AlertForm, AvatarForm, LimitsForm, ProfileForm
 from ledger.blueprints.people.auth.forms import LoginForm, RegisterForm
@@ -256,6 +264,9 @@ CASES = [
     Case("POST", "payments.check", "user", "form", path={"transaction_id": order_id}),
     Case("POST", "payments.redeem", "user", "form", fields={"code": code_of}),
     Case("GET", "invites.invites", "user"),
+    Case("GET", "plans.plans_page", "user"),
+    Case("POST", "plans.subscribe", "user", "form", fields={"plan": lambda w: w.plan.code}),
+    Case("POST", "plans.cancel", "user", "form", path={"subscription_id": lambda w: str(w.subscription.id)}),
     Case("POST", "invites.bind", "user", "form", fields={"code": other_code}),
     Case("GET", "account.account", "user", query={"before": "9000000000"}),
     Case(
@@ -542,12 +553,55 @@ CASES = [
         fields={"reason": "fuzz", "confirmed": MISSING},
         path={"code": code_of},
     ),
+    Case("GET", "admin.plans", "user"),
+    Case(
+        "POST",
+        "admin.create_plan",
+        "user",
+        "form",
+        fields={
+            "code": "fuzz-new",
+            "name_zh": "模糊",
+            "name_en": "Fuzz",
+            "period": "month",
+            "price": "3.00",
+            "allowance": "5.00",
+            "reason": "fuzz",
+            "confirmed": MISSING,
+        },
+    ),
+    Case("GET", "admin.plan", "user", path={"code": lambda w: w.plan.code}),
+    Case(
+        "POST",
+        "admin.edit_plan",
+        "user",
+        "form",
+        fields={
+            "name_zh": "模糊二",
+            "name_en": "Fuzz two",
+            "price": "2.00",
+            "allowance": "4.00",
+            "reason": "fuzz",
+            "confirmed": MISSING,
+        },
+        path={"code": lambda w: w.plan.code},
+    ),
+    Case(
+        "POST",
+        "admin.retire_plan",
+        "user",
+        "form",
+        fields={"reason": "fuzz", "confirmed": MISSING},
+        path={"code": lambda w: w.plan.code},
+    ),
 ]
 
 # The WTForms classes behind the page forms: a field added to one must be fuzzed too.
 FORMS = {
     "admin.adjust": AdjustForm,
     "admin.create_code_batch": CodeBatchForm,
+    "admin.create_plan": PlanForm,
+    "admin.edit_plan": PlanEditForm,
     "admin.mark_paid": MarkPaidForm,
     "admin.refund": RefundForm,
     "auth.login": LoginForm,

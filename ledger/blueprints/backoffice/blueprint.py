@@ -34,6 +34,11 @@ def _sections() -> dict[str, object]:
                     "admin.disable_code",
                 },
             ),
+            (
+                "admin.plans",
+                _("Plans"),
+                {"admin.plans", "admin.plan", "admin.create_plan", "admin.edit_plan", "admin.retire_plan"},
+            ),
             ("admin.audit", _("Audit"), {"admin.audit"}),
         ]
     }

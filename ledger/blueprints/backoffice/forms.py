@@ -1,5 +1,6 @@
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from ledger.web.parsing import TextForm
 
@@ -46,6 +47,35 @@ class CodeBatchForm(ActionForm):
         render_kw={"inputmode": "numeric", "placeholder": "30"},
     )
     note = StringField(_l("Note (optional)"), render_kw={"maxlength": 200})
+
+
+class PlanEditForm(ActionForm):
+    """What an edit of a plan may change (from each subscription's next period)."""
+
+    name_zh = StringField(_l("Name in Chinese"), render_kw={"maxlength": 100})
+    name_en = StringField(_l("Name in English"), render_kw={"maxlength": 100})
+    price = StringField(_l("Price a period (CNY)"), render_kw={"inputmode": "decimal", "placeholder": "30.00"})
+    allowance = StringField(
+        _l("Allowance a period (CNY)"),
+        description=_l("Plan money granted each period; what is left at the period's end expires."),
+        render_kw={"inputmode": "decimal", "placeholder": "50.00"},
+    )
+
+
+class PlanForm(PlanEditForm):
+    code = StringField(
+        _l("Plan code"),
+        description=_l(
+            "2 to 32 lowercase letters, digits and dashes, such as pro-monthly: the API's name of the plan."
+        ),
+        render_kw={"maxlength": 32, "autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"},
+    )
+    # The service says what a period may be, in the person's language (no WTForms message).
+    period = SelectField(
+        _l("Period"),
+        choices=[SelectChoice("month", _l("A month")), SelectChoice("week", _l("A week"))],
+        validate_choice=False,
+    )
 
 
 class LimitForm(ActionForm):

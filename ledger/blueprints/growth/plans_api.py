@@ -13,6 +13,7 @@ from ledger.errors import (
     InvalidRequest,
     PlanNotFound,
     PlanRetired,
+    SpendingLimitReached,
     SubscriptionNotFound,
     UserNotFound,
 )
@@ -33,7 +34,15 @@ bp = Blueprint("api_plans", __name__, url_prefix="/api/plans")
 @contract(
     json=schemas.SubscribeBody,
     ok={201: schemas.SubscriptionAnswer},
-    refusals=(InsufficientBalance, AccountDisabled, UserNotFound, PlanNotFound, AlreadySubscribed, PlanRetired),
+    refusals=(
+        InsufficientBalance,
+        SpendingLimitReached,
+        AccountDisabled,
+        UserNotFound,
+        PlanNotFound,
+        AlreadySubscribed,
+        PlanRetired,
+    ),
     auth="internal",
     tag="plans",
     examples={201: schemas.SUBSCRIBED},
