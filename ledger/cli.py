@@ -25,6 +25,7 @@ from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.invariants import find_breaches, find_warnings
 from ledger.services.context import SYSTEM, Context, app_clock
 from ledger.services.events import deliver_due, replay, send_sample
+from ledger.services.growth import plans
 from ledger.services.growth.code_batches import create_batch
 from ledger.services.growth.codes import shown
 from ledger.services.payments.refunds import refund_order
@@ -40,6 +41,7 @@ jobs_cli = AppGroup("jobs", help="Background and periodic work (procrastinate)."
 admin_cli = AppGroup("admin", help="The back office's actions, from the server.")
 events_cli = AppGroup("events", help="Events to the SaaS (SPEC 16).")
 codes_cli = AppGroup("codes", help="Redemption codes (兑换码).")
+plans_cli = AppGroup("plans", help="Plans (套餐) and their subscriptions.")
 
 
 def system_context() -> Context:
@@ -143,7 +145,7 @@ def run_worker(concurrency: int, metrics_port: int | None) -> None:
         metrics.serve_from_worker(metrics_port)
     click.echo(
         f"worker: {concurrency} at a time on every queue (event delivery takes at most one); periodic: events"
-        " every 10 s, hold expiry every minute, reconcile every 5",
+        " every 10 s, hold and credit expiry and plan renewals every minute, reconcile every 5",
         err=True,
     )
     job_queue(app).run_worker(app, concurrency=concurrency)
@@ -288,6 +290,56 @@ def create_codes(
     click.echo(f"batch {batch.id}: {len(made)} code(s) of {batch.amount:.2f}", err=True)
 
 
+@plans_cli.command("list")
+def list_plans() -> None:
+    """Print every plan, those on sale first: code, price a period, allowance, subscribers, names."""
+    with get_database().session() as session:
+        rows = plans.list_plans(session)
+    for row in rows:
+        p = row.plan
+        state = "" if p.active else "  (retired)"
+        click.echo(
+            f"{p.code}\t{p.price:.2f}/{p.period.value}\tallowance {p.allowance:.2f}\t{row.holders} subscriber(s)"
+            f"\t{p.name_zh} / {p.name_en}{state}"
+        )
+    if not rows:
+        click.echo("no plans", err=True)
+
+
+@plans_cli.command("create")
+@click.argument("code")
+@click.option("--name-zh", required=True, help="The plan's name in Chinese.")
+@click.option("--name-en", required=True, help="The plan's name in English.")
+@click.option("--price", required=True, help="What a period costs, such as 30.00.")
+@click.option("--period", required=True, type=click.Choice(["week", "month"]), help="A week or a calendar month.")
+@click.option("--allowance", required=True, help="The plan money each period grants, such as 50.00.")
+@click.option("--reason", default="plans create", show_default=True, help="Why: kept in the audit trail.")
+def create_plan(code: str, name_zh: str, name_en: str, price: str, period: str, allowance: str, reason: str) -> None:
+    """Create a plan with CODE (2 to 32 lowercase letters, digits and dashes), on sale at once."""
+    with get_database().session() as session, refusals_exit_1():
+        plan = plans.create_plan(
+            session,
+            cli_admin(),
+            code=code,
+            name_zh=name_zh,
+            name_en=name_en,
+            price=price,
+            period=period,
+            allowance=allowance,
+            reason=reason,
+        )
+    click.echo(f"plan {plan.code}: {plan.price:.2f} a {plan.period.value} for {plan.allowance:.2f} of allowance")
+
+
+@plans_cli.command("renew")
+def renew_plans() -> None:
+    """Renew or lapse the subscriptions whose period has ended, as the worker's job does every
+    minute: for deployments that run no worker, call it from cron."""
+    with get_database().session() as session:
+        run = plans.renew_due(session, system_context())
+    click.echo(f"renewed {run.renewed}, lapsed {run.lapsed}")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli, events_cli, codes_cli):
+    for group in (ledger_cli, payments_cli, demo_cli, users_cli, jobs_cli, admin_cli, events_cli, codes_cli, plans_cli):
         app.cli.add_command(group)

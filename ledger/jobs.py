@@ -33,6 +33,7 @@ from ledger.services.books.holds import expire_holds
 from ledger.services.console import video
 from ledger.services.context import SYSTEM, Context, app_clock
 from ledger.services.events import deliver_due
+from ledger.services.growth.plans import renew_due
 from ledger.services.payments.settlement import reconcile
 from ledger.services.payments.webhook import forget_old_refusals
 
@@ -69,6 +70,16 @@ def expire_credits_job(context: procrastinate.JobContext, timestamp: int) -> dic
     with _session(context) as (_app, session, ctx):
         run = expire_credits(session, ctx)
     return {"accounts": run.accounts, "notices": run.notices}
+
+
+@tasks.periodic(cron="* * * * *", periodic_id="every-minute")
+@tasks.task(name="renew_subscriptions", pass_context=True, queueing_lock="renew_subscriptions")
+def renew_subscriptions_job(context: procrastinate.JobContext, timestamp: int) -> dict[str, int]:
+    """Every minute: renew each subscription whose period has ended, or let it lapse (SPEC 21). Two
+    runs at once take each subscription once (services.growth.plans.renew_due locks SKIP LOCKED)."""
+    with _session(context) as (_app, session, ctx):
+        run = renew_due(session, ctx)
+    return {"renewed": run.renewed, "lapsed": run.lapsed}
 
 
 @tasks.task(name="run_video_job", pass_context=True)

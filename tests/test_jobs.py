@@ -16,12 +16,22 @@ from sqlalchemy import func, select, text
 from ledger import create_app
 from ledger.jobs import job_queue, video_handoff
 from ledger.logs import bound_request_id, current_request_id
-from ledger.models import AuditLog, BillingAccount, Hold, LedgerEntry, PaymentTransaction, VideoJob
+from ledger.models import (
+    AuditLog,
+    BillingAccount,
+    Event,
+    Hold,
+    LedgerEntry,
+    PaymentTransaction,
+    Subscription,
+    VideoJob,
+)
 from ledger.services.backoffice.people import adjust
 from ledger.services.books.accounts import adjust_balance
 from ledger.services.books.holds import place_hold
 from ledger.services.console.video import start_video_job
 from ledger.services.context import INTERNAL, SYSTEM
+from ledger.services.growth import plans
 from tests.helpers import ADMIN, HangingReceiver, WorkerThread, funded_user, pending_order, rows_of, wait_until
 
 pytestmark = pytest.mark.committed
@@ -37,6 +47,7 @@ def test_periodic_jobs_hold_expiry_reconcile_event_delivery_and_queue_cleanup(ap
     assert periodic == {
         "ledger:expire_holds": "* * * * *",
         "ledger:expire_credits": "* * * * *",
+        "ledger:renew_subscriptions": "* * * * *",
         "ledger:reconcile_payments": "*/5 * * * *",
         "ledger:deliver_events": "* * * * * */10",
         "ledger:fail_stalled_deliveries": "* * * * *",
@@ -63,6 +74,7 @@ def test_two_workers_defer_each_periodic_job_once_per_period(app, committed):
         "ledger:deliver_events",
         "ledger:expire_holds",
         "ledger:expire_credits",
+        "ledger:renew_subscriptions",
         "ledger:reconcile_payments",
     } <= set(deferred)
 
@@ -102,6 +114,25 @@ def test_the_credit_expiry_job_run_by_a_worker_writes_what_expired(app, committe
     with committed.session() as session:
         assert session.get(BillingAccount, user.id).balance == Decimal("1.0000")
         assert session.scalar(select(func.count()).where(LedgerEntry.kind == "expiry")) == 1
+
+
+def test_the_renewal_job_run_by_a_worker_renews_a_subscription_whose_period_ended(app, committed):
+    user = funded_user(committed, "100.00")
+    started = datetime.now(UTC) - timedelta(days=8)  # a week's period, ended a day ago
+    with committed.session() as session:
+        plans.create_plan(
+            session, ADMIN, code="weekly", name_zh="周卡", name_en="Weekly", price="5.00", period="week",
+            allowance="8.00", reason="test",
+        )  # fmt: skip
+        sub = plans.subscribe(session, INTERNAL.at(started), user.id, "weekly").subscription
+    job_queue(app).defer("renew_subscriptions", timestamp=int(time.time()))
+    job_queue(app).run_worker(app, wait=False, install_signal_handlers=False, listen_notify=False)
+    assert ("ledger:renew_subscriptions", "succeeded") in jobs_in_queue(committed)
+    with committed.session() as session:
+        renewed = session.get(Subscription, sub.id)
+        assert (renewed.status, renewed.periods) == ("active", 2)
+        assert renewed.current_period_start == sub.current_period_end  # the next period follows on
+        assert session.scalar(select(func.count()).where(Event.type == "subscription.renewed")) == 1
 
 
 def test_the_reconcile_job_run_by_a_worker_credits_a_paid_order(app, committed, xorpay):
