@@ -14,13 +14,15 @@ from ledger.models import AuditLog, CreditLot, Event, LedgerEntry, LedgerKind, L
 from ledger.services.books.accounts import adjust_balance, credit, funds, post
 from ledger.services.books.batch_charges import charge_batch
 from ledger.services.books.charges import charge_usage
+from ledger.services.books.expiry import expire_credits
 from ledger.services.books.holds import capture_hold, place_hold, release_hold
 from ledger.services.books.invariants import find_breaches
 from ledger.services.books.lots import kinds_of
-from ledger.services.context import INTERNAL, SYSTEM
+from ledger.services.context import INTERNAL, SYSTEM, XORPAY
 from ledger.services.payments.refunds import preview_refund_order, refund_order
+from ledger.services.payments.webhook import handle_notify
 from tests.factories import PaymentFactory, UserFactory
-from tests.helpers import ADMIN, balance_of, settle_by_notify
+from tests.helpers import ADMIN, balance_of, settle_by_notify, signed_notify
 
 T0 = datetime(2027, 1, 10, 4, 0, tzinfo=UTC)  # the tests' clock starts here
 DAY = timedelta(days=1)
@@ -226,6 +228,80 @@ def test_a_release_lets_the_kept_part_expire(session):
     release_hold(session, hold_id=hold.hold.id, ctx=INTERNAL.at(expiry + timedelta(hours=1)))
     assert balance_of(session, user) == Decimal("0.0000")
     assert session.scalar(select(func.count()).where(LedgerEntry.kind == "expiry")) == 1
+    assert list(find_breaches(session)) == []
+
+
+def test_a_hold_that_expires_after_a_gift_does_not_take_what_the_gift_kept_for_another(session, settings):
+    """Found by the state machine: a gift of 0.01 expires at T0 + 12 h under two holds placed before
+    it (1.01 for a day, 1.00 until T0 + 13 h) that need all of the balance, so it is all kept
+    (expiry removes at most balance - held = 0). At T0 + 13 h the second hold expires, but the first
+    is still active and needs more than 0.01: what was kept stays for it, whether or not anything
+    wrote the gift's expiry before the second hold's, and its capture draws it first (SPEC 20)."""
+
+    def a_person_with_two_holds(written_between: bool):
+        order = PaymentFactory(user=UserFactory(), amount=Decimal("1.00"))
+        assert handle_notify(session, XORPAY.using(settings).at(T0), signed_notify(order))
+        user = session.get(User, order.user_id)
+        gift(session, user, "0.01", expires_at=T0 + HALF_DAY)
+        job = place_hold(
+            session, user_id=user.id, amount="1.01", model="m", request_id="day", ttl_seconds=86400,
+            ctx=INTERNAL.at(T0),
+        )  # fmt: skip
+        second = PaymentFactory(user=user, amount=Decimal("1.00"))
+        assert handle_notify(session, XORPAY.using(settings).at(T0), signed_notify(second))
+        place_hold(
+            session, user_id=user.id, amount="1.00", model="m", request_id="short", ttl_seconds=13 * 3600,
+            ctx=INTERNAL.at(T0),
+        )  # fmt: skip
+        shown = funds(session, user.id, T0 + HALF_DAY)
+        assert (shown.balance, shown.held) == (Decimal("2.0100"), Decimal("2.0100"))  # all kept
+        if written_between:  # the expiry job ran between the gift's expiry and the second hold's
+            expire_credits(session, SYSTEM.at(T0 + HALF_DAY))
+        return user, job
+
+    for written_between in (False, True):
+        user, job = a_person_with_two_holds(written_between)
+        later = T0 + HALF_DAY + timedelta(hours=1)  # the second hold's expiry
+        shown, kinds = funds(session, user.id, later), kinds_of(session, user.id, later)
+        read = (shown.balance, shown.held, kinds.granted)
+        assert read == (Decimal("2.0100"), Decimal("1.0100"), Decimal("0.0100")), f"written between: {written_between}"
+        expire_credits(session, SYSTEM.at(later))  # writes the holds' and the gift's expiries
+        assert balance_of(session, user) == Decimal("2.0100"), f"written between: {written_between}"
+        answer = capture_hold(session, hold_id=job.hold.id, amount="1.01", ctx=INTERNAL.at(later + timedelta(hours=1)))
+        spent = session.execute(
+            select(CreditLot.category, func.sum(LotDraw.amount))
+            .join(LotDraw, LotDraw.lot_id == CreditLot.id)
+            .where(LotDraw.usage_log_id == answer.hold.usage_log_id)
+            .group_by(CreditLot.category)
+        ).all()
+        assert {c.value: a for c, a in spent} == {"granted": Decimal("0.0100"), "paid": Decimal("1.0000")}
+        assert balance_of(session, user) == Decimal("1.0000")
+        assert list(find_breaches(session)) == []
+
+
+def test_lots_expire_in_time_order_with_the_holds_between_them(session):
+    """A gift of 5.00 expires at T0 + 12 h under two holds (5.00 until T0 + 24 h, 3.00 until T0 + 35 h):
+    all of it is kept. At T0 + 24 h the first hold expires: the gift keeps the 3.00 the second
+    needs. At T0 + 34 h plan money of 3.00 expires: balance 6.00 - held 3.00 leaves nothing to
+    keep of it. The reads before anything writes, and the writes however late, say so by kind."""
+    user = UserFactory()
+    given = gift(session, user, "5.00", expires_at=T0 + HALF_DAY)
+    plan = plan_money(session, user, "3.00", expires_at=T0 + timedelta(hours=34))
+    place_hold(
+        session, user_id=user.id, amount="5.00", model="m", request_id="first", ttl_seconds=86400,
+        ctx=INTERNAL.at(T0),
+    )  # fmt: skip
+    place_hold(
+        session, user_id=user.id, amount="3.00", model="m", request_id="second", ttl_seconds=86400,
+        ctx=INTERNAL.at(T0 + timedelta(hours=11)),
+    )  # fmt: skip
+    later = T0 + timedelta(hours=34)
+    shown, kinds = funds(session, user.id, later), kinds_of(session, user.id, later)
+    assert (shown.balance, shown.held, kinds.granted, kinds.plan) == (Decimal("3.00"), Decimal("3.00"), 3, 0)
+    expire_credits(session, SYSTEM.at(later))
+    assert remaining(session, given, plan) == [Decimal("3.0000"), Decimal("0.0000")]
+    kinds = kinds_of(session, user.id, later)
+    assert (balance_of(session, user), kinds.granted, kinds.plan) == (Decimal("3.0000"), 3, 0)
     assert list(find_breaches(session)) == []
 
 

@@ -9,12 +9,13 @@ appends the ledger entry, its source row and an audit row in one transaction (SP
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from ledger import metrics, validation
@@ -33,7 +34,19 @@ from ledger.models import (
 )
 from ledger.money import MAX_CHARGE, STORAGE_PLACES, parse_amount, to_api
 from ledger.services.audit import record_audit, refusal
-from ledger.services.books.lots import add_lot, append_entry, draw, expire_due_lots, grant_expiry, has_due_lots
+from ledger.services.books.lots import (
+    SPENDING_ORDER,
+    ActiveHold,
+    DueLot,
+    add_lot,
+    append_entry,
+    draw,
+    expire_due_lots,
+    expiry_losses,
+    grant_expiry,
+    has_due_lots,
+    unwritten_expiries,
+)
 from ledger.services.context import SYSTEM, Context
 from ledger.services.events import emit
 from ledger.services.paging import Page, newest_first
@@ -85,14 +98,25 @@ def lock_account(session: Session, user_id: uuid.UUID, ctx: Context) -> BillingA
     return account
 
 
-def expire_due(session: Session, account: BillingAccount, now: datetime, *, lots_due: bool) -> None:
-    """Under the account's lock: its holds past their expiry are expired, then its lots past
-    theirs (SPEC 11, 20), so that no figure counts them from that instant. Holds first: the money
-    they gave back is what an expiring lot may take (a lot keeps what active holds need)."""
+def expire_due(session: Session, account: BillingAccount, now: datetime, *, lots_due: bool) -> list[Hold]:
+    """Under the account's lock: its holds and lots past their expiry at `now` are expired (SPEC 11,
+    20), so that no figure counts them from that instant, in time order, as if each had been written
+    at its instant however late it is: at each instant a lot's expiry is still to be written, the
+    holds expired by then first (the money they gave back is what the lot may take; a hold that
+    expired after it was active then, and the lot keeps what such holds need), then the lots; then
+    the holds expired since, and what kept parts hold beyond what the holds still active need.
+    Returns the holds it expired."""
+    expired = []
+    if lots_due:
+        for instant in unwritten_expiries(session, account.user_id, now):
+            if account.held:
+                expired += expire_due_holds(session, account, instant)
+            expire_due_lots(session, account, instant)
     if account.held:
-        expire_due_holds(session, account, now)
+        expired += expire_due_holds(session, account, now)
     if lots_due:
         expire_due_lots(session, account, now)
+    return expired
 
 
 def expire_due_holds(session: Session, account: BillingAccount, now: datetime) -> list[Hold]:
@@ -141,67 +165,62 @@ class Funds:
 
     balance: Decimal
     held: Decimal
-    expiring: Decimal = Decimal(0)  # what lots past their expiry lose when it is written (not in `balance`)
+    # what lots past their expiry lose when it is written (not in `balance`), by lot id
+    losses: dict[int, Decimal] = field(default_factory=dict, compare=False)
 
     @property
     def available(self) -> Decimal:
         return self.balance - self.held
+
+    @property
+    def expiring(self) -> Decimal:
+        return sum(self.losses.values(), Decimal(0))
 
 
 def funds(session: Session, user_id: uuid.UUID, now: datetime) -> Funds:
     """The person's money at `now`, read without a lock (a page's or a summary's; a charge checks
     again under the account's lock). `held` is the account's (its active holds and pending refunds)
     less the holds past their expiry that no transaction has written yet: those count no more from
-    that instant (SPEC 11), and the balance less the lots past their expiry (SPEC 20). Raises
-    UserNotFound."""
+    that instant (SPEC 11); the balance is less what lots past their expiry lose, as `expire_due`
+    will write it (SPEC 20). Raises UserNotFound."""
     past_due = (
         select(func.coalesce(func.sum(Hold.amount), 0))
         .where(Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= now)
         .scalar_subquery()
     )
-    lots_due = (
-        select(func.coalesce(func.sum(CreditLot.remaining), 0))
-        .where(
-            CreditLot.user_id == user_id,
-            CreditLot.remaining > 0,
-            CreditLot.expires_at <= now,
-            CreditLot.expired_at.is_(None),  # a written expiry's kept part stays while its holds are active
-        )
-        .scalar_subquery()
-    )
-    kept = (  # what written expiries kept for holds
-        select(func.coalesce(func.sum(CreditLot.remaining), 0))
-        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expired_at.is_not(None))
-        .scalar_subquery()
-    )
-    kept_until = (
-        select(func.max(CreditLot.expires_at))
-        .where(CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expired_at.is_not(None))
-        .scalar_subquery()
-    )
-    still_needed = (  # by the holds placed before those expiries and not past their own
-        select(func.coalesce(func.sum(Hold.amount), 0))
-        .where(
-            Hold.user_id == user_id,
-            Hold.status == HoldStatus.ACTIVE,
-            Hold.expires_at > now,
-            Hold.created_at < kept_until,
-        )
-        .scalar_subquery()
-    )
+    due = (CreditLot.user_id == user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
+    lots_due = select(func.count()).where(*due).scalar_subquery()  # not written yet, or kept for holds
     row = session.execute(
-        select(BillingAccount.balance, BillingAccount.held - past_due, lots_due, kept, still_needed).where(
-            BillingAccount.user_id == user_id
-        )
+        select(BillingAccount.balance, BillingAccount.held, past_due, lots_due).where(BillingAccount.user_id == user_id)
     ).first()
     if row is None:
         raise UserNotFound()
-    balance, held = row[0], Decimal(row[1])
-    # What expiry takes when it is written (`expire_due_lots`): kept parts no hold needs any more,
-    # then lots past their expiry, all but what active holds need.
-    unneeded = max(Decimal(row[3]) - Decimal(row[4]), Decimal(0))
-    expiring = unneeded + min(Decimal(row[2]), balance - unneeded - held)
-    return Funds(balance=balance - expiring, held=held, expiring=expiring)
+    if row[3]:  # rare: what the expiry will take, from the rows it will look at, read with the figures again
+        holds = (Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE)
+        row = session.execute(
+            select(
+                BillingAccount.balance,
+                BillingAccount.held,
+                past_due,
+                *[array_of(c, due, SPENDING_ORDER) for c in DUE_LOT_COLUMNS],
+                *[array_of(c, holds, (Hold.id,)) for c in ACTIVE_HOLD_COLUMNS],
+            ).where(BillingAccount.user_id == user_id)
+        ).one()
+        lots = [DueLot(*lot) for lot in zip(*(column or [] for column in row[3:7]), strict=True)]
+        active = [ActiveHold(*hold) for hold in zip(*(column or [] for column in row[7:10]), strict=True)]
+        losses = expiry_losses(lots, active, row[0], row[1], now)
+        return Funds(row[0] - sum(losses.values(), Decimal(0)), row[1] - Decimal(row[2]), losses)
+    return Funds(balance=row[0], held=row[1] - Decimal(row[2]))
+
+
+# What `funds` reads of the lots past their expiry (`lots.DueLot`) and of the active holds (`lots.ActiveHold`).
+DUE_LOT_COLUMNS = (CreditLot.id, CreditLot.expires_at, CreditLot.expired_at.is_not(None), CreditLot.remaining)
+ACTIVE_HOLD_COLUMNS = (Hold.created_at, Hold.expires_at, Hold.amount)
+
+
+def array_of(column: Any, where: tuple[Any, ...], order_by: tuple[Any, ...]) -> Any:
+    """A column of the rows `where` as an array in the given order (NULL when none): a scalar subquery."""
+    return select(func.array_agg(aggregate_order_by(column, *order_by))).where(*where).scalar_subquery()
 
 
 def refuse_if_disabled(session: Session, user_id: uuid.UUID) -> None:

@@ -28,7 +28,7 @@ from ledger.services.audit import record_audit
 from ledger.services.books.accounts import (
     ChargeRequest,
     Funds,
-    expire_due_holds,
+    expire_due,
     funds,
     lock_account,
     refuse_if_disabled,
@@ -277,10 +277,8 @@ def expire_holds(session: Session, ctx: Context) -> int:
         for user_id in due:
             with atomic(session):
                 account = lock(session, BillingAccount, BillingAccount.user_id == user_id)
-                expired += len(expire_due_holds(session, account, now)) if account else 0
-                if account and has_due_lots(session, user_id, now):  # what the holds kept of expired lots goes
-                    session.flush()
-                    expire_due_lots(session, account, now)
+                if account:  # its lots past their expiry too, in time order; what holds kept of them goes
+                    expired += len(expire_due(session, account, now, lots_due=has_due_lots(session, user_id, now)))
         if len(due) < EXPIRY_BATCH:
             return expired
 

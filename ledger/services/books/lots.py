@@ -10,7 +10,8 @@ draw here, through the ORM, under the same account lock.
 Expiry is like a hold's (SPEC 11): a lot counts no more from its `expires_at` on, except the part
 that active holds need at that instant (expiry removes at most balance - held). That kept part is
 spent first by their captures (it is the soonest-expiring money) and expires once they settle.
-Whoever locks the account next writes the expiry (`expire_due_lots`), or the expiry job does.
+Whoever locks the account next writes the expiry (`accounts.expire_due`, at each instant in time
+order), or the expiry job does; reads count it as it will be written (`expiry_losses`).
 """
 
 from __future__ import annotations
@@ -143,13 +144,33 @@ def next_expiry(which: Any) -> Any:
     )
 
 
+def unwritten_expiries(session: Session, user_id: uuid.UUID, now: datetime) -> list[datetime]:
+    """The instants, soonest first, of the person's lots past their expiry at `now` with money left
+    whose expiry is not written yet (`accounts.expire_due` writes them one instant at a time)."""
+    return list(
+        session.scalars(
+            select(CreditLot.expires_at)
+            .where(
+                CreditLot.user_id == user_id,
+                CreditLot.remaining > 0,
+                CreditLot.expires_at <= now,
+                CreditLot.expired_at.is_(None),
+            )
+            .group_by(CreditLot.expires_at)
+            .order_by(CreditLot.expires_at)
+        )
+    )
+
+
 def expire_due_lots(session: Session, account: BillingAccount, now: datetime) -> list[CreditLot]:
     """Write the expiry of the locked account's lots past their expiry at `now` (SPEC 20), in the
-    spending order. A lot's expiry is written once (`expired_at`): it loses its remaining, but never
-    more in all than balance - held; what it keeps is for the holds active at that instant. Then
-    what kept parts hold beyond what the still active holds placed before their expiry need goes
-    (they settled). Each removal writes a ledger entry (`expiry`), its draw, an audit row and a
-    credit.expired event. Returns the lots that lost money."""
+    spending order; the caller expired the holds past theirs by `now`. First what kept parts hold
+    beyond what the still active holds placed before their expiry need goes (those holds settled);
+    then a lot whose expiry is not written yet is written (`expired_at`): it loses its remaining,
+    but never more in all than balance - held; what it keeps is for the holds active at that
+    instant, so `now` must be its instant (`accounts.expire_due` calls this at each instant, in
+    time order, then at its own time). Each removal writes a ledger entry (`expiry`), its draw, an
+    audit row and a credit.expired event. Returns the lots that lost money."""
     due = session.scalars(
         select(CreditLot)
         .where(CreditLot.user_id == account.user_id, CreditLot.remaining > 0, CreditLot.expires_at <= now)
@@ -157,14 +178,7 @@ def expire_due_lots(session: Session, account: BillingAccount, now: datetime) ->
         .execution_options(populate_existing=True)  # the engine's statements change lots behind the ORM
     ).all()
     expired = []
-    for lot in due:
-        if lot.expired_at is None:  # its instant: expire what no active hold needs
-            lot.expired_at = lot.expires_at
-            part = min(lot.remaining, account.balance - account.held)
-            if part > 0:
-                _remove(session, account, lot, part, at=lot.expires_at)
-                expired.append(lot)
-    kept = [lot for lot in due if lot.remaining > 0]
+    kept = [lot for lot in due if lot.expired_at is not None]
     if kept:
         holds = session.execute(
             select(Hold.created_at, Hold.amount).where(
@@ -179,7 +193,67 @@ def expire_due_lots(session: Session, account: BillingAccount, now: datetime) ->
             if lot.remaining > keep:  # the holds it was kept for have settled
                 _remove(session, account, lot, lot.remaining - keep, at=now)
                 expired.append(lot)
+    for lot in due:
+        if lot.expired_at is None:  # its instant: expire what no active hold needs
+            lot.expired_at = lot.expires_at
+            part = min(lot.remaining, account.balance - account.held)
+            if part > 0:
+                _remove(session, account, lot, part, at=lot.expires_at)
+                expired.append(lot)
     return expired
+
+
+@dataclass(frozen=True)
+class DueLot:
+    """A lot past its expiry with money left, as a read sees it (`expiry_losses`)."""
+
+    id: int
+    expires_at: datetime
+    written: bool  # its expiry is written (what it has left is kept for holds)
+    remaining: Decimal
+
+
+@dataclass(frozen=True)
+class ActiveHold:
+    """An active hold as a read sees it (`expiry_losses`); it may be past its expiry."""
+
+    created_at: datetime
+    expires_at: datetime
+    amount: Decimal
+
+
+def expiry_losses(
+    lots: list[DueLot], holds: list[ActiveHold], balance: Decimal, held: Decimal, now: datetime
+) -> dict[int, Decimal]:
+    """What each lot past its expiry loses when its expiry is written at `now`, computed from what
+    a read found (`accounts.funds`, `kinds_of`): the steps of `accounts.expire_due`, in the same
+    order. `lots` in the spending order, `holds` the active ones, `balance` and `held` the account's."""
+    left = {lot.id: lot.remaining for lot in lots}
+    written = {lot.id for lot in lots if lot.written}
+
+    def release(instant: datetime) -> Decimal:
+        """What kept parts hold beyond what the holds active at `instant` placed before need."""
+        gone, kept_so_far = Decimal(0), Decimal(0)
+        for lot in lots:
+            if lot.id in written:
+                placed_before = (h.amount for h in holds if h.expires_at > instant and h.created_at < lot.expires_at)
+                keep = min(left[lot.id], max(sum(placed_before, Decimal(0)) - kept_so_far, Decimal(0)))
+                kept_so_far += keep
+                gone += left[lot.id] - keep
+                left[lot.id] = keep
+        return gone
+
+    for instant in [*sorted({lot.expires_at for lot in lots if not lot.written}), now]:
+        held_then = held - sum((h.amount for h in holds if h.expires_at <= instant), Decimal(0))
+        balance -= release(instant)
+        for lot in lots:
+            if lot.id not in written and lot.expires_at <= instant:
+                written.add(lot.id)
+                part = min(left[lot.id], balance - held_then)
+                if part > 0:
+                    left[lot.id] -= part
+                    balance -= part
+    return {lot.id: lot.remaining - left[lot.id] for lot in lots if left[lot.id] != lot.remaining}
 
 
 def _remove(session: Session, account: BillingAccount, lot: CreditLot, part: Decimal, *, at: datetime) -> None:
@@ -223,20 +297,16 @@ class Kinds:
 def kinds_of(session: Session, user_id: uuid.UUID, now: datetime) -> Kinds:
     """The person's money by kind at `now`, read without a lock (a page's or a summary's), adding up
     to the balance `accounts.funds` shows: a lot past its expiry counts for what it keeps for holds
-    (written, or as `expire_due_lots` will write it: the soonest lose what is expiring first)."""
+    (written, or as `accounts.expire_due` will write it)."""
     from ledger.services.books.accounts import funds  # accounts builds on this module
 
     lots = session.scalars(
         select(CreditLot).where(CreditLot.user_id == user_id, CreditLot.remaining > 0).order_by(*SPENDING_ORDER)
     ).all()
-    losing = funds(session, user_id, now).expiring
+    losses = funds(session, user_id, now).losses
     sums = {category: Decimal("0.0000") for category in LotCategory}
     for lot in lots:
-        left = lot.remaining
-        if lot.expires_at is not None and lot.expires_at <= now:  # expiring, or kept for holds
-            lost = min(left, losing)
-            left, losing = left - lost, losing - lost
-        sums[lot.category] += left
+        sums[lot.category] += lot.remaining - losses.get(lot.id, Decimal(0))
     expiring = [lot for lot in lots if lot.expires_at is not None and lot.expires_at > now][:EXPIRING_SHOWN]
     return Kinds(
         paid=sums[LotCategory.PAID], granted=sums[LotCategory.GRANTED], plan=sums[LotCategory.PLAN], expiring=expiring
