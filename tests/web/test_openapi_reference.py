@@ -154,6 +154,7 @@ def test_the_batchs_items_are_typed_as_the_deduct_body_and_its_answers_by_status
         "request_id_conflict",
         "user_not_found",
         "account_disabled",
+        "spending_limit_reached",
         "invalid_request",
     ]
     assert item["drawn"]["anyOf"][0] == {"$ref": "#/components/schemas/Drawn"}

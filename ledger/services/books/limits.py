@@ -215,6 +215,7 @@ def spending(session: Session, user_id: uuid.UUID, now: datetime, site: ZoneInfo
         select(CreditLot.category, spendable)
         .where(
             CreditLot.user_id == user_id,
+            CreditLot.remaining > 0,  # the lots index's condition, said as it is: else every lot is read
             spendable > 0,
             CreditLot.expires_at.is_(None) | (CreditLot.expires_at > now),
         )
