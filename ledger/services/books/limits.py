@@ -192,21 +192,29 @@ class Spending:
                 return
 
 
+def _periods(
+    session: Session, user_id: uuid.UUID, periods: set[LimitPeriod], now: datetime, site: ZoneInfo
+) -> dict[LimitPeriod, tuple[datetime, datetime, Decimal]]:
+    """Each period of `now` in the person's zone: its start, its end, and what it has spent."""
+    tz = person_zone(session, user_id, site)
+    bounds = {period: period_bounds(period, now, tz) for period in periods}
+    spent = spent_since(session, user_id, [starts for starts, _ in bounds.values()])
+    return {period: (*bounds[period], amount) for period, amount in zip(bounds, spent, strict=True)}
+
+
 def spending(session: Session, user_id: uuid.UUID, now: datetime, site: ZoneInfo) -> Spending | None:
     """The person's limits and each period's spending at `now`, read under their account's lock
     (the caller's), or None when they have no limit. Lots past their expiry at `now` spend nothing."""
     rows = session.scalars(select(SpendingLimit).where(SpendingLimit.user_id == user_id)).all()
     if not rows:
         return None
-    tz = person_zone(session, user_id, site)
     lowest: dict[LimitPeriod, SpendingLimit] = {}
     for row in rows:
         if row.period not in lowest or row.amount < lowest[row.period].amount:
             lowest[row.period] = row
-    bounds = {period: period_bounds(period, now, tz) for period in lowest}
-    spent = dict(zip(bounds, spent_since(session, user_id, [starts for starts, _ in bounds.values()]), strict=True))
+    periods = _periods(session, user_id, set(lowest), now, site)
     limits = [
-        Limit(row.id, period, row.amount, row.set_by, *bounds[period], spent[period])
+        Limit(row.id, period, row.amount, row.set_by, *periods[period])
         for period in ORDER
         if (row := lowest.get(period)) is not None
     ]
@@ -305,28 +313,46 @@ def set_limit(
         which = LimitPeriod(period)
     except ValueError:
         raise InvalidRequest(N_("Choose day or month."), field="period") from None
-    clear = amount is None or (isinstance(amount, str) and not amount.strip())
-    value = None if clear else limit_amount(amount)
+    value = _typed(amount, "amount")
+    with atomic(session):
+        return _put(session, ctx, user_id, which, value, set_by, reason)
+
+
+def _typed(raw: object, field_name: str) -> Decimal | None:
+    """A limit as typed, or None (clear) when empty."""
+    clear = raw is None or (isinstance(raw, str) and not raw.strip())
+    return None if clear else limit_amount(raw, field_name)
+
+
+def _put(
+    session: Session,
+    ctx: Context,
+    user_id: uuid.UUID,
+    which: LimitPeriod,
+    value: Decimal | None,
+    set_by: LimitSetter,
+    reason: str | None,
+) -> SpendingLimit | None:
+    """Write (or delete) one limit and its audit row, in the caller's transaction."""
     details: dict[str, object] = {"period": which.value, "amount": None if value is None else str(value)}
     if set_by == LimitSetter.ADMIN:
         details = ctx.admin_details(reason or "", **details)
-    with atomic(session):
-        row = session.scalar(
-            select(SpendingLimit)
-            .where(SpendingLimit.user_id == user_id, SpendingLimit.period == which, SpendingLimit.set_by == set_by)
-            .with_for_update()
-        )
-        if value is None:
-            if row is not None:
-                session.delete(row)
-            record_audit(session, "limit.cleared", ctx=ctx, user_id=user_id, details={**details, "set_by": set_by})
-            return None
-        if row is None:
-            row = SpendingLimit(user_id=user_id, period=which, set_by=set_by, amount=value)
-            session.add(row)
-        else:
-            row.amount, row.updated_at = value, ctx.now()
-        record_audit(session, "limit.set", ctx=ctx, user_id=user_id, details={**details, "set_by": set_by})
+    row = session.scalar(
+        select(SpendingLimit)
+        .where(SpendingLimit.user_id == user_id, SpendingLimit.period == which, SpendingLimit.set_by == set_by)
+        .with_for_update()
+    )
+    if value is None:
+        if row is not None:
+            session.delete(row)
+        record_audit(session, "limit.cleared", ctx=ctx, user_id=user_id, details={**details, "set_by": set_by})
+        return None
+    if row is None:
+        row = SpendingLimit(user_id=user_id, period=which, set_by=set_by, amount=value)
+        session.add(row)
+    else:
+        row.amount, row.updated_at = value, ctx.now()
+    record_audit(session, "limit.set", ctx=ctx, user_id=user_id, details={**details, "set_by": set_by})
     return row
 
 
@@ -340,13 +366,12 @@ def set_limits(
     set_by: LimitSetter,
     reason: str | None = None,
 ) -> None:
-    """Set (or clear, when empty) the `set_by` limits of both periods, both checked before either is
-    written: a bad one names its field (`day` or `month`) and nothing changes."""
-    for name, raw in (("day", day), ("month", month)):
-        if raw is not None and not (isinstance(raw, str) and not raw.strip()):
-            limit_amount(raw, name)
-    for period, raw in ((LimitPeriod.DAY, day), (LimitPeriod.MONTH, month)):
-        set_limit(session, ctx, user_id=user_id, period=period, amount=raw, set_by=set_by, reason=reason)
+    """Set (or clear, when empty) the `set_by` limits of both periods in one transaction, both
+    checked first: a bad one names its field (`day` or `month`) and nothing changes."""
+    values = {LimitPeriod.DAY: _typed(day, "day"), LimitPeriod.MONTH: _typed(month, "month")}
+    with atomic(session):
+        for period, value in values.items():
+            _put(session, ctx, user_id, period, value, set_by, reason)
 
 
 @dataclass(frozen=True)
@@ -370,18 +395,13 @@ def limits_of(session: Session, user_id: uuid.UUID, now: datetime, site: ZoneInf
     rows = session.scalars(select(SpendingLimit).where(SpendingLimit.user_id == user_id)).all()
     if not rows:
         return []
-    tz = person_zone(session, user_id, site)
-    bounds = {period: period_bounds(period, now, tz) for period in {row.period for row in rows}}
-    spent = dict(zip(bounds, spent_since(session, user_id, [starts for starts, _ in bounds.values()]), strict=True))
-    lowest = {p: min(r.amount for r in rows if r.period == p) for p in bounds}
+    periods = _periods(session, user_id, {row.period for row in rows}, now, site)
+    lowest = {p: min(r.amount for r in rows if r.period == p) for p in periods}
     rows = sorted(rows, key=lambda r: (ORDER.index(r.period), list(LimitSetter).index(r.set_by)))
     found, used = [], set()
     for row in rows:
+        _, resets_at, spent = periods[row.period]
         applies = row.amount == lowest[row.period] and row.period not in used
         used |= {row.period} if applies else set()
-        found.append(LimitUse(row.period, row.set_by, row.amount, spent[row.period], bounds[row.period][1], applies))
+        found.append(LimitUse(row.period, row.set_by, row.amount, spent, resets_at, applies))
     return found
-
-
-def applying(uses: list[LimitUse]) -> list[LimitUse]:
-    return [use for use in uses if use.applies]
